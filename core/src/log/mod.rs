@@ -1,0 +1,15 @@
+//! The signed, hash-chained event log: record byte format, sealing (signatures), chain
+//! building, verification and segment files. The byte format is specified in
+//! `docs/log-format.md` so that third parties can verify a log without our code.
+
+mod chain;
+mod keys;
+mod record;
+mod segment;
+mod verify;
+
+pub use chain::{ChainHead, ChainWriter};
+pub use keys::{NodeKey, PublicKey, KeyError};
+pub use record::{DecodeError, Frame, RecordBody, RecordHash, RecordKind, SEAL_DOMAIN, seal_message, sha256};
+pub use segment::{SegmentHeader, SegmentError, decode_segment, encode_segment};
+pub use verify::{ChainVerifier, VerifyError, VerifyReport, verify_frames};
