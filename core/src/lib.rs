@@ -4,13 +4,12 @@
 //! The shells (`edge-node`, `region-hub`) load state, pass time and entropy in, let this crate
 //! decide, then persist what it produced ("prefetch, then execute").
 
-
-
-
-
+pub mod edge;
+pub mod gate;
+pub mod hub;
 pub mod ids;
-
-
+pub mod jurisdiction;
+pub mod ledger;
 pub mod log;
 pub mod market;
 pub mod money;

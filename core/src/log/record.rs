@@ -70,13 +70,15 @@ pub enum RecordKind {
     MarketOpened = 8,
     EventResulted = 9,
     BetSettled = 10,
+    /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
+    DownSkipped = 11,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -87,6 +89,7 @@ impl RecordKind {
         RecordKind::MarketOpened,
         RecordKind::EventResulted,
         RecordKind::BetSettled,
+        RecordKind::DownSkipped,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
     ];
@@ -105,6 +108,7 @@ impl RecordKind {
             RecordKind::MarketOpened => "market_opened",
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
+            RecordKind::DownSkipped => "down_skipped",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
         }

@@ -1,0 +1,230 @@
+//! The edge node's log record payloads. Each is the JSON payload of one record kind; the
+//! kind byte of the record says which struct it is. These schemas are documented in
+//! `docs/log-format.md` and are append-only: fields may be added, never repurposed.
+
+use crate::gate::{CheckResult, ReasonCode};
+use crate::ids::{BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, Seq, SelectionId};
+use crate::ledger::Posting;
+use crate::log::RecordKind;
+use crate::market::{Market, MarketKind, Outcome, SportEvent};
+use crate::money::Currency;
+use crate::price::Price;
+use crate::settle::{FinalScore, LegResult};
+use serde::{Deserialize, Serialize};
+
+/// Client idempotency key plus the SHA-256 of the canonical request it was first used with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemTag {
+    pub key: IdemKey,
+    pub request_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    pub node_id: NodeId,
+    pub jurisdiction: Jurisdiction,
+    pub currency: Currency,
+    pub public_key: String,
+    pub software: String,
+}
+
+/// Only pseudonymous data: the name and date of birth stay in the node's PII vault; the log
+/// keeps a salted SHA-256 commitment to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerRegistered {
+    pub player_id: PlayerId,
+    pub jurisdiction: Jurisdiction,
+    pub pii_sha256: String,
+    pub idem: IdemTag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KycVerified {
+    pub player_id: PlayerId,
+    pub idem: IdemTag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfExcluded {
+    pub player_id: PlayerId,
+    pub idem: IdemTag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementReason {
+    Deposit,
+    Withdrawal,
+    Stake,
+    Settlement,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletMovement {
+    pub movement_id: u64,
+    pub player_id: PlayerId,
+    pub reason: MovementReason,
+    pub currency: Currency,
+    pub postings: Vec<Posting>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bet_id: Option<BetId>,
+    /// Payment provider's reference (deposits and withdrawals), for reconciliation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub provider_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idem: Option<IdemTag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceDecision {
+    pub player_id: PlayerId,
+    pub action: String,
+    pub accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<ReasonCode>,
+    pub jurisdiction: Jurisdiction,
+    pub rules_version: String,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bet_id: Option<BetId>,
+    /// Present on rejections, whose decision is the command's only record.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idem: Option<IdemTag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetLeg {
+    pub selection_id: SelectionId,
+    pub market_id: MarketId,
+    pub event_id: EventId,
+    pub kind: MarketKind,
+    pub outcome: Outcome,
+    pub price: Price,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetPlaced {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub currency: Currency,
+    pub stake_minor: i64,
+    pub potential_payout_minor: i64,
+    pub legs: Vec<BetLeg>,
+    pub idem: IdemTag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketOpened {
+    pub event: SportEvent,
+    pub market: Market,
+}
+
+/// Where an applied downstream record came from: its position and hash in the hub's chain
+/// for this node (`hub/{node}`), so the edge log proves what the hub sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownRef {
+    pub down_seq: Seq,
+    pub hub_record_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResulted {
+    pub event_id: EventId,
+    pub score: FinalScore,
+    pub result_version: u32,
+    pub down: DownRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetSettled {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub result_version: u32,
+    pub leg_results: Vec<LegResult>,
+    pub payout_minor: i64,
+    pub down: DownRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownSkipped {
+    pub reason: String,
+    pub down: DownRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeEvent {
+    Genesis(Genesis),
+    PlayerRegistered(PlayerRegistered),
+    KycVerified(KycVerified),
+    SelfExcluded(SelfExcluded),
+    WalletMovement(WalletMovement),
+    ComplianceDecision(ComplianceDecision),
+    BetPlaced(BetPlaced),
+    MarketOpened(MarketOpened),
+    EventResulted(EventResulted),
+    BetSettled(BetSettled),
+    DownSkipped(DownSkipped),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("record kind {0:?} is not an edge event")]
+    NotEdge(RecordKind),
+    #[error("payload of {kind:?} does not match its schema: {error}")]
+    Schema { kind: RecordKind, error: String },
+}
+
+impl EdgeEvent {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            EdgeEvent::Genesis(_) => RecordKind::Genesis,
+            EdgeEvent::PlayerRegistered(_) => RecordKind::PlayerRegistered,
+            EdgeEvent::KycVerified(_) => RecordKind::KycVerified,
+            EdgeEvent::SelfExcluded(_) => RecordKind::SelfExcluded,
+            EdgeEvent::WalletMovement(_) => RecordKind::WalletMovement,
+            EdgeEvent::ComplianceDecision(_) => RecordKind::ComplianceDecision,
+            EdgeEvent::BetPlaced(_) => RecordKind::BetPlaced,
+            EdgeEvent::MarketOpened(_) => RecordKind::MarketOpened,
+            EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
+            EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
+            EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+        }
+    }
+
+    pub fn to_payload(&self) -> Vec<u8> {
+        let r = match self {
+            EdgeEvent::Genesis(x) => serde_json::to_vec(x),
+            EdgeEvent::PlayerRegistered(x) => serde_json::to_vec(x),
+            EdgeEvent::KycVerified(x) => serde_json::to_vec(x),
+            EdgeEvent::SelfExcluded(x) => serde_json::to_vec(x),
+            EdgeEvent::WalletMovement(x) => serde_json::to_vec(x),
+            EdgeEvent::ComplianceDecision(x) => serde_json::to_vec(x),
+            EdgeEvent::BetPlaced(x) => serde_json::to_vec(x),
+            EdgeEvent::MarketOpened(x) => serde_json::to_vec(x),
+            EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
+            EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
+            EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+        };
+        r.expect("event payloads serialise")
+    }
+
+    pub fn from_payload(kind: RecordKind, payload: &[u8]) -> Result<EdgeEvent, PayloadError> {
+        fn de<T: for<'a> Deserialize<'a>>(kind: RecordKind, p: &[u8]) -> Result<T, PayloadError> {
+            serde_json::from_slice(p).map_err(|e| PayloadError::Schema { kind, error: e.to_string() })
+        }
+        Ok(match kind {
+            RecordKind::Genesis => EdgeEvent::Genesis(de(kind, payload)?),
+            RecordKind::PlayerRegistered => EdgeEvent::PlayerRegistered(de(kind, payload)?),
+            RecordKind::KycVerified => EdgeEvent::KycVerified(de(kind, payload)?),
+            RecordKind::SelfExcluded => EdgeEvent::SelfExcluded(de(kind, payload)?),
+            RecordKind::WalletMovement => EdgeEvent::WalletMovement(de(kind, payload)?),
+            RecordKind::ComplianceDecision => EdgeEvent::ComplianceDecision(de(kind, payload)?),
+            RecordKind::BetPlaced => EdgeEvent::BetPlaced(de(kind, payload)?),
+            RecordKind::MarketOpened => EdgeEvent::MarketOpened(de(kind, payload)?),
+            RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
+            RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
+            RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            other => return Err(PayloadError::NotEdge(other)),
+        })
+    }
+}

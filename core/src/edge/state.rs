@@ -1,0 +1,285 @@
+//! Edge state and its transition function `apply`. Ordered maps everywhere so that snapshots
+//! of the same log are byte-identical.
+
+use super::events::*;
+use crate::gate::{CheckResult, ReasonCode};
+use crate::ids::{BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq};
+use crate::ledger::{Account, Ledger, LedgerError};
+use crate::market::{Market, MarketStatus, SportEvent};
+use crate::money::Currency;
+use crate::settle::LegResult;
+use crate::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Player {
+    pub player_id: PlayerId,
+    pub jurisdiction: Jurisdiction,
+    pub kyc_verified: bool,
+    pub self_excluded: bool,
+    pub registered_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum BetStatus {
+    Open,
+    Settled { result_version: u32, leg_results: Vec<LegResult>, payout_minor: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bet {
+    pub placed: BetPlaced,
+    pub placed_at: UnixMillis,
+    pub status: BetStatus,
+}
+
+/// What an idempotency key resolved to, so a retry gets the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdemOutcome {
+    Player(PlayerId),
+    Movement(u64),
+    Bet(BetId),
+    BetRejected { reason: ReasonCode, rules_version: String, checks: Vec<CheckResult> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemEntry {
+    pub request_sha256: String,
+    pub outcome: IdemOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: NodeId,
+    pub jurisdiction: Jurisdiction,
+    pub currency: Currency,
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeState {
+    pub node: Option<NodeInfo>,
+    pub players: BTreeMap<PlayerId, Player>,
+    pub ledger: Option<Ledger>,
+    pub bets: BTreeMap<BetId, Bet>,
+    pub events: BTreeMap<EventId, SportEvent>,
+    pub markets: BTreeMap<MarketId, Market>,
+    pub selection_index: BTreeMap<SelectionId, MarketId>,
+    pub idem: BTreeMap<IdemKey, IdemEntry>,
+    pub movements: BTreeMap<u64, WalletMovement>,
+    /// Last downstream (hub → edge) record applied.
+    pub down_applied: Seq,
+    pub next_player_no: u64,
+    pub next_bet_no: u64,
+    pub next_movement_no: u64,
+    pub bets_rejected: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("log does not start with a genesis record")]
+    NoGenesis,
+    #[error("second genesis record")]
+    DuplicateGenesis,
+    #[error("unknown player {0}")]
+    UnknownPlayer(PlayerId),
+    #[error("unknown bet {0}")]
+    UnknownBet(BetId),
+    #[error("bet {0} is already settled: a bet pays out at most once")]
+    AlreadySettled(BetId),
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("downstream record {found} applied out of order (expected {expected})")]
+    DownOrder { expected: Seq, found: Seq },
+    #[error("duplicate id {0}")]
+    Duplicate(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlayerView {
+    pub player_id: PlayerId,
+    pub jurisdiction: Jurisdiction,
+    pub kyc_verified: bool,
+    pub self_excluded: bool,
+    pub currency: Currency,
+    pub cash_minor: i64,
+    pub stakes_held_minor: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BetView {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub placed_at: UnixMillis,
+    pub currency: Currency,
+    pub stake_minor: i64,
+    pub potential_payout_minor: i64,
+    pub legs: Vec<BetLeg>,
+    #[serde(flatten)]
+    pub status: BetStatus,
+}
+
+impl Default for EdgeState {
+    fn default() -> Self {
+        EdgeState {
+            node: None,
+            players: BTreeMap::new(),
+            ledger: None,
+            bets: BTreeMap::new(),
+            events: BTreeMap::new(),
+            markets: BTreeMap::new(),
+            selection_index: BTreeMap::new(),
+            idem: BTreeMap::new(),
+            movements: BTreeMap::new(),
+            down_applied: Seq::ZERO,
+            next_player_no: 1,
+            next_bet_no: 1,
+            next_movement_no: 1,
+            bets_rejected: 0,
+        }
+    }
+}
+
+impl EdgeState {
+    pub fn ledger(&self) -> &Ledger {
+        self.ledger.as_ref().expect("state initialised by genesis")
+    }
+
+    pub fn player_view(&self, id: &PlayerId) -> Option<PlayerView> {
+        let p = self.players.get(id)?;
+        let l = self.ledger();
+        Some(PlayerView {
+            player_id: p.player_id.clone(),
+            jurisdiction: p.jurisdiction.clone(),
+            kyc_verified: p.kyc_verified,
+            self_excluded: p.self_excluded,
+            currency: l.currency(),
+            cash_minor: l.balance(&Account::PlayerCash(id.clone())),
+            stakes_held_minor: l.balance(&Account::PlayerStakes(id.clone())),
+        })
+    }
+
+    pub fn bet_view(&self, id: &BetId) -> Option<BetView> {
+        let b = self.bets.get(id)?;
+        Some(BetView {
+            bet_id: b.placed.bet_id.clone(),
+            player_id: b.placed.player_id.clone(),
+            placed_at: b.placed_at,
+            currency: b.placed.currency,
+            stake_minor: b.placed.stake_minor,
+            potential_payout_minor: b.placed.potential_payout_minor,
+            legs: b.placed.legs.clone(),
+            status: b.status.clone(),
+        })
+    }
+
+    fn remember(&mut self, tag: &IdemTag, outcome: IdemOutcome) {
+        self.idem.insert(tag.key.clone(), IdemEntry { request_sha256: tag.request_sha256.clone(), outcome });
+    }
+
+    fn advance_down(&mut self, d: &DownRef) -> Result<(), ApplyError> {
+        let expected = self.down_applied.next();
+        if d.down_seq != expected {
+            return Err(ApplyError::DownOrder { expected, found: d.down_seq });
+        }
+        self.down_applied = d.down_seq;
+        Ok(())
+    }
+
+    /// Apply one logged event. Any error means the log contradicts itself (or a bug): the
+    /// caller must stop, never skip.
+    pub fn apply(&mut self, ev: &EdgeEvent, at: UnixMillis) -> Result<(), ApplyError> {
+        if self.node.is_none() && !matches!(ev, EdgeEvent::Genesis(_)) {
+            return Err(ApplyError::NoGenesis);
+        }
+        match ev {
+            EdgeEvent::Genesis(g) => {
+                if self.node.is_some() {
+                    return Err(ApplyError::DuplicateGenesis);
+                }
+                self.node = Some(NodeInfo {
+                    node_id: g.node_id.clone(),
+                    jurisdiction: g.jurisdiction.clone(),
+                    currency: g.currency,
+                    public_key: g.public_key.clone(),
+                });
+                self.ledger = Some(Ledger::new(g.currency));
+            }
+            EdgeEvent::PlayerRegistered(r) => {
+                if self.players.contains_key(&r.player_id) {
+                    return Err(ApplyError::Duplicate(r.player_id.to_string()));
+                }
+                self.players.insert(
+                    r.player_id.clone(),
+                    Player { player_id: r.player_id.clone(), jurisdiction: r.jurisdiction.clone(), kyc_verified: false, self_excluded: false, registered_at: at },
+                );
+                self.next_player_no += 1;
+                self.remember(&r.idem, IdemOutcome::Player(r.player_id.clone()));
+            }
+            EdgeEvent::KycVerified(k) => {
+                let p = self.players.get_mut(&k.player_id).ok_or_else(|| ApplyError::UnknownPlayer(k.player_id.clone()))?;
+                p.kyc_verified = true;
+                self.remember(&k.idem, IdemOutcome::Player(k.player_id.clone()));
+            }
+            EdgeEvent::SelfExcluded(s) => {
+                let p = self.players.get_mut(&s.player_id).ok_or_else(|| ApplyError::UnknownPlayer(s.player_id.clone()))?;
+                p.self_excluded = true;
+                self.remember(&s.idem, IdemOutcome::Player(s.player_id.clone()));
+            }
+            EdgeEvent::WalletMovement(m) => {
+                if self.movements.contains_key(&m.movement_id) {
+                    return Err(ApplyError::Duplicate(format!("movement {}", m.movement_id)));
+                }
+                let ledger = self.ledger.as_mut().expect("genesis applied");
+                ledger.apply(m.currency, &m.postings)?;
+                assert_eq!(ledger.sum(), 0, "ledger must sum to zero");
+                self.next_movement_no = self.next_movement_no.max(m.movement_id + 1);
+                if let Some(tag) = &m.idem {
+                    self.remember(tag, IdemOutcome::Movement(m.movement_id));
+                }
+                self.movements.insert(m.movement_id, m.clone());
+            }
+            EdgeEvent::ComplianceDecision(d) => {
+                if !d.accepted {
+                    self.bets_rejected += 1;
+                    if let (Some(tag), Some(reason)) = (&d.idem, d.reason) {
+                        self.remember(tag, IdemOutcome::BetRejected { reason, rules_version: d.rules_version.clone(), checks: d.checks.clone() });
+                    }
+                }
+            }
+            EdgeEvent::BetPlaced(b) => {
+                if self.bets.contains_key(&b.bet_id) {
+                    return Err(ApplyError::Duplicate(b.bet_id.to_string()));
+                }
+                self.bets.insert(b.bet_id.clone(), Bet { placed: b.clone(), placed_at: at, status: BetStatus::Open });
+                self.next_bet_no += 1;
+                self.remember(&b.idem, IdemOutcome::Bet(b.bet_id.clone()));
+            }
+            EdgeEvent::MarketOpened(m) => {
+                self.events.entry(m.event.event_id.clone()).or_insert_with(|| m.event.clone());
+                for s in &m.market.selections {
+                    self.selection_index.insert(s.selection_id.clone(), m.market.market_id.clone());
+                }
+                self.markets.insert(m.market.market_id.clone(), m.market.clone());
+            }
+            EdgeEvent::EventResulted(r) => {
+                self.advance_down(&r.down)?;
+                for m in self.markets.values_mut().filter(|m| m.event_id == r.event_id) {
+                    m.status = MarketStatus::Closed;
+                }
+            }
+            EdgeEvent::BetSettled(s) => {
+                self.advance_down(&s.down)?;
+                let bet = self.bets.get_mut(&s.bet_id).ok_or_else(|| ApplyError::UnknownBet(s.bet_id.clone()))?;
+                if bet.status != BetStatus::Open {
+                    return Err(ApplyError::AlreadySettled(s.bet_id.clone()));
+                }
+                bet.status = BetStatus::Settled { result_version: s.result_version, leg_results: s.leg_results.clone(), payout_minor: s.payout_minor };
+            }
+            EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
+        }
+        Ok(())
+    }
+}
