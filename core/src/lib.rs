@@ -5,6 +5,7 @@
 //! decide, then persist what it produced ("prefetch, then execute").
 
 pub mod edge;
+pub mod fixtures;
 pub mod gate;
 pub mod hub;
 pub mod ids;

@@ -1,1 +1,12 @@
-//! placeholder during bootstrap
+//! Outpost edge node: accepts bets behind the compliance gate, runs the wallet, and keeps the
+//! signed event log durable on sled. Works with the WAN down; replicates to the region hub
+//! over QUIC when it is up.
+
+pub mod api;
+pub mod config;
+
+pub mod node;
+pub mod recover;
+pub mod store;
+pub mod vault;
+pub mod writer;

@@ -65,6 +65,8 @@ pub enum CommandError {
     AlreadyInitialised,
     #[error("player {0} not found")]
     UnknownPlayer(PlayerId),
+    #[error("selection {0} is not offered by this node")]
+    UnknownSelection(SelectionId),
     #[error("jurisdiction {0} is not served by this node")]
     JurisdictionNotServed(Jurisdiction),
     #[error("idempotency key was already used with a different request")]
@@ -237,6 +239,11 @@ impl EdgeState {
         ctx: &DecideCtx<'_>,
     ) -> Result<Decided, CommandError> {
         let player = self.player(&player_id)?;
+        // An unknown selection is malformed input, not a compliance outcome: refuse it
+        // without logging anything.
+        if let Some(l) = legs.iter().find(|l| !self.selection_index.contains_key(&l.selection_id)) {
+            return Err(CommandError::UnknownSelection(l.selection_id.clone()));
+        }
         let node = self.node.as_ref().expect("initialised");
         let facts = PlayerFacts {
             jurisdiction: player.jurisdiction.clone(),

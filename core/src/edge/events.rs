@@ -125,6 +125,8 @@ pub struct MarketOpened {
 pub struct DownRef {
     pub down_seq: Seq,
     pub hub_record_sha256: String,
+    /// The hub record's timestamp, so the edge can resume verifying the hub chain.
+    pub hub_timestamp_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,8 +69,11 @@ pub struct EdgeState {
     pub selection_index: BTreeMap<SelectionId, MarketId>,
     pub idem: BTreeMap<IdemKey, IdemEntry>,
     pub movements: BTreeMap<u64, WalletMovement>,
-    /// Last downstream (hub → edge) record applied.
+    /// Last downstream (hub → edge) record applied, and its hash and time: where the edge
+    /// resumes verifying the hub's chain.
     pub down_applied: Seq,
+    pub down_hash: String,
+    pub down_timestamp_ms: i64,
     pub next_player_no: u64,
     pub next_bet_no: u64,
     pub next_movement_no: u64,
@@ -134,6 +137,8 @@ impl Default for EdgeState {
             idem: BTreeMap::new(),
             movements: BTreeMap::new(),
             down_applied: Seq::ZERO,
+            down_hash: "0".repeat(64),
+            down_timestamp_ms: 0,
             next_player_no: 1,
             next_bet_no: 1,
             next_movement_no: 1,
@@ -185,6 +190,8 @@ impl EdgeState {
             return Err(ApplyError::DownOrder { expected, found: d.down_seq });
         }
         self.down_applied = d.down_seq;
+        self.down_hash = d.hub_record_sha256.clone();
+        self.down_timestamp_ms = d.hub_timestamp_ms;
         Ok(())
     }
 

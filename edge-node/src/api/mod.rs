@@ -1,0 +1,67 @@
+//! The node's HTTP API (`/v1`, JSON). Handlers only translate HTTP to commands and replies;
+//! every decision is made by `outpost_core` inside the writer.
+
+mod bets;
+pub mod error;
+mod extract;
+mod log;
+mod players;
+
+use crate::store::LogStore;
+use crate::writer::WriterHandle;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use outpost_core::ids::NodeId;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub writer: WriterHandle,
+    pub store: Arc<LogStore>,
+    pub node_id: NodeId,
+    pub public_key: String,
+    pub link: Option<watch::Receiver<serde_json::Value>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/v1/node", get(node))
+        .route("/v1/players", post(players::register))
+        .route("/v1/players/{id}", get(players::get_player))
+        .route("/v1/players/{id}/wallet", get(players::get_player))
+        .route("/v1/players/{id}/kyc", post(players::verify_kyc))
+        .route("/v1/players/{id}/self-exclusion", post(players::self_exclude))
+        .route("/v1/players/{id}/deposits", post(players::deposit))
+        .route("/v1/players/{id}/withdrawals", post(players::withdraw))
+        .route("/v1/markets", get(bets::markets))
+        .route("/v1/bets", post(bets::place))
+        .route("/v1/bets/{id}", get(bets::get))
+        .route("/v1/log", get(log::page))
+        .route("/v1/log/segment", get(log::segment))
+        .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
+        .with_state(state)
+}
+
+async fn health(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let head = *s.writer.durable().borrow();
+    let link = s.link.as_ref().map(|l| l.borrow().clone());
+    axum::Json(serde_json::json!({
+        "status": "ok", "node_id": s.node_id, "durable_seq": head.seq, "head_hash": head.hash.to_hex(),
+        "down_applied": s.writer.down_applied(), "link": link,
+    }))
+}
+
+async fn node(State(s): State<AppState>) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    let info = s.writer.read(|st, _| {
+        let bets_open = st.bets.values().filter(|b| b.status == outpost_core::edge::BetStatus::Open).count();
+        serde_json::json!({
+            "node": st.node, "players": st.players.len(), "bets": st.bets.len(), "bets_open": bets_open,
+            "bets_rejected": st.bets_rejected, "markets": st.markets.len(), "down_applied": st.down_applied,
+            "ledger_sum_minor": st.ledger.as_ref().map(|l| l.sum() as i64),
+        })
+    });
+    Ok(axum::Json(info.await?))
+}

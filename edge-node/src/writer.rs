@@ -1,0 +1,253 @@
+//! The single writer: owns the edge state, the chain writer and the PII vault, and performs
+//! group commit.
+//!
+//! Requests arrive on a bounded channel. The writer takes everything that is waiting (up to
+//! `MAX_GROUP`), decides and applies each in order against the in-memory state, appends the
+//! resulting records to the chain, seals the group's last record, and hands the group to the
+//! persister thread. The persister writes it durably, publishes the new durable head, and only
+//! then releases the replies. While one group is being flushed the writer is already building
+//! the next one, so throughput is not capped at 1/fsync.
+//!
+//! Architecture invariant: no reply (not even a read) is released before every record it could
+//! have observed is durable. If persisting fails the process aborts: memory is ahead of disk
+//! and the only safe state is the one rebuilt from the log on restart.
+
+use crate::store::{CommitGroup, LogStore};
+use crate::vault::{Pii, Vault};
+use outpost_core::edge::events::{DownRef, EdgeEvent};
+use outpost_core::edge::{Command, CommandError, DecideCtx, EdgeState, Reply};
+use outpost_core::hub::{HubEvent, down_log_id};
+use outpost_core::ids::{NodeId, Seq};
+use outpost_core::jurisdiction::JurisdictionRules;
+use outpost_core::log::{ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash};
+use outpost_core::time::UnixMillis;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+const MAX_GROUP: usize = 1024;
+pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
+
+type Completion = Box<dyn FnOnce() + Send>;
+type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
+
+pub enum Op {
+    Command { cmd: Command, pii: Option<Pii>, reply: oneshot::Sender<Result<Reply, CommandError>> },
+    Read(ReadFn),
+    ApplyDown { frames: Vec<Frame>, reply: oneshot::Sender<Result<Seq, String>> },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the node's writer has stopped")]
+pub struct WriterGone;
+
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Op>,
+    durable: watch::Receiver<ChainHead>,
+    down_applied: watch::Receiver<Seq>,
+}
+
+impl WriterHandle {
+    pub async fn command(&self, cmd: Command, pii: Option<Pii>) -> Result<Result<Reply, CommandError>, WriterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Op::Command { cmd, pii, reply }).await.map_err(|_| WriterGone)?;
+        rx.await.map_err(|_| WriterGone)
+    }
+
+    /// Run `f` against the state in request order; the result is released once durable.
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&EdgeState, &Vault) -> T + Send + 'static) -> Result<T, WriterGone> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Read(Box::new(move |s: &EdgeState, v: &Vault| {
+            let out = f(s, v);
+            Box::new(move || {
+                let _ = tx.send(out);
+            }) as Completion
+        }));
+        self.tx.send(op).await.map_err(|_| WriterGone)?;
+        rx.await.map_err(|_| WriterGone)
+    }
+
+    pub async fn apply_down(&self, frames: Vec<Frame>) -> Result<Seq, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Op::ApplyDown { frames, reply }).await.map_err(|_| WriterGone.to_string())?;
+        rx.await.map_err(|_| WriterGone.to_string())?
+    }
+
+    pub fn durable(&self) -> watch::Receiver<ChainHead> {
+        self.durable.clone()
+    }
+    pub fn down_applied(&self) -> Seq {
+        *self.down_applied.borrow()
+    }
+}
+
+pub struct WriterParts {
+    pub state: EdgeState,
+    pub vault: Vault,
+    pub chain: ChainWriter,
+    pub key: NodeKey,
+    pub rules: Arc<JurisdictionRules>,
+    pub hub_key: Option<PublicKey>,
+    pub store: Arc<LogStore>,
+    pub records_since_snapshot: u64,
+}
+
+struct Group {
+    commit: CommitGroup,
+    completions: Vec<Completion>,
+    head: ChainHead,
+    down_applied: Seq,
+    snapshot: Option<(ChainHead, EdgeState)>,
+}
+
+pub fn now() -> UnixMillis {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(d.as_millis() as i64)
+}
+
+/// Start the writer and persister threads.
+pub fn spawn(parts: WriterParts) -> WriterHandle {
+    let (tx, rx) = mpsc::channel::<Op>(65_536);
+    let (durable_tx, durable_rx) = watch::channel(parts.chain.head());
+    let (down_tx, down_rx) = watch::channel(parts.state.down_applied);
+    // Capacity 1: at most one group waits while another is being flushed.
+    let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
+    let store = parts.store.clone();
+    std::thread::Builder::new()
+        .name("persister".into())
+        .spawn(move || persister(store, persist_rx, durable_tx, down_tx))
+        .expect("spawn persister");
+    std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || Writer { p: parts }.run(rx, persist_tx))
+        .expect("spawn writer");
+    WriterHandle { tx, durable: durable_rx, down_applied: down_rx }
+}
+
+fn persister(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<Group>, durable: watch::Sender<ChainHead>, down: watch::Sender<Seq>) {
+    while let Ok(g) = rx.recv() {
+        if !g.commit.frames.is_empty() {
+            if let Err(e) = store.commit(&g.commit) {
+                tracing::error!("cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)");
+                std::process::abort();
+            }
+            durable.send_replace(g.head);
+            down.send_replace(g.down_applied);
+        }
+        for c in g.completions {
+            c();
+        }
+        if let Some((head, state)) = g.snapshot {
+            let doc = serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
+            match serde_json::to_vec(&doc) {
+                Ok(bytes) => {
+                    if let Err(e) = store.put_snapshot(bytes) {
+                        tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
+                    }
+                }
+                Err(e) => tracing::warn!("snapshot not serialised: {e}"),
+            }
+        }
+    }
+}
+
+struct Writer {
+    p: WriterParts,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Op>, persist: std::sync::mpsc::SyncSender<Group>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut g = Group { commit: CommitGroup::default(), completions: Vec::new(), head: self.p.chain.head(), down_applied: self.p.state.down_applied, snapshot: None };
+            self.handle(first, &mut g);
+            while g.commit.frames.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(op) => self.handle(op, &mut g),
+                    Err(_) => break,
+                }
+            }
+            if let Some((_, last)) = g.commit.frames.last_mut() {
+                ChainWriter::seal(last, &self.p.key);
+            }
+            g.head = self.p.chain.head();
+            g.down_applied = self.p.state.down_applied;
+            self.p.records_since_snapshot += g.commit.frames.len() as u64;
+            if self.p.records_since_snapshot >= SNAPSHOT_EVERY_RECORDS {
+                self.p.records_since_snapshot = 0;
+                g.snapshot = Some((g.head, self.p.state.clone()));
+            }
+            if persist.send(g).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, op: Op, g: &mut Group) {
+        match op {
+            Op::Command { cmd, pii, reply } => {
+                let r = self.execute(cmd, pii, g);
+                g.completions.push(Box::new(move || {
+                    let _ = reply.send(r);
+                }));
+            }
+            Op::Read(f) => g.completions.push(f(&self.p.state, &self.p.vault)),
+            Op::ApplyDown { frames, reply } => {
+                let r = self.apply_down(frames, g);
+                g.completions.push(Box::new(move || {
+                    let _ = reply.send(r);
+                }));
+            }
+        }
+    }
+
+    /// Decide, apply, append. Returns the reply to release once the group is durable.
+    fn execute(&mut self, mut cmd: Command, pii: Option<Pii>, g: &mut Group) -> Result<Reply, CommandError> {
+        // Prefetch: the gate needs the date of birth, which lives only in the vault.
+        if let Command::PlaceBet { player_id, date_of_birth, .. } = &mut cmd {
+            *date_of_birth = self.p.vault.get(player_id).map(|p| p.date_of_birth);
+        }
+        let at = now().max(self.p.chain.head().timestamp);
+        let decided = self.p.state.decide(cmd, &DecideCtx { now: at, rules: &self.p.rules })?;
+        for ev in &decided.events {
+            if let Err(e) = self.p.state.apply(ev, at) {
+                // decide() produced an event apply() refuses: a bug. Memory may be ahead of disk.
+                tracing::error!("decided event does not apply: {e}; aborting");
+                std::process::abort();
+            }
+            let frame = self.p.chain.append(ev.kind(), at, ev.to_payload());
+            g.commit.frames.push((self.p.chain.head().seq, frame));
+            if let (EdgeEvent::PlayerRegistered(r), Some(pii)) = (ev, &pii) {
+                let bytes = serde_json::to_vec(pii).expect("PII serialises");
+                g.commit.pii.push((r.player_id.clone(), bytes));
+                self.p.vault.insert(r.player_id.clone(), pii.clone());
+            }
+        }
+        Ok(decided.reply)
+    }
+
+    /// Verify hub downstream frames (the hub's chain for this node) and apply each in order.
+    fn apply_down(&mut self, frames: Vec<Frame>, g: &mut Group) -> Result<Seq, String> {
+        let hub_key = self.p.hub_key.ok_or("no hub public key configured")?;
+        let node: NodeId = self.p.state.node.as_ref().ok_or("node not initialised")?.node_id.clone();
+        let s = &self.p.state;
+        let start = ChainHead {
+            seq: s.down_applied,
+            hash: RecordHash::from_hex(&s.down_hash).ok_or("corrupt down hash in state")?,
+            timestamp: UnixMillis(s.down_timestamp_ms),
+        };
+        let mut verifier = ChainVerifier::new(down_log_id(&node), hub_key, start);
+        for f in frames {
+            // Duplicates of already applied records are expected after a reconnect.
+            let seq = f.parse_body().map(|b| b.seq).map_err(|e| format!("down frame: {e}"))?;
+            if seq <= self.p.state.down_applied {
+                continue;
+            }
+            for (frame, body) in verifier.push(f).map_err(|e| format!("hub chain does not verify: {e}"))? {
+                let event = HubEvent::from_payload(body.kind, &body.payload)?;
+                let down = DownRef { down_seq: body.seq, hub_record_sha256: frame.hash().to_hex(), hub_timestamp_ms: body.timestamp.0 };
+                self.execute(Command::ApplyDown { down, event }, None, g).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(self.p.state.down_applied)
+    }
+}

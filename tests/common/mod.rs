@@ -1,0 +1,142 @@
+//! Shared harness for the end-to-end tests: locate (or build) the real binaries, write
+//! configs into a temp dir, start processes, wait for health, and make HTTP calls.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a workspace binary next to the `outpost` test binary's target dir; built on demand
+/// (the test script builds all binaries first, so this is normally a no-op).
+pub fn bin(name: &str) -> PathBuf {
+    let outpost = PathBuf::from(env!("CARGO_BIN_EXE_outpost"));
+    let path = outpost.parent().expect("target dir").join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--bins", "-p", "edge-node", "-p", "region-hub"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building binaries failed");
+    }
+    path
+}
+
+pub fn outpost_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outpost"))
+}
+
+pub fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+pub fn free_udp_addr() -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().to_string()
+}
+
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn start(name: &str, program: &Path, args: &[&str], log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        Proc { child, name: name.into(), log }
+    }
+    /// SIGKILL: no shutdown hooks run.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+pub async fn wait_healthy(base: &str, proc: &mut Proc, timeout: Duration) {
+    let c = client();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = c.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        if let Ok(Some(st)) = proc.child.try_wait() {
+            panic!("{} exited with {st} before becoming healthy:\n{}", proc.name, proc.log_tail());
+        }
+        assert!(Instant::now() < deadline, "{} not healthy after {timeout:?}:\n{}", proc.name, proc.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Write an edge-node config (no hub link unless `hub` is given) into `dir`.
+pub fn write_edge_config(dir: &Path, node: &str, http: &str, hub: Option<&str>) -> PathBuf {
+    let root = repo_root();
+    let mut cfg = format!(
+        "node_id = \"{node}\"\njurisdiction = \"GB\"\ndata_dir = \"{data}\"\nhttp_listen = \"{http}\"\nkey_file = \"{key}\"\nrules_file = \"{rules}\"\n\n[[fixtures]]\nfootball_data = \"{fx}\"\ndiv = \"E0\"\n",
+        data = dir.join(node).display(),
+        key = dir.join(format!("{node}.key")).display(),
+        rules = root.join("deploy/jurisdictions/gb.toml").display(),
+        fx = root.join("fixtures/football-data/E0_2324.csv").display(),
+    );
+    if let Some(h) = hub {
+        cfg.push_str(h);
+    }
+    let path = dir.join(format!("{node}.toml"));
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+pub async fn post(c: &reqwest::Client, url: &str, idem: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = c.post(url).header("Idempotency-Key", idem).json(&body).send().await.expect("request");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn get(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let r = c.get(url).send().await.expect("request");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(serde_json::Value::Null))
+}
