@@ -63,7 +63,8 @@ impl Price {
     pub fn parse_rounding_down(s: &str) -> Result<Price, PriceError> {
         let s = s.trim();
         match s.split_once('.') {
-            Some((i, f)) if f.len() > 3 => Price::parse(&format!("{i}.{}", &f[..3])),
+            // Only ASCII digits are truncated; anything else is refused by `parse` unchanged.
+            Some((i, f)) if f.len() > 3 && f.is_ascii() => Price::parse(&format!("{i}.{}", &f[..3])),
             _ => Price::parse(s),
         }
     }
@@ -149,6 +150,7 @@ mod tests {
             assert!(Price::parse(bad).is_err(), "{bad} should be refused");
         }
         assert_eq!(Price::parse_rounding_down("1.90909").unwrap().milli(), 1909);
+        assert!(Price::parse_rounding_down("2.é€").is_err());
     }
 
     #[test]
@@ -162,6 +164,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,12}") {
+            let _ = Price::parse(&s);
+            let _ = Price::parse_rounding_down(&s);
+        }
         #[test]
         fn display_roundtrips(m in 1001u64..=PRICE_MILLI_MAX) {
             let p = Price::from_milli(m).unwrap();
