@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs the Python tools (LocalStack for
+# the S3 Object Lock tests, `cryptography` for the third-party log verifier) into .venv,
+# builds every binary, starts LocalStack on loopback, runs the whole cargo test suite, and
+# stops LocalStack again. CI (.ci/run) calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== Python tools (.venv)"
+scripts/python-venv.sh
+
+echo "== Build (all binaries and tests)"
+cargo build --workspace --bins --tests --quiet
+
+echo "== LocalStack S3 on loopback"
+port="${OUTPOST_S3_PORT:-4566}"
+scripts/localstack.sh start "$port"
+trap 'scripts/localstack.sh stop "$port" || true' EXIT
+export OUTPOST_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+export OUTPOST_PYTHON="$PWD/.venv/bin/python"
+
+echo "== cargo test"
+cargo test --workspace --quiet -- --test-threads=2
