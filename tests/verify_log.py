@@ -223,11 +223,11 @@ class VerifyFailure(Exception):
             parts.append(f"record #{self.index}")
         if self.seq is not None:
             parts.append(f"seq {self.seq}")
-        return " ".join(parts) if parts else "segment header"
+        return " ".join(parts)
 
     def text(self):
-        f = f"{self.file}: " if self.file else ""
-        return f"FAIL: {f}{self.where()}: {self.reason}"
+        where = ": ".join(x for x in (self.file, self.where()) if x)
+        return f"FAIL: {where}: {self.reason}" if where else f"FAIL: {self.reason}"
 
     def as_json(self):
         return {"file": self.file, "index": self.index, "seq": self.seq, "phase": self.phase, "reason": self.reason}
@@ -636,6 +636,7 @@ class Verifier:
         self.records = []  # verified records, in order
         self.segments = []
         self.seals = 0
+        self.jurisdiction = None  # from the genesis record, when seq 1 is present
 
     def fail(self, reason, **kw):
         raise VerifyFailure(reason, **kw)
@@ -647,7 +648,7 @@ class Verifier:
         try:
             h = parse_header(data[:nl])
         except ValueError as e:
-            self.fail(f"bad segment header: {e}", file=path)
+            self.fail(f"invalid segment header: {e}", file=path)
         if h["public_key"].lower() != self.key_hex:
             hint = f" (header names public key {h['public_key'].lower()}, which is not the trusted key)"
         else:
@@ -661,7 +662,6 @@ class Verifier:
         buf = memoryview(data)
         pos, index, seg_records, last = nl + 1, 0, 0, None
         while pos < len(data):
-            seq_hint = None
             if len(data) - pos < 4:
                 self.fail(f"truncated frame: needed 4 bytes at offset {pos}", file=path, index=index)
             (blen,) = struct.unpack_from(">I", data, pos)
@@ -786,8 +786,6 @@ class Verifier:
         for seg in self.segments:
             self.check_audit_name(seg)
 
-    jurisdiction = None
-
     def check_audit_name(self, seg):
         """If the file path looks like an audit object key, it must match the records."""
         m = AUDIT_KEY_RE.search(seg["file"].replace(os.sep, "/"))
@@ -817,7 +815,7 @@ class Verifier:
             "first_seq": first.seq,
             "last_seq": last.seq,
             "starts_at_genesis": first.seq == 1,
-            "prev_hash": (self.records[0].prev_hash.hex()),
+            "prev_hash": first.prev_hash.hex(),
             "head_hash": last.hash.hex(),
             "head_timestamp_ms": last.timestamp,
             "first_timestamp_ms": first.timestamp,

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod link;
 
 pub mod node;
 pub mod recover;

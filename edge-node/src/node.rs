@@ -114,7 +114,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         tracing::info!(markets = opened, "fixture markets opened");
     }
     let link = match &cfg.hub {
-        Some(_h) => None,
+        Some(h) => Some(crate::link::start(&cfg.node_id, &cfg.jurisdiction, h, started.writer.clone(), started.store.clone(), shutdown.clone())?),
         None => None,
     };
     let state = AppState { writer: started.writer.clone(), store: started.store.clone(), node_id: cfg.node_id.clone(), public_key: started.key_public.clone(), link };

@@ -1,1 +1,28 @@
-//! placeholder during bootstrap
+//! `region-hub`: the Outpost region hub. It receives the signed logs of the edge nodes in its
+//! region over QUIC (`outpost-sync`), keeps them in SQLite, settles bets from results, sends
+//! results and settlements back down each node's signed down chain, and writes every record
+//! to the write-once audit trail.
+//!
+//! Modules, one concern each: [`config`] (TOML), [`db`] (schema), [`store`] (the state behind
+//! replication), [`down`] (down chains), [`outbox`] (audit segments), [`settlement`] (results),
+//! [`audit_uploader`] (draining to the audit store), [`views`] and [`api`] (HTTP), [`run`]
+//! (wiring it together).
+
+pub mod api;
+pub mod audit;
+pub mod audit_uploader;
+pub mod config;
+pub mod db;
+mod down;
+mod hub_store;
+mod outbox;
+pub mod run;
+pub mod settlement;
+pub mod store;
+pub mod views;
+
+#[cfg(test)]
+mod test_support;
+
+pub use config::HubConfig;
+pub use store::HubState;

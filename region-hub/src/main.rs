@@ -1,1 +1,113 @@
-fn main() {}
+//! `region-hub` command line: run the hub, or load a season of results into its database.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use region_hub::config::HubConfig;
+use region_hub::run;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "region-hub",
+    version,
+    about = "Outpost region hub: replication endpoint, settlement, audit trail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the hub until Ctrl-C / SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Submit every played match of an openfootball season file as a result (settling bets).
+    LoadResults {
+        #[arg(long)]
+        config: PathBuf,
+        /// openfootball JSON, e.g. en.1.json.
+        #[arg(long)]
+        file: PathBuf,
+        /// football-data division code the event ids use, e.g. E0.
+        #[arg(long)]
+        div: String,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line per cause, without a backtrace: these are operator-facing errors.
+            eprintln!("region-hub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    // Both quinn and the S3 client use rustls; pin one process-wide provider. Err only means
+    // one is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.cmd {
+        Cmd::Run { config } => {
+            let cfg = HubConfig::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            rt.block_on(async {
+                let (tx, rx) = watch::channel(false);
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    tracing::info!("shutting down");
+                    let _ = tx.send(true);
+                });
+                run::run(cfg, rx).await
+            })
+        }
+        Cmd::LoadResults { config, file, div } => {
+            let cfg = HubConfig::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            let state = run::open_state(&cfg)?;
+            let summary = run::load_results_file(&state, &file, &div)?;
+            println!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

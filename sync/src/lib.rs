@@ -1,1 +1,30 @@
-//! placeholder during bootstrap
+//! `outpost-sync`: replication of an edge node's signed log to its region hub, and of the
+//! hub's downstream chain (results, settlements) back to the edge.
+//!
+//! Layers, bottom up:
+//! - [`wire`]: the binary message codec (length-prefixed, bounded, panic-free on any input);
+//! - [`edge_session`] / [`hub_session`]: sans-IO protocol state machines (no sockets, no
+//!   clock, no tasks; time is passed in), unit-testable and deterministic;
+//! - [`pki`]: a development CA issuing the hub and node certificates;
+//! - [`tls`]: rustls/quinn configurations for mutual TLS and the certificate → node binding;
+//! - [`transport`]: the tokio + quinn shells that drive the state machines over QUIC.
+
+pub mod edge_session;
+pub mod hub_session;
+pub mod pki;
+pub mod session;
+pub mod tls;
+pub mod transport;
+pub mod wire;
+
+#[cfg(test)]
+mod sim_tests;
+
+pub use edge_session::{EdgeAction, EdgeSession};
+pub use hub_session::{HubAction, HubSession, NodeRegistration};
+pub use session::{SessionConfig, SessionError};
+pub use transport::{
+    EdgeLinkConfig, EdgeLog, HubServer, HubServerConfig, HubStore, LinkStatus, TransportError,
+    run_edge_link, run_hub_server,
+};
+pub use wire::{Decoder, Message, PROTOCOL_VERSION, WireError};

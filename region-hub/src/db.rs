@@ -1,0 +1,267 @@
+//! The hub's SQLite database: connection setup, schema and migrations.
+//!
+//! One connection does all the writing, behind a mutex; callers run it inside
+//! `tokio::task::spawn_blocking`. SQLite serialises writers anyway, and a single writer keeps
+//! every multi-table change (records + bets + settlements + down chain + audit outbox) inside
+//! one transaction without cross-connection locking surprises. A second connection serves
+//! reads (the transport's down-chain reads, the HTTP API): under WAL it sees the last
+//! committed state without waiting for a writer's fsync.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a transaction is on disk when `COMMIT` returns.
+//! The hub acknowledges records to an edge node only after that, and the node may then treat
+//! them as replicated.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create database directory {path}: {error}")]
+    Dir { path: String, error: std::io::Error },
+    #[error(
+        "database schema version {found} is newer than this software supports ({supported}); upgrade the hub"
+    )]
+    TooNew { found: i64, supported: i64 },
+}
+
+/// Migrations in order; `PRAGMA user_version` is the number applied. Append only: a released
+/// migration is never edited, a change is a new entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    r#"
+CREATE TABLE nodes (
+    id              TEXT PRIMARY KEY,
+    jurisdiction    TEXT NOT NULL,
+    public_key      TEXT NOT NULL,
+    last_contact_ms INTEGER,
+    edge_head       INTEGER NOT NULL DEFAULT 0,
+    acked_seq       INTEGER NOT NULL DEFAULT 0,
+    acked_hash      TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
+    acked_ts        INTEGER NOT NULL DEFAULT 0,
+    down_acked      INTEGER NOT NULL DEFAULT 0,
+    flagged         INTEGER NOT NULL DEFAULT 0,
+    flag_reason     TEXT
+) STRICT;
+
+-- Every record replicated from an edge node, verbatim (frame = encoded Frame incl. seal).
+CREATE TABLE records (
+    node_id TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    kind    INTEGER NOT NULL,
+    ts_ms   INTEGER NOT NULL,
+    hash    TEXT NOT NULL,
+    frame   BLOB NOT NULL,
+    PRIMARY KEY (node_id, seq)
+) STRICT, WITHOUT ROWID;
+
+-- Bets derived from BetPlaced records; the record itself stays the source of truth.
+CREATE TABLE bets (
+    bet_id                 TEXT PRIMARY KEY,
+    node_id                TEXT NOT NULL,
+    seq                    INTEGER NOT NULL,
+    player_id              TEXT NOT NULL,
+    currency               TEXT NOT NULL,
+    stake_minor            INTEGER NOT NULL,
+    potential_payout_minor INTEGER NOT NULL,
+    legs_json              TEXT NOT NULL,
+    status                 TEXT NOT NULL,          -- open | settled | error
+    payout_minor           INTEGER,
+    settle_error           TEXT
+) STRICT;
+
+CREATE TABLE bet_events (
+    bet_id   TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (bet_id, event_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX bet_events_by_event ON bet_events (event_id, bet_id);
+
+CREATE TABLE results (
+    event_id       TEXT PRIMARY KEY,
+    home_goals     INTEGER NOT NULL,
+    away_goals     INTEGER NOT NULL,
+    result_version INTEGER NOT NULL,
+    source         TEXT NOT NULL,
+    received_ms    INTEGER NOT NULL
+) STRICT;
+
+-- The hub's signed downstream chain per node (log id hub/{node}).
+CREATE TABLE down_records (
+    node_id  TEXT NOT NULL,
+    down_seq INTEGER NOT NULL,
+    kind     INTEGER NOT NULL,
+    ts_ms    INTEGER NOT NULL,
+    frame    BLOB NOT NULL,
+    hash     TEXT NOT NULL,
+    PRIMARY KEY (node_id, down_seq)
+) STRICT, WITHOUT ROWID;
+
+-- One row per (bet, result version): the idempotency key of settlement.
+CREATE TABLE settlements (
+    bet_id         TEXT NOT NULL,
+    result_version INTEGER NOT NULL,
+    node_id        TEXT NOT NULL,
+    down_seq       INTEGER NOT NULL,
+    payout_minor   INTEGER NOT NULL,
+    settled_ms     INTEGER NOT NULL,
+    PRIMARY KEY (bet_id, result_version)
+) STRICT, WITHOUT ROWID;
+
+-- Audit objects safely stored (moved here from the outbox on success).
+CREATE TABLE audit_segments (
+    log_id      TEXT NOT NULL,
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL,
+    key         TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    uploaded_ms INTEGER NOT NULL,
+    PRIMARY KEY (log_id, first_seq)
+) STRICT;
+
+-- Audit objects waiting for upload, drained in id order. Written in the same transaction as
+-- the records they hold, so nothing committed can miss the audit trail.
+CREATE TABLE audit_outbox (
+    id              INTEGER PRIMARY KEY,
+    log_id          TEXT NOT NULL,
+    jurisdiction    TEXT NOT NULL,
+    first_seq       INTEGER NOT NULL,
+    last_seq        INTEGER NOT NULL,
+    key             TEXT NOT NULL,
+    body            BLOB NOT NULL,
+    retain_until_ms INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT
+) STRICT;
+
+-- Per log: the last record already cut into an audit segment, and since when records after
+-- it have been waiting (hub clock), for the segment age policy.
+CREATE TABLE audit_cursors (
+    log_id           TEXT PRIMARY KEY,
+    node_id          TEXT NOT NULL,
+    direction        TEXT NOT NULL,                -- up | down
+    cut_seq          INTEGER NOT NULL DEFAULT 0,
+    cut_hash         TEXT NOT NULL DEFAULT '0000000000000000000000000000000000000000000000000000000000000000',
+    cut_ts           INTEGER NOT NULL DEFAULT 0,
+    pending_since_ms INTEGER
+) STRICT;
+"#,
+];
+
+/// The database handle: one connection behind a mutex.
+#[derive(Debug)]
+pub struct Db {
+    conn: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl Db {
+    /// Open (creating if needed) the database file and bring its schema up to date.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|error| DbError::Dir {
+                path: dir.display().to_string(),
+                error,
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        // A second process (e.g. `region-hub load-results` next to a running hub) waits for
+        // the lock instead of failing at once.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Db::migrate(&mut conn)?;
+        let reader = Connection::open(path)?;
+        reader.busy_timeout(Duration::from_secs(10))?;
+        Ok(Db {
+            conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(DbError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The connection. A panic while it was held leaves no half transaction behind (dropping a
+    /// `Transaction` rolls it back), so a poisoned lock is safe to reuse.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The read connection: never use it to write.
+    pub fn reader(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_is_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/hub.sqlite");
+        {
+            let db = Db::open(&path).unwrap();
+            let c = db.conn();
+            let v: i64 = c
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, MIGRATIONS.len() as i64);
+            let mode: String = c
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let sync: i64 = c
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap();
+            assert_eq!(sync, 2, "synchronous=FULL");
+            c.execute(
+                "INSERT INTO nodes (id, jurisdiction, public_key) VALUES ('gb-1', 'GB', 'x')",
+                [],
+            )
+            .unwrap();
+        }
+        // Reopening keeps data and does not re-run migrations.
+        let db = Db::open(&path).unwrap();
+        let n: i64 = db
+            .conn()
+            .query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.sqlite");
+        drop(Db::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(
+            Db::open(&path),
+            Err(DbError::TooNew { found: 99, .. })
+        ));
+    }
+}

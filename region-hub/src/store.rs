@@ -1,0 +1,805 @@
+//! `HubState`: the hub's durable state behind the replication transport (`HubStore`) and
+//! the HTTP API.
+//!
+//! The database is the source of truth. In memory the hub keeps only what the transport asks
+//! for on every message (registrations, upstream heads) and one watch channel per node that
+//! wakes the node's session when its down chain grows.
+//!
+//! An upstream commit is one SQLite transaction: the records, the bets derived from them, the
+//! node's acked position, settlements of new bets on already-resulted events (with their down
+//! records) and the audit segments covering all of it. Either all of that is durable, and the
+//! edge gets its ack, or none of it is.
+
+use crate::config::{HubConfig, NodeConfig, SegmentPolicy};
+use crate::db::{Db, DbError};
+use crate::down::{self, DownError};
+use crate::outbox::{self, AuditPolicy, Direction, OutboxError, up_log_id};
+use outpost_core::edge::events::{BetPlaced, EdgeEvent};
+use outpost_core::hub::{HubEvent, settle_bet};
+use outpost_core::ids::{BetId, EventId, Jurisdiction, LogId, NodeId, Seq};
+use outpost_core::log::{ChainHead, Frame, NodeKey, RecordBody, RecordHash, RecordKind};
+use outpost_core::settle::FinalScore;
+use outpost_core::time::UnixMillis;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("node {0} is not registered with this hub")]
+    UnknownNode(NodeId),
+    #[error(
+        "node {node} is flagged ({reason}); its records are refused until an operator clears the flag"
+    )]
+    Flagged { node: NodeId, reason: String },
+    #[error(
+        "node {node} equivocated: seq {seq} was committed with hash {stored}, now offered with hash {offered}"
+    )]
+    Equivocation {
+        node: NodeId,
+        seq: Seq,
+        stored: String,
+        offered: String,
+    },
+    #[error("node {node}: record seq {seq} does not continue the committed head (seq {head})")]
+    NotContiguous { node: NodeId, seq: Seq, head: Seq },
+    #[error("node {node}: record seq {seq} belongs to log {found}, expected {expected}")]
+    WrongLog {
+        node: NodeId,
+        seq: Seq,
+        found: LogId,
+        expected: LogId,
+    },
+    #[error(
+        "node {node} is registered in the database as {db} but in the config as {config}; re-registering a node is not supported"
+    )]
+    RegistrationMismatch {
+        node: NodeId,
+        db: String,
+        config: String,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Down(#[from] DownError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Counters that are not state (they reset on restart).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Settlement passes that found the (bet, result version) already settled and did nothing.
+    pub reprocessed_settlements: AtomicU64,
+}
+
+/// In-memory view of one registered node.
+#[derive(Debug)]
+struct NodeEntry {
+    reg: NodeConfig,
+    live: Mutex<NodeLive>,
+    down_tx: watch::Sender<Seq>,
+}
+
+#[derive(Debug, Clone)]
+struct NodeLive {
+    /// Durable upstream head (what the transport verifies new records against).
+    up_head: ChainHead,
+    flagged: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    hub_id: String,
+    hub_key: NodeKey,
+    nodes: BTreeMap<NodeId, NodeEntry>,
+    audit: AuditPolicy,
+    metrics: Metrics,
+    /// Wakes the audit uploader when new segments are queued.
+    audit_wakeup: Notify,
+}
+
+/// Cheap to clone; all clones share one database and one set of watch channels.
+#[derive(Debug, Clone)]
+pub struct HubState {
+    inner: Arc<Inner>,
+}
+
+/// What one settlement attempt did (see [`HubState`]'s settle pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettleOutcome {
+    NotReady,
+    Settled,
+    /// Already settled for this result version: nothing changed.
+    Reprocessed,
+    /// The bet cannot be settled (a leg does not fit its market); marked `error`.
+    Failed,
+}
+
+/// Changes made inside one transaction that need action once it has committed.
+#[derive(Debug, Default)]
+pub(crate) struct TxEffects {
+    /// Nodes whose down chain grew, with the new head.
+    pub down_heads: BTreeMap<NodeId, Seq>,
+    pub segments: usize,
+    pub reprocessed: u64,
+    pub settled: usize,
+}
+
+pub(crate) fn now_ms() -> UnixMillis {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    UnixMillis(d.as_millis() as i64)
+}
+
+impl HubState {
+    /// Open the state from a validated config (database at `data_dir/hub.sqlite`).
+    pub fn open(cfg: &HubConfig, hub_key: NodeKey) -> Result<HubState, StoreError> {
+        let db = Db::open(&cfg.db_path())?;
+        HubState::new(
+            db,
+            cfg.hub_id.clone(),
+            hub_key,
+            cfg.nodes.clone(),
+            cfg.audit.retention_years.clone(),
+            cfg.audit.segment,
+        )
+    }
+
+    /// Build the state over an open database, registering `nodes` (new ones are inserted; a
+    /// node already known with a different jurisdiction or key is refused).
+    pub fn new(
+        db: Db,
+        hub_id: String,
+        hub_key: NodeKey,
+        nodes: Vec<NodeConfig>,
+        retention_years: BTreeMap<Jurisdiction, u16>,
+        segment: SegmentPolicy,
+    ) -> Result<HubState, StoreError> {
+        let mut entries = BTreeMap::new();
+        {
+            let mut conn = db.conn();
+            let tx = conn.transaction()?;
+            for n in nodes {
+                let existing: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT jurisdiction, public_key FROM nodes WHERE id = ?1",
+                        [n.id.as_str()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let config = format!("{}/{}", n.jurisdiction, n.public_key.to_hex());
+                match existing {
+                    None => {
+                        tx.execute(
+                            "INSERT INTO nodes (id, jurisdiction, public_key) VALUES (?1, ?2, ?3)",
+                            params![
+                                n.id.as_str(),
+                                n.jurisdiction.as_str(),
+                                n.public_key.to_hex()
+                            ],
+                        )?;
+                    }
+                    Some((j, k)) if format!("{j}/{k}") != config => {
+                        return Err(StoreError::RegistrationMismatch {
+                            node: n.id.clone(),
+                            db: format!("{j}/{k}"),
+                            config,
+                        });
+                    }
+                    Some(_) => {}
+                }
+                let (seq, hash, ts, flagged, reason): (i64, String, i64, bool, Option<String>) = tx.query_row(
+                    "SELECT acked_seq, acked_hash, acked_ts, flagged, flag_reason FROM nodes WHERE id = ?1",
+                    [n.id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )?;
+                let hash = RecordHash::from_hex(&hash).ok_or_else(|| {
+                    StoreError::Corrupt(format!("node {} acked_hash {hash:?}", n.id))
+                })?;
+                let up_head = ChainHead {
+                    seq: Seq(seq as u64),
+                    hash,
+                    timestamp: UnixMillis(ts),
+                };
+                let down_head = down::head(&tx, &n.id)?.seq;
+                let live = NodeLive {
+                    up_head,
+                    flagged: flagged.then(|| reason.unwrap_or_default()),
+                };
+                entries.insert(
+                    n.id.clone(),
+                    NodeEntry {
+                        reg: n,
+                        live: Mutex::new(live),
+                        down_tx: watch::Sender::new(down_head),
+                    },
+                );
+            }
+            tx.commit()?;
+        }
+        let audit = AuditPolicy {
+            segment,
+            retention_years,
+            hub_public: hub_key.public(),
+        };
+        Ok(HubState {
+            inner: Arc::new(Inner {
+                db,
+                hub_id,
+                hub_key,
+                nodes: entries,
+                audit,
+                metrics: Metrics::default(),
+                audit_wakeup: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn hub_id(&self) -> &str {
+        &self.inner.hub_id
+    }
+    pub fn hub_public_key(&self) -> outpost_core::log::PublicKey {
+        self.inner.hub_key.public()
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+    pub(crate) fn hub_key(&self) -> &NodeKey {
+        &self.inner.hub_key
+    }
+    pub(crate) fn audit_policy(&self) -> &AuditPolicy {
+        &self.inner.audit
+    }
+    pub(crate) fn audit_wakeup(&self) -> &Notify {
+        &self.inner.audit_wakeup
+    }
+    /// Registered nodes, in id order.
+    pub fn registered_nodes(&self) -> impl Iterator<Item = &NodeConfig> {
+        self.inner.nodes.values().map(|e| &e.reg)
+    }
+    pub fn registration(&self, node: &NodeId) -> Option<&NodeConfig> {
+        self.inner.nodes.get(node).map(|e| &e.reg)
+    }
+
+    fn entry(&self, node: &NodeId) -> Result<&NodeEntry, StoreError> {
+        self.inner
+            .nodes
+            .get(node)
+            .ok_or_else(|| StoreError::UnknownNode(node.clone()))
+    }
+
+    /// Run blocking database work off the async runtime.
+    pub(crate) async fn blocking<R: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&HubState) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| E::from(StoreError::Task(e.to_string())))?
+    }
+
+    // ---- upstream -----------------------------------------------------------------------
+
+    /// The durable head of `node`'s upstream log.
+    pub fn upstream_head(&self, node: &NodeId) -> Result<ChainHead, StoreError> {
+        Ok(self
+            .entry(node)?
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .up_head)
+    }
+
+    /// Durably commit verified, consecutive records of `node`'s log (see the module docs).
+    /// Records at or below the committed head are accepted again only with identical hashes;
+    /// a different hash is equivocation and flags the node. Returns the new durable head.
+    pub fn commit_upstream_blocking(
+        &self,
+        node: &NodeId,
+        records: Vec<(Frame, RecordBody)>,
+        now: UnixMillis,
+    ) -> Result<Seq, StoreError> {
+        let entry = self.entry(node)?;
+        if let Some(reason) = entry
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flagged
+            .clone()
+        {
+            return Err(StoreError::Flagged {
+                node: node.clone(),
+                reason,
+            });
+        }
+        let result = {
+            let mut conn = self.inner.db.conn();
+            self.commit_tx(&mut conn, node, records, now)
+        };
+        match result {
+            Ok((head, flags, effects)) => {
+                entry.live.lock().unwrap_or_else(|p| p.into_inner()).up_head = head;
+                for reason in flags {
+                    tracing::warn!(%node, %reason, "node flagged");
+                    entry.live.lock().unwrap_or_else(|p| p.into_inner()).flagged = Some(reason);
+                }
+                self.after_commit(effects);
+                Ok(head.seq)
+            }
+            Err(e @ StoreError::Equivocation { .. }) => {
+                self.flag(node, &e.to_string());
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn commit_tx(
+        &self,
+        conn: &mut Connection,
+        node: &NodeId,
+        records: Vec<(Frame, RecordBody)>,
+        now: UnixMillis,
+    ) -> Result<(ChainHead, Vec<String>, TxEffects), StoreError> {
+        let tx = conn.transaction()?;
+        let (seq, hash, ts): (i64, String, i64) = tx.query_row(
+            "SELECT acked_seq, acked_hash, acked_ts FROM nodes WHERE id = ?1",
+            [node.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut head = ChainHead {
+            seq: Seq(seq as u64),
+            hash: RecordHash::from_hex(&hash)
+                .ok_or_else(|| StoreError::Corrupt(format!("node {node} acked_hash {hash:?}")))?,
+            timestamp: UnixMillis(ts),
+        };
+        let expected_log = up_log_id(node);
+        let mut new_bets: Vec<BetId> = Vec::new();
+        // Problems with a record's *content* (its signature is fine) flag the node but do not
+        // refuse the commit: the record is evidence and must be kept, and refusing it would
+        // stall replication of everything after it.
+        let mut flags: Vec<String> = Vec::new();
+        let mut inserted = false;
+        for (frame, body) in records {
+            if body.log_id != expected_log {
+                return Err(StoreError::WrongLog {
+                    node: node.clone(),
+                    seq: body.seq,
+                    found: body.log_id,
+                    expected: expected_log,
+                });
+            }
+            let hash = frame.hash();
+            if body.seq <= head.seq {
+                let stored: Option<String> = tx
+                    .query_row(
+                        "SELECT hash FROM records WHERE node_id = ?1 AND seq = ?2",
+                        params![node.as_str(), body.seq.0 as i64],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match stored {
+                    Some(s) if s == hash.to_hex() => continue,
+                    Some(s) => {
+                        return Err(StoreError::Equivocation {
+                            node: node.clone(),
+                            seq: body.seq,
+                            stored: s,
+                            offered: hash.to_hex(),
+                        });
+                    }
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "node {node} acked through {} but record {} is missing",
+                            head.seq, body.seq
+                        )));
+                    }
+                }
+            }
+            if body.seq != head.seq.next() || body.prev_hash != head.hash {
+                return Err(StoreError::NotContiguous {
+                    node: node.clone(),
+                    seq: body.seq,
+                    head: head.seq,
+                });
+            }
+            tx.execute(
+                "INSERT INTO records (node_id, seq, kind, ts_ms, hash, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![node.as_str(), body.seq.0 as i64, body.kind as u8 as i64, body.timestamp.0, hash.to_hex(), frame.encode()],
+            )?;
+            inserted = true;
+            if body.kind == RecordKind::BetPlaced {
+                match EdgeEvent::from_payload(body.kind, &body.payload) {
+                    Ok(EdgeEvent::BetPlaced(bet)) => match insert_bet(&tx, node, body.seq, &bet)? {
+                        Ok(()) => new_bets.push(bet.bet_id),
+                        Err(reason) => flags.push(reason),
+                    },
+                    Ok(_) => {}
+                    Err(e) => flags.push(format!("record {} of node {node}: {e}", body.seq)),
+                }
+            }
+            head = ChainHead {
+                seq: body.seq,
+                hash,
+                timestamp: body.timestamp,
+            };
+        }
+        tx.execute(
+            "UPDATE nodes SET acked_seq = ?2, acked_hash = ?3, acked_ts = ?4, edge_head = MAX(edge_head, ?2) WHERE id = ?1",
+            params![node.as_str(), head.seq.0 as i64, head.hash.to_hex(), head.timestamp.0],
+        )?;
+        if let Some(reason) = flags.last() {
+            tx.execute(
+                "UPDATE nodes SET flagged = 1, flag_reason = ?2 WHERE id = ?1",
+                params![node.as_str(), reason],
+            )?;
+        }
+        let mut effects = TxEffects::default();
+        if inserted {
+            outbox::note_pending(&tx, node, Direction::Up, now)?;
+        }
+        // A bet placed on an event whose result is already in settles at once.
+        for bet in &new_bets {
+            self.settle_in_tx(&tx, bet, now, &mut effects)?;
+        }
+        let n = self.cut_segments(&tx, node, &effects, inserted, now)?;
+        effects.segments += n;
+        tx.commit()?;
+        Ok((head, flags, effects))
+    }
+
+    /// Cut audit segments for `node`'s upstream log (if it grew) and for every down chain that
+    /// grew in this transaction.
+    fn cut_segments(
+        &self,
+        tx: &Transaction<'_>,
+        node: &NodeId,
+        effects: &TxEffects,
+        up_grew: bool,
+        now: UnixMillis,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        if up_grew {
+            n += outbox::cut(tx, &self.inner.audit, node, Direction::Up, now, false)?;
+        }
+        n += self.cut_down_segments(tx, effects, now)?;
+        Ok(n)
+    }
+
+    pub(crate) fn cut_down_segments(
+        &self,
+        tx: &Transaction<'_>,
+        effects: &TxEffects,
+        now: UnixMillis,
+    ) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for node in effects.down_heads.keys() {
+            n += outbox::cut(tx, &self.inner.audit, node, Direction::Down, now, false)?;
+        }
+        Ok(n)
+    }
+
+    /// After a transaction committed: publish down heads, count metrics, wake the uploader.
+    pub(crate) fn after_commit(&self, effects: TxEffects) {
+        for (node, head) in &effects.down_heads {
+            if let Some(e) = self.inner.nodes.get(node) {
+                e.down_tx.send_if_modified(|cur| {
+                    let grew = *head > *cur;
+                    if grew {
+                        *cur = *head;
+                    }
+                    grew
+                });
+            }
+        }
+        if effects.reprocessed > 0 {
+            self.inner
+                .metrics
+                .reprocessed_settlements
+                .fetch_add(effects.reprocessed, Ordering::Relaxed);
+        }
+        if effects.segments > 0 {
+            self.inner.audit_wakeup.notify_one();
+        }
+    }
+
+    /// Settle `bet_id` inside `tx` if all its legs have results (see `settlement.rs` for the
+    /// results side). Keyed by (bet, result version): a second pass changes nothing.
+    pub(crate) fn settle_in_tx(
+        &self,
+        tx: &Transaction<'_>,
+        bet_id: &BetId,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<SettleOutcome, StoreError> {
+        let row: Option<(String, i64, String)> = tx
+            .query_row(
+                "SELECT node_id, seq, status FROM bets WHERE bet_id = ?1",
+                [bet_id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((node, seq, status)) = row else {
+            return Err(StoreError::Corrupt(format!("bet {bet_id} vanished")));
+        };
+        if status == "error" {
+            return Ok(SettleOutcome::Failed);
+        }
+        let node =
+            NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("bet {bet_id}: {e}")))?;
+        let bet = load_bet(tx, &node, seq)?;
+        let mut results: HashMap<EventId, (FinalScore, u32)> = HashMap::new();
+        for leg in &bet.legs {
+            let r: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1",
+                    [leg.event_id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            if let Some((h, a, v)) = r {
+                let score = FinalScore {
+                    home: to_u16(h)?,
+                    away: to_u16(a)?,
+                };
+                results.insert(
+                    leg.event_id.clone(),
+                    (
+                        score,
+                        u32::try_from(v)
+                            .map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
+                    ),
+                );
+            }
+        }
+        let settlement = match settle_bet(&node, &bet, |e| results.get(e).copied()) {
+            Ok(None) => return Ok(SettleOutcome::NotReady),
+            Ok(Some(s)) => s,
+            Err(e) => {
+                tracing::error!(bet = %bet_id, error = %e, "bet cannot be settled");
+                tx.execute(
+                    "UPDATE bets SET status = 'error', settle_error = ?2 WHERE bet_id = ?1",
+                    params![bet_id.as_str(), e.to_string()],
+                )?;
+                return Ok(SettleOutcome::Failed);
+            }
+        };
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM settlements WHERE bet_id = ?1 AND result_version = ?2)",
+            params![bet_id.as_str(), settlement.result_version],
+            |r| r.get(0),
+        )?;
+        if done {
+            effects.reprocessed += 1;
+            return Ok(SettleOutcome::Reprocessed);
+        }
+        let payout = settlement.payout_minor;
+        let version = settlement.result_version;
+        let (down_seq, _) = down::append(
+            tx,
+            &self.inner.hub_key,
+            &node,
+            &HubEvent::Settlement(settlement),
+            now,
+        )?;
+        tx.execute(
+            "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0],
+        )?;
+        tx.execute(
+            "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
+            params![bet_id.as_str(), payout],
+        )?;
+        effects.down_heads.insert(node, down_seq);
+        effects.settled += 1;
+        Ok(SettleOutcome::Settled)
+    }
+
+    /// Mark `node` flagged (persisted); its further records are refused.
+    pub fn flag(&self, node: &NodeId, reason: &str) {
+        self.flag_in_memory(node, reason);
+        self.persist_flag(node, reason);
+    }
+
+    /// Takes effect at once for every later commit of the node.
+    pub(crate) fn flag_in_memory(&self, node: &NodeId, reason: &str) {
+        tracing::warn!(%node, %reason, "flagging node");
+        if let Some(e) = self.inner.nodes.get(node) {
+            e.live.lock().unwrap_or_else(|p| p.into_inner()).flagged = Some(reason.to_string());
+        }
+    }
+
+    pub(crate) fn persist_flag(&self, node: &NodeId, reason: &str) {
+        let r = self.inner.db.conn().execute(
+            "UPDATE nodes SET flagged = 1, flag_reason = ?2 WHERE id = ?1",
+            params![node.as_str(), reason],
+        );
+        if let Err(e) = r {
+            // The in-memory flag still refuses the node until restart.
+            tracing::error!(%node, error = %e, "could not persist node flag");
+        }
+    }
+
+    /// Record liveness. Monotonic fields use MAX so late, reordered writes are harmless.
+    pub fn touch_blocking(
+        &self,
+        node: &NodeId,
+        edge_head: Seq,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.db.conn().execute(
+            "UPDATE nodes SET last_contact_ms = MAX(COALESCE(last_contact_ms, 0), ?2), edge_head = MAX(edge_head, ?3) WHERE id = ?1",
+            params![node.as_str(), now_ms, edge_head.0 as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn down_acked_blocking(&self, node: &NodeId, applied: Seq) -> Result<(), StoreError> {
+        self.inner.db.conn().execute(
+            "UPDATE nodes SET down_acked = MAX(down_acked, ?2) WHERE id = ?1",
+            params![node.as_str(), applied.0 as i64],
+        )?;
+        Ok(())
+    }
+
+    // ---- downstream ---------------------------------------------------------------------
+
+    /// Head of `node`'s down chain, read from the database so that records appended by another
+    /// process (`region-hub load-results`) are seen too; wakes subscribers if it grew.
+    pub fn down_head(&self, node: &NodeId) -> Seq {
+        let db_head = self.inner.db.reader().query_row(
+            "SELECT COALESCE(MAX(down_seq), 0) FROM down_records WHERE node_id = ?1",
+            [node.as_str()],
+            |r| r.get::<_, i64>(0),
+        );
+        let Some(e) = self.inner.nodes.get(node) else {
+            return db_head.map(|s| Seq(s as u64)).unwrap_or(Seq::ZERO);
+        };
+        if let Ok(s) = db_head {
+            let s = Seq(s as u64);
+            e.down_tx.send_if_modified(|cur| {
+                let grew = s > *cur;
+                if grew {
+                    *cur = s;
+                }
+                grew
+            });
+        }
+        *e.down_tx.borrow()
+    }
+
+    /// A receiver that changes whenever `node`'s down chain grows.
+    pub fn subscribe_down(&self, node: &NodeId) -> watch::Receiver<Seq> {
+        match self.inner.nodes.get(node) {
+            Some(e) => e.down_tx.subscribe(),
+            // Unknown node: a channel that never changes (the session is refused anyway).
+            None => watch::Sender::new(Seq::ZERO).subscribe(),
+        }
+    }
+
+    /// Down frames of `node` with seq > `after`, at most `max`, in order.
+    pub fn read_down(
+        &self,
+        node: &NodeId,
+        after: Seq,
+        max: usize,
+    ) -> Result<Vec<Frame>, StoreError> {
+        let conn = self.inner.db.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT down_seq, frame FROM down_records WHERE node_id = ?1 AND down_seq > ?2 ORDER BY down_seq LIMIT ?3")?;
+        let rows = stmt.query_map(
+            params![
+                node.as_str(),
+                after.0 as i64,
+                max.min(i64::MAX as usize) as i64
+            ],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, bytes) = row?;
+            out.push(
+                Frame::decode_exact(&bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("down record {node}#{seq}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Poll the database for down records appended by another process and wake sessions.
+    pub fn refresh_down_heads(&self) {
+        for node in self.inner.nodes.keys() {
+            self.down_head(node);
+        }
+    }
+}
+
+fn to_u16(v: i64) -> Result<u16, StoreError> {
+    u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("goal count {v}")))
+}
+
+/// Insert the `bets` row for a BetPlaced record. The inner `Err` is a reason to flag the node
+/// (a bet id already used by a different record), not a database failure.
+fn insert_bet(
+    tx: &Transaction<'_>,
+    node: &NodeId,
+    seq: Seq,
+    bet: &BetPlaced,
+) -> Result<Result<(), String>, StoreError> {
+    let existing: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT node_id, seq FROM bets WHERE bet_id = ?1",
+            [bet.bet_id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((n, s)) = existing {
+        return Ok(Err(format!(
+            "bet id {} in record {seq} of node {node} was already placed by record {s} of node {n}",
+            bet.bet_id
+        )));
+    }
+    let legs = serde_json::to_string(&bet.legs)
+        .map_err(|e| StoreError::Corrupt(format!("legs of {}: {e}", bet.bet_id)))?;
+    tx.execute(
+        "INSERT INTO bets (bet_id, node_id, seq, player_id, currency, stake_minor, potential_payout_minor, legs_json, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open')",
+        params![
+            bet.bet_id.as_str(),
+            node.as_str(),
+            seq.0 as i64,
+            bet.player_id.as_str(),
+            bet.currency.code(),
+            bet.stake_minor,
+            bet.potential_payout_minor,
+            legs
+        ],
+    )?;
+    for leg in &bet.legs {
+        tx.execute(
+            "INSERT OR IGNORE INTO bet_events (bet_id, event_id) VALUES (?1, ?2)",
+            params![bet.bet_id.as_str(), leg.event_id.as_str()],
+        )?;
+    }
+    Ok(Ok(()))
+}
+
+/// The BetPlaced payload of record `seq` of `node` (the stored record is the source of truth).
+fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
+    let bytes: Vec<u8> = tx.query_row(
+        "SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2",
+        params![node.as_str(), seq],
+        |r| r.get(0),
+    )?;
+    let corrupt = |e: String| StoreError::Corrupt(format!("record {node}#{seq}: {e}"));
+    let body = Frame::decode_exact(&bytes)
+        .map_err(|e| corrupt(e.to_string()))?
+        .parse_body()
+        .map_err(|e| corrupt(e.to_string()))?;
+    match EdgeEvent::from_payload(body.kind, &body.payload).map_err(|e| corrupt(e.to_string()))? {
+        EdgeEvent::BetPlaced(b) => Ok(b),
+        other => Err(corrupt(format!(
+            "expected BetPlaced, found {:?}",
+            other.kind()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

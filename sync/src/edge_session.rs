@@ -1,0 +1,815 @@
+//! The edge end of one replication session, as a sans-IO state machine.
+//!
+//! Upstream, it streams the edge's own durable log to the hub from the hub's acknowledged
+//! position, never holding more than [`SessionConfig::window`] unacknowledged records in flight
+//! (so the edge never buffers without bound while the hub is slow or away). Downstream, it
+//! accepts the hub's `hub/{node}` chain, hands complete seal groups to the shell to verify and
+//! apply, and acknowledges what the shell reports as durably applied.
+//!
+//! One `EdgeSession` lives for one connection. After any error or disconnect the shell starts a
+//! fresh session from its durable state; the hub's `Welcome` says where to resume, which is what
+//! makes delivery exactly-once across reconnects.
+//!
+//! Typical shell loop: create, then repeatedly
+//! 1. feed input (`handle_message`, `on_local_durable`, `handle_timeout`, `down_applied`);
+//! 2. perform `poll_action`s (apply downstream frames, report back with `down_applied`);
+//! 3. while `want_records()` says so, read frames from the log and pass them to `records_read`;
+//! 4. send everything from `poll_transmit`; wait for input or `poll_timeout`.
+
+use crate::session::{SessionConfig, SessionError, after, check_contiguous, elapsed, split_frames};
+use crate::wire::{Message, PROTOCOL_VERSION};
+use outpost_core::ids::{Jurisdiction, NodeId, Seq};
+use outpost_core::log::{Frame, RecordHash};
+use outpost_core::time::UnixMillis;
+use std::collections::VecDeque;
+
+/// Work the shell must do for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeAction {
+    /// Verify (against the hub's key) and durably apply these downstream frames, then call
+    /// [`EdgeSession::down_applied`] with the new applied head. The frames are consecutive,
+    /// continue from the last frames handed out in this session (the first batch starts right
+    /// after the `down_applied` the session was created with), and end with a sealed frame:
+    /// they are whole seal groups, so a `ChainVerifier` started at the applied head releases
+    /// all of them.
+    ApplyDown(Vec<Frame>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitWelcome,
+    Established,
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct EdgeSession {
+    cfg: SessionConfig,
+    state: State,
+    /// Highest durable seq of the local log we know of.
+    local_head: Seq,
+    /// Hub's durable position (from Welcome, then Acks).
+    acked: Seq,
+    acked_hash: RecordHash,
+    /// Next seq to send; everything below it was sent in this session (or acked before it).
+    next_to_send: Seq,
+    /// Highest sealed seq sent (or `acked`, which is always a seal boundary).
+    last_sealed_sent: Seq,
+    /// Downstream: durably applied head, as reported by the shell.
+    down_applied: Seq,
+    /// Downstream: last seq handed out in an `ApplyDown`.
+    down_handed: Seq,
+    /// Downstream: received frames after `down_handed`, waiting for their seal.
+    down_pending: Vec<Frame>,
+    /// Downstream: hub's head, from Welcome and hub heartbeats.
+    hub_down_head: Seq,
+    outbox: VecDeque<Message>,
+    actions: VecDeque<EdgeAction>,
+    next_heartbeat: UnixMillis,
+    last_rx: UnixMillis,
+    /// Since when records have been in flight without the ack advancing (armed lazily by
+    /// `handle_timeout`, cleared by ack progress).
+    ack_wait_since: Option<UnixMillis>,
+    error: Option<SessionError>,
+}
+
+impl EdgeSession {
+    /// Start a session; queues the `Hello`. `local_head` is the edge log's durable head and
+    /// `down_applied` the last durably applied downstream seq.
+    pub fn new(
+        cfg: SessionConfig,
+        node_id: NodeId,
+        jurisdiction: Jurisdiction,
+        local_head: Seq,
+        down_applied: Seq,
+        now: UnixMillis,
+    ) -> EdgeSession {
+        let mut outbox = VecDeque::new();
+        outbox.push_back(Message::Hello {
+            version: PROTOCOL_VERSION,
+            node_id,
+            jurisdiction,
+            edge_head: local_head,
+            down_applied,
+        });
+        EdgeSession {
+            state: State::AwaitWelcome,
+            local_head,
+            acked: Seq::ZERO,
+            acked_hash: RecordHash::ZERO,
+            next_to_send: Seq(1),
+            last_sealed_sent: Seq::ZERO,
+            down_applied,
+            down_handed: down_applied,
+            down_pending: Vec::new(),
+            hub_down_head: Seq::ZERO,
+            outbox,
+            actions: VecDeque::new(),
+            next_heartbeat: after(now, cfg.heartbeat_ms),
+            last_rx: now,
+            ack_wait_since: None,
+            error: None,
+            cfg,
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Feed one message received from the hub.
+    pub fn handle_message(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        self.last_rx = now;
+        let r = self.dispatch(msg, now);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn dispatch(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
+        match (self.state, msg) {
+            (_, Message::Error { code, message }) => Err(SessionError::Remote { code, message }),
+            (
+                State::AwaitWelcome,
+                Message::Welcome {
+                    version,
+                    acked,
+                    acked_hash,
+                    down_head,
+                },
+            ) => self.on_welcome(version, acked, acked_hash, down_head, now),
+            (State::Established, Message::Ack { acked }) => self.on_ack(acked),
+            (State::Established, Message::Down { frames }) => self.on_down(frames),
+            (State::Established, Message::Heartbeat { head, .. }) => {
+                self.hub_down_head = self.hub_down_head.max(head);
+                Ok(())
+            }
+            (state, m) => Err(SessionError::Protocol(format!(
+                "unexpected {} from hub {}",
+                m.name(),
+                if state == State::AwaitWelcome {
+                    "before Welcome"
+                } else {
+                    "after Welcome"
+                }
+            ))),
+        }
+    }
+
+    fn on_welcome(
+        &mut self,
+        version: u16,
+        acked: Seq,
+        acked_hash: RecordHash,
+        down_head: Seq,
+        now: UnixMillis,
+    ) -> Result<(), SessionError> {
+        if version != PROTOCOL_VERSION {
+            return Err(SessionError::Version(format!(
+                "hub speaks protocol version {version}, edge supports {PROTOCOL_VERSION}"
+            )));
+        }
+        if acked > self.local_head {
+            return Err(SessionError::Diverged(format!(
+                "hub has durably acknowledged seq {acked} but the local log ends at seq {}: the local log lost records",
+                self.local_head
+            )));
+        }
+        if down_head < self.down_applied {
+            return Err(SessionError::Diverged(format!(
+                "hub's downstream chain ends at seq {down_head} but the edge has applied through seq {}",
+                self.down_applied
+            )));
+        }
+        self.acked = acked;
+        self.acked_hash = acked_hash;
+        self.next_to_send = Seq(acked.0.saturating_add(1));
+        // The hub acknowledges only verified (sealed) records, so `acked` ends a seal group.
+        self.last_sealed_sent = acked;
+        self.hub_down_head = down_head;
+        self.state = State::Established;
+        self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        Ok(())
+    }
+
+    fn on_ack(&mut self, acked: Seq) -> Result<(), SessionError> {
+        if acked < self.acked {
+            return Err(SessionError::Protocol(format!(
+                "ack went backwards: seq {acked} after {}",
+                self.acked
+            )));
+        }
+        let sent = Seq(self.next_to_send.0 - 1);
+        if acked > sent {
+            return Err(SessionError::Protocol(format!(
+                "hub acknowledged seq {acked} but the edge has only sent through {sent}"
+            )));
+        }
+        if acked > self.acked {
+            self.ack_wait_since = None;
+        }
+        self.acked = acked;
+        Ok(())
+    }
+
+    fn on_down(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        let expected = Seq(self.down_handed.0 + self.down_pending.len() as u64 + 1);
+        check_contiguous(&frames, expected)
+            .map_err(|e| SessionError::Protocol(format!("downstream: {e}")))?;
+        for f in frames {
+            let sealed = f.seal.is_some();
+            self.down_pending.push(f);
+            if sealed {
+                self.down_handed = Seq(self.down_handed.0 + self.down_pending.len() as u64);
+                let group = std::mem::take(&mut self.down_pending);
+                // Merge with a not yet taken ApplyDown: fewer, larger durable writes.
+                match self.actions.back_mut() {
+                    Some(EdgeAction::ApplyDown(frames)) => frames.extend(group),
+                    _ => self.actions.push_back(EdgeAction::ApplyDown(group)),
+                }
+            }
+        }
+        if self.down_pending.len() > self.cfg.max_unsealed {
+            return Err(SessionError::Protocol(format!(
+                "downstream: more than {} records without a seal",
+                self.cfg.max_unsealed
+            )));
+        }
+        Ok(())
+    }
+
+    /// The local log became durable through `head` (e.g. from the log's watch channel).
+    pub fn on_local_durable(&mut self, head: Seq) {
+        self.local_head = self.local_head.max(head);
+    }
+
+    /// The frames `want_records` asked for (possibly fewer; at least one if the log had any).
+    /// They must start at the `from` given by `want_records` and be consecutive.
+    pub fn records_read(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        match self.state {
+            State::Closed => return Err(SessionError::Closed),
+            State::AwaitWelcome => {
+                return Err(self.fail(SessionError::Misuse("records_read before Welcome".into())));
+            }
+            State::Established => {}
+        }
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let (last, sealed) = match check_contiguous(&frames, self.next_to_send) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(self.fail(SessionError::Misuse(format!(
+                    "log returned frames out of order: {e}"
+                ))));
+            }
+        };
+        self.next_to_send = Seq(last.0.saturating_add(1));
+        self.local_head = self.local_head.max(last);
+        if let Some(s) = sealed {
+            self.last_sealed_sent = s;
+        }
+        let outbox = &mut self.outbox;
+        split_frames(frames, self.cfg.batch_bytes, |frames| {
+            outbox.push_back(Message::Records { frames })
+        });
+        Ok(())
+    }
+
+    /// The shell durably applied the downstream chain through `applied` (the value returned by
+    /// applying an `ApplyDown`). Queues a `DownAck`.
+    pub fn down_applied(&mut self, applied: Seq) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        if applied < self.down_applied || applied > self.down_handed {
+            return Err(self.fail(SessionError::Misuse(format!(
+                "down_applied({applied}) outside [{}, {}] (applied so far, handed out)",
+                self.down_applied, self.down_handed
+            ))));
+        }
+        if applied > self.down_applied {
+            self.down_applied = applied;
+            self.outbox.push_back(Message::DownAck { applied });
+        }
+        Ok(())
+    }
+
+    /// Call when `poll_timeout` passes (calling early is harmless): sends heartbeats and
+    /// detects a silent hub.
+    pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        let silent = elapsed(self.last_rx, now);
+        if silent >= self.cfg.peer_timeout_ms {
+            return Err(self.fail(SessionError::Timeout(format!(
+                "nothing received from the hub for {silent} ms"
+            ))));
+        }
+        let in_flight = self.in_flight();
+        self.ack_wait_since = match self.ack_wait_since {
+            _ if in_flight == 0 => None,
+            None => Some(now),
+            Some(since) if elapsed(since, now) >= self.cfg.peer_timeout_ms => {
+                let waited = elapsed(since, now);
+                return Err(self.fail(SessionError::Timeout(format!(
+                    "no acknowledgement from the hub for {waited} ms with {in_flight} records in flight"
+                ))));
+            }
+            Some(since) => Some(since),
+        };
+        if self.state == State::Established && now >= self.next_heartbeat {
+            self.outbox.push_back(Message::Heartbeat {
+                head: self.local_head,
+                now_ms: now.0,
+            });
+            self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        }
+        Ok(())
+    }
+
+    /// Close the session on the shell's initiative (shutdown, storage or verification failure);
+    /// queues an `Error` message with `code` for the hub.
+    pub fn abort(&mut self, code: u16, message: impl Into<String>) -> SessionError {
+        if self.state == State::Closed {
+            return SessionError::Closed;
+        }
+        self.fail(SessionError::Aborted {
+            code,
+            message: message.into(),
+        })
+    }
+
+    fn fail(&mut self, e: SessionError) -> SessionError {
+        if self.state != State::Closed {
+            if e.tell_peer() {
+                self.outbox
+                    .push_back(Message::error(e.code(), e.peer_text()));
+            }
+            self.state = State::Closed;
+            self.error = Some(e.clone());
+        }
+        e
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    /// Next message to send to the hub.
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.outbox.pop_front()
+    }
+
+    /// Next action for the shell.
+    pub fn poll_action(&mut self) -> Option<EdgeAction> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called (`None` once closed).
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        match self.state {
+            State::Closed => None,
+            State::AwaitWelcome => Some(after(self.last_rx, self.cfg.peer_timeout_ms)),
+            State::Established => {
+                let mut t = after(self.last_rx, self.cfg.peer_timeout_ms).min(self.next_heartbeat);
+                if let Some(since) = self.ack_wait_since {
+                    t = t.min(after(since, self.cfg.peer_timeout_ms));
+                }
+                Some(t)
+            }
+        }
+    }
+
+    /// Which records to read from the local log and pass to `records_read`: `(from, max)`.
+    /// `None` when not established, nothing new is durable, or the flow-control window is full.
+    pub fn want_records(&self) -> Option<(Seq, usize)> {
+        if self.state != State::Established || self.next_to_send > self.local_head {
+            return None;
+        }
+        let in_flight = self.in_flight();
+        let available = self.local_head.0 - self.next_to_send.0 + 1;
+        let room = if in_flight < self.cfg.window as u64 {
+            self.cfg.window as u64 - in_flight
+        } else if self.last_sealed_sent <= self.acked {
+            // Window full but no seal in flight: the hub cannot acknowledge anything until the
+            // group's seal arrives, so send on (bounded by the group size) to avoid a deadlock.
+            self.cfg.batch_records as u64
+        } else {
+            return None;
+        };
+        let max = available
+            .min(room)
+            .min(self.cfg.batch_records.max(1) as u64);
+        Some((self.next_to_send, max as usize))
+    }
+
+    // ---- state --------------------------------------------------------------------------
+
+    /// Welcome received and no error yet.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+    /// Why the session closed, if it did.
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+    /// Hub's durable position for this node.
+    pub fn acked(&self) -> Seq {
+        self.acked
+    }
+    /// Hash of the record at `acked`, as the hub reported it in `Welcome`.
+    pub fn acked_hash(&self) -> RecordHash {
+        self.acked_hash
+    }
+    /// Records sent but not yet acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        (self.next_to_send.0 - 1).saturating_sub(self.acked.0)
+    }
+    pub fn next_to_send(&self) -> Seq {
+        self.next_to_send
+    }
+    pub fn local_head(&self) -> Seq {
+        self.local_head
+    }
+    pub fn down_applied_head(&self) -> Seq {
+        self.down_applied
+    }
+    /// Hub's downstream head as last reported.
+    pub fn hub_down_head(&self) -> Seq {
+        self.hub_down_head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::code;
+    use outpost_core::ids::LogId;
+    use outpost_core::log::{ChainHead, ChainWriter, NodeKey, RecordKind};
+
+    fn chain(log: &str, n: usize, seal_every: usize) -> Vec<Frame> {
+        let key = NodeKey::from_seed([1; 32]);
+        let mut w = ChainWriter::new(LogId::new(log).unwrap(), ChainHead::EMPTY);
+        (0..n)
+            .map(|i| {
+                let mut f = w.append(
+                    RecordKind::WalletMovement,
+                    UnixMillis(1000 + i as i64),
+                    b"{}".to_vec(),
+                );
+                if (i + 1) % seal_every == 0 {
+                    ChainWriter::seal(&mut f, &key);
+                }
+                f
+            })
+            .collect()
+    }
+
+    fn session(cfg: SessionConfig, local_head: u64, down_applied: u64) -> EdgeSession {
+        EdgeSession::new(
+            cfg,
+            NodeId::new("gb-1").unwrap(),
+            Jurisdiction::new("GB").unwrap(),
+            Seq(local_head),
+            Seq(down_applied),
+            UnixMillis(0),
+        )
+    }
+
+    fn welcome(acked: u64, down_head: u64) -> Message {
+        Message::Welcome {
+            version: PROTOCOL_VERSION,
+            acked: Seq(acked),
+            acked_hash: RecordHash([1; 32]),
+            down_head: Seq(down_head),
+        }
+    }
+
+    fn drain(s: &mut EdgeSession) -> Vec<Message> {
+        std::iter::from_fn(|| s.poll_transmit()).collect()
+    }
+
+    #[test]
+    fn hello_then_resume_from_acked() {
+        let frames = chain("gb-1", 10, 1);
+        let mut s = session(SessionConfig::default(), 10, 2);
+        let out = drain(&mut s);
+        assert!(matches!(
+            &out[..],
+            [Message::Hello {
+                version: 1,
+                edge_head: Seq(10),
+                down_applied: Seq(2),
+                ..
+            }]
+        ));
+        assert_eq!(s.want_records(), None, "nothing before Welcome");
+        s.handle_message(welcome(4, 2), UnixMillis(5)).unwrap();
+        assert_eq!(s.want_records(), Some((Seq(5), 6)));
+        s.records_read(frames[4..].to_vec()).unwrap();
+        assert!(matches!(&drain(&mut s)[..], [Message::Records { frames }] if frames.len() == 6));
+        assert_eq!(s.want_records(), None);
+        s.on_local_durable(Seq(12));
+        assert_eq!(s.want_records(), Some((Seq(11), 2)));
+        s.handle_message(Message::Ack { acked: Seq(10) }, UnixMillis(6))
+            .unwrap();
+        assert_eq!(s.acked(), Seq(10));
+        assert_eq!(s.in_flight(), 0);
+    }
+
+    #[test]
+    fn window_limits_records_in_flight() {
+        let frames = chain("gb-1", 20, 1);
+        let cfg = SessionConfig {
+            window: 4,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 20, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
+        assert_eq!(s.want_records(), Some((Seq(1), 4)));
+        s.records_read(frames[..3].to_vec()).unwrap();
+        assert_eq!(s.want_records(), Some((Seq(4), 1)));
+        s.records_read(frames[3..4].to_vec()).unwrap();
+        assert_eq!(s.want_records(), None, "window full");
+        s.handle_message(Message::Ack { acked: Seq(2) }, UnixMillis(2))
+            .unwrap();
+        assert_eq!(s.want_records(), Some((Seq(5), 2)));
+    }
+
+    #[test]
+    fn window_is_exceeded_only_to_finish_a_seal_group() {
+        let frames = chain("gb-1", 12, 6);
+        let cfg = SessionConfig {
+            window: 4,
+            batch_records: 2,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 12, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
+        let mut sent = 0;
+        while let Some((from, max)) = s.want_records() {
+            let from = from.0 as usize - 1;
+            s.records_read(frames[from..(from + max).min(12)].to_vec())
+                .unwrap();
+            sent = from + max;
+        }
+        // Stops right after the seal at seq 6, although the window is 4.
+        assert_eq!(sent, 6);
+        assert_eq!(s.next_to_send(), Seq(7));
+    }
+
+    #[test]
+    fn bad_acks_are_protocol_errors() {
+        let frames = chain("gb-1", 5, 1);
+        let mut s = session(SessionConfig::default(), 5, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
+        s.records_read(frames[..3].to_vec()).unwrap();
+        drain(&mut s);
+        let e = s
+            .handle_message(Message::Ack { acked: Seq(4) }, UnixMillis(2))
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Protocol(_)), "{e}");
+        assert!(matches!(
+            &drain(&mut s)[..],
+            [Message::Error {
+                code: code::PROTOCOL,
+                ..
+            }]
+        ));
+        assert!(s.is_closed());
+        assert_eq!(
+            s.handle_message(Message::Ack { acked: Seq(1) }, UnixMillis(3)),
+            Err(SessionError::Closed)
+        );
+
+        let mut s = session(SessionConfig::default(), 5, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
+        s.records_read(frames[..3].to_vec()).unwrap();
+        s.handle_message(Message::Ack { acked: Seq(2) }, UnixMillis(2))
+            .unwrap();
+        s.handle_message(Message::Ack { acked: Seq(2) }, UnixMillis(2))
+            .unwrap();
+        assert!(
+            s.handle_message(Message::Ack { acked: Seq(1) }, UnixMillis(2))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn version_mismatch_and_divergence_are_clear_errors() {
+        let mut s = session(SessionConfig::default(), 5, 0);
+        let w = Message::Welcome {
+            version: 2,
+            acked: Seq(0),
+            acked_hash: RecordHash::ZERO,
+            down_head: Seq(0),
+        };
+        let e = s.handle_message(w, UnixMillis(1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hub speaks protocol version 2, edge supports 1"
+        );
+
+        let mut s = session(SessionConfig::default(), 5, 0);
+        let e = s.handle_message(welcome(9, 0), UnixMillis(1)).unwrap_err();
+        assert!(matches!(e, SessionError::Diverged(_)));
+        assert!(e.to_string().contains("local log ends at seq 5"), "{e}");
+
+        let mut s = session(SessionConfig::default(), 5, 0);
+        let e = s
+            .handle_message(Message::Ack { acked: Seq(0) }, UnixMillis(1))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            SessionError::Protocol("unexpected Ack from hub before Welcome".into())
+        );
+
+        let mut s = session(SessionConfig::default(), 5, 0);
+        let e = s
+            .handle_message(Message::error(code::UNAUTHORIZED, "no"), UnixMillis(1))
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            SessionError::Remote {
+                code: code::UNAUTHORIZED,
+                ..
+            }
+        ));
+        assert!(
+            drain(&mut s)
+                .iter()
+                .all(|m| !matches!(m, Message::Error { .. })),
+            "no Error echoed back"
+        );
+    }
+
+    #[test]
+    fn down_frames_are_released_per_seal_group_and_acked_after_apply() {
+        let down = chain("hub/gb-1", 6, 3);
+        let mut s = session(SessionConfig::default(), 0, 0);
+        s.handle_message(welcome(0, 6), UnixMillis(1)).unwrap();
+        s.handle_message(
+            Message::Down {
+                frames: down[..2].to_vec(),
+            },
+            UnixMillis(2),
+        )
+        .unwrap();
+        assert_eq!(s.poll_action(), None, "unsealed frames wait");
+        s.handle_message(
+            Message::Down {
+                frames: down[2..5].to_vec(),
+            },
+            UnixMillis(3),
+        )
+        .unwrap();
+        assert_eq!(
+            s.poll_action(),
+            Some(EdgeAction::ApplyDown(down[..3].to_vec()))
+        );
+        assert_eq!(s.poll_action(), None);
+        drain(&mut s);
+        s.down_applied(Seq(3)).unwrap();
+        assert_eq!(drain(&mut s), vec![Message::DownAck { applied: Seq(3) }]);
+        // Out of order downstream frame.
+        let e = s
+            .handle_message(
+                Message::Down {
+                    frames: down[4..5].to_vec(),
+                },
+                UnixMillis(4),
+            )
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Protocol(_)), "{e}");
+    }
+
+    #[test]
+    fn down_applied_beyond_handed_out_is_misuse() {
+        let mut s = session(SessionConfig::default(), 0, 0);
+        s.handle_message(welcome(0, 6), UnixMillis(1)).unwrap();
+        assert!(matches!(
+            s.down_applied(Seq(1)),
+            Err(SessionError::Misuse(_))
+        ));
+    }
+
+    #[test]
+    fn heartbeats_and_peer_timeout() {
+        let cfg = SessionConfig {
+            heartbeat_ms: 1000,
+            peer_timeout_ms: 5000,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 7, 0);
+        drain(&mut s);
+        assert_eq!(
+            s.poll_timeout(),
+            Some(UnixMillis(5000)),
+            "only the Welcome deadline before Welcome"
+        );
+        s.handle_message(welcome(7, 0), UnixMillis(100)).unwrap();
+        assert_eq!(s.poll_timeout(), Some(UnixMillis(1100)));
+        s.handle_timeout(UnixMillis(1100)).unwrap();
+        assert_eq!(
+            drain(&mut s),
+            vec![Message::Heartbeat {
+                head: Seq(7),
+                now_ms: 1100
+            }]
+        );
+        s.handle_timeout(UnixMillis(1500)).unwrap();
+        assert!(drain(&mut s).is_empty());
+        let e = s.handle_timeout(UnixMillis(5100)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "timed out: nothing received from the hub for 5000 ms"
+        );
+        assert!(matches!(
+            &drain(&mut s)[..],
+            [Message::Error {
+                code: code::TIMEOUT,
+                ..
+            }]
+        ));
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn records_without_acks_time_out_even_if_heartbeats_flow() {
+        let frames = chain("gb-1", 3, 1);
+        let cfg = SessionConfig {
+            heartbeat_ms: 1000,
+            peer_timeout_ms: 5000,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 3, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(0)).unwrap();
+        s.records_read(frames).unwrap();
+        // The first timer call after sending arms the ack deadline (t=1000, so it fires at 6000).
+        for t in (1000..=5000).step_by(1000) {
+            s.handle_message(
+                Message::Heartbeat {
+                    head: Seq(0),
+                    now_ms: t,
+                },
+                UnixMillis(t),
+            )
+            .unwrap();
+            s.handle_timeout(UnixMillis(t)).unwrap();
+        }
+        assert_eq!(s.poll_timeout(), Some(UnixMillis(6000)));
+        s.handle_message(
+            Message::Heartbeat {
+                head: Seq(0),
+                now_ms: 6000,
+            },
+            UnixMillis(6000),
+        )
+        .unwrap();
+        let e = s.handle_timeout(UnixMillis(6000)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "timed out: no acknowledgement from the hub for 5000 ms with 3 records in flight"
+        );
+    }
+
+    #[test]
+    fn records_read_checks_continuity() {
+        let frames = chain("gb-1", 5, 1);
+        let mut s = session(SessionConfig::default(), 5, 0);
+        s.handle_message(welcome(1, 0), UnixMillis(1)).unwrap();
+        let e = s.records_read(frames[2..].to_vec()).unwrap_err();
+        assert!(matches!(e, SessionError::Misuse(_)), "{e}");
+    }
+
+    #[test]
+    fn large_reads_are_split_into_several_messages() {
+        let frames = chain("gb-1", 100, 1);
+        let cfg = SessionConfig {
+            batch_bytes: 1000,
+            batch_records: 1000,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 100, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
+        drain(&mut s);
+        s.records_read(frames.clone()).unwrap();
+        let msgs = drain(&mut s);
+        assert!(msgs.len() > 5);
+        let mut got = Vec::new();
+        for m in msgs {
+            let Message::Records { frames } = m else {
+                panic!("{m:?}")
+            };
+            assert!(m_size(&frames) <= 1000 + 200);
+            got.extend(frames);
+        }
+        assert_eq!(got, frames);
+    }
+
+    fn m_size(frames: &[Frame]) -> usize {
+        frames.iter().map(|f| f.encode().len()).sum()
+    }
+}

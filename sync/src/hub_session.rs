@@ -1,0 +1,876 @@
+//! The hub end of one replication session, as a sans-IO state machine.
+//!
+//! Upstream, it checks the edge's `Hello` against the TLS-authenticated node id and the node's
+//! registration, tells the edge where to resume (`Welcome`: the hub's durable head), verifies
+//! every incoming record with [`ChainVerifier`] starting at that durable head, and hands
+//! verified records to the shell to commit; only after the shell reports them durable does it
+//! acknowledge them. A record that fails verification gets the node flagged and the session
+//! closed, and nothing from that message is committed. Downstream, it streams the hub's
+//! `hub/{node}` chain to the edge with the same kind of flow-control window.
+//!
+//! Exactly-once across reconnects rests on one rule: the edge resends from the hub's durable
+//! head + 1, and the verifier demands gap-free sequence numbers from there. A duplicate or
+//! out-of-order record is therefore a protocol error (not tampering: nothing is skipped or
+//! committed twice, so the node is not flagged for it).
+//!
+//! The shell must not run two sessions for the same node at once (it serialises them, see
+//! `transport`), because each session starts from the durable head it was given.
+
+use crate::session::{SessionConfig, SessionError, after, check_contiguous, elapsed, split_frames};
+use crate::wire::{Message, PROTOCOL_VERSION};
+use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
+use outpost_core::log::{ChainHead, ChainVerifier, Frame, PublicKey, RecordBody, VerifyError};
+use outpost_core::time::UnixMillis;
+use std::collections::VecDeque;
+
+/// What the hub knows about a node from its registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRegistration {
+    pub jurisdiction: Jurisdiction,
+    /// The node's Ed25519 log-sealing key.
+    pub public_key: PublicKey,
+}
+
+/// Work the shell must do for the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubAction {
+    /// Durably append these verified records (consecutive, continuing the durable head) to the
+    /// node's upstream log, then call [`HubSession::committed`] with the new durable head.
+    Commit { records: Vec<(Frame, RecordBody)> },
+    /// The node presented records that fail verification: flag it for investigation.
+    Flag { reason: String },
+    /// Liveness: the edge reports its durable head (`edge_head - acked` is the replication
+    /// lag); `edge_clock` is the edge's own clock, `now` the hub's.
+    Touch {
+        edge_head: Seq,
+        edge_clock: UnixMillis,
+        now: UnixMillis,
+    },
+    /// Read up to `max` downstream frames with seq > `after` and pass them to
+    /// [`HubSession::down_read`].
+    ReadDown { after: Seq, max: usize },
+    /// The edge durably applied the downstream chain through `applied`.
+    DownAcked { applied: Seq },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitHello,
+    Established,
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct HubSession {
+    cfg: SessionConfig,
+    state: State,
+    node: NodeId,
+    registration: Option<NodeRegistration>,
+    durable: ChainHead,
+    verifier: Option<ChainVerifier>,
+    /// Highest seq handed out in a `Commit`.
+    verified: Seq,
+    /// Highest seq the shell reported durable.
+    committed: Seq,
+    edge_head: Seq,
+    down_head: Seq,
+    down_sent: Seq,
+    down_acked: Seq,
+    down_last_sealed_sent: Seq,
+    read_down_outstanding: bool,
+    outbox: VecDeque<Message>,
+    actions: VecDeque<HubAction>,
+    next_heartbeat: UnixMillis,
+    last_rx: UnixMillis,
+    /// Since when downstream frames have been in flight without the DownAck advancing.
+    ack_wait_since: Option<UnixMillis>,
+    error: Option<SessionError>,
+}
+
+impl HubSession {
+    /// Start a session for a connection whose TLS client certificate authenticates
+    /// `authenticated`. `registration` is the registry entry for that node (`None`: unknown
+    /// node, the Hello is refused), `durable` the hub's durable upstream head for it and
+    /// `down_head` the head of its downstream chain. Waits for the edge's `Hello`.
+    pub fn new(
+        cfg: SessionConfig,
+        authenticated: NodeId,
+        registration: Option<NodeRegistration>,
+        durable: ChainHead,
+        down_head: Seq,
+        now: UnixMillis,
+    ) -> HubSession {
+        HubSession {
+            state: State::AwaitHello,
+            node: authenticated,
+            registration,
+            durable,
+            verifier: None,
+            verified: durable.seq,
+            committed: durable.seq,
+            edge_head: Seq::ZERO,
+            down_head,
+            down_sent: Seq::ZERO,
+            down_acked: Seq::ZERO,
+            down_last_sealed_sent: Seq::ZERO,
+            read_down_outstanding: false,
+            outbox: VecDeque::new(),
+            actions: VecDeque::new(),
+            next_heartbeat: after(now, cfg.heartbeat_ms),
+            last_rx: now,
+            ack_wait_since: None,
+            error: None,
+            cfg,
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------------
+
+    /// Feed one message received from the edge.
+    pub fn handle_message(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        self.last_rx = now;
+        let r = self.dispatch(msg, now);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn dispatch(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
+        match (self.state, msg) {
+            (_, Message::Error { code, message }) => Err(SessionError::Remote { code, message }),
+            (
+                State::AwaitHello,
+                Message::Hello {
+                    version,
+                    node_id,
+                    jurisdiction,
+                    edge_head,
+                    down_applied,
+                },
+            ) => self.on_hello(version, node_id, jurisdiction, edge_head, down_applied, now),
+            (State::Established, Message::Records { frames }) => self.on_records(frames),
+            (State::Established, Message::DownAck { applied }) => self.on_down_ack(applied),
+            (State::Established, Message::Heartbeat { head, now_ms }) => {
+                self.edge_head = head;
+                self.actions.push_back(HubAction::Touch {
+                    edge_head: head,
+                    edge_clock: UnixMillis(now_ms),
+                    now,
+                });
+                Ok(())
+            }
+            (state, m) => Err(SessionError::Protocol(format!(
+                "unexpected {} from edge {}",
+                m.name(),
+                if state == State::AwaitHello {
+                    "before Hello"
+                } else {
+                    "after Hello"
+                }
+            ))),
+        }
+    }
+
+    fn on_hello(
+        &mut self,
+        version: u16,
+        node_id: NodeId,
+        jurisdiction: Jurisdiction,
+        edge_head: Seq,
+        down_applied: Seq,
+        now: UnixMillis,
+    ) -> Result<(), SessionError> {
+        if version != PROTOCOL_VERSION {
+            return Err(SessionError::Version(format!(
+                "protocol version {version} not supported by hub (supports {PROTOCOL_VERSION})"
+            )));
+        }
+        if node_id != self.node {
+            return Err(SessionError::Rejected(format!(
+                "Hello names node {node_id} but the TLS client certificate authenticates node {}",
+                self.node
+            )));
+        }
+        let Some(reg) = &self.registration else {
+            return Err(SessionError::Rejected(format!(
+                "node {node_id} is not registered with this hub"
+            )));
+        };
+        if reg.jurisdiction != jurisdiction {
+            return Err(SessionError::Rejected(format!(
+                "node {node_id} is registered for jurisdiction {} but its Hello says {jurisdiction}",
+                reg.jurisdiction
+            )));
+        }
+        if edge_head < self.durable.seq {
+            let reason = format!(
+                "edge reports log head {edge_head} but the hub has durably received through seq {}: the edge lost records",
+                self.durable.seq
+            );
+            self.actions.push_back(HubAction::Flag {
+                reason: reason.clone(),
+            });
+            return Err(SessionError::Diverged(reason));
+        }
+        if down_applied > self.down_head {
+            return Err(SessionError::Diverged(format!(
+                "edge claims to have applied downstream seq {down_applied} but the hub's downstream chain ends at seq {}",
+                self.down_head
+            )));
+        }
+        let log_id = LogId::new(node_id.as_str()).map_err(|e| {
+            SessionError::Misuse(format!("node id {node_id} is not a valid log id: {e}"))
+        })?;
+        self.verifier = Some(ChainVerifier::new(log_id, reg.public_key, self.durable));
+        self.edge_head = edge_head;
+        self.down_sent = down_applied;
+        self.down_acked = down_applied;
+        // Everything the edge applied ended on a seal (it only applies whole seal groups).
+        self.down_last_sealed_sent = down_applied;
+        self.outbox.push_back(Message::Welcome {
+            version: PROTOCOL_VERSION,
+            acked: self.durable.seq,
+            acked_hash: self.durable.hash,
+            down_head: self.down_head,
+        });
+        self.actions.push_back(HubAction::Touch {
+            edge_head,
+            edge_clock: now,
+            now,
+        });
+        self.state = State::Established;
+        self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        self.maybe_read_down();
+        Ok(())
+    }
+
+    fn on_records(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        let Some(verifier) = self.verifier.as_mut() else {
+            return Err(SessionError::Misuse("no verifier after Hello".into()));
+        };
+        // Collect first: a failure anywhere in the message commits nothing from it.
+        let mut released = Vec::new();
+        for frame in frames {
+            match verifier.push(frame) {
+                Ok(r) => released.extend(r),
+                Err(e @ VerifyError::Gap { .. }) => {
+                    return Err(SessionError::Protocol(format!(
+                        "record out of sequence ({e}); the edge must send from seq {} on",
+                        self.committed.0.saturating_add(1)
+                    )));
+                }
+                Err(e) => {
+                    self.actions.push_back(HubAction::Flag {
+                        reason: format!(
+                            "upstream log of node {} failed verification: {e}",
+                            self.node
+                        ),
+                    });
+                    return Err(SessionError::Verify(e));
+                }
+            }
+            if verifier.pending_len() > self.cfg.max_unsealed {
+                return Err(SessionError::Protocol(format!(
+                    "more than {} records without a seal",
+                    self.cfg.max_unsealed
+                )));
+            }
+        }
+        if let Some((_, last)) = released.last() {
+            self.verified = last.seq;
+            // Merge with a not yet taken Commit (several Records messages in one read):
+            // group commit, fewer fsyncs.
+            match self.actions.back_mut() {
+                Some(HubAction::Commit { records }) => records.extend(released),
+                _ => self
+                    .actions
+                    .push_back(HubAction::Commit { records: released }),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_down_ack(&mut self, applied: Seq) -> Result<(), SessionError> {
+        if applied < self.down_acked || applied > self.down_sent {
+            return Err(SessionError::Protocol(format!(
+                "DownAck for seq {applied} outside [{}, {}] (acked so far, sent)",
+                self.down_acked, self.down_sent
+            )));
+        }
+        if applied > self.down_acked {
+            self.ack_wait_since = None;
+            self.down_acked = applied;
+            self.actions.push_back(HubAction::DownAcked { applied });
+            self.maybe_read_down();
+        }
+        Ok(())
+    }
+
+    /// The shell durably committed the upstream records through `seq` (the result of a
+    /// `Commit`). Queues an `Ack`.
+    pub fn committed(&mut self, seq: Seq) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        if seq < self.committed || seq > self.verified {
+            return Err(self.fail(SessionError::Misuse(format!(
+                "committed({seq}) outside [{}, {}] (committed so far, handed out)",
+                self.committed, self.verified
+            ))));
+        }
+        if seq > self.committed {
+            self.committed = seq;
+            self.outbox.push_back(Message::Ack { acked: seq });
+        }
+        Ok(())
+    }
+
+    /// The node's downstream chain grew to `head` (e.g. from the store's watch channel).
+    pub fn down_available(&mut self, head: Seq) {
+        if head > self.down_head {
+            self.down_head = head;
+            self.maybe_read_down();
+        }
+    }
+
+    /// The frames a `ReadDown` asked for (possibly fewer, but at least one).
+    pub fn down_read(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Err(SessionError::Closed);
+        }
+        if !self.read_down_outstanding {
+            return Err(self.fail(SessionError::Misuse("down_read without a ReadDown".into())));
+        }
+        self.read_down_outstanding = false;
+        if frames.is_empty() {
+            return Err(self.fail(SessionError::Misuse(format!(
+                "store returned no downstream frames after seq {} although its head is {}",
+                self.down_sent, self.down_head
+            ))));
+        }
+        let (last, sealed) =
+            match check_contiguous(&frames, Seq(self.down_sent.0.saturating_add(1))) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(self.fail(SessionError::Misuse(format!(
+                        "store returned downstream frames out of order: {e}"
+                    ))));
+                }
+            };
+        self.down_sent = last;
+        self.down_head = self.down_head.max(last);
+        if let Some(s) = sealed {
+            self.down_last_sealed_sent = s;
+        }
+        let outbox = &mut self.outbox;
+        split_frames(frames, self.cfg.batch_bytes, |frames| {
+            outbox.push_back(Message::Down { frames })
+        });
+        self.maybe_read_down();
+        Ok(())
+    }
+
+    fn maybe_read_down(&mut self) {
+        if self.state != State::Established
+            || self.read_down_outstanding
+            || self.down_sent >= self.down_head
+        {
+            return;
+        }
+        let in_flight = self.down_sent.0 - self.down_acked.0;
+        let window = self.cfg.window as u64;
+        let room = if in_flight < window {
+            window - in_flight
+        } else if self.down_last_sealed_sent <= self.down_acked {
+            // No seal in flight: the edge cannot apply (and ack) anything before the seal.
+            self.cfg.batch_records as u64
+        } else {
+            return;
+        };
+        let max = (self.down_head.0 - self.down_sent.0)
+            .min(room)
+            .min(self.cfg.batch_records.max(1) as u64);
+        self.read_down_outstanding = true;
+        self.actions.push_back(HubAction::ReadDown {
+            after: self.down_sent,
+            max: max as usize,
+        });
+    }
+
+    /// Call when `poll_timeout` passes: sends heartbeats and detects a silent edge.
+    pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), SessionError> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        let silent = elapsed(self.last_rx, now);
+        if silent >= self.cfg.peer_timeout_ms {
+            return Err(self.fail(SessionError::Timeout(format!(
+                "nothing received from the edge for {silent} ms"
+            ))));
+        }
+        let in_flight = self.down_sent.0.saturating_sub(self.down_acked.0);
+        self.ack_wait_since = match self.ack_wait_since {
+            _ if in_flight == 0 => None,
+            None => Some(now),
+            Some(since) if elapsed(since, now) >= self.cfg.peer_timeout_ms => {
+                let waited = elapsed(since, now);
+                return Err(self.fail(SessionError::Timeout(format!(
+                    "no DownAck from the edge for {waited} ms with {in_flight} downstream records in flight"
+                ))));
+            }
+            Some(since) => Some(since),
+        };
+        if self.state == State::Established && now >= self.next_heartbeat {
+            self.outbox.push_back(Message::Heartbeat {
+                head: self.down_head,
+                now_ms: now.0,
+            });
+            self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        }
+        Ok(())
+    }
+
+    /// Close on the shell's initiative (shutdown, storage failure, superseded); queues an
+    /// `Error` message with `code` for the edge.
+    pub fn abort(&mut self, code: u16, message: impl Into<String>) -> SessionError {
+        if self.state == State::Closed {
+            return SessionError::Closed;
+        }
+        self.fail(SessionError::Aborted {
+            code,
+            message: message.into(),
+        })
+    }
+
+    fn fail(&mut self, e: SessionError) -> SessionError {
+        if self.state != State::Closed {
+            if e.tell_peer() {
+                self.outbox
+                    .push_back(Message::error(e.code(), e.peer_text()));
+            }
+            self.state = State::Closed;
+            self.error = Some(e.clone());
+        }
+        e
+    }
+
+    // ---- outputs ------------------------------------------------------------------------
+
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        self.outbox.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<HubAction> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called (`None` once closed).
+    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+        match self.state {
+            State::Closed => None,
+            State::AwaitHello => Some(after(self.last_rx, self.cfg.peer_timeout_ms)),
+            State::Established => {
+                let mut t = after(self.last_rx, self.cfg.peer_timeout_ms).min(self.next_heartbeat);
+                if let Some(since) = self.ack_wait_since {
+                    t = t.min(after(since, self.cfg.peer_timeout_ms));
+                }
+                Some(t)
+            }
+        }
+    }
+
+    // ---- state --------------------------------------------------------------------------
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+    /// Durable upstream head as last reported by the shell.
+    pub fn committed_head(&self) -> Seq {
+        self.committed
+    }
+    /// Edge's durable head as last reported (Hello / heartbeat).
+    pub fn edge_head(&self) -> Seq {
+        self.edge_head
+    }
+    pub fn down_acked(&self) -> Seq {
+        self.down_acked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::code;
+    use outpost_core::log::{ChainWriter, NodeKey, RecordKind};
+
+    fn key() -> NodeKey {
+        NodeKey::from_seed([5; 32])
+    }
+
+    fn chain(log: &str, key: &NodeKey, n: usize, seal_every: usize) -> Vec<Frame> {
+        let mut w = ChainWriter::new(LogId::new(log).unwrap(), ChainHead::EMPTY);
+        (0..n)
+            .map(|i| {
+                let mut f = w.append(
+                    RecordKind::BetPlaced,
+                    UnixMillis(1000 + i as i64),
+                    format!("{{\"i\":{i}}}").into_bytes(),
+                );
+                if (i + 1) % seal_every == 0 {
+                    ChainWriter::seal(&mut f, key);
+                }
+                f
+            })
+            .collect()
+    }
+
+    fn head_of(frames: &[Frame]) -> ChainHead {
+        let f = frames.last().unwrap();
+        let b = f.parse_body().unwrap();
+        ChainHead {
+            seq: b.seq,
+            hash: f.hash(),
+            timestamp: b.timestamp,
+        }
+    }
+
+    fn reg() -> NodeRegistration {
+        NodeRegistration {
+            jurisdiction: Jurisdiction::new("GB").unwrap(),
+            public_key: key().public(),
+        }
+    }
+
+    fn hello(node: &str, j: &str, edge_head: u64, down_applied: u64) -> Message {
+        Message::Hello {
+            version: PROTOCOL_VERSION,
+            node_id: NodeId::new(node).unwrap(),
+            jurisdiction: Jurisdiction::new(j).unwrap(),
+            edge_head: Seq(edge_head),
+            down_applied: Seq(down_applied),
+        }
+    }
+
+    fn session(durable: ChainHead, down_head: u64) -> HubSession {
+        HubSession::new(
+            SessionConfig::default(),
+            NodeId::new("gb-1").unwrap(),
+            Some(reg()),
+            durable,
+            Seq(down_head),
+            UnixMillis(0),
+        )
+    }
+
+    fn drain(s: &mut HubSession) -> Vec<Message> {
+        std::iter::from_fn(|| s.poll_transmit()).collect()
+    }
+    fn actions(s: &mut HubSession) -> Vec<HubAction> {
+        std::iter::from_fn(|| s.poll_action()).collect()
+    }
+
+    fn error_of(msgs: &[Message]) -> (u16, String) {
+        match msgs.last() {
+            Some(Message::Error { code, message }) => (*code, message.clone()),
+            other => panic!("expected an Error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hello_checks() {
+        let mut s = session(ChainHead::EMPTY, 0);
+        let mut h = hello("gb-1", "GB", 0, 0);
+        if let Message::Hello { version, .. } = &mut h {
+            *version = 2;
+        }
+        s.handle_message(h, UnixMillis(1)).unwrap_err();
+        assert_eq!(
+            error_of(&drain(&mut s)),
+            (
+                code::VERSION,
+                "protocol version 2 not supported by hub (supports 1)".into()
+            )
+        );
+
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-2", "GB", 0, 0), UnixMillis(1))
+            .unwrap_err();
+        let (c, m) = error_of(&drain(&mut s));
+        assert_eq!(c, code::UNAUTHORIZED);
+        assert!(m.contains("authenticates node gb-1"), "{m}");
+
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "IE", 0, 0), UnixMillis(1))
+            .unwrap_err();
+        let (c, m) = error_of(&drain(&mut s));
+        assert_eq!(c, code::UNAUTHORIZED);
+        assert!(
+            m.contains("registered for jurisdiction GB but its Hello says IE"),
+            "{m}"
+        );
+
+        let mut s = HubSession::new(
+            SessionConfig::default(),
+            NodeId::new("gb-9").unwrap(),
+            None,
+            ChainHead::EMPTY,
+            Seq(0),
+            UnixMillis(0),
+        );
+        s.handle_message(hello("gb-9", "GB", 0, 0), UnixMillis(1))
+            .unwrap_err();
+        assert_eq!(
+            error_of(&drain(&mut s)),
+            (
+                code::UNAUTHORIZED,
+                "rejected: node gb-9 is not registered with this hub".into()
+            )
+        );
+
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(Message::Records { frames: vec![] }, UnixMillis(1))
+            .unwrap_err();
+        assert_eq!(error_of(&drain(&mut s)).0, code::PROTOCOL);
+    }
+
+    #[test]
+    fn edge_behind_durable_head_is_flagged() {
+        let frames = chain("gb-1", &key(), 4, 2);
+        let mut s = session(head_of(&frames), 0);
+        let e = s
+            .handle_message(hello("gb-1", "GB", 2, 0), UnixMillis(1))
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Diverged(_)));
+        assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));
+        assert_eq!(error_of(&drain(&mut s)).0, code::DIVERGED);
+    }
+
+    #[test]
+    fn records_are_verified_committed_then_acked() {
+        let frames = chain("gb-1", &key(), 10, 3);
+        let mut s = session(head_of(&frames[..3]), 0);
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1))
+            .unwrap();
+        assert!(matches!(
+            &drain(&mut s)[..],
+            [Message::Welcome { acked: Seq(3), .. }]
+        ));
+        assert!(matches!(
+            &actions(&mut s)[..],
+            [HubAction::Touch {
+                edge_head: Seq(10),
+                ..
+            }]
+        ));
+        s.handle_message(
+            Message::Records {
+                frames: frames[3..7].to_vec(),
+            },
+            UnixMillis(2),
+        )
+        .unwrap();
+        let a = actions(&mut s);
+        let [HubAction::Commit { records }] = &a[..] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            records.iter().map(|r| r.1.seq).collect::<Vec<_>>(),
+            vec![Seq(4), Seq(5), Seq(6)]
+        );
+        assert!(
+            drain(&mut s).is_empty(),
+            "no ack before the commit is durable"
+        );
+        s.committed(Seq(6)).unwrap();
+        assert_eq!(drain(&mut s), vec![Message::Ack { acked: Seq(6) }]);
+        assert!(matches!(s.committed(Seq(7)), Err(SessionError::Misuse(_))));
+    }
+
+    #[test]
+    fn commits_from_several_messages_are_merged_until_taken() {
+        let frames = chain("gb-1", &key(), 6, 2);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        for f in frames.chunks(2) {
+            s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
+                .unwrap();
+        }
+        let a = actions(&mut s);
+        let [HubAction::Commit { records }] = &a[..] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(records.len(), 6);
+    }
+
+    #[test]
+    fn tampering_flags_and_commits_nothing_from_the_message() {
+        let frames = chain("gb-1", &key(), 6, 2);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        let mut t = frames.clone();
+        let mut body = t[4].parse_body().unwrap();
+        body.payload = b"{\"i\":666}".to_vec();
+        t[4].body = body.encode();
+        let e = s
+            .handle_message(Message::Records { frames: t }, UnixMillis(2))
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Verify(_)), "{e}");
+        let a = actions(&mut s);
+        assert!(
+            matches!(&a[..], [HubAction::Flag { .. }]),
+            "no Commit, even for seqs 1-4: {a:?}"
+        );
+        assert_eq!(error_of(&drain(&mut s)).0, code::VERIFY_FAILED);
+        assert!(s.is_closed());
+
+        // A different key is just as bad.
+        let other = NodeKey::from_seed([6; 32]);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        s.handle_message(
+            Message::Records {
+                frames: chain("gb-1", &other, 2, 2),
+            },
+            UnixMillis(2),
+        )
+        .unwrap_err();
+        assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));
+    }
+
+    #[test]
+    fn duplicates_are_protocol_errors_without_flag() {
+        let frames = chain("gb-1", &key(), 6, 2);
+        let mut s = session(head_of(&frames[..2]), 0);
+        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        let e = s
+            .handle_message(
+                Message::Records {
+                    frames: frames[1..4].to_vec(),
+                },
+                UnixMillis(2),
+            )
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Protocol(_)), "{e}");
+        assert!(e.to_string().contains("must send from seq 3"), "{e}");
+        assert!(actions(&mut s).is_empty());
+    }
+
+    #[test]
+    fn downstream_flow_control() {
+        let hub_key = NodeKey::from_seed([9; 32]);
+        let down = chain("hub/gb-1", &hub_key, 10, 1);
+        let cfg = SessionConfig {
+            window: 3,
+            ..SessionConfig::default()
+        };
+        let mut s = HubSession::new(
+            cfg,
+            NodeId::new("gb-1").unwrap(),
+            Some(reg()),
+            ChainHead::EMPTY,
+            Seq(2),
+            UnixMillis(0),
+        );
+        s.handle_message(hello("gb-1", "GB", 0, 1), UnixMillis(1))
+            .unwrap();
+        drain(&mut s);
+        let a = actions(&mut s);
+        assert_eq!(
+            a.last(),
+            Some(&HubAction::ReadDown {
+                after: Seq(1),
+                max: 1
+            })
+        );
+        s.down_read(down[1..2].to_vec()).unwrap();
+        assert_eq!(
+            drain(&mut s),
+            vec![Message::Down {
+                frames: down[1..2].to_vec()
+            }]
+        );
+        assert!(actions(&mut s).is_empty());
+        s.down_available(Seq(10));
+        assert_eq!(
+            actions(&mut s),
+            vec![HubAction::ReadDown {
+                after: Seq(2),
+                max: 2
+            }]
+        );
+        s.down_read(down[2..4].to_vec()).unwrap();
+        assert!(actions(&mut s).is_empty(), "window of 3 full");
+        s.handle_message(Message::DownAck { applied: Seq(3) }, UnixMillis(2))
+            .unwrap();
+        assert_eq!(
+            actions(&mut s),
+            vec![
+                HubAction::DownAcked { applied: Seq(3) },
+                HubAction::ReadDown {
+                    after: Seq(4),
+                    max: 2
+                }
+            ]
+        );
+        // Out-of-range ack.
+        s.handle_message(Message::DownAck { applied: Seq(9) }, UnixMillis(3))
+            .unwrap_err();
+        assert_eq!(error_of(&drain(&mut s)).0, code::PROTOCOL);
+    }
+
+    #[test]
+    fn heartbeats_touch_and_timeout() {
+        let mut s = session(ChainHead::EMPTY, 4);
+        s.handle_message(hello("gb-1", "GB", 0, 4), UnixMillis(0))
+            .unwrap();
+        drain(&mut s);
+        actions(&mut s);
+        s.handle_message(
+            Message::Heartbeat {
+                head: Seq(12),
+                now_ms: 777,
+            },
+            UnixMillis(500),
+        )
+        .unwrap();
+        assert_eq!(
+            actions(&mut s),
+            vec![HubAction::Touch {
+                edge_head: Seq(12),
+                edge_clock: UnixMillis(777),
+                now: UnixMillis(500)
+            }]
+        );
+        s.handle_timeout(UnixMillis(1000)).unwrap();
+        assert_eq!(
+            drain(&mut s),
+            vec![Message::Heartbeat {
+                head: Seq(4),
+                now_ms: 1000
+            }]
+        );
+        let e = s.handle_timeout(UnixMillis(15_500)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "timed out: nothing received from the edge for 15000 ms"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Pieces shared by the two sans-IO session state machines: tuning knobs and the error type.
+//!
+//! Both machines follow the quinn-proto pattern: no I/O, no clock, no tasks. The caller feeds
+//! received messages, timer expiries and storage results in, and drains messages to transmit
+//! (`poll_transmit`), actions to perform (`poll_action`) and the next deadline (`poll_timeout`).
+//! Any error closes the session for good; unless the peer caused it with its own `Error`
+//! message, an `Error` message explaining why is queued for transmission first, so the caller
+//! should still drain `poll_transmit` and send it before closing the connection.
+
+use crate::wire::{code, peek_seq};
+use outpost_core::ids::Seq;
+use outpost_core::log::{Frame, VerifyError};
+use outpost_core::time::UnixMillis;
+
+/// Tuning shared by both ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Max records sent but not yet acknowledged, upstream (edge) and downstream (hub). Bounds
+    /// what the receiver must hold and what the sender buffers. The window may be exceeded only
+    /// to finish a seal group (nothing in flight carries a seal), because the receiver can only
+    /// acknowledge sealed records and would otherwise wait forever.
+    pub window: usize,
+    /// Max records asked from storage at once.
+    pub batch_records: usize,
+    /// Target size of one `Records`/`Down` message; frames are split into several messages so
+    /// that none nears [`crate::wire::MAX_MESSAGE`] (a single frame is at most ~1 MiB).
+    pub batch_bytes: usize,
+    /// Heartbeat period.
+    pub heartbeat_ms: i64,
+    /// Close the session when nothing arrived from the peer for this long (heartbeats keep a
+    /// healthy peer well inside it), or when records are in flight and no acknowledgement has
+    /// advanced for this long. QUIC's idle timeout catches dead networks; this also catches a
+    /// live connection whose peer application is stuck.
+    pub peer_timeout_ms: i64,
+    /// Max unsealed records a receiver holds while waiting for the seal of their group. A seal
+    /// group larger than this is a protocol error.
+    pub max_unsealed: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            window: 8192,
+            batch_records: 1024,
+            batch_bytes: 1 << 20,
+            heartbeat_ms: 1000,
+            peer_timeout_ms: 15_000,
+            max_unsealed: 65_536,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The peer sent an `Error` message.
+    #[error("peer closed the session with error {code} ({}): {message}", code::name(*code))]
+    Remote { code: u16, message: String },
+    /// The peer broke the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// Protocol versions differ; the text names both.
+    #[error("{0}")]
+    Version(String),
+    /// The hub refused the node (unknown node, certificate/claim mismatch, wrong jurisdiction).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The upstream chain failed verification (the hub flags the node).
+    #[error("chain verification failed: {0}")]
+    Verify(VerifyError),
+    /// The two sides disagree about history.
+    #[error("logs diverged: {0}")]
+    Diverged(String),
+    /// The peer went silent, or stopped acknowledging what was sent to it.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The caller closed the session (shutdown, storage failure, superseded...).
+    #[error("session aborted ({}): {message}", code::name(*code))]
+    Aborted { code: u16, message: String },
+    /// The caller used the state machine wrongly (e.g. fed records that do not continue the
+    /// stream). A bug in the shell or its storage, not in the peer.
+    #[error("caller error: {0}")]
+    Misuse(String),
+    /// The session had already ended.
+    #[error("session is closed")]
+    Closed,
+}
+
+impl SessionError {
+    /// The wire error code that describes this error to the peer.
+    pub fn code(&self) -> u16 {
+        match self {
+            SessionError::Remote { code, .. } | SessionError::Aborted { code, .. } => *code,
+            SessionError::Protocol(_) => code::PROTOCOL,
+            SessionError::Version(_) => code::VERSION,
+            SessionError::Rejected(_) => code::UNAUTHORIZED,
+            SessionError::Verify(_) => code::VERIFY_FAILED,
+            SessionError::Diverged(_) => code::DIVERGED,
+            SessionError::Timeout(_) => code::TIMEOUT,
+            SessionError::Misuse(_) | SessionError::Closed => code::INTERNAL,
+        }
+    }
+
+    /// The text of the `Error` message that tells the peer (the peer adds the code's name).
+    pub(crate) fn peer_text(&self) -> String {
+        match self {
+            SessionError::Aborted { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether an `Error` message should tell the peer about it (not when the peer itself said
+    /// it, and not twice).
+    pub(crate) fn tell_peer(&self) -> bool {
+        !matches!(self, SessionError::Remote { .. } | SessionError::Closed)
+    }
+}
+
+/// Check that `frames` continue a stream whose next expected sequence number is `first`.
+/// Returns the last sequence number and the last sealed one (if any frame is sealed).
+pub(crate) fn check_contiguous(frames: &[Frame], first: Seq) -> Result<(Seq, Option<Seq>), String> {
+    let mut expected = first;
+    let mut last_sealed = None;
+    let mut last = Seq::ZERO;
+    for (i, f) in frames.iter().enumerate() {
+        let Some(seq) = peek_seq(f) else {
+            return Err(format!(
+                "frame #{i} has no readable sequence number (expected seq {expected})"
+            ));
+        };
+        if seq != expected {
+            return Err(format!("frame #{i} has seq {seq}, expected {expected}"));
+        }
+        if f.seal.is_some() {
+            last_sealed = Some(seq);
+        }
+        last = seq;
+        expected = Seq(seq.0.saturating_add(1));
+    }
+    Ok((last, last_sealed))
+}
+
+/// Split a run of frames into messages of about `batch_bytes` each (at least one frame each).
+pub(crate) fn split_frames(
+    frames: Vec<Frame>,
+    batch_bytes: usize,
+    mut emit: impl FnMut(Vec<Frame>),
+) {
+    let mut batch = Vec::new();
+    let mut size = 0usize;
+    for f in frames {
+        // Encoded size: u32 length + body + seal flag + optional signature.
+        let n = 5 + f.body.len() + if f.seal.is_some() { 64 } else { 0 };
+        if !batch.is_empty() && size + n > batch_bytes {
+            emit(std::mem::take(&mut batch));
+            size = 0;
+        }
+        size += n;
+        batch.push(f);
+    }
+    if !batch.is_empty() {
+        emit(batch);
+    }
+}
+
+/// Milliseconds from `from` to `to`, saturating.
+pub(crate) fn elapsed(from: UnixMillis, to: UnixMillis) -> i64 {
+    to.0.saturating_sub(from.0)
+}
+
+/// `t + ms`, saturating.
+pub(crate) fn after(t: UnixMillis, ms: i64) -> UnixMillis {
+    UnixMillis(t.0.saturating_add(ms))
+}
