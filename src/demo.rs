@@ -43,8 +43,18 @@ impl Rng {
     }
 }
 
-async fn post(c: &reqwest::Client, url: &str, idem: &str, body: Value) -> anyhow::Result<(u16, Value)> {
-    let r = c.post(url).header("Idempotency-Key", idem).json(&body).send().await?;
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    idem: &str,
+    body: Value,
+) -> anyhow::Result<(u16, Value)> {
+    let r = c
+        .post(url)
+        .header("Idempotency-Key", idem)
+        .json(&body)
+        .send()
+        .await?;
     Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
 }
 
@@ -54,7 +64,9 @@ async fn get(c: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
 
 pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
     let c = reqwest::Client::new();
-    let session = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let session = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
     let mut rng = Rng(session as u64 | 1);
     println!("demo: registering {PLAYERS} players …");
     let mut players = Vec::new();
@@ -65,7 +77,13 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
         })).await?;
         anyhow::ensure!(st == 201, "register: {st} {p}");
         let id = p["player_id"].as_str().context("player_id")?.to_string();
-        let (st, _) = post(&c, &format!("{edge}/v1/players/{id}/kyc"), &format!("demo{session}-kyc-{i}"), json!({})).await?;
+        let (st, _) = post(
+            &c,
+            &format!("{edge}/v1/players/{id}/kyc"),
+            &format!("demo{session}-kyc-{i}"),
+            json!({}),
+        )
+        .await?;
         anyhow::ensure!(st == 200, "kyc: {st}");
         let amount = 5_000 + 500 * rng.below(90) as i64;
         let (st, _) = post(&c, &format!("{edge}/v1/players/{id}/deposits"), &format!("demo{session}-dep-{i}"), json!({
@@ -76,7 +94,14 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
     }
 
     let markets = get(&c, &format!("{edge}/v1/markets?status=open&limit=2000")).await?;
-    let mut events: Vec<String> = markets["markets"].as_array().context("markets")?.iter().filter_map(|m| m["event_id"].as_str().map(String::from)).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut events: Vec<String> = markets["markets"]
+        .as_array()
+        .context("markets")?
+        .iter()
+        .filter_map(|m| m["event_id"].as_str().map(String::from))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     events.truncate(EVENTS);
     anyhow::ensure!(!events.is_empty(), "no open markets left on this node");
     let selections: Vec<(String, String, String)> = markets["markets"]
@@ -84,14 +109,34 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
         .unwrap()
         .iter()
         .filter(|m| events.iter().any(|e| m["event_id"] == *e))
-        .flat_map(|m| m["selections"].as_array().cloned().unwrap_or_default().into_iter().map(move |s| (m["event_id"].as_str().unwrap_or("").to_string(), s["selection_id"].as_str().unwrap_or("").to_string(), s["price"].as_str().unwrap_or("").to_string())))
+        .flat_map(|m| {
+            m["selections"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |s| {
+                    (
+                        m["event_id"].as_str().unwrap_or("").to_string(),
+                        s["selection_id"].as_str().unwrap_or("").to_string(),
+                        s["price"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+        })
         .collect();
 
-    println!("demo: placing {BETS} bets on {} real matches …", events.len());
+    println!(
+        "demo: placing {BETS} bets on {} real matches …",
+        events.len()
+    );
     let (mut accepted, mut rejected, mut turnover) = (Vec::new(), 0usize, 0i64);
     for n in 0..BETS {
         let p = &players[rng.below(players.len())];
-        let legs_n = if rng.below(5) == 0 { 2 + rng.below(3) } else { 1 };
+        let legs_n = if rng.below(5) == 0 {
+            2 + rng.below(3)
+        } else {
+            1
+        };
         let mut legs = Vec::new();
         let mut used = BTreeSet::new();
         while legs.len() < legs_n {
@@ -101,7 +146,13 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
             }
         }
         let stake = 100 * (1 + rng.below(20)) as i64;
-        let (st, b) = post(&c, &format!("{edge}/v1/bets"), &format!("demo{session}-bet-{n}"), json!({"player_id": p, "stake_minor": stake, "currency": "GBP", "legs": legs})).await?;
+        let (st, b) = post(
+            &c,
+            &format!("{edge}/v1/bets"),
+            &format!("demo{session}-bet-{n}"),
+            json!({"player_id": p, "stake_minor": stake, "currency": "GBP", "legs": legs}),
+        )
+        .await?;
         match st {
             201 => {
                 turnover += stake;
@@ -113,15 +164,25 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
     }
 
     println!("demo: posting the real results (openfootball) to the hub …");
-    let results_json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openfootball/2023-24/en.1.json"))?;
+    let results_json = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openfootball/2023-24/en.1.json"),
+    )?;
     let results = outpost_core::fixtures::openfootball::parse_results(&results_json, "E0")?;
-    for r in results.iter().filter(|r| events.iter().any(|e| e == r.event_id.as_str())) {
+    for r in results
+        .iter()
+        .filter(|r| events.iter().any(|e| e == r.event_id.as_str()))
+    {
         let resp = c
             .post(format!("{hub}/v1/results"))
             .json(&json!({"event_id": r.event_id, "home_goals": r.score.home, "away_goals": r.score.away, "source": "openfootball"}))
             .send()
             .await?;
-        anyhow::ensure!(resp.status().is_success(), "result for {}: {}", r.event_id, resp.text().await?);
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "result for {}: {}",
+            r.event_id,
+            resp.text().await?
+        );
     }
 
     println!("demo: waiting for settlements to reach the edge …");
@@ -143,7 +204,9 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
     }
     let mut cash = 0i64;
     for p in &players {
-        cash += get(&c, &format!("{edge}/v1/players/{p}/wallet")).await?["cash_minor"].as_i64().unwrap_or(0);
+        cash += get(&c, &format!("{edge}/v1/players/{p}/wallet")).await?["cash_minor"]
+            .as_i64()
+            .unwrap_or(0);
     }
     let nodes = get(&c, &format!("{hub}/v1/nodes")).await?;
     let stats = get(&c, &format!("{hub}/v1/stats")).await?;
@@ -151,10 +214,21 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stats_after = get(&c, &format!("{hub}/v1/stats")).await.unwrap_or(stats);
 
-    let seg = c.get(format!("{edge}/v1/log/segment")).send().await?.error_for_status()?.bytes().await?;
+    let seg = c
+        .get(format!("{edge}/v1/log/segment"))
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
     let (header, frames) = decode_segment(&seg)?;
     let key = NodeKey::from_hex(&std::fs::read_to_string(dir.join("gb-1.key"))?)?;
-    let verdict = match verify_frames(&header.log_id, &key.public(), outpost_core::log::ChainHead::EMPTY, frames) {
+    let verdict = match verify_frames(
+        &header.log_id,
+        &key.public(),
+        outpost_core::log::ChainHead::EMPTY,
+        frames,
+    ) {
         Ok(r) => format!("OK ({} records, head {})", r.records, r.head.hash),
         Err(e) => format!("FAILED: {e}"),
     };

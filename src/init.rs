@@ -42,12 +42,17 @@ fn repo() -> PathBuf {
 
 fn key(path: &Path) -> anyhow::Result<NodeKey> {
     if path.exists() {
-        return NodeKey::from_hex(&std::fs::read_to_string(path)?).with_context(|| format!("{}: bad key", path.display()));
+        return NodeKey::from_hex(&std::fs::read_to_string(path)?)
+            .with_context(|| format!("{}: bad key", path.display()));
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy: {e}"))?;
     let k = NodeKey::from_seed(seed);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(k.seed_hex().as_bytes())?;
     Ok(k)
 }
@@ -65,12 +70,22 @@ pub fn init(a: &InitArgs) -> anyhow::Result<Stack> {
     let node = NodeId::new(NODE).expect("valid");
     let pki = dir.join("pki");
     std::fs::create_dir_all(&pki)?;
-    outpost_sync::pki::write_dev_pki(&pki, &["hub.outpost", "localhost", "127.0.0.1"], std::slice::from_ref(&node))?;
+    outpost_sync::pki::write_dev_pki(
+        &pki,
+        &["hub.outpost", "localhost", "127.0.0.1"],
+        std::slice::from_ref(&node),
+    )?;
     let hub_key = key(&dir.join("hub.key"))?;
     let node_key = key(&dir.join(format!("{NODE}.key")))?;
     let audit = match &a.s3_endpoint {
-        Some(ep) => format!("[audit.store]\nkind = \"s3\"\nendpoint = \"{ep}\"\nbucket = \"{}\"\naccess_key = \"test\"\nsecret_key = \"test\"\n", a.s3_bucket),
-        None => format!("[audit.store]\nkind = \"local\"\ndir = \"{}\"\n", dir.join("audit").display()),
+        Some(ep) => format!(
+            "[audit.store]\nkind = \"s3\"\nendpoint = \"{ep}\"\nbucket = \"{}\"\naccess_key = \"test\"\nsecret_key = \"test\"\n",
+            a.s3_bucket
+        ),
+        None => format!(
+            "[audit.store]\nkind = \"local\"\ndir = \"{}\"\n",
+            dir.join("audit").display()
+        ),
     };
     let hub_config = dir.join("hub.toml");
     write_new(
@@ -98,7 +113,10 @@ pub fn init(a: &InitArgs) -> anyhow::Result<Stack> {
             hk = hub_key.public().to_hex(),
         ),
     )?;
-    Ok(Stack { hub_config, edge_config })
+    Ok(Stack {
+        hub_config,
+        edge_config,
+    })
 }
 
 pub fn banner(a: &InitArgs, edge: &str, hub: &str) -> String {
@@ -116,7 +134,7 @@ Try it:
        -d '{{"amount_minor":5000,"currency":"GBP","provider_ref":"psp-0001"}}'
   curl -s -XPOST {edge}/v1/bets -H 'Idempotency-Key: bet-1' \
        -d '{{"player_id":"gb-1-p1","stake_minor":1000,"currency":"GBP","legs":[{{"selection_id":"E0-20230811-burnley-man-city:1x2:away","price":"1.33"}}]}}'
-  curl -s -XPOST {hub}/v1/results \
+  curl -s -XPOST {hub}/v1/results -H 'content-type: application/json' \
        -d '{{"event_id":"E0-20230811-burnley-man-city","home_goals":0,"away_goals":3,"source":"openfootball"}}'
   curl -s {edge}/v1/players/gb-1-p1/wallet
 "#,

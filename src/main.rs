@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "outpost", version, about = "Outpost: an in-jurisdiction sportsbook")]
+#[command(
+    name = "outpost",
+    version,
+    about = "Outpost: an in-jurisdiction sportsbook"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -52,21 +56,39 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws=warn,sled=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws=warn,sled=warn".into()),
+        )
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.cmd {
         Cmd::Init { init } => {
             let stack = init::init(&init)?;
-            println!("wrote local stack to {}\n  hub:  {}\n  edge: {}", init.dir.display(), stack.hub_config.display(), stack.edge_config.display());
+            println!(
+                "wrote local stack to {}\n  hub:  {}\n  edge: {}",
+                init.dir.display(),
+                stack.hub_config.display(),
+                stack.edge_config.display()
+            );
             Ok(())
         }
-        Cmd::Up { init, demo, exit_after_demo } => rt.block_on(up(init, demo, exit_after_demo)),
+        Cmd::Up {
+            init,
+            demo,
+            exit_after_demo,
+        } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
         Cmd::ExportLog { node, out } => rt.block_on(async {
-            let bytes = reqwest::get(format!("{node}/v1/log/segment")).await?.error_for_status()?.bytes().await?;
+            let bytes = reqwest::get(format!("{node}/v1/log/segment"))
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
             std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {} bytes to {}", bytes.len(), out.display());
             Ok(())
@@ -83,8 +105,12 @@ async fn up(args: init::InitArgs, demo: bool, exit_after_demo: bool) -> anyhow::
     let edge_http = format!("http://{}", edge_cfg.http_listen);
     let hub = tokio::spawn(region_hub::run::run(hub_cfg, rx.clone()));
     let edge = tokio::spawn(edge_node::node::run(edge_cfg, rx.clone()));
-    demo::wait_healthy(&hub_http).await.context("region hub did not start")?;
-    demo::wait_healthy(&edge_http).await.context("edge node did not start")?;
+    demo::wait_healthy(&hub_http)
+        .await
+        .context("region hub did not start")?;
+    demo::wait_healthy(&edge_http)
+        .await
+        .context("edge node did not start")?;
     println!("{}", init::banner(&args, &edge_http, &hub_http));
     if demo {
         demo::run(&edge_http, &hub_http, &args.dir).await?;

@@ -30,10 +30,20 @@ fn xorshift(s: &mut u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_loses_no_acknowledged_bet() {
-    let cycles: usize = std::env::var("OUTPOST_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let mut seed: u64 = std::env::var("OUTPOST_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let cycles: usize = std::env::var("OUTPOST_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let mut seed: u64 = std::env::var("OUTPOST_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("crash test seed: OUTPOST_CRASH_SEED={seed} OUTPOST_CRASH_CYCLES={cycles}");
     let dir = tempfile::tempdir().unwrap();
     let http = free_addr();
@@ -44,14 +54,29 @@ async fn kill9_loses_no_acknowledged_bet() {
     let c = client();
 
     // Set-up: players with funds, and a set of open selections.
-    let mut node = Proc::start("edge-setup", &edge, &["run", "--config", &cfg_s], dir.path());
+    let mut node = Proc::start(
+        "edge-setup",
+        &edge,
+        &["run", "--config", &cfg_s],
+        dir.path(),
+    );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let mut players = Vec::new();
     for i in 0..8 {
         let (st, p) = post(&c, &format!("{base}/v1/players"), &format!("reg-{i}"), serde_json::json!({"jurisdiction":"GB","name":format!("Crash Tester {i}"),"date_of_birth":"1990-01-01"})).await;
         assert_eq!(st, 201, "{p}");
         let id = p["player_id"].as_str().unwrap().to_string();
-        assert_eq!(post(&c, &format!("{base}/v1/players/{id}/kyc"), &format!("kyc-{i}"), serde_json::json!({})).await.0, 200);
+        assert_eq!(
+            post(
+                &c,
+                &format!("{base}/v1/players/{id}/kyc"),
+                &format!("kyc-{i}"),
+                serde_json::json!({})
+            )
+            .await
+            .0,
+            200
+        );
         let (st, _) = post(&c, &format!("{base}/v1/players/{id}/deposits"), &format!("dep-{i}"), serde_json::json!({"amount_minor": 100_000_000, "currency":"GBP","provider_ref":format!("psp-{i}")})).await;
         assert_eq!(st, 201);
         players.push(id);
@@ -61,7 +86,14 @@ async fn kill9_loses_no_acknowledged_bet() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|mk| mk["selections"].as_array().unwrap().iter().map(|s| (s["selection_id"].as_str().unwrap().to_string(), s["price"].as_str().unwrap().to_string())))
+        .flat_map(|mk| {
+            mk["selections"].as_array().unwrap().iter().map(|s| {
+                (
+                    s["selection_id"].as_str().unwrap().to_string(),
+                    s["price"].as_str().unwrap().to_string(),
+                )
+            })
+        })
         .collect();
     assert!(selections.len() > 50);
     node.kill9();
@@ -70,12 +102,24 @@ async fn kill9_loses_no_acknowledged_bet() {
     let players = Arc::new(players);
     let selections = Arc::new(selections);
     for cycle in 0..cycles {
-        let mut node = Proc::start(&format!("edge-{cycle}"), &edge, &["run", "--config", &cfg_s], dir.path());
+        let mut node = Proc::start(
+            &format!("edge-{cycle}"),
+            &edge,
+            &["run", "--config", &cfg_s],
+            dir.path(),
+        );
         wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for t in 0..6u64 {
-            let (c, base, stop, acked, players, selections) = (c.clone(), base.clone(), stop.clone(), acked.clone(), players.clone(), selections.clone());
+            let (c, base, stop, acked, players, selections) = (
+                c.clone(),
+                base.clone(),
+                stop.clone(),
+                acked.clone(),
+                players.clone(),
+                selections.clone(),
+            );
             let mut s = seed.wrapping_add(t * 7919 + cycle as u64 * 104_729) | 1;
             tasks.push(tokio::spawn(async move {
                 let mut n = 0;
@@ -112,11 +156,22 @@ async fn kill9_loses_no_acknowledged_bet() {
         }
     }
 
-    let mut node = Proc::start("edge-final", &edge, &["run", "--config", &cfg_s], dir.path());
+    let mut node = Proc::start(
+        "edge-final",
+        &edge,
+        &["run", "--config", &cfg_s],
+        dir.path(),
+    );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    eprintln!("{} acknowledged bets over {cycles} kill -9 cycles", acked.len());
-    assert!(acked.len() > cycles, "too few bets were acknowledged to test anything");
+    eprintln!(
+        "{} acknowledged bets over {cycles} kill -9 cycles",
+        acked.len()
+    );
+    assert!(
+        acked.len() > cycles,
+        "too few bets were acknowledged to test anything"
+    );
 
     // Every acknowledged bet is present, and a retry of its request returns the same bet.
     for a in &acked {
@@ -125,7 +180,12 @@ async fn kill9_loses_no_acknowledged_bet() {
         assert_eq!(b["stake_minor"], a.body["stake_minor"]);
         let (st, b) = post(&c, &format!("{base}/v1/bets"), &a.idem, a.body.clone()).await;
         assert_eq!(st, 201);
-        assert_eq!(b["bet_id"].as_str(), Some(a.bet_id.as_str()), "retry of {} returned another bet", a.idem);
+        assert_eq!(
+            b["bet_id"].as_str(),
+            Some(a.bet_id.as_str()),
+            "retry of {} returned another bet",
+            a.idem
+        );
     }
 
     // Read the whole log: each bet and each idempotency key appears once; balances recomputed
@@ -144,37 +204,72 @@ async fn kill9_loses_no_acknowledged_bet() {
             after = r["seq"].as_u64().unwrap();
             match r["kind"].as_str().unwrap() {
                 "bet_placed" => {
-                    *bets_by_id.entry(r["payload"]["bet_id"].as_str().unwrap().into()).or_default() += 1;
-                    *bets_by_key.entry(r["payload"]["idem"]["key"].as_str().unwrap().into()).or_default() += 1;
+                    *bets_by_id
+                        .entry(r["payload"]["bet_id"].as_str().unwrap().into())
+                        .or_default() += 1;
+                    *bets_by_key
+                        .entry(r["payload"]["idem"]["key"].as_str().unwrap().into())
+                        .or_default() += 1;
                 }
                 "wallet_movement" => {
                     for p in r["payload"]["postings"].as_array().unwrap() {
                         let amt = p["amount_minor"].as_i64().unwrap();
-                        *balances.entry(p["from"].as_str().unwrap().into()).or_default() -= amt;
-                        *balances.entry(p["to"].as_str().unwrap().into()).or_default() += amt;
+                        *balances
+                            .entry(p["from"].as_str().unwrap().into())
+                            .or_default() -= amt;
+                        *balances
+                            .entry(p["to"].as_str().unwrap().into())
+                            .or_default() += amt;
                     }
                 }
                 _ => {}
             }
         }
     }
-    assert!(bets_by_id.values().all(|&n| n == 1), "a bet id appears twice in the log");
-    assert!(bets_by_key.values().all(|&n| n == 1), "an idempotency key placed two bets");
+    assert!(
+        bets_by_id.values().all(|&n| n == 1),
+        "a bet id appears twice in the log"
+    );
+    assert!(
+        bets_by_key.values().all(|&n| n == 1),
+        "an idempotency key placed two bets"
+    );
     for a in &acked {
         assert_eq!(bets_by_id.get(&a.bet_id), Some(&1));
     }
-    assert_eq!(balances.values().sum::<i64>(), 0, "log movements do not sum to zero");
+    assert_eq!(
+        balances.values().sum::<i64>(),
+        0,
+        "log movements do not sum to zero"
+    );
     for p in players.iter() {
         let (_, w) = get(&c, &format!("{base}/v1/players/{p}/wallet")).await;
-        assert_eq!(w["cash_minor"].as_i64(), Some(*balances.get(&format!("player:{p}:cash")).unwrap_or(&0)), "cash of {p}");
-        assert_eq!(w["stakes_held_minor"].as_i64(), Some(*balances.get(&format!("player:{p}:stakes")).unwrap_or(&0)), "stakes of {p}");
+        assert_eq!(
+            w["cash_minor"].as_i64(),
+            Some(*balances.get(&format!("player:{p}:cash")).unwrap_or(&0)),
+            "cash of {p}"
+        );
+        assert_eq!(
+            w["stakes_held_minor"].as_i64(),
+            Some(*balances.get(&format!("player:{p}:stakes")).unwrap_or(&0)),
+            "stakes of {p}"
+        );
     }
 
     // The chain verifies end to end with the node's key.
-    let seg = c.get(format!("{base}/v1/log/segment")).send().await.unwrap().bytes().await.unwrap();
+    let seg = c
+        .get(format!("{base}/v1/log/segment"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let (header, frames) = decode_segment(&seg).expect("segment decodes");
-    let key = NodeKey::from_hex(&std::fs::read_to_string(dir.path().join("gb-1.key")).unwrap()).unwrap();
-    let report = verify_frames(&header.log_id, &key.public(), ChainHead::EMPTY, frames).expect("chain verifies");
+    let key =
+        NodeKey::from_hex(&std::fs::read_to_string(dir.path().join("gb-1.key")).unwrap()).unwrap();
+    let report = verify_frames(&header.log_id, &key.public(), ChainHead::EMPTY, frames)
+        .expect("chain verifies");
     assert_eq!(report.head.seq.0, after);
     node.terminate();
 }

@@ -38,40 +38,120 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     let (edge_http, hub_http, hub_quic) = (free_addr(), free_addr(), free_udp_addr());
     let bucket = format!("outpost-e2e-{}", std::process::id());
     let st = std::process::Command::new(outpost_bin())
-        .args(["init", "--dir", d, "--edge-http", &edge_http, "--hub-http", &hub_http, "--hub-quic", &hub_quic, "--s3-endpoint", &endpoint, "--s3-bucket", &bucket])
+        .args([
+            "init",
+            "--dir",
+            d,
+            "--edge-http",
+            &edge_http,
+            "--hub-http",
+            &hub_http,
+            "--hub-quic",
+            &hub_quic,
+            "--s3-endpoint",
+            &endpoint,
+            "--s3-bucket",
+            &bucket,
+        ])
         .status()
         .unwrap();
     assert!(st.success());
-    let mut hub = Proc::start("hub", &bin("region-hub"), &["run", "--config", &format!("{d}/hub.toml")], dir.path());
-    let mut edge = Proc::start("edge", &bin("edge-node"), &["run", "--config", &format!("{d}/gb-1.toml")], dir.path());
+    let mut hub = Proc::start(
+        "hub",
+        &bin("region-hub"),
+        &["run", "--config", &format!("{d}/hub.toml")],
+        dir.path(),
+    );
+    let mut edge = Proc::start(
+        "edge",
+        &bin("edge-node"),
+        &["run", "--config", &format!("{d}/gb-1.toml")],
+        dir.path(),
+    );
     let (e, h) = (format!("http://{edge_http}"), format!("http://{hub_http}"));
     wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
     wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
     let c = client();
 
     // A player, KYC, a deposit, and three bets on the opening match of 2023/24 (Burnley 0-3 Man City).
-    let (st, p) = post(&c, &format!("{e}/v1/players"), "e2e-reg", json!({"jurisdiction":"GB","name":"Grace Hopper","date_of_birth":"1986-12-09"})).await;
+    let (st, p) = post(
+        &c,
+        &format!("{e}/v1/players"),
+        "e2e-reg",
+        json!({"jurisdiction":"GB","name":"Grace Hopper","date_of_birth":"1986-12-09"}),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
     let pid = p["player_id"].as_str().unwrap().to_string();
-    assert_eq!(post(&c, &format!("{e}/v1/players/{pid}/kyc"), "e2e-kyc", json!({})).await.0, 200);
-    assert_eq!(post(&c, &format!("{e}/v1/players/{pid}/deposits"), "e2e-dep", json!({"amount_minor":10_000,"currency":"GBP","provider_ref":"psp-e2e-1"})).await.0, 201);
+    assert_eq!(
+        post(
+            &c,
+            &format!("{e}/v1/players/{pid}/kyc"),
+            "e2e-kyc",
+            json!({})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &c,
+            &format!("{e}/v1/players/{pid}/deposits"),
+            "e2e-dep",
+            json!({"amount_minor":10_000,"currency":"GBP","provider_ref":"psp-e2e-1"})
+        )
+        .await
+        .0,
+        201
+    );
     let ev = "E0-20230811-burnley-man-city";
     let ev2 = "E0-20230812-arsenal-nott-m-forest";
     let bet = |idem: &str, stake: i64, legs: serde_json::Value| {
         let c = c.clone();
         let (e, pid, idem) = (e.clone(), pid.clone(), idem.to_string());
-        async move { post(&c, &format!("{e}/v1/bets"), &idem, json!({"player_id": pid, "stake_minor": stake, "currency": "GBP", "legs": legs})).await }
+        async move {
+            post(
+                &c,
+                &format!("{e}/v1/bets"),
+                &idem,
+                json!({"player_id": pid, "stake_minor": stake, "currency": "GBP", "legs": legs}),
+            )
+            .await
+        }
     };
-    let (st, win) = bet("e2e-bet-1", 1000, json!([{"selection_id": format!("{ev}:1x2:away"), "price": "1.33"}])).await;
+    let (st, win) = bet(
+        "e2e-bet-1",
+        1000,
+        json!([{"selection_id": format!("{ev}:1x2:away"), "price": "1.33"}]),
+    )
+    .await;
     assert_eq!(st, 201, "{win}");
-    let (st, lose) = bet("e2e-bet-2", 500, json!([{"selection_id": format!("{ev}:1x2:home"), "price": "8.0"}])).await;
+    let (st, lose) = bet(
+        "e2e-bet-2",
+        500,
+        json!([{"selection_id": format!("{ev}:1x2:home"), "price": "8.0"}]),
+    )
+    .await;
     assert_eq!(st, 201, "{lose}");
     let (_, markets) = get(&c, &format!("{e}/v1/markets?event_id={ev2}")).await;
-    let home_price = markets["markets"][0]["selections"][0]["price"].as_str().unwrap().to_string();
+    let home_price = markets["markets"][0]["selections"][0]["price"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (st, acca) = bet("e2e-bet-3", 200, json!([{"selection_id": format!("{ev}:ou:2.5:over"), "price": "1.36"}, {"selection_id": format!("{ev2}:1x2:home"), "price": home_price}])).await;
     assert_eq!(st, 201, "{acca}");
-    let (st, refused) = bet("e2e-bet-4", 1_000_000, json!([{"selection_id": format!("{ev}:1x2:away"), "price": "1.33"}])).await;
-    assert_eq!((st, refused["error"]["code"].as_str()), (422, Some("INSUFFICIENT_FUNDS")), "{refused}");
+    let (st, refused) = bet(
+        "e2e-bet-4",
+        1_000_000,
+        json!([{"selection_id": format!("{ev}:1x2:away"), "price": "1.33"}]),
+    )
+    .await;
+    assert_eq!(
+        (st, refused["error"]["code"].as_str()),
+        (422, Some("INSUFFICIENT_FUNDS")),
+        "{refused}"
+    );
 
     // Replication: the hub acknowledges the edge's whole durable log.
     let (_, health) = get(&c, &format!("{e}/healthz")).await;
@@ -85,7 +165,11 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         }
     })
     .await;
-    let (st, hub_bet) = get(&c, &format!("{h}/v1/bets/{}", win["bet_id"].as_str().unwrap())).await;
+    let (st, hub_bet) = get(
+        &c,
+        &format!("{h}/v1/bets/{}", win["bet_id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(st, 200, "hub does not know the bet: {hub_bet}");
 
     // Results arrive at the hub (Burnley 0-3 Man City; Arsenal 2-1 Nott'm Forest).
@@ -103,52 +187,95 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         .await;
     }
     let payout = |b: &serde_json::Value| {
-        let (c, e, id) = (c.clone(), e.clone(), b["bet_id"].as_str().unwrap().to_string());
-        async move { get(&c, &format!("{e}/v1/bets/{id}")).await.1["payout_minor"].as_i64().unwrap() }
+        let (c, e, id) = (
+            c.clone(),
+            e.clone(),
+            b["bet_id"].as_str().unwrap().to_string(),
+        );
+        async move {
+            get(&c, &format!("{e}/v1/bets/{id}")).await.1["payout_minor"]
+                .as_i64()
+                .unwrap()
+        }
     };
     assert_eq!(payout(&win).await, 1330);
     assert_eq!(payout(&lose).await, 0);
-    let acca_expected = (200u128 * 1360 * home_price.replace('.', "").parse::<u128>().unwrap() / 1_000_000) as i64;
+    let acca_expected =
+        (200u128 * 1360 * home_price.replace('.', "").parse::<u128>().unwrap() / 1_000_000) as i64;
     assert_eq!(payout(&acca).await, acca_expected);
     let (_, w) = get(&c, &format!("{e}/v1/players/{pid}/wallet")).await;
-    assert_eq!(w["cash_minor"].as_i64().unwrap(), 10_000 - 1000 - 500 - 200 + 1330 + acca_expected);
+    assert_eq!(
+        w["cash_minor"].as_i64().unwrap(),
+        10_000 - 1000 - 500 - 200 + 1330 + acca_expected
+    );
     assert_eq!(w["stakes_held_minor"].as_i64().unwrap(), 0);
 
     // A retried result changes nothing; the credit is not applied twice.
-    let r = c.post(format!("{h}/v1/results")).json(&json!({"event_id": ev, "home_goals": 0, "away_goals": 3, "source": "openfootball"})).send().await.unwrap();
+    let r = c
+        .post(format!("{h}/v1/results"))
+        .json(&json!({"event_id": ev, "home_goals": 0, "away_goals": 3, "source": "openfootball"}))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status().is_success());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"], w["cash_minor"]);
+    assert_eq!(
+        get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"],
+        w["cash_minor"]
+    );
 
     // Audit trail: every edge record up to the settlement is in S3, locked in COMPLIANCE mode,
     // and verifies with the node's key.
     let (_, health) = get(&c, &format!("{e}/healthz")).await;
     let final_head = health["durable_seq"].as_u64().unwrap();
-    let s3 = AuditStore::from(S3Store::connect(&endpoint, &bucket, S3Credentials::default()).unwrap());
-    let key = NodeKey::from_hex(&std::fs::read_to_string(dir.path().join("gb-1.key")).unwrap()).unwrap();
-    let mut covered = 0u64;
-    eventually("audit objects", Duration::from_secs(60), || {
-        let s3 = &s3;
-        let covered = &mut covered;
-        async move {
-            let keys = s3.list("GB/").await.unwrap_or_default();
-            *covered = keys.iter().filter(|k| k.contains("/gb-1/")).map(|k| {
-                let name = k.rsplit('/').next().unwrap().trim_end_matches(".seg");
-                let (_, last) = name.split_once('-').unwrap();
-                last.parse::<u64>().unwrap()
-            }).max().unwrap_or(0);
-            *covered >= final_head
+    let s3 =
+        AuditStore::from(S3Store::connect(&endpoint, &bucket, S3Credentials::default()).unwrap());
+    let key =
+        NodeKey::from_hex(&std::fs::read_to_string(dir.path().join("gb-1.key")).unwrap()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let keys = s3.list("GB/").await.unwrap_or_default();
+        let covered = keys
+            .iter()
+            .filter(|k| k.contains("/gb-1/"))
+            .filter_map(|k| {
+                k.rsplit('/')
+                    .next()?
+                    .trim_end_matches(".seg")
+                    .split_once('-')?
+                    .1
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        if covered >= final_head {
+            break;
         }
-    })
-    .await;
-    let mut keys: Vec<String> = s3.list("GB/").await.unwrap().into_iter().filter(|k| k.contains("/gb-1/")).collect();
+        assert!(
+            Instant::now() < deadline,
+            "audit trail covers seq {covered}, node head is {final_head}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut keys: Vec<String> = s3
+        .list("GB/")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.contains("/gb-1/"))
+        .collect();
     keys.sort_by_key(|k| k.rsplit('/').next().unwrap().to_string());
     let mut head = ChainHead::EMPTY;
     let mut bet_ids_in_audit = Vec::new();
     for k in &keys {
         let bytes = s3.get(k).await.unwrap();
         let (header, frames) = decode_segment(&bytes).unwrap();
-        assert_eq!(header.first_seq.0, head.seq.0 + 1, "audit segments are contiguous");
+        assert_eq!(
+            header.first_seq.0,
+            head.seq.0 + 1,
+            "audit segments are contiguous"
+        );
         for f in &frames {
             let b = f.parse_body().unwrap();
             if b.kind == RecordKind::BetPlaced {
@@ -156,29 +283,81 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
                 bet_ids_in_audit.push(v["bet_id"].as_str().unwrap().to_string());
             }
         }
-        head = verify_frames(&header.log_id, &key.public(), header.start().unwrap(), frames).expect("audit segment verifies").head;
+        head = verify_frames(
+            &header.log_id,
+            &key.public(),
+            header.start().unwrap(),
+            frames,
+        )
+        .expect("audit segment verifies")
+        .head;
         let ret = s3.retention(k).await.unwrap();
         assert_eq!(ret.mode, "COMPLIANCE");
-        assert!(ret.retain_until.0 > outpost_core::time::UnixMillis(0).0 + 5 * 365 * 86_400_000, "retention is years, not days");
+        assert!(
+            ret.retain_until.0 > outpost_core::time::UnixMillis(0).0 + 5 * 365 * 86_400_000,
+            "retention is years, not days"
+        );
     }
     assert!(bet_ids_in_audit.contains(&win["bet_id"].as_str().unwrap().to_string()));
     // The hub's downstream chain (settlements) is audited too.
-    assert!(s3.list("GB/").await.unwrap().iter().any(|k| k.contains("/hub~gb-1/")), "downstream chain not audited");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s3
+        .list("GB/")
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.contains("/hub~gb-1/"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the hub's downstream chain (settlements) was not audited"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The independent Python verifier accepts the node's exported log.
-    let seg = c.get(format!("{e}/v1/log/segment")).send().await.unwrap().bytes().await.unwrap();
+    let seg = c
+        .get(format!("{e}/v1/log/segment"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let seg_path = dir.path().join("export.seg");
     std::fs::write(&seg_path, &seg).unwrap();
     let python = std::env::var("OUTPOST_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
-        .args([repo_root().join("tests/verify_log.py").to_str().unwrap(), seg_path.to_str().unwrap(), "--public-key", &key.public().to_hex()])
+        .args([
+            repo_root().join("tests/verify_log.py").to_str().unwrap(),
+            seg_path.to_str().unwrap(),
+            "--public-key",
+            &key.public().to_hex(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "python verifier: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python verifier: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The launcher's own verifier agrees.
-    let out = std::process::Command::new(outpost_bin()).args(["verify", "--public-key", &key.public().to_hex(), seg_path.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(outpost_bin())
+        .args([
+            "verify",
+            "--public-key",
+            &key.public().to_hex(),
+            seg_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     edge.terminate();
     hub.terminate();
 }

@@ -19,10 +19,16 @@
 use outpost_core::edge::events::{DownRef, EdgeEvent, Genesis, IdemTag};
 use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, Reply};
 use outpost_core::hub::{self, HubEvent, HubResult, down_log_id};
-use outpost_core::ids::{BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId};
+use outpost_core::ids::{
+    BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId,
+};
 use outpost_core::jurisdiction::JurisdictionRules;
-use outpost_core::log::{ChainHead, ChainWriter, Frame, NodeKey, RecordKind, SegmentHeader, encode_segment, sha256};
-use outpost_core::market::{Line, Market, MarketKind, MarketStatus, Outcome, SelectionPrice, SportEvent};
+use outpost_core::log::{
+    ChainHead, ChainWriter, Frame, NodeKey, RecordKind, SegmentHeader, encode_segment, sha256,
+};
+use outpost_core::market::{
+    Line, Market, MarketKind, MarketStatus, Outcome, SelectionPrice, SportEvent,
+};
 use outpost_core::money::{Currency, Money};
 use outpost_core::price::Price;
 use outpost_core::settle::FinalScore;
@@ -81,7 +87,10 @@ pub fn pii_commitment(salt_hex: &str, name: &str, dob: CivilDate) -> (String, St
 }
 
 fn idem(key: &str, request: &str) -> IdemTag {
-    IdemTag { key: IdemKey::new(key).unwrap(), request_sha256: hex::encode(sha256(request.as_bytes())) }
+    IdemTag {
+        key: IdemKey::new(key).unwrap(),
+        request_sha256: hex::encode(sha256(request.as_bytes())),
+    }
 }
 
 /// The edge node's writer, reduced to what shapes the log: decide, apply, append; the last
@@ -97,10 +106,20 @@ struct Edge {
 impl Edge {
     fn run(&mut self, cmd: Command, at: i64) -> Reply {
         let now = UnixMillis(at);
-        let d = self.state.decide(cmd, &DecideCtx { now, rules: &self.rules }).expect("demo command is valid");
+        let d = self
+            .state
+            .decide(
+                cmd,
+                &DecideCtx {
+                    now,
+                    rules: &self.rules,
+                },
+            )
+            .expect("demo command is valid");
         for ev in &d.events {
             self.state.apply(ev, now).expect("decided events apply");
-            self.frames.push(self.chain.append(ev.kind(), now, ev.to_payload()));
+            self.frames
+                .push(self.chain.append(ev.kind(), now, ev.to_payload()));
         }
         d.reply
     }
@@ -131,9 +150,19 @@ fn market(event: &EventId, kind: MarketKind, prices: &[&str]) -> Market {
         .outcomes()
         .iter()
         .zip(prices)
-        .map(|(o, p)| SelectionPrice { selection_id: Market::selection_id_for(&market_id, *o), outcome: *o, price: Price::parse(p).unwrap() })
+        .map(|(o, p)| SelectionPrice {
+            selection_id: Market::selection_id_for(&market_id, *o),
+            outcome: *o,
+            price: Price::parse(p).unwrap(),
+        })
         .collect();
-    Market { market_id, event_id: event.clone(), kind, status: MarketStatus::Open, selections }
+    Market {
+        market_id,
+        event_id: event.clone(),
+        kind,
+        status: MarketStatus::Open,
+        selections,
+    }
 }
 
 fn sel(m: &Market, o: Outcome) -> SelectionId {
@@ -146,7 +175,13 @@ pub fn build_demo() -> Demo {
     let hub_log = down_log_id(&node);
     let gb = Jurisdiction::new("GB").unwrap();
     let min = 60_000;
-    let mut e = Edge { state: EdgeState::default(), chain: ChainWriter::new(edge_log.clone(), ChainHead::EMPTY), key: edge_key(), rules: rules(), frames: vec![] };
+    let mut e = Edge {
+        state: EdgeState::default(),
+        chain: ChainWriter::new(edge_log.clone(), ChainHead::EMPTY),
+        key: edge_key(),
+        rules: rules(),
+        frames: vec![],
+    };
 
     // Group: genesis (seq 1).
     e.run(
@@ -165,18 +200,47 @@ pub fn build_demo() -> Demo {
     let salt = "6f7574706f73742d6578616d706c6521".to_string();
     let dob = CivilDate::parse("1990-05-17").unwrap();
     let (doc, commitment) = pii_commitment(&salt, "Jane Example", dob);
-    let p1 = player_of(&e.run(Command::RegisterPlayer { jurisdiction: gb.clone(), pii_sha256: commitment.clone(), idem: idem("reg-0001", "register jane") }, T0 + min));
+    let p1 = player_of(&e.run(
+        Command::RegisterPlayer {
+            jurisdiction: gb.clone(),
+            pii_sha256: commitment.clone(),
+            idem: idem("reg-0001", "register jane"),
+        },
+        T0 + min,
+    ));
     e.commit();
     // Group: KYC (seq 3), the worked example of docs/log-format.md.
-    e.run(Command::VerifyKyc { player_id: p1.clone(), idem: idem("kyc-0001", "kyc jane") }, T0 + 2 * min);
+    e.run(
+        Command::VerifyKyc {
+            player_id: p1.clone(),
+            idem: idem("kyc-0001", "kyc jane"),
+        },
+        T0 + 2 * min,
+    );
     e.commit();
     // Group of two commands: deposit and a second registration (seq 4-5).
     e.run(
-        Command::Deposit { player_id: p1.clone(), amount: Money::new(5_000, Currency::GBP), provider_ref: "psp-7f3a-0001".into(), idem: idem("dep-0001", "deposit 50") },
+        Command::Deposit {
+            player_id: p1.clone(),
+            amount: Money::new(5_000, Currency::GBP),
+            provider_ref: "psp-7f3a-0001".into(),
+            idem: idem("dep-0001", "deposit 50"),
+        },
         T0 + 3 * min,
     );
-    let (_, c2) = pii_commitment("00112233445566778899aabbccddeeff", "John Example", CivilDate::parse("2001-11-30").unwrap());
-    let p2 = player_of(&e.run(Command::RegisterPlayer { jurisdiction: gb.clone(), pii_sha256: c2, idem: idem("reg-0002", "register john") }, T0 + 3 * min));
+    let (_, c2) = pii_commitment(
+        "00112233445566778899aabbccddeeff",
+        "John Example",
+        CivilDate::parse("2001-11-30").unwrap(),
+    );
+    let p2 = player_of(&e.run(
+        Command::RegisterPlayer {
+            jurisdiction: gb.clone(),
+            pii_sha256: c2,
+            idem: idem("reg-0002", "register john"),
+        },
+        T0 + 3 * min,
+    ));
     e.commit();
 
     // Group: three markets on two matches (seq 6-8).
@@ -194,11 +258,33 @@ pub fn build_demo() -> Demo {
         away: "Man City".into(),
         kickoff: UnixMillis(T0 + 2 * 86_400_000 + 7 * 3_600_000),
     };
-    let m1x2 = market(&ev1.event_id, MarketKind::MatchResult, &["2.5", "3.4", "2.9"]);
-    let mah = market(&ev1.event_id, MarketKind::AsianHandicap { home_line: Line::parse("-0.75").unwrap() }, &["1.95", "1.9"]);
-    let mou = market(&ev2.event_id, MarketKind::TotalGoals { line: Line::parse("2.5").unwrap() }, &["1.8", "2.05"]);
+    let m1x2 = market(
+        &ev1.event_id,
+        MarketKind::MatchResult,
+        &["2.5", "3.4", "2.9"],
+    );
+    let mah = market(
+        &ev1.event_id,
+        MarketKind::AsianHandicap {
+            home_line: Line::parse("-0.75").unwrap(),
+        },
+        &["1.95", "1.9"],
+    );
+    let mou = market(
+        &ev2.event_id,
+        MarketKind::TotalGoals {
+            line: Line::parse("2.5").unwrap(),
+        },
+        &["1.8", "2.05"],
+    );
     for (ev, m) in [(&ev1, &m1x2), (&ev1, &mah), (&ev2, &mou)] {
-        e.run(Command::OpenMarket { event: ev.clone(), market: m.clone() }, T0 + 4 * min);
+        e.run(
+            Command::OpenMarket {
+                event: ev.clone(),
+                market: m.clone(),
+            },
+            T0 + 4 * min,
+        );
     }
     e.commit();
     let split = e.frames.len();
@@ -208,7 +294,10 @@ pub fn build_demo() -> Demo {
         Command::PlaceBet {
             player_id: p1.clone(),
             stake: Money::new(1_000, Currency::GBP),
-            legs: vec![LegRequest { selection_id: sel(&m1x2, Outcome::Home), price: Price::parse("2.5").unwrap() }],
+            legs: vec![LegRequest {
+                selection_id: sel(&m1x2, Outcome::Home),
+                price: Price::parse("2.5").unwrap(),
+            }],
             date_of_birth: Some(dob),
             idem: idem("bet-0001", "single arsenal"),
         },
@@ -221,8 +310,14 @@ pub fn build_demo() -> Demo {
             player_id: p1.clone(),
             stake: Money::new(500, Currency::GBP),
             legs: vec![
-                LegRequest { selection_id: sel(&mah, Outcome::Home), price: Price::parse("1.95").unwrap() },
-                LegRequest { selection_id: sel(&mou, Outcome::Over), price: Price::parse("1.8").unwrap() },
+                LegRequest {
+                    selection_id: sel(&mah, Outcome::Home),
+                    price: Price::parse("1.95").unwrap(),
+                },
+                LegRequest {
+                    selection_id: sel(&mou, Outcome::Over),
+                    price: Price::parse("1.8").unwrap(),
+                },
             ],
             date_of_birth: Some(dob),
             idem: idem("bet-0002", "acca"),
@@ -231,12 +326,21 @@ pub fn build_demo() -> Demo {
     ));
     e.commit();
     // Group: player 2 self-excludes, then a bet is refused (seq 15-16).
-    e.run(Command::SelfExclude { player_id: p2.clone(), idem: idem("sx-0002", "self exclude john") }, T0 + 7 * min);
+    e.run(
+        Command::SelfExclude {
+            player_id: p2.clone(),
+            idem: idem("sx-0002", "self exclude john"),
+        },
+        T0 + 7 * min,
+    );
     let r = e.run(
         Command::PlaceBet {
             player_id: p2.clone(),
             stake: Money::new(200, Currency::GBP),
-            legs: vec![LegRequest { selection_id: sel(&m1x2, Outcome::Draw), price: Price::parse("3.4").unwrap() }],
+            legs: vec![LegRequest {
+                selection_id: sel(&m1x2, Outcome::Draw),
+                price: Price::parse("3.4").unwrap(),
+            }],
             date_of_birth: Some(CivilDate::parse("2001-11-30").unwrap()),
             idem: idem("bet-0003", "john draw"),
         },
@@ -258,33 +362,66 @@ pub fn build_demo() -> Demo {
     let t_res = T0 + 2 * 86_400_000 + 9 * 3_600_000;
     let s1 = FinalScore { home: 2, away: 1 };
     let s2 = FinalScore { home: 2, away: 1 };
-    let r1 = HubEvent::Result(HubResult { event_id: ev1.event_id.clone(), score: s1, result_version: 1, source: "football-data.co.uk".into() });
-    let r2 = HubEvent::Result(HubResult { event_id: ev2.event_id.clone(), score: s2, result_version: 1, source: "football-data.co.uk".into() });
+    let r1 = HubEvent::Result(HubResult {
+        event_id: ev1.event_id.clone(),
+        score: s1,
+        result_version: 1,
+        source: "football-data.co.uk".into(),
+    });
+    let r2 = HubEvent::Result(HubResult {
+        event_id: ev2.event_id.clone(),
+        score: s2,
+        result_version: 1,
+        source: "football-data.co.uk".into(),
+    });
     push_hub(&mut hub, &r1, t_res);
     push_hub(&mut hub, &r2, t_res);
     let results = |v1: (FinalScore, u32)| {
         let (id1, id2) = (ev1.event_id.clone(), ev2.event_id.clone());
-        move |id: &EventId| if *id == id1 { Some(v1) } else if *id == id2 { Some((s2, 1)) } else { None }
+        move |id: &EventId| {
+            if *id == id1 {
+                Some(v1)
+            } else if *id == id2 {
+                Some((s2, 1))
+            } else {
+                None
+            }
+        }
     };
     let placed = |b: &BetId| e.state.bets[b].placed.clone();
     let (placed1, placed2) = (placed(&bet1), placed(&bet2));
-    let st1 = hub::settle_bet(&node, &placed1, results((s1, 1))).unwrap().unwrap();
-    let st2 = hub::settle_bet(&node, &placed2, results((s1, 1))).unwrap().unwrap();
+    let st1 = hub::settle_bet(&node, &placed1, results((s1, 1)))
+        .unwrap()
+        .unwrap();
+    let st2 = hub::settle_bet(&node, &placed2, results((s1, 1)))
+        .unwrap()
+        .unwrap();
     push_hub(&mut hub, &HubEvent::Settlement(st1), t_res + 1_000);
     push_hub(&mut hub, &HubEvent::Settlement(st2), t_res + 1_000);
     // A corrected result (version 2) and the resettlement it causes: the edge pays a bet at
     // most once, so it logs the resettlement as skipped.
     let s1b = FinalScore { home: 2, away: 2 };
-    let r1b = HubEvent::Result(HubResult { event_id: ev1.event_id.clone(), score: s1b, result_version: 2, source: "operator correction".into() });
+    let r1b = HubEvent::Result(HubResult {
+        event_id: ev1.event_id.clone(),
+        score: s1b,
+        result_version: 2,
+        source: "operator correction".into(),
+    });
     push_hub(&mut hub, &r1b, t_res + 3_600_000);
-    let st1b = hub::settle_bet(&node, &placed1, results((s1b, 2))).unwrap().unwrap();
+    let st1b = hub::settle_bet(&node, &placed1, results((s1b, 2)))
+        .unwrap()
+        .unwrap();
     push_hub(&mut hub, &HubEvent::Settlement(st1b), t_res + 3_600_000);
 
     // The edge applies the verified downstream records: one group per batch received.
     let apply = |e: &mut Edge, f: &Frame, at: i64| {
         let b = f.parse_body().unwrap();
         let event = HubEvent::from_payload(b.kind, &b.payload).unwrap();
-        let down = DownRef { down_seq: b.seq, hub_record_sha256: f.hash().to_hex(), hub_timestamp_ms: b.timestamp.0 };
+        let down = DownRef {
+            down_seq: b.seq,
+            hub_record_sha256: f.hash().to_hex(),
+            hub_timestamp_ms: b.timestamp.0,
+        };
         e.run(Command::ApplyDown { down, event }, at);
     };
     let t_apply = t_res + 2_000;
@@ -302,24 +439,47 @@ pub fn build_demo() -> Demo {
     e.commit();
     // Group: a withdrawal.
     e.run(
-        Command::Withdraw { player_id: p1.clone(), amount: Money::new(1_000, Currency::GBP), provider_ref: "psp-7f3a-0002".into(), idem: idem("wd-0001", "withdraw 10") },
+        Command::Withdraw {
+            player_id: p1.clone(),
+            amount: Money::new(1_000, Currency::GBP),
+            provider_ref: "psp-7f3a-0002".into(),
+            idem: idem("wd-0001", "withdraw 10"),
+        },
         T0 + 3 * 86_400_000,
     );
     e.commit();
 
-    Demo { edge_key: e.key, hub_key: hk, edge_log, hub_log, edge: e.frames, hub, split, pii: (salt, doc, commitment) }
+    Demo {
+        edge_key: e.key,
+        hub_key: hk,
+        edge_log,
+        hub_log,
+        edge: e.frames,
+        hub,
+        split,
+        pii: (salt, doc, commitment),
+    }
 }
 
 /// The chain head after `frames` (which continue `start`).
 pub fn head_after(start: ChainHead, frames: &[Frame]) -> ChainHead {
     frames.iter().fold(start, |_, f| {
         let b = f.parse_body().unwrap();
-        ChainHead { seq: b.seq, hash: f.hash(), timestamp: b.timestamp }
+        ChainHead {
+            seq: b.seq,
+            hash: f.hash(),
+            timestamp: b.timestamp,
+        }
     })
 }
 
 /// The segment header for `frames`, which continue `start`.
-pub fn header_for(log_id: &LogId, key: &NodeKey, start: ChainHead, frames: &[Frame]) -> SegmentHeader {
+pub fn header_for(
+    log_id: &LogId,
+    key: &NodeKey,
+    start: ChainHead,
+    frames: &[Frame],
+) -> SegmentHeader {
     let end = head_after(start, frames);
     SegmentHeader {
         format: "outpost-segment/1".into(),
@@ -351,43 +511,88 @@ fn main() {
         std::fs::write(out.join(name), bytes).expect("write segment");
         println!("wrote {}", out.join(name).display());
     };
-    write("gb-1.seg", segment_file(&d.edge_log, &d.edge_key, ChainHead::EMPTY, &d.edge));
+    write(
+        "gb-1.seg",
+        segment_file(&d.edge_log, &d.edge_key, ChainHead::EMPTY, &d.edge),
+    );
     let (a, b) = d.edge.split_at(d.split);
-    write("gb-1.part1.seg", segment_file(&d.edge_log, &d.edge_key, ChainHead::EMPTY, a));
-    write("gb-1.part2.seg", segment_file(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, a), b));
-    write("hub~gb-1.seg", segment_file(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub));
+    write(
+        "gb-1.part1.seg",
+        segment_file(&d.edge_log, &d.edge_key, ChainHead::EMPTY, a),
+    );
+    write(
+        "gb-1.part2.seg",
+        segment_file(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, a), b),
+    );
+    write(
+        "hub~gb-1.seg",
+        segment_file(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub),
+    );
 
     println!("\nedge public key (gb-1):    {}", d.edge_key.public());
     println!("edge private seed (DEMO ONLY): {}", d.edge_key.seed_hex());
     println!("hub public key (hub/gb-1): {}", d.hub_key.public());
-    println!("edge records: {}, hub records: {}, split after seq {}", d.edge.len(), d.hub.len(), d.split);
+    println!(
+        "edge records: {}, hub records: {}, split after seq {}",
+        d.edge.len(),
+        d.hub.len(),
+        d.split
+    );
 
     // The worked example: the KYC record (seq 3), a commit group of its own, so sealed.
     let f = &d.edge[2];
     let body = f.parse_body().unwrap();
     assert_eq!(body.kind, RecordKind::KycVerified);
-    println!("\n== worked example: {} seq {} ==", body.kind.name(), body.seq);
+    println!(
+        "\n== worked example: {} seq {} ==",
+        body.kind.name(),
+        body.seq
+    );
     println!("body ({} bytes):\n{}", f.body.len(), hex::encode(&f.body));
-    println!("frame ({} bytes):\n{}", f.encode().len(), hex::encode(f.encode()));
+    println!(
+        "frame ({} bytes):\n{}",
+        f.encode().len(),
+        hex::encode(f.encode())
+    );
     println!("record hash: {}", f.hash());
     println!("prev_hash:   {}", body.prev_hash);
     println!("seal:        {}", hex::encode(f.seal.unwrap()));
     println!("payload:     {}", String::from_utf8_lossy(&body.payload));
 
-    println!("\n== PII commitment ==\nsalt: {}\ncanonical json: {}\npii_sha256: {}", d.pii.0, d.pii.1, d.pii.2);
+    println!(
+        "\n== PII commitment ==\nsalt: {}\ncanonical json: {}\npii_sha256: {}",
+        d.pii.0, d.pii.1, d.pii.2
+    );
 
     println!("\n== one payload per kind ==");
     let mut seen = std::collections::BTreeSet::new();
     for f in d.edge.iter().chain(&d.hub) {
         let b = f.parse_body().unwrap();
-        if seen.insert((b.kind as u8, String::from_utf8_lossy(&b.payload).contains("\"accepted\":false"))) {
-            println!("{} {} seq {} ts {}: {}", b.kind as u8, b.kind.name(), b.seq, b.timestamp.0, String::from_utf8_lossy(&b.payload));
+        if seen.insert((
+            b.kind as u8,
+            String::from_utf8_lossy(&b.payload).contains("\"accepted\":false"),
+        )) {
+            println!(
+                "{} {} seq {} ts {}: {}",
+                b.kind as u8,
+                b.kind.name(),
+                b.seq,
+                b.timestamp.0,
+                String::from_utf8_lossy(&b.payload)
+            );
         }
     }
     println!("\n== all records ==");
     for f in d.edge.iter().chain(&d.hub) {
         let b = f.parse_body().unwrap();
-        println!("{} #{} {} sealed={} hash={}", b.log_id, b.seq, b.kind.name(), f.seal.is_some(), f.hash());
+        println!(
+            "{} #{} {} sealed={} hash={}",
+            b.log_id,
+            b.seq,
+            b.kind.name(),
+            f.seal.is_some(),
+            f.hash()
+        );
     }
     // Sanity: every edge event round-trips through its schema.
     for f in &d.edge {

@@ -106,7 +106,12 @@ pub struct BetFacts<'a> {
 struct Checks(Vec<CheckResult>);
 impl Checks {
     fn add(&mut self, check: &str, ok: bool, code: ReasonCode, detail: String) {
-        self.0.push(CheckResult { check: check.into(), passed: ok, detail, code: (!ok).then_some(code) });
+        self.0.push(CheckResult {
+            check: check.into(),
+            passed: ok,
+            detail,
+            code: (!ok).then_some(code),
+        });
     }
 }
 
@@ -118,26 +123,82 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
     let p = f.player;
 
     let served = f.served.contains(&p.jurisdiction);
-    c.add("jurisdiction", served, ReasonCode::JurisdictionNotServed, format!("player jurisdiction {}", p.jurisdiction));
-    c.add("kyc", p.kyc_verified, ReasonCode::KycRequired, if p.kyc_verified { "verified".into() } else { "identity not verified".into() });
+    c.add(
+        "jurisdiction",
+        served,
+        ReasonCode::JurisdictionNotServed,
+        format!("player jurisdiction {}", p.jurisdiction),
+    );
+    c.add(
+        "kyc",
+        p.kyc_verified,
+        ReasonCode::KycRequired,
+        if p.kyc_verified {
+            "verified".into()
+        } else {
+            "identity not verified".into()
+        },
+    );
     match p.date_of_birth {
-        None => c.add("age", false, ReasonCode::AgeUnknown, "no date of birth on record".into()),
+        None => c.add(
+            "age",
+            false,
+            ReasonCode::AgeUnknown,
+            "no date of birth on record".into(),
+        ),
         Some(dob) => {
             let age = dob.years_until(f.today);
-            c.add("age", age >= r.min_age_years as i32, ReasonCode::UnderAge, format!("age {age}, minimum {}", r.min_age_years));
+            c.add(
+                "age",
+                age >= r.min_age_years as i32,
+                ReasonCode::UnderAge,
+                format!("age {age}, minimum {}", r.min_age_years),
+            );
         }
     }
-    c.add("self_exclusion", !p.self_excluded, ReasonCode::SelfExcluded, if p.self_excluded { "player is self-excluded".into() } else { "not excluded (operator list)".into() });
+    c.add(
+        "self_exclusion",
+        !p.self_excluded,
+        ReasonCode::SelfExcluded,
+        if p.self_excluded {
+            "player is self-excluded".into()
+        } else {
+            "not excluded (operator list)".into()
+        },
+    );
 
     let cur_ok = f.stake.currency == r.currency;
-    c.add("currency", cur_ok, ReasonCode::CurrencyMismatch, format!("stake in {}, jurisdiction uses {}", f.stake.currency, r.currency));
+    c.add(
+        "currency",
+        cur_ok,
+        ReasonCode::CurrencyMismatch,
+        format!(
+            "stake in {}, jurisdiction uses {}",
+            f.stake.currency, r.currency
+        ),
+    );
     let s = f.stake.minor;
-    c.add("stake_min", s >= r.stake_minor_min, ReasonCode::StakeTooLow, format!("stake {s}, minimum {}", r.stake_minor_min));
-    c.add("stake_max", s <= r.stake_minor_max, ReasonCode::StakeTooHigh, format!("stake {s}, maximum {}", r.stake_minor_max));
+    c.add(
+        "stake_min",
+        s >= r.stake_minor_min,
+        ReasonCode::StakeTooLow,
+        format!("stake {s}, minimum {}", r.stake_minor_min),
+    );
+    c.add(
+        "stake_max",
+        s <= r.stake_minor_max,
+        ReasonCode::StakeTooHigh,
+        format!("stake {s}, maximum {}", r.stake_minor_max),
+    );
 
     let n = f.legs.len();
-    c.add("legs", n >= 1, ReasonCode::NoLegs, format!("{n} legs"));
-    c.add("legs_max", n <= r.accumulator_legs_max as usize, ReasonCode::TooManyLegs, format!("{n} legs, maximum {}", r.accumulator_legs_max));
+    c.add("legs", n >= 1, ReasonCode::NoLegs, format!("{n} leg(s)"));
+    c.add(
+        "legs_max",
+        n <= r.accumulator_legs_max as usize,
+        ReasonCode::TooManyLegs,
+        format!("{n} leg(s), maximum {}", r.accumulator_legs_max),
+    );
     let mut events: HashSet<&EventId> = HashSet::new();
     let mut dup = None;
     for l in f.legs {
@@ -147,33 +208,75 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             dup = Some(m.event_id.clone());
         }
     }
-    c.add("one_leg_per_event", dup.is_none(), ReasonCode::DuplicateEvent, match &dup {
-        Some(e) => format!("two legs on event {e}"),
-        None => "distinct events".into(),
-    });
+    c.add(
+        "one_leg_per_event",
+        dup.is_none(),
+        ReasonCode::DuplicateEvent,
+        match &dup {
+            Some(e) => format!("two legs on event {e}"),
+            None => "distinct events".into(),
+        },
+    );
 
     let mut prices = Vec::with_capacity(n);
     for l in f.legs {
         let sel = l.market.and_then(|m| m.selection(l.selection_id));
         let (Some(m), Some(sel)) = (l.market, sel) else {
-            c.add("selection", false, ReasonCode::SelectionNotFound, format!("{} not offered", l.selection_id));
+            c.add(
+                "selection",
+                false,
+                ReasonCode::SelectionNotFound,
+                format!("{} not offered", l.selection_id),
+            );
             continue;
         };
         let open = m.status == MarketStatus::Open;
-        c.add("market_open", open, ReasonCode::MarketNotOpen, format!("{} is {:?}", m.market_id, m.status));
+        c.add(
+            "market_open",
+            open,
+            ReasonCode::MarketNotOpen,
+            format!("{} is {}", m.market_id, m.status.as_str()),
+        );
         // The client's price must be at most the current one: equal or better for the player.
         let ok = l.requested_price <= sel.price;
-        c.add("price", ok, ReasonCode::PriceChanged, format!("{}: requested {}, current {}", l.selection_id, l.requested_price, sel.price));
+        c.add(
+            "price",
+            ok,
+            ReasonCode::PriceChanged,
+            format!(
+                "{}: requested {}, current {}",
+                l.selection_id, l.requested_price, sel.price
+            ),
+        );
         prices.push(l.requested_price);
     }
     // Payout limit at the requested prices (the prices the bet will be struck at).
     if prices.len() == n && n > 0 {
         let pot = potential_payout_minor(s.max(0), &prices);
         let ok = pot.is_some_and(|v| v <= r.payout_minor_max);
-        c.add("payout_max", ok, ReasonCode::PayoutTooHigh, format!("potential payout {}, maximum {}", pot.map(|v| v.to_string()).unwrap_or("overflow".into()), r.payout_minor_max));
+        c.add(
+            "payout_max",
+            ok,
+            ReasonCode::PayoutTooHigh,
+            format!(
+                "potential payout {}, maximum {}",
+                pot.map(|v| v.to_string()).unwrap_or("overflow".into()),
+                r.payout_minor_max
+            ),
+        );
     }
-    c.add("funds", p.cash_minor >= s, ReasonCode::InsufficientFunds, format!("balance {}, stake {s}", p.cash_minor));
+    c.add(
+        "funds",
+        p.cash_minor >= s,
+        ReasonCode::InsufficientFunds,
+        format!("balance {}, stake {s}", p.cash_minor),
+    );
 
     let reason = c.0.iter().find(|x| !x.passed).and_then(|x| x.code);
-    GateDecision { accepted: reason.is_none(), reason, rules_version: r.rules_version.clone(), checks: c.0 }
+    GateDecision {
+        accepted: reason.is_none(),
+        reason,
+        rules_version: r.rules_version.clone(),
+        checks: c.0,
+    }
 }

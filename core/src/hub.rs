@@ -57,8 +57,12 @@ impl HubEvent {
     }
     pub fn from_payload(kind: RecordKind, p: &[u8]) -> Result<HubEvent, String> {
         match kind {
-            RecordKind::HubResult => serde_json::from_slice(p).map(HubEvent::Result).map_err(|e| e.to_string()),
-            RecordKind::HubSettlement => serde_json::from_slice(p).map(HubEvent::Settlement).map_err(|e| e.to_string()),
+            RecordKind::HubResult => serde_json::from_slice(p)
+                .map(HubEvent::Result)
+                .map_err(|e| e.to_string()),
+            RecordKind::HubSettlement => serde_json::from_slice(p)
+                .map(HubEvent::Settlement)
+                .map_err(|e| e.to_string()),
             other => Err(format!("record kind {other:?} is not a hub record")),
         }
     }
@@ -67,7 +71,11 @@ impl HubEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettleError {
     #[error("bet {bet}: leg on {event} does not fit its market: {detail}")]
-    LegMismatch { bet: BetId, event: EventId, detail: String },
+    LegMismatch {
+        bet: BetId,
+        event: EventId,
+        detail: String,
+    },
     #[error("bet {0}: payout overflows")]
     Overflow(BetId),
 }
@@ -82,16 +90,21 @@ pub fn settle_bet(
     let mut legs = Vec::with_capacity(bet.legs.len());
     let mut version = 0;
     for leg in &bet.legs {
-        let Some((score, v)) = result_of(&leg.event_id) else { return Ok(None) };
+        let Some((score, v)) = result_of(&leg.event_id) else {
+            return Ok(None);
+        };
         version = version.max(v);
-        let r = settle_selection(&leg.kind, leg.outcome, score).map_err(|e| SettleError::LegMismatch {
-            bet: bet.bet_id.clone(),
-            event: leg.event_id.clone(),
-            detail: e.to_string(),
+        let r = settle_selection(&leg.kind, leg.outcome, score).map_err(|e| {
+            SettleError::LegMismatch {
+                bet: bet.bet_id.clone(),
+                event: leg.event_id.clone(),
+                detail: e.to_string(),
+            }
         })?;
         legs.push((r, leg.price));
     }
-    let payout = bet_payout_minor(bet.stake_minor, &legs).ok_or_else(|| SettleError::Overflow(bet.bet_id.clone()))?;
+    let payout = bet_payout_minor(bet.stake_minor, &legs)
+        .ok_or_else(|| SettleError::Overflow(bet.bet_id.clone()))?;
     Ok(Some(HubSettlement {
         bet_id: bet.bet_id.clone(),
         node_id: node.clone(),

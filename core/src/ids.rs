@@ -99,10 +99,34 @@ string_id!(
     /// Pseudonymous player id: carries no PII, so it may leave the jurisdiction.
     PlayerId, "player id", 64, token, "1-64 chars of A-Z a-z 0-9 - _ . : /"
 );
-string_id!(BetId, "bet id", 64, token, "1-64 chars of A-Z a-z 0-9 - _ . : /");
-string_id!(EventId, "event id", 96, token, "1-96 chars of A-Z a-z 0-9 - _ . : /");
-string_id!(MarketId, "market id", 128, token, "1-128 chars of A-Z a-z 0-9 - _ . : /");
-string_id!(SelectionId, "selection id", 160, token, "1-160 chars of A-Z a-z 0-9 - _ . : /");
+string_id!(
+    BetId,
+    "bet id",
+    64,
+    token,
+    "1-64 chars of A-Z a-z 0-9 - _ . : /"
+);
+string_id!(
+    EventId,
+    "event id",
+    96,
+    token,
+    "1-96 chars of A-Z a-z 0-9 - _ . : /"
+);
+string_id!(
+    MarketId,
+    "market id",
+    128,
+    token,
+    "1-128 chars of A-Z a-z 0-9 - _ . : /"
+);
+string_id!(
+    SelectionId,
+    "selection id",
+    160,
+    token,
+    "1-160 chars of A-Z a-z 0-9 - _ . : /"
+);
 string_id!(
     /// A client-supplied idempotency key (`Idempotency-Key` header).
     IdemKey, "idempotency key", 128, token, "1-128 chars of A-Z a-z 0-9 - _ . : /"
@@ -116,9 +140,14 @@ pub struct Jurisdiction(String);
 impl Jurisdiction {
     pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
         let s: String = s.into();
-        let ok = (2..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+        let ok =
+            (2..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
         if !ok {
-            return Err(IdError { kind: "jurisdiction", value: s.chars().take(16).collect(), rule: "2-8 chars of A-Z and '-', e.g. GB or US-NJ" });
+            return Err(IdError {
+                kind: "jurisdiction",
+                value: s.chars().take(16).collect(),
+                rule: "2-8 chars of A-Z and '-', e.g. GB or US-NJ",
+            });
         }
         Ok(Jurisdiction(s))
     }

@@ -35,7 +35,12 @@ pub struct RulesError {
 
 impl JurisdictionRules {
     pub fn validate(&self) -> Result<(), RulesError> {
-        let e = |field, problem: &str| Err(RulesError { field, problem: problem.into() });
+        let e = |field, problem: &str| {
+            Err(RulesError {
+                field,
+                problem: problem.into(),
+            })
+        };
         if self.rules_version.trim().is_empty() {
             return e("rules_version", "must not be empty");
         }

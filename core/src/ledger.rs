@@ -54,8 +54,12 @@ impl TryFrom<String> for Account {
             "house" => return Ok(Account::House),
             _ => {}
         }
-        let rest = s.strip_prefix("player:").ok_or_else(|| format!("unknown account {s:?}"))?;
-        let (p, kind) = rest.rsplit_once(':').ok_or_else(|| format!("unknown account {s:?}"))?;
+        let rest = s
+            .strip_prefix("player:")
+            .ok_or_else(|| format!("unknown account {s:?}"))?;
+        let (p, kind) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("unknown account {s:?}"))?;
         let p = PlayerId::new(p).map_err(|e| e.to_string())?;
         match kind {
             "cash" => Ok(Account::PlayerCash(p)),
@@ -82,7 +86,11 @@ pub enum LedgerError {
     #[error("posting amount must be positive, got {0}")]
     NonPositive(i64),
     #[error("account {account} would go negative ({balance_minor} - {amount_minor})")]
-    Insufficient { account: Account, balance_minor: i64, amount_minor: i64 },
+    Insufficient {
+        account: Account,
+        balance_minor: i64,
+        amount_minor: i64,
+    },
     #[error("amount overflow")]
     Overflow,
     #[error("currency {0} is not this ledger's currency {1}")]
@@ -98,7 +106,10 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(currency: Currency) -> Ledger {
-        Ledger { currency, balances: HashMap::new() }
+        Ledger {
+            currency,
+            balances: HashMap::new(),
+        }
     }
     pub fn currency(&self) -> Currency {
         self.currency
@@ -126,7 +137,11 @@ impl Ledger {
             let bal = self.balance(a);
             let new = bal.checked_add(d).ok_or(LedgerError::Overflow)?;
             if a.is_player() && new < 0 {
-                return Err(LedgerError::Insufficient { account: a.clone(), balance_minor: bal, amount_minor: -d });
+                return Err(LedgerError::Insufficient {
+                    account: a.clone(),
+                    balance_minor: bal,
+                    amount_minor: -d,
+                });
             }
         }
         Ok(())
@@ -164,7 +179,12 @@ mod tests {
 
     #[test]
     fn account_strings_roundtrip() {
-        for a in [Account::PlayerCash(p("p-1")), Account::PlayerStakes(p("gb-1:p:7")), Account::House, Account::PaymentProvider] {
+        for a in [
+            Account::PlayerCash(p("p-1")),
+            Account::PlayerStakes(p("gb-1:p:7")),
+            Account::House,
+            Account::PaymentProvider,
+        ] {
             assert_eq!(Account::try_from(a.to_string()).unwrap(), a);
         }
         assert!(Account::try_from("player:x:savings".to_string()).is_err());
@@ -174,12 +194,31 @@ mod tests {
     fn refuses_overdraft_atomically() {
         let mut l = Ledger::new(Currency::GBP);
         let cash = Account::PlayerCash(p("a"));
-        l.apply(Currency::GBP, &[Posting { from: Account::PaymentProvider, to: cash.clone(), amount_minor: 500 }]).unwrap();
+        l.apply(
+            Currency::GBP,
+            &[Posting {
+                from: Account::PaymentProvider,
+                to: cash.clone(),
+                amount_minor: 500,
+            }],
+        )
+        .unwrap();
         let bad = [
-            Posting { from: cash.clone(), to: Account::PlayerStakes(p("a")), amount_minor: 300 },
-            Posting { from: cash.clone(), to: Account::House, amount_minor: 300 },
+            Posting {
+                from: cash.clone(),
+                to: Account::PlayerStakes(p("a")),
+                amount_minor: 300,
+            },
+            Posting {
+                from: cash.clone(),
+                to: Account::House,
+                amount_minor: 300,
+            },
         ];
-        assert!(matches!(l.apply(Currency::GBP, &bad), Err(LedgerError::Insufficient { .. })));
+        assert!(matches!(
+            l.apply(Currency::GBP, &bad),
+            Err(LedgerError::Insufficient { .. })
+        ));
         assert_eq!(l.balance(&cash), 500);
         assert!(l.apply(Currency::EUR, &[]).is_err());
     }

@@ -135,6 +135,16 @@ pub enum MarketStatus {
     Closed,
 }
 
+impl MarketStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MarketStatus::Open => "open",
+            MarketStatus::Suspended => "suspended",
+            MarketStatus::Closed => "closed",
+        }
+    }
+}
+
 /// A football match as offered by the book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SportEvent {
@@ -166,7 +176,8 @@ impl Market {
         MarketId::new(format!("{event}:{}", kind.slug())).expect("event ids and slugs are id-safe")
     }
     pub fn selection_id_for(market: &MarketId, outcome: Outcome) -> SelectionId {
-        SelectionId::new(format!("{market}:{}", outcome.slug())).expect("market ids and slugs are id-safe")
+        SelectionId::new(format!("{market}:{}", outcome.slug()))
+            .expect("market ids and slugs are id-safe")
     }
     pub fn selection(&self, id: &SelectionId) -> Option<&SelectionPrice> {
         self.selections.iter().find(|s| &s.selection_id == id)
@@ -179,7 +190,14 @@ mod tests {
 
     #[test]
     fn lines() {
-        for (s, q) in [("2.5", 10), ("-0.75", -3), ("0", 0), ("+1.25", 5), ("-3.0", -12), ("0.50", 2)] {
+        for (s, q) in [
+            ("2.5", 10),
+            ("-0.75", -3),
+            ("0", 0),
+            ("+1.25", 5),
+            ("-3.0", -12),
+            ("0.50", 2),
+        ] {
             assert_eq!(Line::parse(s).unwrap(), Line(q), "{s}");
         }
         for bad in ["2.3", "abc", "", "-", "1.125", "100", "2.5.1"] {

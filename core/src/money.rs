@@ -99,17 +99,32 @@ impl Money {
     }
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same(&other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor, currency: self.currency })
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            minor,
+            currency: self.currency,
+        })
     }
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same(&other)?;
-        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor, currency: self.currency })
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            minor,
+            currency: self.currency,
+        })
     }
     pub fn checked_neg(self) -> Result<Money, MoneyError> {
         let minor = self.minor.checked_neg().ok_or(MoneyError::Overflow)?;
-        Ok(Money { minor, currency: self.currency })
+        Ok(Money {
+            minor,
+            currency: self.currency,
+        })
     }
 }
 
@@ -148,9 +163,18 @@ mod tests {
     fn mismatch_and_overflow_are_errors() {
         let a = Money::new(1, Currency::GBP);
         let b = Money::new(1, Currency::EUR);
-        assert_eq!(a.checked_add(b), Err(MoneyError::CurrencyMismatch(Currency::GBP, Currency::EUR)));
-        assert_eq!(Money::new(i64::MAX, Currency::GBP).checked_add(a), Err(MoneyError::Overflow));
-        assert_eq!(Money::new(i64::MIN, Currency::GBP).checked_neg(), Err(MoneyError::Overflow));
+        assert_eq!(
+            a.checked_add(b),
+            Err(MoneyError::CurrencyMismatch(Currency::GBP, Currency::EUR))
+        );
+        assert_eq!(
+            Money::new(i64::MAX, Currency::GBP).checked_add(a),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::new(i64::MIN, Currency::GBP).checked_neg(),
+            Err(MoneyError::Overflow)
+        );
     }
 
     proptest! {

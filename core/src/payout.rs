@@ -51,7 +51,9 @@ struct BigUint {
 
 impl BigUint {
     fn from_u64(v: u64) -> BigUint {
-        let mut b = BigUint { limbs: vec![v as u32, (v >> 32) as u32] };
+        let mut b = BigUint {
+            limbs: vec![v as u32, (v >> 32) as u32],
+        };
         b.trim();
         b
     }
@@ -96,10 +98,15 @@ impl BigUint {
         }
     }
     fn bit(&self, i: usize) -> bool {
-        self.limbs.get(i / 32).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
+        self.limbs
+            .get(i / 32)
+            .is_some_and(|l| (l >> (i % 32)) & 1 == 1)
     }
     fn cmp(&self, o: &BigUint) -> std::cmp::Ordering {
-        self.limbs.len().cmp(&o.limbs.len()).then_with(|| self.limbs.iter().rev().cmp(o.limbs.iter().rev()))
+        self.limbs
+            .len()
+            .cmp(&o.limbs.len())
+            .then_with(|| self.limbs.iter().rev().cmp(o.limbs.iter().rev()))
     }
     fn shl1_or(&mut self, bit: bool) {
         let mut carry = bit as u32;
@@ -130,7 +137,9 @@ impl BigUint {
     /// Schoolbook binary long division; operands are a few hundred bits at most.
     fn div_floor(&self, d: &BigUint) -> BigUint {
         assert!(!d.is_zero());
-        let mut q = BigUint { limbs: vec![0; self.limbs.len()] };
+        let mut q = BigUint {
+            limbs: vec![0; self.limbs.len()],
+        };
         let mut r = BigUint { limbs: vec![] };
         for i in (0..self.bits()).rev() {
             r.shl1_or(self.bit(i));
@@ -165,7 +174,10 @@ mod tests {
         // 33p at 1.909 = 62.997 -> 62 (rounded down)
         assert_eq!(payout_minor(33, &[Factor::new(1909, 1000)]), Some(62));
         // half-win on an Asian quarter line at 1.90: (1 + 1.9)/2 = 1.45
-        assert_eq!(payout_minor(1001, &[Factor::new(1000 + 1900, 2000)]), Some(1451));
+        assert_eq!(
+            payout_minor(1001, &[Factor::new(1000 + 1900, 2000)]),
+            Some(1451)
+        );
         assert_eq!(payout_minor(1000, &[Factor::ZERO]), Some(0));
         assert_eq!(payout_minor(0, &[Factor::new(5, 1)]), Some(0));
     }

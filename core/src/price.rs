@@ -52,7 +52,11 @@ impl Price {
             return Err(bad());
         }
         let int: u64 = int.parse().map_err(|_| bad())?;
-        let mut f: u64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let mut f: u64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| bad())?
+        };
         for _ in frac.len()..3 {
             f *= 10;
         }
@@ -64,7 +68,9 @@ impl Price {
         let s = s.trim();
         match s.split_once('.') {
             // Only ASCII digits are truncated; anything else is refused by `parse` unchanged.
-            Some((i, f)) if f.len() > 3 && f.is_ascii() => Price::parse(&format!("{i}.{}", &f[..3])),
+            Some((i, f)) if f.len() > 3 && f.is_ascii() => {
+                Price::parse(&format!("{i}.{}", &f[..3]))
+            }
             _ => Price::parse(s),
         }
     }
@@ -87,7 +93,10 @@ impl Price {
     /// (10/11 -> 1.909) it is shown; otherwise the exact reduced fraction (1.91 -> 91/100).
     pub fn fractional(&self) -> (u64, u64) {
         for &(n, d) in TRADITIONAL {
-            if Price::from_fraction(n, d).map(|p| p == *self).unwrap_or(false) {
+            if Price::from_fraction(n, d)
+                .map(|p| p == *self)
+                .unwrap_or(false)
+            {
                 return (n, d);
             }
         }
@@ -106,12 +115,67 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// The common UK fractional ladder (odds-on and odds-against), used only for display.
 const TRADITIONAL: &[(u64, u64)] = &[
-    (1, 10), (1, 8), (1, 7), (1, 6), (1, 5), (2, 9), (1, 4), (2, 7), (1, 3), (4, 11), (2, 5),
-    (4, 9), (1, 2), (8, 15), (4, 7), (8, 13), (4, 6), (8, 11), (4, 5), (5, 6), (10, 11),
-    (1, 1), (11, 10), (6, 5), (5, 4), (11, 8), (6, 4), (13, 8), (7, 4), (15, 8), (2, 1),
-    (9, 4), (5, 2), (11, 4), (3, 1), (10, 3), (7, 2), (4, 1), (9, 2), (5, 1), (11, 2),
-    (6, 1), (13, 2), (7, 1), (15, 2), (8, 1), (17, 2), (9, 1), (10, 1), (11, 1), (12, 1),
-    (14, 1), (16, 1), (18, 1), (20, 1), (25, 1), (33, 1), (40, 1), (50, 1), (66, 1), (100, 1),
+    (1, 10),
+    (1, 8),
+    (1, 7),
+    (1, 6),
+    (1, 5),
+    (2, 9),
+    (1, 4),
+    (2, 7),
+    (1, 3),
+    (4, 11),
+    (2, 5),
+    (4, 9),
+    (1, 2),
+    (8, 15),
+    (4, 7),
+    (8, 13),
+    (4, 6),
+    (8, 11),
+    (4, 5),
+    (5, 6),
+    (10, 11),
+    (1, 1),
+    (11, 10),
+    (6, 5),
+    (5, 4),
+    (11, 8),
+    (6, 4),
+    (13, 8),
+    (7, 4),
+    (15, 8),
+    (2, 1),
+    (9, 4),
+    (5, 2),
+    (11, 4),
+    (3, 1),
+    (10, 3),
+    (7, 2),
+    (4, 1),
+    (9, 2),
+    (5, 1),
+    (11, 2),
+    (6, 1),
+    (13, 2),
+    (7, 1),
+    (15, 2),
+    (8, 1),
+    (17, 2),
+    (9, 1),
+    (10, 1),
+    (11, 1),
+    (12, 1),
+    (14, 1),
+    (16, 1),
+    (18, 1),
+    (20, 1),
+    (25, 1),
+    (33, 1),
+    (40, 1),
+    (50, 1),
+    (66, 1),
+    (100, 1),
 ];
 
 impl TryFrom<String> for Price {
@@ -127,7 +191,12 @@ impl From<Price> for String {
 }
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}", self.milli / PRICE_SCALE, self.milli % PRICE_SCALE)
+        write!(
+            f,
+            "{}.{:03}",
+            self.milli / PRICE_SCALE,
+            self.milli % PRICE_SCALE
+        )
     }
 }
 impl fmt::Debug for Price {
@@ -146,7 +215,9 @@ mod tests {
         assert_eq!(Price::parse("2.5").unwrap().milli(), 2500);
         assert_eq!(Price::parse("2.05").unwrap().milli(), 2050);
         assert_eq!(Price::parse("13").unwrap().milli(), 13000);
-        for bad in ["", ".5", "1.0", "1", "0.5", "2.0001", "-2", "2,5", "1e3", "abc", "2.5.1", "1000.001"] {
+        for bad in [
+            "", ".5", "1.0", "1", "0.5", "2.0001", "-2", "2,5", "1e3", "abc", "2.5.1", "1000.001",
+        ] {
             assert!(Price::parse(bad).is_err(), "{bad} should be refused");
         }
         assert_eq!(Price::parse_rounding_down("1.90909").unwrap().milli(), 1909);

@@ -80,18 +80,31 @@ pub struct OutcomeMismatch {
     pub outcome: Outcome,
 }
 
-pub fn settle_selection(kind: &MarketKind, outcome: Outcome, score: FinalScore) -> Result<LegResult, OutcomeMismatch> {
+pub fn settle_selection(
+    kind: &MarketKind,
+    outcome: Outcome,
+    score: FinalScore,
+) -> Result<LegResult, OutcomeMismatch> {
     let (h, a) = (score.home as i32, score.away as i32);
-    let mismatch = || OutcomeMismatch { kind: *kind, outcome };
+    let mismatch = || OutcomeMismatch {
+        kind: *kind,
+        outcome,
+    };
     let won = |b: bool| if b { LegResult::Win } else { LegResult::Lose };
     Ok(match (kind, outcome) {
         (MarketKind::MatchResult, Outcome::Home) => won(h > a),
         (MarketKind::MatchResult, Outcome::Draw) => won(h == a),
         (MarketKind::MatchResult, Outcome::Away) => won(h < a),
-        (MarketKind::TotalGoals { line }, Outcome::Over) => split_line((h + a) * 4, Line(-line.quarters())),
+        (MarketKind::TotalGoals { line }, Outcome::Over) => {
+            split_line((h + a) * 4, Line(-line.quarters()))
+        }
         (MarketKind::TotalGoals { line }, Outcome::Under) => split_line(-(h + a) * 4, *line),
-        (MarketKind::AsianHandicap { home_line }, Outcome::Home) => split_line((h - a) * 4, *home_line),
-        (MarketKind::AsianHandicap { home_line }, Outcome::Away) => split_line((a - h) * 4, Line(-home_line.quarters())),
+        (MarketKind::AsianHandicap { home_line }, Outcome::Home) => {
+            split_line((h - a) * 4, *home_line)
+        }
+        (MarketKind::AsianHandicap { home_line }, Outcome::Away) => {
+            split_line((a - h) * 4, Line(-home_line.quarters()))
+        }
         _ => return Err(mismatch()),
     })
 }
@@ -118,10 +131,14 @@ mod tests {
         FinalScore { home: h, away: a }
     }
     fn ah(l: &str) -> MarketKind {
-        MarketKind::AsianHandicap { home_line: Line::parse(l).unwrap() }
+        MarketKind::AsianHandicap {
+            home_line: Line::parse(l).unwrap(),
+        }
     }
     fn ou(l: &str) -> MarketKind {
-        MarketKind::TotalGoals { line: Line::parse(l).unwrap() }
+        MarketKind::TotalGoals {
+            line: Line::parse(l).unwrap(),
+        }
     }
 
     #[test]
@@ -143,8 +160,16 @@ mod tests {
             ("-2.25", s(2, 0), HalfLose, HalfWin),
         ];
         for (line, score, home, away) in table {
-            assert_eq!(settle_selection(&ah(line), Outcome::Home, score).unwrap(), home, "home {line} {score:?}");
-            assert_eq!(settle_selection(&ah(line), Outcome::Away, score).unwrap(), away, "away {line} {score:?}");
+            assert_eq!(
+                settle_selection(&ah(line), Outcome::Home, score).unwrap(),
+                home,
+                "home {line} {score:?}"
+            );
+            assert_eq!(
+                settle_selection(&ah(line), Outcome::Away, score).unwrap(),
+                away,
+                "away {line} {score:?}"
+            );
         }
     }
 
@@ -158,8 +183,16 @@ mod tests {
             ("2.75", s(2, 1), HalfWin, HalfLose),
         ];
         for (line, score, over, under) in table {
-            assert_eq!(settle_selection(&ou(line), Outcome::Over, score).unwrap(), over, "over {line}");
-            assert_eq!(settle_selection(&ou(line), Outcome::Under, score).unwrap(), under, "under {line}");
+            assert_eq!(
+                settle_selection(&ou(line), Outcome::Over, score).unwrap(),
+                over,
+                "over {line}"
+            );
+            assert_eq!(
+                settle_selection(&ou(line), Outcome::Under, score).unwrap(),
+                under,
+                "under {line}"
+            );
         }
         assert!(settle_selection(&ou("2.5"), Outcome::Draw, s(0, 0)).is_err());
     }
@@ -167,9 +200,18 @@ mod tests {
     #[test]
     fn accumulator_with_void_leg_pays_remaining_legs() {
         let p = |x: &str| Price::parse(x).unwrap();
-        assert_eq!(bet_payout_minor(1000, &[(Win, p("2.0")), (Void, p("3.0")), (Win, p("1.5"))]), Some(3000));
-        assert_eq!(bet_payout_minor(1000, &[(Win, p("2.0")), (Lose, p("3.0"))]), Some(0));
-        assert_eq!(bet_payout_minor(1000, &[(HalfWin, p("1.9")), (Win, p("2.0"))]), Some(2900));
+        assert_eq!(
+            bet_payout_minor(1000, &[(Win, p("2.0")), (Void, p("3.0")), (Win, p("1.5"))]),
+            Some(3000)
+        );
+        assert_eq!(
+            bet_payout_minor(1000, &[(Win, p("2.0")), (Lose, p("3.0"))]),
+            Some(0)
+        );
+        assert_eq!(
+            bet_payout_minor(1000, &[(HalfWin, p("1.9")), (Win, p("2.0"))]),
+            Some(2900)
+        );
         assert_eq!(bet_payout_minor(1000, &[(HalfLose, p("1.9"))]), Some(500));
     }
 

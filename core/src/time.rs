@@ -42,7 +42,11 @@ fn days_in_month(y: i32, m: u8) -> u8 {
 
 impl CivilDate {
     pub fn new(year: i32, month: u8, day: u8) -> Result<CivilDate, DateError> {
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || !(1800..=9999).contains(&year) {
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > days_in_month(year, month)
+            || !(1800..=9999).contains(&year)
+        {
             return Err(DateError(format!("{year:04}-{month:02}-{day:02}")));
         }
         Ok(CivilDate { year, month, day })
@@ -56,7 +60,11 @@ impl CivilDate {
         }
         let num = |r: std::ops::Range<usize>| -> Result<u32, DateError> {
             let part = &s[r];
-            if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().map_err(|_| err()) } else { Err(err()) }
+            if part.bytes().all(|c| c.is_ascii_digit()) {
+                part.parse().map_err(|_| err())
+            } else {
+                Err(err())
+            }
         };
         CivilDate::new(num(0..4)? as i32, num(5..7)? as u8, num(8..10)? as u8).map_err(|_| err())
     }
@@ -82,7 +90,11 @@ impl CivilDate {
         let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
         let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
         let y = (yoe + era * 400 + (m <= 2) as i64) as i32;
-        CivilDate { year: y, month: m, day: d }
+        CivilDate {
+            year: y,
+            month: m,
+            day: d,
+        }
     }
 
     pub fn start_millis(&self) -> UnixMillis {
@@ -139,11 +151,23 @@ mod tests {
 
     #[test]
     fn parse_rejects_nonsense() {
-        for bad in ["2023-02-29", "2023-13-01", "2023-00-10", "20230101", "2023-1-01", "abcd-ef-gh", "2023-01-32", ""] {
+        for bad in [
+            "2023-02-29",
+            "2023-13-01",
+            "2023-00-10",
+            "20230101",
+            "2023-1-01",
+            "abcd-ef-gh",
+            "2023-01-32",
+            "",
+        ] {
             assert!(CivilDate::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(UnixMillis(0).date().to_string(), "1970-01-01");
-        assert_eq!(UnixMillis(1_700_000_000_000).date().to_string(), "2023-11-14");
+        assert_eq!(
+            UnixMillis(1_700_000_000_000).date().to_string(),
+            "2023-11-14"
+        );
     }
 
     proptest! {

@@ -15,8 +15,8 @@ use outpost_core::edge::events::{EdgeEvent, Genesis};
 use outpost_core::hub::{HubEvent, HubResult};
 use outpost_core::ids::{EventId, Jurisdiction, LogId, NodeId};
 use outpost_core::log::{
-    ChainHead, ChainWriter, Frame, NodeKey, PublicKey, RecordHash, RecordKind, SEGMENT_FORMAT, SegmentHeader, encode_segment, seal_message,
-    verify_frames,
+    ChainHead, ChainWriter, Frame, NodeKey, PublicKey, RecordHash, RecordKind, SEGMENT_FORMAT,
+    SegmentHeader, encode_segment, seal_message, verify_frames,
 };
 use outpost_core::money::Currency;
 use outpost_core::settle::FinalScore;
@@ -26,7 +26,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("core/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("core/ has a parent")
+        .to_path_buf()
 }
 
 fn python() -> PathBuf {
@@ -34,7 +37,11 @@ fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let venv = repo_root().join(".venv/bin/python");
-    if venv.exists() { venv } else { PathBuf::from("python3") }
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 fn demo() -> &'static Demo {
@@ -71,7 +78,12 @@ fn run_python(files: &[(&str, Vec<u8>)], key_hex: &str) -> Outcome {
         .args(&paths)
         .args(["--public-key", key_hex, "--json"])
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (set OUTPOST_PYTHON or run scripts/python-venv.sh): {e}", python().display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (set OUTPOST_PYTHON or run scripts/python-venv.sh): {e}",
+                python().display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let code = out.status.code();
@@ -80,8 +92,13 @@ fn run_python(files: &[(&str, Vec<u8>)], key_hex: &str) -> Outcome {
         "python verifier did not run properly (exit {code:?}); does {} have `cryptography`?\nstdout:\n{stdout}\nstderr:\n{stderr}",
         python().display()
     );
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("verifier output is not JSON ({e}):\n{stdout}\n{stderr}"));
-    assert_eq!(v["ok"].as_bool(), Some(code == Some(0)), "exit status and `ok` disagree: {v}");
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("verifier output is not JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(
+        v["ok"].as_bool(),
+        Some(code == Some(0)),
+        "exit status and `ok` disagree: {v}"
+    );
     if code == Some(0) {
         Ok(Good {
             records: v["records"].as_u64().unwrap(),
@@ -91,7 +108,10 @@ fn run_python(files: &[(&str, Vec<u8>)], key_hex: &str) -> Outcome {
         })
     } else {
         let e = &v["error"];
-        Err((e["seq"].as_u64(), e["reason"].as_str().unwrap_or_default().to_string()))
+        Err((
+            e["seq"].as_u64(),
+            e["reason"].as_str().unwrap_or_default().to_string(),
+        ))
     }
 }
 
@@ -102,14 +122,20 @@ fn run_rust(files: &[(&str, Vec<u8>)], key: &PublicKey) -> Outcome {
     let mut head = ChainHead::EMPTY;
     let mut all: Vec<Frame> = vec![];
     for (i, (_, bytes)) in files.iter().enumerate() {
-        let nl = bytes.iter().position(|&b| b == b'\n').ok_or((None, "no header line".to_string()))?;
-        let h: SegmentHeader = serde_json::from_slice(&bytes[..nl]).map_err(|e| (None, format!("bad segment header: {e}")))?;
+        let nl = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or((None, "no header line".to_string()))?;
+        let h: SegmentHeader = serde_json::from_slice(&bytes[..nl])
+            .map_err(|e| (None, format!("bad segment header: {e}")))?;
         let hex_ok = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
         if h.format != SEGMENT_FORMAT
             || h.first_seq.0 == 0
             || h.records == 0
             || h.prev_timestamp_ms < 0
-            || ![&h.prev_hash, &h.last_hash, &h.public_key].iter().all(|s| hex_ok(s))
+            || ![&h.prev_hash, &h.last_hash, &h.public_key]
+                .iter()
+                .all(|s| hex_ok(s))
             || (h.first_seq.0 == 1 && (h.prev_hash != "0".repeat(64) || h.prev_timestamp_ms != 0))
         {
             return Err((None, "bad segment header".into()));
@@ -128,7 +154,8 @@ fn run_rust(files: &[(&str, Vec<u8>)], key: &PublicKey) -> Outcome {
             frames.push(f);
             rest = &rest[n..];
         }
-        let report = verify_frames(&log, key, start, frames.iter().cloned()).map_err(|e| (e.seq().map(|s| s.0), e.to_string()))?;
+        let report = verify_frames(&log, key, start, frames.iter().cloned())
+            .map_err(|e| (e.seq().map(|s| s.0), e.to_string()))?;
         if frames.is_empty() {
             return Err((None, "segment holds no records".into()));
         }
@@ -136,15 +163,28 @@ fn run_rust(files: &[(&str, Vec<u8>)], key: &PublicKey) -> Outcome {
         let last_seq = Some(report.head.seq.0);
         let at_first = Some(first.seq.0);
         if h.records != frames.len() as u64 {
-            return Err((last_seq, format!("header says {} records, found {}", h.records, frames.len())));
+            return Err((
+                last_seq,
+                format!("header says {} records, found {}", h.records, frames.len()),
+            ));
         }
         if h.log_id != log || h.first_seq != first.seq {
             return Err((at_first, "header log_id / first_seq".into()));
         }
-        if i > 0 && (RecordHash::from_hex(&h.prev_hash) != Some(head.hash) || h.prev_timestamp_ms != head.timestamp.0) {
-            return Err((at_first, "header prev_hash / prev_timestamp_ms does not continue the previous segment".into()));
+        if i > 0
+            && (RecordHash::from_hex(&h.prev_hash) != Some(head.hash)
+                || h.prev_timestamp_ms != head.timestamp.0)
+        {
+            return Err((
+                at_first,
+                "header prev_hash / prev_timestamp_ms does not continue the previous segment"
+                    .into(),
+            ));
         }
-        if h.last_seq != report.head.seq || RecordHash::from_hex(&h.last_hash) != Some(report.head.hash) || h.public_key.to_lowercase() != key.to_hex() {
+        if h.last_seq != report.head.seq
+            || RecordHash::from_hex(&h.last_hash) != Some(report.head.hash)
+            || h.public_key.to_lowercase() != key.to_hex()
+        {
             return Err((last_seq, "header last_seq / last_hash / public_key".into()));
         }
         head = report.head;
@@ -156,8 +196,14 @@ fn run_rust(files: &[(&str, Vec<u8>)], key: &PublicKey) -> Outcome {
     for f in &all {
         let b = f.parse_body().unwrap();
         let seq = Some(b.seq.0);
-        let doc: serde_json::Value = serde_json::from_slice(&b.payload).map_err(|e| (seq, e.to_string()))?;
-        for field in ["pii_sha256", "request_sha256", "hub_record_sha256", "public_key"] {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&b.payload).map_err(|e| (seq, e.to_string()))?;
+        for field in [
+            "pii_sha256",
+            "request_sha256",
+            "hub_record_sha256",
+            "public_key",
+        ] {
             if let Some(s) = find_str(&doc, field)
                 && !(s.len() == 64 && s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
             {
@@ -170,21 +216,35 @@ fn run_rust(files: &[(&str, Vec<u8>)], key: &PublicKey) -> Outcome {
         }
         let ev = EdgeEvent::from_payload(b.kind, &b.payload).map_err(|e| (seq, e.to_string()))?;
         match ev {
-            EdgeEvent::Genesis(g) if b.seq.0 != 1 || g.public_key != key.to_hex() || g.node_id.as_str() != log.as_str() => {
+            EdgeEvent::Genesis(g)
+                if b.seq.0 != 1
+                    || g.public_key != key.to_hex()
+                    || g.node_id.as_str() != log.as_str() =>
+            {
                 return Err((seq, "genesis record does not fit this log".into()));
             }
             EdgeEvent::Genesis(_) => {}
-            _ if b.seq.0 == 1 => return Err((seq, "an edge log must start with a genesis record".into())),
+            _ if b.seq.0 == 1 => {
+                return Err((seq, "an edge log must start with a genesis record".into()));
+            }
             _ => {}
         }
     }
     let first = all[0].parse_body().unwrap();
-    Ok(Good { records: all.len() as u64, first_seq: first.seq.0, last_seq: head.seq.0, head_hash: head.hash.to_hex() })
+    Ok(Good {
+        records: all.len() as u64,
+        first_seq: first.seq.0,
+        last_seq: head.seq.0,
+        head_hash: head.hash.to_hex(),
+    })
 }
 
 fn find_str<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     match v {
-        serde_json::Value::Object(m) => m.get(key).and_then(|x| x.as_str()).or_else(|| m.values().find_map(|x| find_str(x, key))),
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .and_then(|x| x.as_str())
+            .or_else(|| m.values().find_map(|x| find_str(x, key))),
         serde_json::Value::Array(a) => a.iter().find_map(|x| find_str(x, key)),
         _ => None,
     }
@@ -204,11 +264,22 @@ fn check(case: &str, files: &[(&str, Vec<u8>)], key: &PublicKey, expect: Expect)
     let py = run_python(files, &key.to_hex());
     let rs = run_rust(files, key);
     match (&expect, &py, &rs) {
-        (Expect::Pass, Ok(p), Ok(r)) => assert_eq!(p, r, "{case}: the verifiers report different logs"),
+        (Expect::Pass, Ok(p), Ok(r)) => {
+            assert_eq!(p, r, "{case}: the verifiers report different logs")
+        }
         (Expect::Fail(seq, text), Err((pseq, preason)), Err((rseq, rreason))) => {
-            assert_eq!(pseq, seq, "{case}: python names seq {pseq:?} ({preason}), expected {seq:?}");
-            assert_eq!(rseq, seq, "{case}: verify_frames names seq {rseq:?} ({rreason}), expected {seq:?}");
-            assert!(preason.contains(text), "{case}: python's reason {preason:?} does not mention {text:?}");
+            assert_eq!(
+                pseq, seq,
+                "{case}: python names seq {pseq:?} ({preason}), expected {seq:?}"
+            );
+            assert_eq!(
+                rseq, seq,
+                "{case}: verify_frames names seq {rseq:?} ({rreason}), expected {seq:?}"
+            );
+            assert!(
+                preason.contains(text),
+                "{case}: python's reason {preason:?} does not mention {text:?}"
+            );
         }
         _ => panic!("{case}: expected {expect:?}\n  python: {py:?}\n  rust:   {rs:?}"),
     }
@@ -231,13 +302,20 @@ fn edge_seg(frames: &[Frame]) -> Vec<u8> {
 /// A segment with the header computed for `honest` but carrying `frames` (tampered).
 fn edge_seg_header_of(honest: &[Frame], frames: &[Frame]) -> Vec<u8> {
     let d = demo();
-    encode_segment(&header_for(&d.edge_log, &d.edge_key, ChainHead::EMPTY, honest), frames)
+    encode_segment(
+        &header_for(&d.edge_log, &d.edge_key, ChainHead::EMPTY, honest),
+        frames,
+    )
 }
 
 /// Flip one bit of the first occurrence of `needle` inside record `seq`'s body.
 fn flip_in(frames: &mut [Frame], seq: u64, needle: &str, bit: u8) {
     let f = &mut frames[(seq - 1) as usize];
-    let at = f.body.windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap_or_else(|| panic!("{needle:?} not in seq {seq}"));
+    let at = f
+        .body
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .unwrap_or_else(|| panic!("{needle:?} not in seq {seq}"));
     f.body[at + needle.len() - 1] ^= bit;
 }
 
@@ -253,18 +331,31 @@ fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
 #[test]
 fn demo_log_has_every_kind_and_its_shape() {
     let d = demo();
-    let kinds: std::collections::BTreeSet<u8> = d.edge.iter().chain(&d.hub).map(|f| f.parse_body().unwrap().kind as u8).collect();
+    let kinds: std::collections::BTreeSet<u8> = d
+        .edge
+        .iter()
+        .chain(&d.hub)
+        .map(|f| f.parse_body().unwrap().kind as u8)
+        .collect();
     let all: std::collections::BTreeSet<u8> = RecordKind::ALL.iter().map(|k| *k as u8).collect();
     assert_eq!(kinds, all, "the demo covers every record kind");
     assert_eq!(d.edge[0].parse_body().unwrap().kind, RecordKind::Genesis);
     assert!(d.edge.last().unwrap().seal.is_some() && d.edge[d.split - 1].seal.is_some());
-    assert!(d.hub.iter().all(|f| f.seal.is_some()), "every hub record is sealed");
+    assert!(
+        d.hub.iter().all(|f| f.seal.is_some()),
+        "every hub record is sealed"
+    );
 }
 
 #[test]
 fn good_logs_pass_both_verifiers() {
     let d = demo();
-    check("edge log, one segment", &[("gb-1.seg", edge_seg(&d.edge))], &edge_pub(), Expect::Pass);
+    check(
+        "edge log, one segment",
+        &[("gb-1.seg", edge_seg(&d.edge))],
+        &edge_pub(),
+        Expect::Pass,
+    );
     let py = run_python(&[("gb-1.seg", edge_seg(&d.edge))], &edge_pub().to_hex()).unwrap();
     assert_eq!(py.records, d.edge.len() as u64);
     assert_eq!(py.head_hash, d.edge.last().unwrap().hash().to_hex());
@@ -272,20 +363,53 @@ fn good_logs_pass_both_verifiers() {
     let (a, b) = d.edge.split_at(d.split);
     let p1 = seg(&d.edge_log, &d.edge_key, ChainHead::EMPTY, a);
     let p2 = seg(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, a), b);
-    check("edge log, two consecutive segments", &[("p1.seg", p1.clone()), ("p2.seg", p2.clone())], &edge_pub(), Expect::Pass);
-    check("second segment alone (starts mid-chain)", &[("p2.seg", p2.clone())], &edge_pub(), Expect::Pass);
-    check("segments out of order", &[("p2.seg", p2), ("p1.seg", p1)], &edge_pub(), Expect::Fail(Some(1), "expected seq 26, found 1"));
+    check(
+        "edge log, two consecutive segments",
+        &[("p1.seg", p1.clone()), ("p2.seg", p2.clone())],
+        &edge_pub(),
+        Expect::Pass,
+    );
+    check(
+        "second segment alone (starts mid-chain)",
+        &[("p2.seg", p2.clone())],
+        &edge_pub(),
+        Expect::Pass,
+    );
+    check(
+        "segments out of order",
+        &[("p2.seg", p2), ("p1.seg", p1)],
+        &edge_pub(),
+        Expect::Fail(Some(1), "expected seq 26, found 1"),
+    );
 
     let hub = seg(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub);
-    check("hub downstream chain", &[("hub~gb-1.seg", hub.clone())], &d.hub_key.public(), Expect::Pass);
+    check(
+        "hub downstream chain",
+        &[("hub~gb-1.seg", hub.clone())],
+        &d.hub_key.public(),
+        Expect::Pass,
+    );
 
     // Stored under its audit object key, the name is checked too.
     let t = d.edge[0].parse_body().unwrap().timestamp;
-    let key = format!("GB/{}/gb-1/{:020}-{:020}.seg", t.date().to_string().replace('-', "/"), 1, d.edge.len());
-    check("edge log under its audit key", &[(&key, edge_seg(&d.edge))], &edge_pub(), Expect::Pass);
+    let key = format!(
+        "GB/{}/gb-1/{:020}-{:020}.seg",
+        t.date().to_string().replace('-', "/"),
+        1,
+        d.edge.len()
+    );
+    check(
+        "edge log under its audit key",
+        &[(&key, edge_seg(&d.edge))],
+        &edge_pub(),
+        Expect::Pass,
+    );
     let wrong = key.replace("/01/01/", "/01/02/");
     let py = run_python(&[(&wrong, edge_seg(&d.edge))], &edge_pub().to_hex());
-    assert!(matches!(&py, Err((Some(1), r)) if r.contains("audit object name")), "{py:?}");
+    assert!(
+        matches!(&py, Err((Some(1), r)) if r.contains("audit object name")),
+        "{py:?}"
+    );
 }
 
 #[test]
@@ -294,21 +418,41 @@ fn flipped_payload_bytes_fail_at_the_right_record() {
     // A sealed record (seq 3 is a commit group of its own): its seal no longer verifies.
     let mut t = d.edge.clone();
     flip_in(&mut t, 3, "kyc-0001", 0x01);
-    check("flip in sealed seq 3", &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))], &edge_pub(), Expect::Fail(Some(3), "seal signature does not verify"));
+    check(
+        "flip in sealed seq 3",
+        &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))],
+        &edge_pub(),
+        Expect::Fail(Some(3), "seal signature does not verify"),
+    );
     // An unsealed record (seq 4; its group is sealed at 5): the next record's link breaks.
     let mut t = d.edge.clone();
     flip_in(&mut t, 4, "psp-7f3a-0001", 0x01);
-    check("flip in unsealed seq 4", &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))], &edge_pub(), Expect::Fail(Some(5), "does not match the hash"));
+    check(
+        "flip in unsealed seq 4",
+        &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))],
+        &edge_pub(),
+        Expect::Fail(Some(5), "does not match the hash"),
+    );
     // A flip that breaks the JSON itself is caught at the record.
     let mut t = d.edge.clone();
     flip_in(&mut t, 10, "{\"movement_id\"", 0x02);
-    check("flip breaking JSON in seq 10", &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))], &edge_pub(), Expect::Fail(Some(10), "not UTF-8 JSON"));
+    check(
+        "flip breaking JSON in seq 10",
+        &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))],
+        &edge_pub(),
+        Expect::Fail(Some(10), "not UTF-8 JSON"),
+    );
     // A flip in the timestamp field of unsealed seq 12 breaks the link at 13.
     let mut t = d.edge.clone();
     let b = t[11].parse_body().unwrap();
     let off = 4 + 1 + 1 + 2 + b.log_id.as_str().len() + 8 + 7;
     t[11].body[off] ^= 0x01;
-    check("flip in timestamp of seq 12", &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))], &edge_pub(), Expect::Fail(Some(13), "does not match the hash"));
+    check(
+        "flip in timestamp of seq 12",
+        &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))],
+        &edge_pub(),
+        Expect::Fail(Some(13), "does not match the hash"),
+    );
 }
 
 #[test]
@@ -317,26 +461,67 @@ fn removed_record_fails_as_a_gap() {
     let mut t = d.edge.clone();
     t.remove(11); // seq 12
     // Header rewritten to match (what an attacker would do) or left as it was: same verdict.
-    check("seq 12 removed, header fixed up", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(13), "expected seq 12, found 13"));
-    check("seq 12 removed, header untouched", &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))], &edge_pub(), Expect::Fail(Some(13), "expected seq 12, found 13"));
+    check(
+        "seq 12 removed, header fixed up",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(13), "expected seq 12, found 13"),
+    );
+    check(
+        "seq 12 removed, header untouched",
+        &[("gb-1.seg", edge_seg_header_of(&d.edge, &t))],
+        &edge_pub(),
+        Expect::Fail(Some(13), "expected seq 12, found 13"),
+    );
     // A missing middle segment.
     let thirds = [&d.edge[..8], &d.edge[8..16], &d.edge[16..]];
-    assert!(thirds.iter().all(|p| p.last().unwrap().seal.is_some()), "demo groups end at seq 8 and 16");
+    assert!(
+        thirds.iter().all(|p| p.last().unwrap().seal.is_some()),
+        "demo groups end at seq 8 and 16"
+    );
     let p1 = seg(&d.edge_log, &d.edge_key, ChainHead::EMPTY, thirds[0]);
-    let p3 = seg(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, &d.edge[..16]), thirds[2]);
-    check("missing middle segment", &[("p1.seg", p1), ("p3.seg", p3)], &edge_pub(), Expect::Fail(Some(17), "expected seq 9, found 17"));
+    let p3 = seg(
+        &d.edge_log,
+        &d.edge_key,
+        head_after(ChainHead::EMPTY, &d.edge[..16]),
+        thirds[2],
+    );
+    check(
+        "missing middle segment",
+        &[("p1.seg", p1), ("p3.seg", p3)],
+        &edge_pub(),
+        Expect::Fail(Some(17), "expected seq 9, found 17"),
+    );
 }
 
 #[test]
 fn wrong_key_fails_at_the_first_seal() {
     let d = demo();
-    check("edge log, hub key", &[("gb-1.seg", edge_seg(&d.edge))], &d.hub_key.public(), Expect::Fail(Some(1), "seal signature does not verify"));
+    check(
+        "edge log, hub key",
+        &[("gb-1.seg", edge_seg(&d.edge))],
+        &d.hub_key.public(),
+        Expect::Fail(Some(1), "seal signature does not verify"),
+    );
     let other = NodeKey::from_seed([9; 32]).public();
-    check("hub chain, other key", &[("hub.seg", seg(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub))], &other, Expect::Fail(Some(1), "seal signature"));
+    check(
+        "hub chain, other key",
+        &[(
+            "hub.seg",
+            seg(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub),
+        )],
+        &other,
+        Expect::Fail(Some(1), "seal signature"),
+    );
     // Mid-chain segment: the first seal in it is seq 11 (records 9-11 are one group).
     let (a, b) = d.edge.split_at(d.split);
     let p2 = seg(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, a), b);
-    check("second segment, other key", &[("p2.seg", p2)], &other, Expect::Fail(Some(11), "seal signature does not verify"));
+    check(
+        "second segment, other key",
+        &[("p2.seg", p2)],
+        &other,
+        Expect::Fail(Some(11), "seal signature does not verify"),
+    );
 }
 
 #[test]
@@ -346,24 +531,49 @@ fn forged_seals_fail() {
     // A valid signature over the right message, by another key.
     let mut t = d.edge.clone();
     t[10].seal = Some(mallory.sign(&seal_message(&t[10].hash())));
-    check("seal of seq 11 by another key", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(11), "seal signature does not verify"));
+    check(
+        "seal of seq 11 by another key",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(11), "seal signature does not verify"),
+    );
     // Alter a sealed record and re-seal it with another key.
     let mut t = d.edge.clone();
     flip_in(&mut t, 14, "bet-0002", 0x01);
     ChainWriter::seal(&mut t[13], &mallory);
-    check("seq 14 altered and re-sealed", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(14), "seal signature does not verify"));
+    check(
+        "seq 14 altered and re-sealed",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(14), "seal signature does not verify"),
+    );
     // Seal an unsealed record (seq 9) with another key.
     let mut t = d.edge.clone();
     assert!(t[8].seal.is_none());
     ChainWriter::seal(&mut t[8], &mallory);
-    check("extra seal on seq 9", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(9), "seal signature does not verify"));
+    check(
+        "extra seal on seq 9",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(9), "seal signature does not verify"),
+    );
     // Garbage signature bytes; and the real seal of seq 3 moved onto seq 5.
     let mut t = d.edge.clone();
     t[7].seal = Some([0x5a; 64]);
-    check("garbage seal on seq 8", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(8), "seal signature does not verify"));
+    check(
+        "garbage seal on seq 8",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(8), "seal signature does not verify"),
+    );
     let mut t = d.edge.clone();
     t[4].seal = t[2].seal;
-    check("seal of seq 3 replayed on seq 5", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(5), "seal signature does not verify"));
+    check(
+        "seal of seq 3 replayed on seq 5",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(5), "seal signature does not verify"),
+    );
 }
 
 #[test]
@@ -372,15 +582,35 @@ fn unsealed_tail_fails() {
     // The log cut inside a commit group: seq 19-22 is one group, sealed at 22.
     let cut = &d.edge[..21];
     assert!(cut.last().unwrap().seal.is_none());
-    check("cut after seq 21", &[("gb-1.seg", edge_seg(cut))], &edge_pub(), Expect::Fail(Some(19), "not covered by any seal"));
+    check(
+        "cut after seq 21",
+        &[("gb-1.seg", edge_seg(cut))],
+        &edge_pub(),
+        Expect::Fail(Some(19), "not covered by any seal"),
+    );
     // The last seal stripped.
     let mut t = d.edge.clone();
     t.last_mut().unwrap().seal = None;
-    check("last seal stripped", &[("gb-1.seg", edge_seg(&t))], &edge_pub(), Expect::Fail(Some(25), "not covered by any seal"));
+    check(
+        "last seal stripped",
+        &[("gb-1.seg", edge_seg(&t))],
+        &edge_pub(),
+        Expect::Fail(Some(25), "not covered by any seal"),
+    );
     // Two segments where the first ends inside a group: each segment must end on a seal.
     let p1 = seg(&d.edge_log, &d.edge_key, ChainHead::EMPTY, &d.edge[..9]);
-    let p2 = seg(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, &d.edge[..9]), &d.edge[9..]);
-    check("segment boundary inside a group", &[("p1.seg", p1), ("p2.seg", p2)], &edge_pub(), Expect::Fail(Some(9), "not covered by any seal"));
+    let p2 = seg(
+        &d.edge_log,
+        &d.edge_key,
+        head_after(ChainHead::EMPTY, &d.edge[..9]),
+        &d.edge[9..],
+    );
+    check(
+        "segment boundary inside a group",
+        &[("p1.seg", p1), ("p2.seg", p2)],
+        &edge_pub(),
+        Expect::Fail(Some(9), "not covered by any seal"),
+    );
 }
 
 #[test]
@@ -391,22 +621,54 @@ fn broken_headers_fail() {
     let zero = "0".repeat(64);
     check(
         "last_hash altered",
-        &[("gb-1.seg", with_header(&good, |h| h["last_hash"] = zero.clone().into()))],
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| h["last_hash"] = zero.clone().into()),
+        )],
         &edge_pub(),
         Expect::Fail(Some(last), "last_hash"),
     );
-    check("last_seq altered", &[("gb-1.seg", with_header(&good, |h| h["last_seq"] = 24.into()))], &edge_pub(), Expect::Fail(Some(last), "last_seq"));
-    check("records altered", &[("gb-1.seg", with_header(&good, |h| h["records"] = 26.into()))], &edge_pub(), Expect::Fail(Some(last), "header says 26 records, found 25"));
-    check("first_seq altered", &[("gb-1.seg", with_header(&good, |h| h["first_seq"] = 2.into()))], &edge_pub(), Expect::Fail(Some(1), "expected seq 2, found 1"));
+    check(
+        "last_seq altered",
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| h["last_seq"] = 24.into()),
+        )],
+        &edge_pub(),
+        Expect::Fail(Some(last), "last_seq"),
+    );
+    check(
+        "records altered",
+        &[("gb-1.seg", with_header(&good, |h| h["records"] = 26.into()))],
+        &edge_pub(),
+        Expect::Fail(Some(last), "header says 26 records, found 25"),
+    );
+    check(
+        "first_seq altered",
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| h["first_seq"] = 2.into()),
+        )],
+        &edge_pub(),
+        Expect::Fail(Some(1), "expected seq 2, found 1"),
+    );
     check(
         "public_key replaced",
-        &[("gb-1.seg", with_header(&good, |h| h["public_key"] = d.hub_key.public().to_hex().into()))],
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| {
+                h["public_key"] = d.hub_key.public().to_hex().into()
+            }),
+        )],
         &edge_pub(),
         Expect::Fail(Some(last), "public_key"),
     );
     check(
         "log_id altered",
-        &[("gb-1.seg", with_header(&good, |h| h["log_id"] = "gb-2".into()))],
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| h["log_id"] = "gb-2".into()),
+        )],
         &edge_pub(),
         Expect::Fail(Some(1), "belongs to log 'gb-1', expected 'gb-2'"),
     );
@@ -415,24 +677,64 @@ fn broken_headers_fail() {
     let p1 = seg(&d.edge_log, &d.edge_key, ChainHead::EMPTY, a);
     let p2 = seg(&d.edge_log, &d.edge_key, head_after(ChainHead::EMPTY, a), b);
     let bad_prev = with_header(&p2, |h| h["prev_hash"] = "ab".repeat(32).into());
-    check("prev_hash altered, segment alone", &[("p2.seg", bad_prev.clone())], &edge_pub(), Expect::Fail(Some(9), "does not match the hash"));
+    check(
+        "prev_hash altered, segment alone",
+        &[("p2.seg", bad_prev.clone())],
+        &edge_pub(),
+        Expect::Fail(Some(9), "does not match the hash"),
+    );
     // With its predecessor given, the header must continue it.
-    check("prev_hash altered, after its predecessor", &[("p1.seg", p1.clone()), ("p2.seg", bad_prev)], &edge_pub(), Expect::Fail(Some(9), "prev_hash"));
+    check(
+        "prev_hash altered, after its predecessor",
+        &[("p1.seg", p1.clone()), ("p2.seg", bad_prev)],
+        &edge_pub(),
+        Expect::Fail(Some(9), "prev_hash"),
+    );
     let bad_ts = with_header(&p2, |h| h["prev_timestamp_ms"] = 5.into());
-    check("prev_timestamp_ms altered", &[("p1.seg", p1), ("p2.seg", bad_ts)], &edge_pub(), Expect::Fail(Some(9), "prev_timestamp_ms"));
+    check(
+        "prev_timestamp_ms altered",
+        &[("p1.seg", p1), ("p2.seg", bad_ts)],
+        &edge_pub(),
+        Expect::Fail(Some(9), "prev_timestamp_ms"),
+    );
     // Headers that are not headers: no record to name.
     let mut not_json = good.clone();
     not_json[0] = b'[';
     for (case, bytes) in [
         ("header not JSON", not_json),
-        ("unknown header field", with_header(&good, |h| h["extra"] = 1.into())),
-        ("missing header field", with_header(&good, |h| drop(h.as_object_mut().unwrap().remove("records")))),
-        ("wrong format", with_header(&good, |h| h["format"] = "outpost-segment/2".into())),
-        ("seq given as a string", with_header(&good, |h| h["first_seq"] = "1".into())),
-        ("first segment with a non-zero prev_hash", with_header(&good, |h| h["prev_hash"] = "11".repeat(32).into())),
-        ("no newline", good.iter().copied().take_while(|&b| b != b'\n').collect()),
+        (
+            "unknown header field",
+            with_header(&good, |h| h["extra"] = 1.into()),
+        ),
+        (
+            "missing header field",
+            with_header(&good, |h| {
+                drop(h.as_object_mut().unwrap().remove("records"))
+            }),
+        ),
+        (
+            "wrong format",
+            with_header(&good, |h| h["format"] = "outpost-segment/2".into()),
+        ),
+        (
+            "seq given as a string",
+            with_header(&good, |h| h["first_seq"] = "1".into()),
+        ),
+        (
+            "first segment with a non-zero prev_hash",
+            with_header(&good, |h| h["prev_hash"] = "11".repeat(32).into()),
+        ),
+        (
+            "no newline",
+            good.iter().copied().take_while(|&b| b != b'\n').collect(),
+        ),
     ] {
-        check(case, &[("gb-1.seg", bytes)], &edge_pub(), Expect::Fail(None, "header"));
+        check(
+            case,
+            &[("gb-1.seg", bytes)],
+            &edge_pub(),
+            Expect::Fail(None, "header"),
+        );
     }
 }
 
@@ -451,50 +753,109 @@ fn content_rules_are_checked() {
     };
     let build = |events: &[(RecordKind, Vec<u8>)]| {
         let mut w = ChainWriter::new(log.clone(), ChainHead::EMPTY);
-        let mut frames: Vec<Frame> = events.iter().map(|(k, p)| w.append(*k, UnixMillis(1_700_000_000_000), p.clone())).collect();
+        let mut frames: Vec<Frame> = events
+            .iter()
+            .map(|(k, p)| w.append(*k, UnixMillis(1_700_000_000_000), p.clone()))
+            .collect();
         ChainWriter::seal(frames.last_mut().unwrap(), &key);
         seg(&log, &key, ChainHead::EMPTY, &frames)
     };
     let g = genesis(key.public().to_hex());
-    check("minimal good log", &[("ie-1.seg", build(&[(g.kind(), g.to_payload())]))], &key.public(), Expect::Pass);
+    check(
+        "minimal good log",
+        &[("ie-1.seg", build(&[(g.kind(), g.to_payload())]))],
+        &key.public(),
+        Expect::Pass,
+    );
     let other = NodeKey::from_seed([4; 32]).public().to_hex();
     let bad = genesis(other);
-    check("genesis names another key", &[("ie-1.seg", build(&[(bad.kind(), bad.to_payload())]))], &key.public(), Expect::Fail(Some(1), "genesis public_key"));
-    let hub = HubEvent::Result(HubResult { event_id: EventId::new("e1").unwrap(), score: FinalScore { home: 1, away: 0 }, result_version: 1, source: "x".into() });
+    check(
+        "genesis names another key",
+        &[("ie-1.seg", build(&[(bad.kind(), bad.to_payload())]))],
+        &key.public(),
+        Expect::Fail(Some(1), "genesis public_key"),
+    );
+    let hub = HubEvent::Result(HubResult {
+        event_id: EventId::new("e1").unwrap(),
+        score: FinalScore { home: 1, away: 0 },
+        result_version: 1,
+        source: "x".into(),
+    });
     check(
         "hub record in an edge log",
-        &[("ie-1.seg", build(&[(g.kind(), g.to_payload()), (hub.kind(), hub.to_payload())]))],
+        &[(
+            "ie-1.seg",
+            build(&[(g.kind(), g.to_payload()), (hub.kind(), hub.to_payload())]),
+        )],
         &key.public(),
         Expect::Fail(Some(2), "does not belong in an edge log"),
     );
     let sha = "ab".repeat(32);
-    let kyc = format!(r#"{{"player_id":"ie-1-p1","idem":{{"key":"k","request_sha256":"{sha}"}}}}"#).into_bytes();
-    check("edge log without genesis", &[("ie-1.seg", build(&[(RecordKind::KycVerified, kyc.clone())]))], &key.public(), Expect::Fail(Some(1), "must start with a genesis"));
+    let kyc = format!(r#"{{"player_id":"ie-1-p1","idem":{{"key":"k","request_sha256":"{sha}"}}}}"#)
+        .into_bytes();
+    check(
+        "edge log without genesis",
+        &[("ie-1.seg", build(&[(RecordKind::KycVerified, kyc.clone())]))],
+        &key.public(),
+        Expect::Fail(Some(1), "must start with a genesis"),
+    );
     check(
         "second genesis",
-        &[("ie-1.seg", build(&[(g.kind(), g.to_payload()), (RecordKind::KycVerified, kyc), (g.kind(), g.to_payload())]))],
+        &[(
+            "ie-1.seg",
+            build(&[
+                (g.kind(), g.to_payload()),
+                (RecordKind::KycVerified, kyc),
+                (g.kind(), g.to_payload()),
+            ]),
+        )],
         &key.public(),
         Expect::Fail(Some(3), "genesis record after seq 1"),
     );
-    let bad_sha = format!(r#"{{"player_id":"ie-1-p1","idem":{{"key":"k","request_sha256":"{}"}}}}"#, "AB".repeat(32)).into_bytes();
+    let bad_sha = format!(
+        r#"{{"player_id":"ie-1-p1","idem":{{"key":"k","request_sha256":"{}"}}}}"#,
+        "AB".repeat(32)
+    )
+    .into_bytes();
     check(
         "request_sha256 not lowercase hex",
-        &[("ie-1.seg", build(&[(g.kind(), g.to_payload()), (RecordKind::KycVerified, bad_sha)]))],
+        &[(
+            "ie-1.seg",
+            build(&[
+                (g.kind(), g.to_payload()),
+                (RecordKind::KycVerified, bad_sha),
+            ]),
+        )],
         &key.public(),
         Expect::Fail(Some(2), "request_sha256"),
     );
     check(
         "payload missing a field",
-        &[("ie-1.seg", build(&[(g.kind(), g.to_payload()), (RecordKind::KycVerified, br#"{"player_id":"p"}"#.to_vec())]))],
+        &[(
+            "ie-1.seg",
+            build(&[
+                (g.kind(), g.to_payload()),
+                (RecordKind::KycVerified, br#"{"player_id":"p"}"#.to_vec()),
+            ]),
+        )],
         &key.public(),
         Expect::Fail(Some(2), "idem: missing field"),
     );
     // A real market payload with its price as a JSON number instead of a string.
     let market = demo().edge[5].parse_body().unwrap().payload;
-    let market = String::from_utf8(market).unwrap().replacen(r#""price":"2.500""#, r#""price":2.5"#, 1).into_bytes();
+    let market = String::from_utf8(market)
+        .unwrap()
+        .replacen(r#""price":"2.500""#, r#""price":2.5"#, 1)
+        .into_bytes();
     check(
         "price as a number",
-        &[("ie-1.seg", build(&[(g.kind(), g.to_payload()), (RecordKind::MarketOpened, market)]))],
+        &[(
+            "ie-1.seg",
+            build(&[
+                (g.kind(), g.to_payload()),
+                (RecordKind::MarketOpened, market),
+            ]),
+        )],
         &key.public(),
         Expect::Fail(Some(2), "market.selections[0].price: expected a string"),
     );
@@ -514,7 +875,13 @@ fn payload_schemas_agree_with_serde() {
     for f in d.edge.iter().chain(&d.hub) {
         let b = f.parse_body().unwrap();
         let v: Value = serde_json::from_slice(&b.payload).unwrap();
-        let variant = (b.kind as u8, v.get("accepted").cloned(), v.get("reason").cloned().filter(|_| b.kind == RecordKind::WalletMovement));
+        let variant = (
+            b.kind as u8,
+            v.get("accepted").cloned(),
+            v.get("reason")
+                .cloned()
+                .filter(|_| b.kind == RecordKind::WalletMovement),
+        );
         if seen.insert(format!("{variant:?}")) {
             bases.push((b.kind, v));
         }
@@ -533,7 +900,11 @@ fn payload_schemas_agree_with_serde() {
         match v {
             Value::String(s) => out.push(rebuild(Value::String(format!("{s} x")))),
             Value::Number(_) => {
-                for n in [json!(-1), json!(1.5), serde_json::from_str::<Value>("18446744073709551616").unwrap()] {
+                for n in [
+                    json!(-1),
+                    json!(1.5),
+                    serde_json::from_str::<Value>("18446744073709551616").unwrap(),
+                ] {
                     out.push(rebuild(n));
                 }
             }
@@ -570,14 +941,21 @@ fn payload_schemas_agree_with_serde() {
         for v in variants {
             let payload = serde_json::to_vec(&v).unwrap();
             let hub_kind = (*kind as u8) >= 64;
-            let (log, key) = if hub_kind { (&d.hub_log, &d.hub_key) } else { (&d.edge_log, &d.edge_key) };
+            let (log, key) = if hub_kind {
+                (&d.hub_log, &d.hub_key)
+            } else {
+                (&d.edge_log, &d.edge_key)
+            };
             let mut records = vec![];
             if !hub_kind && *kind != RecordKind::Genesis {
                 records.push((RecordKind::Genesis, genesis.clone()));
             }
             records.push((*kind, payload.clone()));
             let mut w = ChainWriter::new(log.clone(), ChainHead::EMPTY);
-            let mut frames: Vec<Frame> = records.into_iter().map(|(k, p)| w.append(k, UnixMillis(demo::T0), p)).collect();
+            let mut frames: Vec<Frame> = records
+                .into_iter()
+                .map(|(k, p)| w.append(k, UnixMillis(demo::T0), p))
+                .collect();
             ChainWriter::seal(frames.last_mut().unwrap(), key);
             let path = dir.path().join(format!("case-{}.seg", cases.len()));
             std::fs::write(&path, seg(log, key, ChainHead::EMPTY, &frames)).unwrap();
@@ -606,13 +984,22 @@ for line in sys.stdin:
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run python");
-    let input: String = cases.iter().map(|(p, k, _)| format!("{}\t{}\n", k.to_hex(), p.display())).collect();
+    let input: String = cases
+        .iter()
+        .map(|(p, k, _)| format!("{}\t{}\n", k.to_hex(), p.display()))
+        .collect();
     let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap());
+    let writer = std::thread::spawn(move || {
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap()
+    });
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     assert!(out.status.success(), "harness failed");
-    let verdicts: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(verdicts.len(), cases.len());
 
     let mut disagreements = vec![];
@@ -624,12 +1011,31 @@ for line in sys.stdin:
             Ok(_) => py["rc"] == 0,
             Err((seq, _)) => py["rc"] == 1 && py_seq == *seq,
         };
-        if rs.is_ok() { accepted += 1 } else { rejected += 1 }
+        if rs.is_ok() {
+            accepted += 1
+        } else {
+            rejected += 1
+        }
         if !agree {
-            disagreements.push(format!("{}\n    python: {py}\n    rust:   {rs:?}", String::from_utf8_lossy(payload)));
+            disagreements.push(format!(
+                "{}\n    python: {py}\n    rust:   {rs:?}",
+                String::from_utf8_lossy(payload)
+            ));
         }
     }
-    assert!(disagreements.is_empty(), "{} of {} variants disagree:\n{}", disagreements.len(), cases.len(), disagreements.join("\n"));
-    eprintln!("{} payload variants: {accepted} accepted, {rejected} rejected, python and rust agree on all", cases.len());
-    assert!(accepted > 20 && rejected > 200, "accepted {accepted}, rejected {rejected}");
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} variants disagree:\n{}",
+        disagreements.len(),
+        cases.len(),
+        disagreements.join("\n")
+    );
+    eprintln!(
+        "{} payload variants: {accepted} accepted, {rejected} rejected, python and rust agree on all",
+        cases.len()
+    );
+    assert!(
+        accepted > 20 && rejected > 200,
+        "accepted {accepted}, rejected {rejected}"
+    );
 }

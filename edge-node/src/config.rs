@@ -50,17 +50,29 @@ fn default_server_name() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {error}")]
-    Invalid { path: PathBuf, error: outpost_core::jurisdiction::RulesError },
+    Invalid {
+        path: PathBuf,
+        error: outpost_core::jurisdiction::RulesError,
+    },
 }
 
 fn parse<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.into(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.into(),
+        error,
+    })?;
     // toml's message names the line, column and field.
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 impl EdgeConfig {
@@ -71,6 +83,9 @@ impl EdgeConfig {
 
 pub fn load_rules(path: &Path) -> Result<JurisdictionRules, ConfigError> {
     let r: JurisdictionRules = parse(path)?;
-    r.validate().map_err(|error| ConfigError::Invalid { path: path.into(), error })?;
+    r.validate().map_err(|error| ConfigError::Invalid {
+        path: path.into(),
+        error,
+    })?;
     Ok(r)
 }

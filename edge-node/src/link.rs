@@ -54,7 +54,8 @@ pub fn start(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<watch::Receiver<serde_json::Value>> {
     let client = outpost_sync::tls::client_config_from_files(&hub.ca_cert, &hub.cert, &hub.key)?;
-    let (mut cfg, status) = EdgeLinkConfig::new(node_id.clone(), jurisdiction.clone(), hub.addr, client);
+    let (mut cfg, status) =
+        EdgeLinkConfig::new(node_id.clone(), jurisdiction.clone(), hub.addr, client);
     cfg.server_name = hub.server_name.clone();
 
     // Bridge the writer's durable-head watch (ChainHead) to the Seq watch the link wants.
@@ -78,7 +79,11 @@ pub fn start(
             }
         }
     });
-    let log = Arc::new(NodeLog { writer, store, durable_seq: seq_rx });
+    let log = Arc::new(NodeLog {
+        writer,
+        store,
+        durable_seq: seq_rx,
+    });
     tokio::spawn(run_edge_link(cfg, log, shutdown));
     Ok(json_rx)
 }

@@ -18,8 +18,10 @@ use tokio::sync::watch;
 /// Load the node's signing key, creating it (mode 0600) on first start.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<NodeKey> {
     if path.exists() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return NodeKey::from_hex(&text).with_context(|| format!("{}: not an Ed25519 seed", path.display()));
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return NodeKey::from_hex(&text)
+            .with_context(|| format!("{}: not an Ed25519 seed", path.display()));
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no entropy: {e}"))?;
@@ -29,7 +31,11 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<NodeKey> {
     }
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(key.seed_hex().as_bytes())?;
     f.sync_all()?;
     Ok(key)
@@ -45,7 +51,12 @@ pub struct Started {
 pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
     let rules = load_rules(&cfg.rules_file)?;
     if rules.code != cfg.jurisdiction {
-        anyhow::bail!("{}: rules are for {}, node serves {}", cfg.rules_file.display(), rules.code, cfg.jurisdiction);
+        anyhow::bail!(
+            "{}: rules are for {}, node serves {}",
+            cfg.rules_file.display(),
+            rules.code,
+            cfg.jurisdiction
+        );
     }
     let key = load_or_create_key(&cfg.key_file)?;
     let hub_key = match &cfg.hub {
@@ -55,12 +66,25 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
     let log_id = LogId::new(cfg.node_id.as_str()).expect("node ids are log ids");
     let store = Arc::new(LogStore::open(&cfg.data_dir.join("log"))?);
     let (store2, log_id2, key_seed) = (store.clone(), log_id.clone(), key.seed_hex());
-    let rec = tokio::task::spawn_blocking(move || recover(&store2, &log_id2, &NodeKey::from_hex(&key_seed).expect("valid seed"))).await??;
+    let rec = tokio::task::spawn_blocking(move || {
+        recover(
+            &store2,
+            &log_id2,
+            &NodeKey::from_hex(&key_seed).expect("valid seed"),
+        )
+    })
+    .await??;
     tracing::info!(records = rec.records, head = %rec.head.seq, snapshot = ?rec.from_snapshot, "log verified and state rebuilt");
     if let Some(n) = &rec.state.node
-        && (n.node_id != cfg.node_id || n.jurisdiction != cfg.jurisdiction || n.public_key != key.public().to_hex())
+        && (n.node_id != cfg.node_id
+            || n.jurisdiction != cfg.jurisdiction
+            || n.public_key != key.public().to_hex())
     {
-        anyhow::bail!("log belongs to node {} ({}) with another key or identity; refusing to start", n.node_id, n.jurisdiction);
+        anyhow::bail!(
+            "log belongs to node {} ({}) with another key or identity; refusing to start",
+            n.node_id,
+            n.jurisdiction
+        );
     }
     let public = key.public().to_hex();
     let empty = rec.state.node.is_none();
@@ -82,20 +106,38 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
             public_key: public.clone(),
             software: format!("outpost-edge {}", env!("CARGO_PKG_VERSION")),
         };
-        writer.command(Command::Genesis(g), None).await?.context("writing genesis")?;
+        writer
+            .command(Command::Genesis(g), None)
+            .await?
+            .context("writing genesis")?;
     }
-    Ok(Started { writer, store, key_public: public })
+    Ok(Started {
+        writer,
+        store,
+        key_public: public,
+    })
 }
 
 /// Open every fixture market not already open. Idempotent across restarts.
 pub async fn load_fixtures(cfg: &EdgeConfig, writer: &WriterHandle) -> anyhow::Result<usize> {
     let mut opened = 0;
     for src in &cfg.fixtures {
-        let text = std::fs::read_to_string(&src.football_data).with_context(|| format!("reading {}", src.football_data.display()))?;
-        let fixtures = outpost_core::fixtures::football_data::parse_matches(&text, &src.div).with_context(|| format!("parsing {}", src.football_data.display()))?;
+        let text = std::fs::read_to_string(&src.football_data)
+            .with_context(|| format!("reading {}", src.football_data.display()))?;
+        let fixtures = outpost_core::fixtures::football_data::parse_matches(&text, &src.div)
+            .with_context(|| format!("parsing {}", src.football_data.display()))?;
         for f in fixtures {
             for m in f.markets {
-                match writer.command(Command::OpenMarket { event: f.event.clone(), market: m }, None).await? {
+                match writer
+                    .command(
+                        Command::OpenMarket {
+                            event: f.event.clone(),
+                            market: m,
+                        },
+                        None,
+                    )
+                    .await?
+                {
                     Ok(_) => opened += 1,
                     Err(CommandError::MarketExists(_)) => {}
                     Err(e) => anyhow::bail!("opening fixture market: {e}"),
@@ -114,12 +156,32 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         tracing::info!(markets = opened, "fixture markets opened");
     }
     let link = match &cfg.hub {
-        Some(h) => Some(crate::link::start(&cfg.node_id, &cfg.jurisdiction, h, started.writer.clone(), started.store.clone(), shutdown.clone())?),
+        Some(h) => Some(crate::link::start(
+            &cfg.node_id,
+            &cfg.jurisdiction,
+            h,
+            started.writer.clone(),
+            started.store.clone(),
+            shutdown.clone(),
+        )?),
         None => None,
     };
-    let state = AppState { writer: started.writer.clone(), store: started.store.clone(), node_id: cfg.node_id.clone(), public_key: started.key_public.clone(), link };
-    let listener = tokio::net::TcpListener::bind(cfg.http_listen).await.with_context(|| format!("binding {}", cfg.http_listen))?;
-    tracing::info!("edge node {} ({}) serving http://{}", cfg.node_id, cfg.jurisdiction, listener.local_addr()?);
+    let state = AppState {
+        writer: started.writer.clone(),
+        store: started.store.clone(),
+        node_id: cfg.node_id.clone(),
+        public_key: started.key_public.clone(),
+        link,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.http_listen))?;
+    tracing::info!(
+        "edge node {} ({}) serving http://{}",
+        cfg.node_id,
+        cfg.jurisdiction,
+        listener.local_addr()?
+    );
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

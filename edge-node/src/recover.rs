@@ -58,13 +58,26 @@ pub fn recover(store: &LogStore, log_id: &LogId, key: &NodeKey) -> Result<Recove
                         snapshot_used = Some(body.seq);
                         continue;
                     }
-                    tracing::warn!("snapshot at seq {} does not match the log; replaying from the start", body.seq);
+                    tracing::warn!(
+                        "snapshot at seq {} does not match the log; replaying from the start",
+                        body.seq
+                    );
                 }
                 if snapshot_used.is_some_and(|s| body.seq <= s) {
                     continue;
                 }
-                let ev = EdgeEvent::from_payload(body.kind, &body.payload).map_err(|e| RecoverError::Replay { seq: body.seq, detail: e.to_string() })?;
-                state.apply(&ev, body.timestamp).map_err(|e| RecoverError::Replay { seq: body.seq, detail: e.to_string() })?;
+                let ev = EdgeEvent::from_payload(body.kind, &body.payload).map_err(|e| {
+                    RecoverError::Replay {
+                        seq: body.seq,
+                        detail: e.to_string(),
+                    }
+                })?;
+                state
+                    .apply(&ev, body.timestamp)
+                    .map_err(|e| RecoverError::Replay {
+                        seq: body.seq,
+                        detail: e.to_string(),
+                    })?;
             }
         }
     }
@@ -73,7 +86,13 @@ pub fn recover(store: &LogStore, log_id: &LogId, key: &NodeKey) -> Result<Recove
         assert_eq!(l.sum(), 0, "replayed ledger must sum to zero");
     }
     let vault = Vault::load(store.pii_entries()?).map_err(RecoverError::Vault)?;
-    Ok(Recovered { state, head: verifier.verified_head(), vault, records, from_snapshot: snapshot_used })
+    Ok(Recovered {
+        state,
+        head: verifier.verified_head(),
+        vault,
+        records,
+        from_snapshot: snapshot_used,
+    })
 }
 
 fn load_snapshot(store: &LogStore) -> Option<(ChainHead, EdgeState)> {
@@ -85,7 +104,14 @@ fn load_snapshot(store: &LogStore) -> Option<(ChainHead, EdgeState)> {
         state: EdgeState,
     }
     match serde_json::from_slice::<Snap>(&bytes) {
-        Ok(s) => Some((ChainHead { seq: s.seq, hash: RecordHash::from_hex(&s.hash)?, timestamp: UnixMillis(0) }, s.state)),
+        Ok(s) => Some((
+            ChainHead {
+                seq: s.seq,
+                hash: RecordHash::from_hex(&s.hash)?,
+                timestamp: UnixMillis(0),
+            },
+            s.state,
+        )),
         Err(e) => {
             tracing::warn!("ignoring unreadable snapshot: {e}");
             None

@@ -23,7 +23,10 @@ pub enum StoreError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     #[error("io on {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("stored frame at seq {seq} is corrupt: {detail}")]
     Corrupt { seq: u64, detail: String },
     #[error("log has a gap: expected seq {expected}, found {found}")]
@@ -58,14 +61,21 @@ pub struct CommitGroup {
 
 impl LogStore {
     pub fn open(dir: &Path) -> Result<LogStore, StoreError> {
-        let io = |path: &Path, error| StoreError::Io { path: path.to_path_buf(), error };
+        let io = |path: &Path, error| StoreError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         // Our own flush cadence decides durability; sled's background flusher only adds I/O.
         let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
         let tree = db.open_tree("outpost")?;
         let data_path = dir.join("db");
         let data_file = File::open(&data_path).map_err(|e| io(&data_path, e))?;
-        Ok(LogStore { db, tree, data_file })
+        Ok(LogStore {
+            db,
+            tree,
+            data_file,
+        })
     }
 
     /// Write a commit group and make it durable. Returns only once it is on stable storage.
@@ -83,20 +93,36 @@ impl LogStore {
 
     fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        self.data_file.sync_data().map_err(|error| StoreError::Io { path: "db".into(), error })
+        self.data_file.sync_data().map_err(|error| StoreError::Io {
+            path: "db".into(),
+            error,
+        })
     }
 
     /// Frames from `from` (inclusive), at most `max`.
     pub fn read_frames(&self, from: Seq, max: usize) -> Result<Vec<Frame>, StoreError> {
         let mut out = Vec::new();
         let mut expected = from.0;
-        for item in self.tree.range(log_key(from)..=log_key(Seq(u64::MAX))).take(max) {
+        for item in self
+            .tree
+            .range(log_key(from)..=log_key(Seq(u64::MAX)))
+            .take(max)
+        {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(k[1..9].try_into().map_err(|_| StoreError::Corrupt { seq: expected, detail: "bad key".into() })?);
+            let seq = u64::from_be_bytes(k[1..9].try_into().map_err(|_| StoreError::Corrupt {
+                seq: expected,
+                detail: "bad key".into(),
+            })?);
             if seq != expected {
-                return Err(StoreError::Gap { expected, found: seq });
+                return Err(StoreError::Gap {
+                    expected,
+                    found: seq,
+                });
             }
-            let f = Frame::decode_exact(&v).map_err(|e| StoreError::Corrupt { seq, detail: e.to_string() })?;
+            let f = Frame::decode_exact(&v).map_err(|e| StoreError::Corrupt {
+                seq,
+                detail: e.to_string(),
+            })?;
             out.push(f);
             expected += 1;
         }
@@ -105,12 +131,20 @@ impl LogStore {
 
     /// Highest stored sequence number (0 when empty).
     pub fn last_seq(&self) -> Result<Seq, StoreError> {
-        let last = self.tree.range(log_key(Seq(0))..=log_key(Seq(u64::MAX))).next_back();
+        let last = self
+            .tree
+            .range(log_key(Seq(0))..=log_key(Seq(u64::MAX)))
+            .next_back();
         match last {
             None => Ok(Seq::ZERO),
             Some(item) => {
                 let (k, _) = item?;
-                Ok(Seq(u64::from_be_bytes(k[1..9].try_into().map_err(|_| StoreError::Corrupt { seq: 0, detail: "bad key".into() })?)))
+                Ok(Seq(u64::from_be_bytes(k[1..9].try_into().map_err(
+                    |_| StoreError::Corrupt {
+                        seq: 0,
+                        detail: "bad key".into(),
+                    },
+                )?)))
             }
         }
     }
@@ -155,7 +189,10 @@ mod tests {
             }
             group.frames.push((Seq(i as u64 + 1), f));
         }
-        group.pii.push((PlayerId::new("gb-1-p1").unwrap(), b"{\"name\":\"A\"}".to_vec()));
+        group.pii.push((
+            PlayerId::new("gb-1-p1").unwrap(),
+            b"{\"name\":\"A\"}".to_vec(),
+        ));
         {
             let s = LogStore::open(dir.path()).unwrap();
             s.commit(&group).unwrap();

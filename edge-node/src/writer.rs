@@ -19,7 +19,9 @@ use outpost_core::edge::{Command, CommandError, DecideCtx, EdgeState, Reply};
 use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::jurisdiction::JurisdictionRules;
-use outpost_core::log::{ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash};
+use outpost_core::log::{
+    ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash,
+};
 use outpost_core::time::UnixMillis;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,9 +33,16 @@ type Completion = Box<dyn FnOnce() + Send>;
 type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
 
 pub enum Op {
-    Command { cmd: Command, pii: Option<Pii>, reply: oneshot::Sender<Result<Reply, CommandError>> },
+    Command {
+        cmd: Command,
+        pii: Option<Pii>,
+        reply: oneshot::Sender<Result<Reply, CommandError>>,
+    },
     Read(ReadFn),
-    ApplyDown { frames: Vec<Frame>, reply: oneshot::Sender<Result<Seq, String>> },
+    ApplyDown {
+        frames: Vec<Frame>,
+        reply: oneshot::Sender<Result<Seq, String>>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,14 +57,24 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    pub async fn command(&self, cmd: Command, pii: Option<Pii>) -> Result<Result<Reply, CommandError>, WriterGone> {
+    pub async fn command(
+        &self,
+        cmd: Command,
+        pii: Option<Pii>,
+    ) -> Result<Result<Reply, CommandError>, WriterGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Op::Command { cmd, pii, reply }).await.map_err(|_| WriterGone)?;
+        self.tx
+            .send(Op::Command { cmd, pii, reply })
+            .await
+            .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
     }
 
     /// Run `f` against the state in request order; the result is released once durable.
-    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&EdgeState, &Vault) -> T + Send + 'static) -> Result<T, WriterGone> {
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&EdgeState, &Vault) -> T + Send + 'static,
+    ) -> Result<T, WriterGone> {
         let (tx, rx) = oneshot::channel();
         let op = Op::Read(Box::new(move |s: &EdgeState, v: &Vault| {
             let out = f(s, v);
@@ -69,7 +88,10 @@ impl WriterHandle {
 
     pub async fn apply_down(&self, frames: Vec<Frame>) -> Result<Seq, String> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Op::ApplyDown { frames, reply }).await.map_err(|_| WriterGone.to_string())?;
+        self.tx
+            .send(Op::ApplyDown { frames, reply })
+            .await
+            .map_err(|_| WriterGone.to_string())?;
         rx.await.map_err(|_| WriterGone.to_string())?
     }
 
@@ -101,7 +123,9 @@ struct Group {
 }
 
 pub fn now() -> UnixMillis {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     UnixMillis(d.as_millis() as i64)
 }
 
@@ -121,14 +145,25 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         .name("writer".into())
         .spawn(move || Writer { p: parts }.run(rx, persist_tx))
         .expect("spawn writer");
-    WriterHandle { tx, durable: durable_rx, down_applied: down_rx }
+    WriterHandle {
+        tx,
+        durable: durable_rx,
+        down_applied: down_rx,
+    }
 }
 
-fn persister(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<Group>, durable: watch::Sender<ChainHead>, down: watch::Sender<Seq>) {
+fn persister(
+    store: Arc<LogStore>,
+    rx: std::sync::mpsc::Receiver<Group>,
+    durable: watch::Sender<ChainHead>,
+    down: watch::Sender<Seq>,
+) {
     while let Ok(g) = rx.recv() {
         if !g.commit.frames.is_empty() {
             if let Err(e) = store.commit(&g.commit) {
-                tracing::error!("cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)");
+                tracing::error!(
+                    "cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)"
+                );
                 std::process::abort();
             }
             durable.send_replace(g.head);
@@ -138,7 +173,8 @@ fn persister(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<Group>, durable
             c();
         }
         if let Some((head, state)) = g.snapshot {
-            let doc = serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
+            let doc =
+                serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
             match serde_json::to_vec(&doc) {
                 Ok(bytes) => {
                     if let Err(e) = store.put_snapshot(bytes) {
@@ -158,7 +194,13 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Op>, persist: std::sync::mpsc::SyncSender<Group>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut g = Group { commit: CommitGroup::default(), completions: Vec::new(), head: self.p.chain.head(), down_applied: self.p.state.down_applied, snapshot: None };
+            let mut g = Group {
+                commit: CommitGroup::default(),
+                completions: Vec::new(),
+                head: self.p.chain.head(),
+                down_applied: self.p.state.down_applied,
+                snapshot: None,
+            };
             self.handle(first, &mut g);
             while g.commit.frames.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -201,13 +243,29 @@ impl Writer {
     }
 
     /// Decide, apply, append. Returns the reply to release once the group is durable.
-    fn execute(&mut self, mut cmd: Command, pii: Option<Pii>, g: &mut Group) -> Result<Reply, CommandError> {
+    fn execute(
+        &mut self,
+        mut cmd: Command,
+        pii: Option<Pii>,
+        g: &mut Group,
+    ) -> Result<Reply, CommandError> {
         // Prefetch: the gate needs the date of birth, which lives only in the vault.
-        if let Command::PlaceBet { player_id, date_of_birth, .. } = &mut cmd {
+        if let Command::PlaceBet {
+            player_id,
+            date_of_birth,
+            ..
+        } = &mut cmd
+        {
             *date_of_birth = self.p.vault.get(player_id).map(|p| p.date_of_birth);
         }
         let at = now().max(self.p.chain.head().timestamp);
-        let decided = self.p.state.decide(cmd, &DecideCtx { now: at, rules: &self.p.rules })?;
+        let decided = self.p.state.decide(
+            cmd,
+            &DecideCtx {
+                now: at,
+                rules: &self.p.rules,
+            },
+        )?;
         for ev in &decided.events {
             if let Err(e) = self.p.state.apply(ev, at) {
                 // decide() produced an event apply() refuses: a bug. Memory may be ahead of disk.
@@ -228,7 +286,14 @@ impl Writer {
     /// Verify hub downstream frames (the hub's chain for this node) and apply each in order.
     fn apply_down(&mut self, frames: Vec<Frame>, g: &mut Group) -> Result<Seq, String> {
         let hub_key = self.p.hub_key.ok_or("no hub public key configured")?;
-        let node: NodeId = self.p.state.node.as_ref().ok_or("node not initialised")?.node_id.clone();
+        let node: NodeId = self
+            .p
+            .state
+            .node
+            .as_ref()
+            .ok_or("node not initialised")?
+            .node_id
+            .clone();
         let s = &self.p.state;
         let start = ChainHead {
             seq: s.down_applied,
@@ -238,14 +303,25 @@ impl Writer {
         let mut verifier = ChainVerifier::new(down_log_id(&node), hub_key, start);
         for f in frames {
             // Duplicates of already applied records are expected after a reconnect.
-            let seq = f.parse_body().map(|b| b.seq).map_err(|e| format!("down frame: {e}"))?;
+            let seq = f
+                .parse_body()
+                .map(|b| b.seq)
+                .map_err(|e| format!("down frame: {e}"))?;
             if seq <= self.p.state.down_applied {
                 continue;
             }
-            for (frame, body) in verifier.push(f).map_err(|e| format!("hub chain does not verify: {e}"))? {
+            for (frame, body) in verifier
+                .push(f)
+                .map_err(|e| format!("hub chain does not verify: {e}"))?
+            {
                 let event = HubEvent::from_payload(body.kind, &body.payload)?;
-                let down = DownRef { down_seq: body.seq, hub_record_sha256: frame.hash().to_hex(), hub_timestamp_ms: body.timestamp.0 };
-                self.execute(Command::ApplyDown { down, event }, None, g).map_err(|e| e.to_string())?;
+                let down = DownRef {
+                    down_seq: body.seq,
+                    hub_record_sha256: frame.hash().to_hex(),
+                    hub_timestamp_ms: body.timestamp.0,
+                };
+                self.execute(Command::ApplyDown { down, event }, None, g)
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(self.p.state.down_applied)

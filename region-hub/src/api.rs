@@ -57,7 +57,7 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
     }
 }
 
@@ -65,9 +65,9 @@ impl From<ResultError> for ApiError {
     fn from(e: ResultError) -> ApiError {
         match e {
             ResultError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "result_conflict", e.to_string())
+                ApiError::new(StatusCode::CONFLICT, "RESULT_CONFLICT", e.to_string())
             }
-            ResultError::InvalidSource(_) => ApiError::bad_request("invalid_source", e.to_string()),
+            ResultError::InvalidSource(_) => ApiError::bad_request("INVALID_SOURCE", e.to_string()),
             ResultError::Store(e) => e.into(),
         }
     }
@@ -76,10 +76,10 @@ impl From<ResultError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         let code = match &r {
-            JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-            JsonRejection::JsonSyntaxError(_) => "invalid_json",
-            JsonRejection::JsonDataError(_) => "invalid_request",
-            _ => "invalid_body",
+            JsonRejection::MissingJsonContentType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            JsonRejection::JsonSyntaxError(_) => "INVALID_JSON",
+            JsonRejection::JsonDataError(_) => "INVALID_REQUEST",
+            _ => "INVALID_BODY",
         };
         // Keep the status axum chose (400, 413, 415, 422): all are the caller's to fix.
         let status = if r.status().is_client_error() {
@@ -93,7 +93,7 @@ impl From<JsonRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> ApiError {
-        ApiError::bad_request("invalid_path", r.body_text())
+        ApiError::bad_request("INVALID_PATH", r.body_text())
     }
 }
 
@@ -106,12 +106,12 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/bets/{bet_id}", get(get_bet))
         .route("/v1/stats", get(get_stats))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                "METHOD_NOT_ALLOWED",
                 "method not allowed on this endpoint",
             )
         })
@@ -134,7 +134,7 @@ struct ResultRequest {
 fn goals(field: &str, v: i64) -> Result<u16, ApiError> {
     if !(0..=MAX_GOALS).contains(&v) {
         return Err(ApiError::bad_request(
-            "invalid_score",
+            "INVALID_SCORE",
             format!("{field} must be between 0 and {MAX_GOALS}, got {v}"),
         ));
     }
@@ -147,7 +147,7 @@ async fn post_result(
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
     let event_id = EventId::new(req.event_id)
-        .map_err(|e| ApiError::bad_request("invalid_event_id", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request("INVALID_EVENT_ID", e.to_string()))?;
     let score = FinalScore {
         home: goals("home_goals", req.home_goals)?,
         away: goals("away_goals", req.away_goals)?,
@@ -171,13 +171,13 @@ async fn get_bet(
 ) -> Result<Response, ApiError> {
     let Path(bet_id) = bet_id?;
     let bet_id =
-        BetId::new(bet_id).map_err(|e| ApiError::bad_request("invalid_bet_id", e.to_string()))?;
+        BetId::new(bet_id).map_err(|e| ApiError::bad_request("INVALID_BET_ID", e.to_string()))?;
     let shown = bet_id.to_string();
     match state.blocking(move |s| s.bet_view(&bet_id)).await? {
         Some(bet) => Ok(Json(bet).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "bet_not_found",
+            "BET_NOT_FOUND",
             format!("no bet {shown} has been replicated to this hub"),
         )),
     }
@@ -268,7 +268,7 @@ mod tests {
             Some(&body.replace("\"home_goals\":2", "\"home_goals\":1")),
         )
         .await;
-        assert_eq!((st, code(&v)), (409, "result_conflict"));
+        assert_eq!((st, code(&v)), (409, "RESULT_CONFLICT"));
 
         let (st, v) = call(addr, "GET", "/v1/bets/b-1", None).await;
         assert_eq!(
@@ -277,9 +277,9 @@ mod tests {
         );
         assert_eq!(v["settlements"][0]["result_version"], 1);
         let (st, v) = call(addr, "GET", "/v1/bets/nope", None).await;
-        assert_eq!((st, code(&v)), (404, "bet_not_found"));
+        assert_eq!((st, code(&v)), (404, "BET_NOT_FOUND"));
         let (st, v) = call(addr, "GET", "/v1/bets/bad%20id", None).await;
-        assert_eq!((st, code(&v)), (400, "invalid_bet_id"));
+        assert_eq!((st, code(&v)), (400, "INVALID_BET_ID"));
 
         let (st, v) = call(addr, "GET", "/v1/nodes", None).await;
         assert_eq!(st, 200);
@@ -320,21 +320,21 @@ mod tests {
                 "/v1/results",
                 Some("{not json"),
                 400,
-                "invalid_json",
+                "INVALID_JSON",
             ),
             (
                 "POST",
                 "/v1/results",
                 Some(r#"{"event_id":"e-1","home_goals":1,"away_goals":0,"source":"x","extra":1}"#),
                 422,
-                "invalid_request",
+                "INVALID_REQUEST",
             ),
             (
                 "POST",
                 "/v1/results",
                 Some(r#"{"event_id":"e-1","home_goals":1,"source":"x"}"#),
                 422,
-                "invalid_request",
+                "INVALID_REQUEST",
             ),
             (
                 "POST",
@@ -348,14 +348,14 @@ mod tests {
                 "/v1/results",
                 Some(r#"{"event_id":"e-1","home_goals":-1,"away_goals":0,"source":"x"}"#),
                 400,
-                "invalid_score",
+                "INVALID_SCORE",
             ),
             (
                 "POST",
                 "/v1/results",
                 Some(r#"{"event_id":"e-1","home_goals":1,"away_goals":1e9,"source":"x"}"#),
                 422,
-                "invalid_request",
+                "INVALID_REQUEST",
             ),
             (
                 "POST",
@@ -364,8 +364,8 @@ mod tests {
                 400,
                 "invalid_source",
             ),
-            ("POST", "/v1/results", Some("[]"), 422, "invalid_request"),
-            ("GET", "/v1/results", None, 405, "method_not_allowed"),
+            ("POST", "/v1/results", Some("[]"), 422, "INVALID_REQUEST"),
+            ("GET", "/v1/results", None, 405, "METHOD_NOT_ALLOWED"),
             ("GET", "/nowhere", None, 404, "not_found"),
         ];
         for (method, path, body, status, c) in cases {

@@ -607,3 +607,39 @@ async fn large_backlog_flows_through_the_window() {
     edge.stop().await;
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn competing_connections_for_one_node_never_commit_twice() {
+    // Two links for the same node (as after an edge restart while the hub still holds the old
+    // connection): each new connection supersedes the running session, and the per-node
+    // serialisation keeps every record committed exactly once.
+    let w = world();
+    let gb1 = node("gb-1");
+    let hub = start_hub(&w.pki, any_port(), w.store.clone()).await;
+    let log = MemEdgeLog::new(&gb1, NodeKey::from_seed([1; 32]), w.hub_key_public);
+    let client = || tls::edge_client_config(&w.pki, &gb1).unwrap();
+    let mut a = start_edge(gb1.clone(), hub.addr, client(), log.clone());
+    let mut b = start_edge(gb1.clone(), hub.addr, client(), log.clone());
+    for _ in 0..20 {
+        log.append(50);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while w.store.upstream_seqs(&gb1).len() < 1000 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("all records committed");
+    assert_eq!(w.store.upstream_seqs(&gb1), (1..=1000).collect::<Vec<_>>());
+    assert!(w.store.inner.lock().unwrap().commit_errors.is_empty());
+    let superseded = [&mut a, &mut b]
+        .iter()
+        .filter_map(|e| e.status.borrow().last_error.clone())
+        .filter(|e| e.contains("superseded") || e.contains("newer connection"))
+        .count();
+    assert!(superseded > 0, "one link was superseded by the other");
+    a.stop().await;
+    b.stop().await;
+    hub.stop().await;
+}

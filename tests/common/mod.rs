@@ -50,15 +50,26 @@ pub struct Proc {
 impl Proc {
     pub fn start(name: &str, program: &Path, args: &[&str], log_dir: &Path) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(program)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-        Proc { child, name: name.into(), log }
+        Proc {
+            child,
+            name: name.into(),
+            log,
+        }
     }
     /// SIGKILL: no shutdown hooks run.
     pub fn kill9(&mut self) {
@@ -66,7 +77,10 @@ impl Proc {
         let _ = self.child.wait();
     }
     pub fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -91,7 +105,10 @@ impl Drop for Proc {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 pub async fn wait_healthy(base: &str, proc: &mut Proc, timeout: Duration) {
@@ -104,9 +121,18 @@ pub async fn wait_healthy(base: &str, proc: &mut Proc, timeout: Duration) {
             return;
         }
         if let Ok(Some(st)) = proc.child.try_wait() {
-            panic!("{} exited with {st} before becoming healthy:\n{}", proc.name, proc.log_tail());
+            panic!(
+                "{} exited with {st} before becoming healthy:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
         }
-        assert!(Instant::now() < deadline, "{} not healthy after {timeout:?}:\n{}", proc.name, proc.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "{} not healthy after {timeout:?}:\n{}",
+            proc.name,
+            proc.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -129,8 +155,19 @@ pub fn write_edge_config(dir: &Path, node: &str, http: &str, hub: Option<&str>) 
     path
 }
 
-pub async fn post(c: &reqwest::Client, url: &str, idem: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = c.post(url).header("Idempotency-Key", idem).json(&body).send().await.expect("request");
+pub async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    idem: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = c
+        .post(url)
+        .header("Idempotency-Key", idem)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
     let st = r.status().as_u16();
     (st, r.json().await.unwrap_or(serde_json::Value::Null))
 }

@@ -24,16 +24,48 @@ pub struct LegRequest {
 #[derive(Debug, Clone)]
 pub enum Command {
     Genesis(Genesis),
-    RegisterPlayer { jurisdiction: Jurisdiction, pii_sha256: String, idem: IdemTag },
-    VerifyKyc { player_id: PlayerId, idem: IdemTag },
-    SelfExclude { player_id: PlayerId, idem: IdemTag },
-    Deposit { player_id: PlayerId, amount: Money, provider_ref: String, idem: IdemTag },
-    Withdraw { player_id: PlayerId, amount: Money, provider_ref: String, idem: IdemTag },
+    RegisterPlayer {
+        jurisdiction: Jurisdiction,
+        pii_sha256: String,
+        idem: IdemTag,
+    },
+    VerifyKyc {
+        player_id: PlayerId,
+        idem: IdemTag,
+    },
+    SelfExclude {
+        player_id: PlayerId,
+        idem: IdemTag,
+    },
+    Deposit {
+        player_id: PlayerId,
+        amount: Money,
+        provider_ref: String,
+        idem: IdemTag,
+    },
+    Withdraw {
+        player_id: PlayerId,
+        amount: Money,
+        provider_ref: String,
+        idem: IdemTag,
+    },
     /// `date_of_birth` is prefetched by the shell from the node-local PII vault.
-    PlaceBet { player_id: PlayerId, stake: Money, legs: Vec<LegRequest>, date_of_birth: Option<CivilDate>, idem: IdemTag },
-    OpenMarket { event: SportEvent, market: Market },
+    PlaceBet {
+        player_id: PlayerId,
+        stake: Money,
+        legs: Vec<LegRequest>,
+        date_of_birth: Option<CivilDate>,
+        idem: IdemTag,
+    },
+    OpenMarket {
+        event: SportEvent,
+        market: Market,
+    },
     /// A verified record of the hub's downstream chain for this node.
-    ApplyDown { down: DownRef, event: HubEvent },
+    ApplyDown {
+        down: DownRef,
+        event: HubEvent,
+    },
 }
 
 /// Inputs the shell passes in: time and the jurisdiction rules in force.
@@ -45,9 +77,16 @@ pub struct DecideCtx<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Player(PlayerView),
-    Movement { movement_id: u64, player: PlayerView },
+    Movement {
+        movement_id: u64,
+        player: PlayerView,
+    },
     Bet(BetView),
-    BetRejected { reason: ReasonCode, rules_version: String, checks: Vec<crate::gate::CheckResult> },
+    BetRejected {
+        reason: ReasonCode,
+        rules_version: String,
+        checks: Vec<crate::gate::CheckResult>,
+    },
     Done,
 }
 
@@ -76,7 +115,10 @@ pub enum CommandError {
     #[error("currency {found} is not this node's currency {expected}")]
     CurrencyMismatch { expected: String, found: String },
     #[error("insufficient funds: balance {balance_minor}, requested {amount_minor}")]
-    InsufficientFunds { balance_minor: i64, amount_minor: i64 },
+    InsufficientFunds {
+        balance_minor: i64,
+        amount_minor: i64,
+    },
     #[error("market {0} already exists")]
     MarketExists(String),
     #[error("invalid market: {0}")]
@@ -89,25 +131,41 @@ pub enum CommandError {
 
 impl EdgeState {
     fn idem_replay(&self, tag: &IdemTag) -> Result<Option<Reply>, CommandError> {
-        let Some(e) = self.idem.get(&tag.key) else { return Ok(None) };
+        let Some(e) = self.idem.get(&tag.key) else {
+            return Ok(None);
+        };
         if e.request_sha256 != tag.request_sha256 {
             return Err(CommandError::IdempotencyKeyReused);
         }
         Ok(Some(match &e.outcome {
-            IdemOutcome::Player(p) => Reply::Player(self.player_view(p).expect("remembered player exists")),
+            IdemOutcome::Player(p) => {
+                Reply::Player(self.player_view(p).expect("remembered player exists"))
+            }
             IdemOutcome::Movement(id) => {
                 let m = &self.movements[id];
-                Reply::Movement { movement_id: *id, player: self.player_view(&m.player_id).expect("player exists") }
+                Reply::Movement {
+                    movement_id: *id,
+                    player: self.player_view(&m.player_id).expect("player exists"),
+                }
             }
             IdemOutcome::Bet(b) => Reply::Bet(self.bet_view(b).expect("remembered bet exists")),
-            IdemOutcome::BetRejected { reason, rules_version, checks } => {
-                Reply::BetRejected { reason: *reason, rules_version: rules_version.clone(), checks: checks.clone() }
-            }
+            IdemOutcome::BetRejected {
+                reason,
+                rules_version,
+                checks,
+            } => Reply::BetRejected {
+                reason: *reason,
+                rules_version: rules_version.clone(),
+                checks: checks.clone(),
+            },
         }))
     }
 
     fn node_id(&self) -> Result<&NodeId, CommandError> {
-        self.node.as_ref().map(|n| &n.node_id).ok_or(CommandError::NotInitialised)
+        self.node
+            .as_ref()
+            .map(|n| &n.node_id)
+            .ok_or(CommandError::NotInitialised)
     }
 
     fn check_amount(&self, amount: Money) -> Result<(), CommandError> {
@@ -116,13 +174,18 @@ impl EdgeState {
         }
         let cur = self.ledger().currency();
         if amount.currency != cur {
-            return Err(CommandError::CurrencyMismatch { expected: cur.to_string(), found: amount.currency.to_string() });
+            return Err(CommandError::CurrencyMismatch {
+                expected: cur.to_string(),
+                found: amount.currency.to_string(),
+            });
         }
         Ok(())
     }
 
     fn player(&self, id: &PlayerId) -> Result<&super::state::Player, CommandError> {
-        self.players.get(id).ok_or_else(|| CommandError::UnknownPlayer(id.clone()))
+        self.players
+            .get(id)
+            .ok_or_else(|| CommandError::UnknownPlayer(id.clone()))
     }
 
     /// Decide a command. Pure: the returned events, applied in order with `apply`, perform it.
@@ -131,7 +194,10 @@ impl EdgeState {
             if self.node.is_some() {
                 return Err(CommandError::AlreadyInitialised);
             }
-            return Ok(Decided { events: vec![EdgeEvent::Genesis(g)], reply: Reply::Done });
+            return Ok(Decided {
+                events: vec![EdgeEvent::Genesis(g)],
+                reply: Reply::Done,
+            });
         }
         let node_id = self.node_id()?.clone();
         let idem = match &cmd {
@@ -146,16 +212,33 @@ impl EdgeState {
         if let Some(tag) = idem
             && let Some(reply) = self.idem_replay(tag)?
         {
-            return Ok(Decided { events: vec![], reply });
+            return Ok(Decided {
+                events: vec![],
+                reply,
+            });
         }
-        let one = |ev: EdgeEvent, reply: Reply| Ok(Decided { events: vec![ev], reply });
+        let one = |ev: EdgeEvent, reply: Reply| {
+            Ok(Decided {
+                events: vec![ev],
+                reply,
+            })
+        };
         match cmd {
             Command::Genesis(_) => unreachable!("handled above"),
-            Command::RegisterPlayer { jurisdiction, pii_sha256, idem } => {
-                if self.node.as_ref().is_some_and(|n| n.jurisdiction != jurisdiction) {
+            Command::RegisterPlayer {
+                jurisdiction,
+                pii_sha256,
+                idem,
+            } => {
+                if self
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.jurisdiction != jurisdiction)
+                {
                     return Err(CommandError::JurisdictionNotServed(jurisdiction));
                 }
-                let player_id = PlayerId::new(format!("{node_id}-p{}", self.next_player_no)).expect("generated ids are valid");
+                let player_id = PlayerId::new(format!("{node_id}-p{}", self.next_player_no))
+                    .expect("generated ids are valid");
                 let view = PlayerView {
                     player_id: player_id.clone(),
                     jurisdiction: jurisdiction.clone(),
@@ -165,41 +248,105 @@ impl EdgeState {
                     cash_minor: 0,
                     stakes_held_minor: 0,
                 };
-                one(EdgeEvent::PlayerRegistered(PlayerRegistered { player_id, jurisdiction, pii_sha256, idem }), Reply::Player(view))
+                one(
+                    EdgeEvent::PlayerRegistered(PlayerRegistered {
+                        player_id,
+                        jurisdiction,
+                        pii_sha256,
+                        idem,
+                    }),
+                    Reply::Player(view),
+                )
             }
             Command::VerifyKyc { player_id, idem } => {
-                let mut view = self.player_view(&player_id).ok_or(CommandError::UnknownPlayer(player_id.clone()))?;
+                let mut view = self
+                    .player_view(&player_id)
+                    .ok_or(CommandError::UnknownPlayer(player_id.clone()))?;
                 view.kyc_verified = true;
-                one(EdgeEvent::KycVerified(KycVerified { player_id, idem }), Reply::Player(view))
+                one(
+                    EdgeEvent::KycVerified(KycVerified { player_id, idem }),
+                    Reply::Player(view),
+                )
             }
             Command::SelfExclude { player_id, idem } => {
-                let mut view = self.player_view(&player_id).ok_or(CommandError::UnknownPlayer(player_id.clone()))?;
+                let mut view = self
+                    .player_view(&player_id)
+                    .ok_or(CommandError::UnknownPlayer(player_id.clone()))?;
                 view.self_excluded = true;
-                one(EdgeEvent::SelfExcluded(SelfExcluded { player_id, idem }), Reply::Player(view))
+                one(
+                    EdgeEvent::SelfExcluded(SelfExcluded { player_id, idem }),
+                    Reply::Player(view),
+                )
             }
-            Command::Deposit { player_id, amount, provider_ref, idem } => {
+            Command::Deposit {
+                player_id,
+                amount,
+                provider_ref,
+                idem,
+            } => {
                 self.player(&player_id)?;
                 self.check_amount(amount)?;
-                let postings = vec![Posting { from: Account::PaymentProvider, to: Account::PlayerCash(player_id.clone()), amount_minor: amount.minor }];
-                self.movement(player_id, MovementReason::Deposit, postings, Some(provider_ref), Some(idem), None)
+                let postings = vec![Posting {
+                    from: Account::PaymentProvider,
+                    to: Account::PlayerCash(player_id.clone()),
+                    amount_minor: amount.minor,
+                }];
+                self.movement(
+                    player_id,
+                    MovementReason::Deposit,
+                    postings,
+                    Some(provider_ref),
+                    Some(idem),
+                    None,
+                )
             }
-            Command::Withdraw { player_id, amount, provider_ref, idem } => {
+            Command::Withdraw {
+                player_id,
+                amount,
+                provider_ref,
+                idem,
+            } => {
                 self.player(&player_id)?;
                 self.check_amount(amount)?;
-                let balance = self.ledger().balance(&Account::PlayerCash(player_id.clone()));
+                let balance = self
+                    .ledger()
+                    .balance(&Account::PlayerCash(player_id.clone()));
                 if balance < amount.minor {
-                    return Err(CommandError::InsufficientFunds { balance_minor: balance, amount_minor: amount.minor });
+                    return Err(CommandError::InsufficientFunds {
+                        balance_minor: balance,
+                        amount_minor: amount.minor,
+                    });
                 }
-                let postings = vec![Posting { from: Account::PlayerCash(player_id.clone()), to: Account::PaymentProvider, amount_minor: amount.minor }];
-                self.movement(player_id, MovementReason::Withdrawal, postings, Some(provider_ref), Some(idem), None)
+                let postings = vec![Posting {
+                    from: Account::PlayerCash(player_id.clone()),
+                    to: Account::PaymentProvider,
+                    amount_minor: amount.minor,
+                }];
+                self.movement(
+                    player_id,
+                    MovementReason::Withdrawal,
+                    postings,
+                    Some(provider_ref),
+                    Some(idem),
+                    None,
+                )
             }
-            Command::PlaceBet { player_id, stake, legs, date_of_birth, idem } => self.place_bet(&node_id, player_id, stake, legs, date_of_birth, idem, ctx),
+            Command::PlaceBet {
+                player_id,
+                stake,
+                legs,
+                date_of_birth,
+                idem,
+            } => self.place_bet(&node_id, player_id, stake, legs, date_of_birth, idem, ctx),
             Command::OpenMarket { event, market } => {
                 if self.markets.contains_key(&market.market_id) {
                     return Err(CommandError::MarketExists(market.market_id.to_string()));
                 }
                 validate_market(&event, &market)?;
-                one(EdgeEvent::MarketOpened(MarketOpened { event, market }), Reply::Done)
+                one(
+                    EdgeEvent::MarketOpened(MarketOpened { event, market }),
+                    Reply::Done,
+                )
             }
             Command::ApplyDown { down, event } => self.apply_down(&node_id, down, event),
         }
@@ -216,15 +363,34 @@ impl EdgeState {
     ) -> Result<Decided, CommandError> {
         let movement_id = self.next_movement_no;
         let mut after = self.ledger().clone();
-        after.apply(self.ledger().currency(), &postings).map_err(|_| CommandError::InsufficientFunds {
-            balance_minor: self.ledger().balance(&Account::PlayerCash(player_id.clone())),
-            amount_minor: postings.iter().map(|p| p.amount_minor).sum(),
-        })?;
+        after
+            .apply(self.ledger().currency(), &postings)
+            .map_err(|_| CommandError::InsufficientFunds {
+                balance_minor: self
+                    .ledger()
+                    .balance(&Account::PlayerCash(player_id.clone())),
+                amount_minor: postings.iter().map(|p| p.amount_minor).sum(),
+            })?;
         let mut view = self.player_view(&player_id).expect("player checked");
         view.cash_minor = after.balance(&Account::PlayerCash(player_id.clone()));
         view.stakes_held_minor = after.balance(&Account::PlayerStakes(player_id.clone()));
-        let ev = WalletMovement { movement_id, player_id, reason, currency: self.ledger().currency(), postings, bet_id, provider_ref, idem };
-        Ok(Decided { events: vec![EdgeEvent::WalletMovement(ev)], reply: Reply::Movement { movement_id, player: view } })
+        let ev = WalletMovement {
+            movement_id,
+            player_id,
+            reason,
+            currency: self.ledger().currency(),
+            postings,
+            bet_id,
+            provider_ref,
+            idem,
+        };
+        Ok(Decided {
+            events: vec![EdgeEvent::WalletMovement(ev)],
+            reply: Reply::Movement {
+                movement_id,
+                player: view,
+            },
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -241,7 +407,10 @@ impl EdgeState {
         let player = self.player(&player_id)?;
         // An unknown selection is malformed input, not a compliance outcome: refuse it
         // without logging anything.
-        if let Some(l) = legs.iter().find(|l| !self.selection_index.contains_key(&l.selection_id)) {
+        if let Some(l) = legs
+            .iter()
+            .find(|l| !self.selection_index.contains_key(&l.selection_id))
+        {
             return Err(CommandError::UnknownSelection(l.selection_id.clone()));
         }
         let node = self.node.as_ref().expect("initialised");
@@ -250,14 +419,19 @@ impl EdgeState {
             kyc_verified: player.kyc_verified,
             date_of_birth,
             self_excluded: player.self_excluded,
-            cash_minor: self.ledger().balance(&Account::PlayerCash(player_id.clone())),
+            cash_minor: self
+                .ledger()
+                .balance(&Account::PlayerCash(player_id.clone())),
         };
         let leg_facts: Vec<LegFacts<'_>> = legs
             .iter()
             .map(|l| LegFacts {
                 selection_id: &l.selection_id,
                 requested_price: l.price,
-                market: self.selection_index.get(&l.selection_id).and_then(|m| self.markets.get(m)),
+                market: self
+                    .selection_index
+                    .get(&l.selection_id)
+                    .and_then(|m| self.markets.get(m)),
             })
             .collect();
         let served = [node.jurisdiction.clone()];
@@ -269,21 +443,33 @@ impl EdgeState {
             stake,
             legs: &leg_facts,
         });
-        let record = |accepted: bool, bet_id: Option<BetId>, idem: Option<IdemTag>| ComplianceDecision {
-            player_id: player_id.clone(),
-            action: "place_bet".into(),
-            accepted,
-            reason: decision.reason,
-            jurisdiction: player.jurisdiction.clone(),
-            rules_version: decision.rules_version.clone(),
-            checks: decision.checks.clone(),
-            bet_id,
-            idem,
-        };
+        let record =
+            |accepted: bool, bet_id: Option<BetId>, idem: Option<IdemTag>| ComplianceDecision {
+                player_id: player_id.clone(),
+                action: "place_bet".into(),
+                accepted,
+                reason: decision.reason,
+                jurisdiction: player.jurisdiction.clone(),
+                rules_version: decision.rules_version.clone(),
+                checks: decision.checks.clone(),
+                bet_id,
+                idem,
+            };
         let Some(()) = decision.accepted.then_some(()) else {
             let reason = decision.reason.expect("rejections carry a reason");
-            let reply = Reply::BetRejected { reason, rules_version: decision.rules_version.clone(), checks: decision.checks.clone() };
-            return Ok(Decided { events: vec![EdgeEvent::ComplianceDecision(record(false, None, Some(idem)))], reply });
+            let reply = Reply::BetRejected {
+                reason,
+                rules_version: decision.rules_version.clone(),
+                checks: decision.checks.clone(),
+            };
+            return Ok(Decided {
+                events: vec![EdgeEvent::ComplianceDecision(record(
+                    false,
+                    None,
+                    Some(idem),
+                ))],
+                reply,
+            });
         };
         // The gate passed, so every leg resolved to an open market selection.
         let bet_legs: Vec<BetLeg> = legs
@@ -292,15 +478,43 @@ impl EdgeState {
             .map(|(l, f)| {
                 let m = f.market.expect("gate checked");
                 let sel = m.selection(&l.selection_id).expect("gate checked");
-                BetLeg { selection_id: l.selection_id.clone(), market_id: m.market_id.clone(), event_id: m.event_id.clone(), kind: m.kind, outcome: sel.outcome, price: l.price }
+                BetLeg {
+                    selection_id: l.selection_id.clone(),
+                    market_id: m.market_id.clone(),
+                    event_id: m.event_id.clone(),
+                    kind: m.kind,
+                    outcome: sel.outcome,
+                    price: l.price,
+                }
             })
             .collect();
         let prices: Vec<Price> = bet_legs.iter().map(|l| l.price).collect();
-        let potential = potential_payout_minor(stake.minor, &prices).expect("gate checked payout limit");
-        let bet_id = BetId::new(format!("{node_id}-b{}", self.next_bet_no)).expect("generated ids are valid");
-        let stake_postings = vec![Posting { from: Account::PlayerCash(player_id.clone()), to: Account::PlayerStakes(player_id.clone()), amount_minor: stake.minor }];
-        let mv = self.movement(player_id.clone(), MovementReason::Stake, stake_postings, None, None, Some(bet_id.clone()))?;
-        let placed = BetPlaced { bet_id: bet_id.clone(), player_id: player_id.clone(), currency: stake.currency, stake_minor: stake.minor, potential_payout_minor: potential, legs: bet_legs.clone(), idem };
+        let potential =
+            potential_payout_minor(stake.minor, &prices).expect("gate checked payout limit");
+        let bet_id = BetId::new(format!("{node_id}-b{}", self.next_bet_no))
+            .expect("generated ids are valid");
+        let stake_postings = vec![Posting {
+            from: Account::PlayerCash(player_id.clone()),
+            to: Account::PlayerStakes(player_id.clone()),
+            amount_minor: stake.minor,
+        }];
+        let mv = self.movement(
+            player_id.clone(),
+            MovementReason::Stake,
+            stake_postings,
+            None,
+            None,
+            Some(bet_id.clone()),
+        )?;
+        let placed = BetPlaced {
+            bet_id: bet_id.clone(),
+            player_id: player_id.clone(),
+            currency: stake.currency,
+            stake_minor: stake.minor,
+            potential_payout_minor: potential,
+            legs: bet_legs.clone(),
+            idem,
+        };
         let view = BetView {
             bet_id: bet_id.clone(),
             player_id: player_id.clone(),
@@ -311,46 +525,120 @@ impl EdgeState {
             legs: bet_legs,
             status: BetStatus::Open,
         };
-        let mut events = vec![EdgeEvent::ComplianceDecision(record(true, Some(bet_id), None))];
+        let mut events = vec![EdgeEvent::ComplianceDecision(record(
+            true,
+            Some(bet_id),
+            None,
+        ))];
         events.extend(mv.events);
         events.push(EdgeEvent::BetPlaced(placed));
-        Ok(Decided { events, reply: Reply::Bet(view) })
+        Ok(Decided {
+            events,
+            reply: Reply::Bet(view),
+        })
     }
 
-    fn apply_down(&self, node_id: &NodeId, down: DownRef, event: HubEvent) -> Result<Decided, CommandError> {
+    fn apply_down(
+        &self,
+        node_id: &NodeId,
+        down: DownRef,
+        event: HubEvent,
+    ) -> Result<Decided, CommandError> {
         let expected = self.down_applied.next();
         if down.down_seq != expected {
-            return Err(CommandError::DownOutOfOrder { expected, found: down.down_seq });
+            return Err(CommandError::DownOutOfOrder {
+                expected,
+                found: down.down_seq,
+            });
         }
-        let skip = |reason: String| Ok(Decided { events: vec![EdgeEvent::DownSkipped(DownSkipped { reason, down: down.clone() })], reply: Reply::Done });
+        let skip = |reason: String| {
+            Ok(Decided {
+                events: vec![EdgeEvent::DownSkipped(DownSkipped {
+                    reason,
+                    down: down.clone(),
+                })],
+                reply: Reply::Done,
+            })
+        };
         match event {
-            HubEvent::Result(HubResult { event_id, score, result_version, .. }) => Ok(Decided {
-                events: vec![EdgeEvent::EventResulted(EventResulted { event_id, score, result_version, down })],
+            HubEvent::Result(HubResult {
+                event_id,
+                score,
+                result_version,
+                ..
+            }) => Ok(Decided {
+                events: vec![EdgeEvent::EventResulted(EventResulted {
+                    event_id,
+                    score,
+                    result_version,
+                    down,
+                })],
                 reply: Reply::Done,
             }),
             HubEvent::Settlement(s) => {
-                let HubSettlement { bet_id, node_id: target, player_id, result_version, leg_results, stake_minor, payout_minor, currency } = s;
+                let HubSettlement {
+                    bet_id,
+                    node_id: target,
+                    player_id,
+                    result_version,
+                    leg_results,
+                    stake_minor,
+                    payout_minor,
+                    currency,
+                } = s;
                 if &target != node_id {
                     return Err(CommandError::WrongNode(target));
                 }
-                let Some(bet) = self.bets.get(&bet_id) else { return skip(format!("unknown bet {bet_id}")) };
+                let Some(bet) = self.bets.get(&bet_id) else {
+                    return skip(format!("unknown bet {bet_id}"));
+                };
                 if bet.status != BetStatus::Open {
                     return skip(format!("bet {bet_id} already settled"));
                 }
-                if bet.placed.player_id != player_id || bet.placed.stake_minor != stake_minor || currency != bet.placed.currency {
-                    return skip(format!("settlement of {bet_id} does not match the bet as placed"));
+                if bet.placed.player_id != player_id
+                    || bet.placed.stake_minor != stake_minor
+                    || currency != bet.placed.currency
+                {
+                    return skip(format!(
+                        "settlement of {bet_id} does not match the bet as placed"
+                    ));
                 }
                 if payout_minor < 0 {
                     return skip(format!("negative payout for {bet_id}"));
                 }
-                let mut postings = vec![Posting { from: Account::PlayerStakes(player_id.clone()), to: Account::House, amount_minor: stake_minor }];
+                let mut postings = vec![Posting {
+                    from: Account::PlayerStakes(player_id.clone()),
+                    to: Account::House,
+                    amount_minor: stake_minor,
+                }];
                 if payout_minor > 0 {
-                    postings.push(Posting { from: Account::House, to: Account::PlayerCash(player_id.clone()), amount_minor: payout_minor });
+                    postings.push(Posting {
+                        from: Account::House,
+                        to: Account::PlayerCash(player_id.clone()),
+                        amount_minor: payout_minor,
+                    });
                 }
-                let mv = self.movement(player_id.clone(), MovementReason::Settlement, postings, None, None, Some(bet_id.clone()))?;
-                let mut events = vec![EdgeEvent::BetSettled(BetSettled { bet_id, player_id, result_version, leg_results, payout_minor, down })];
+                let mv = self.movement(
+                    player_id.clone(),
+                    MovementReason::Settlement,
+                    postings,
+                    None,
+                    None,
+                    Some(bet_id.clone()),
+                )?;
+                let mut events = vec![EdgeEvent::BetSettled(BetSettled {
+                    bet_id,
+                    player_id,
+                    result_version,
+                    leg_results,
+                    payout_minor,
+                    down,
+                })];
                 events.extend(mv.events);
-                Ok(Decided { events, reply: Reply::Done })
+                Ok(Decided {
+                    events,
+                    reply: Reply::Done,
+                })
             }
         }
     }

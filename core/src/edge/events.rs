@@ -3,7 +3,9 @@
 //! `docs/log-format.md` and are append-only: fields may be added, never repurposed.
 
 use crate::gate::{CheckResult, ReasonCode};
-use crate::ids::{BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, Seq, SelectionId};
+use crate::ids::{
+    BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
+};
 use crate::ledger::Posting;
 use crate::log::RecordKind;
 use crate::market::{Market, MarketKind, Outcome, SportEvent};
@@ -212,7 +214,10 @@ impl EdgeEvent {
 
     pub fn from_payload(kind: RecordKind, payload: &[u8]) -> Result<EdgeEvent, PayloadError> {
         fn de<T: for<'a> Deserialize<'a>>(kind: RecordKind, p: &[u8]) -> Result<T, PayloadError> {
-            serde_json::from_slice(p).map_err(|e| PayloadError::Schema { kind, error: e.to_string() })
+            serde_json::from_slice(p).map_err(|e| PayloadError::Schema {
+                kind,
+                error: e.to_string(),
+            })
         }
         Ok(match kind {
             RecordKind::Genesis => EdgeEvent::Genesis(de(kind, payload)?),

@@ -4,8 +4,8 @@
 //! `apply` is the only way state changes, used both live (right after `decide`) and on replay.
 //! Replaying a log through `apply` therefore rebuilds exactly the live state.
 
-pub mod events;
 mod decide;
+pub mod events;
 mod state;
 
 pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};

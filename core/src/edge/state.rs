@@ -3,7 +3,9 @@
 
 use super::events::*;
 use crate::gate::{CheckResult, ReasonCode};
-use crate::ids::{BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq};
+use crate::ids::{
+    BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
+};
 use crate::ledger::{Account, Ledger, LedgerError};
 use crate::market::{Market, MarketStatus, SportEvent};
 use crate::money::Currency;
@@ -25,7 +27,11 @@ pub struct Player {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum BetStatus {
     Open,
-    Settled { result_version: u32, leg_results: Vec<LegResult>, payout_minor: i64 },
+    Settled {
+        result_version: u32,
+        leg_results: Vec<LegResult>,
+        payout_minor: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +47,11 @@ pub enum IdemOutcome {
     Player(PlayerId),
     Movement(u64),
     Bet(BetId),
-    BetRejected { reason: ReasonCode, rules_version: String, checks: Vec<CheckResult> },
+    BetRejected {
+        reason: ReasonCode,
+        rules_version: String,
+        checks: Vec<CheckResult>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,13 +191,22 @@ impl EdgeState {
     }
 
     fn remember(&mut self, tag: &IdemTag, outcome: IdemOutcome) {
-        self.idem.insert(tag.key.clone(), IdemEntry { request_sha256: tag.request_sha256.clone(), outcome });
+        self.idem.insert(
+            tag.key.clone(),
+            IdemEntry {
+                request_sha256: tag.request_sha256.clone(),
+                outcome,
+            },
+        );
     }
 
     fn advance_down(&mut self, d: &DownRef) -> Result<(), ApplyError> {
         let expected = self.down_applied.next();
         if d.down_seq != expected {
-            return Err(ApplyError::DownOrder { expected, found: d.down_seq });
+            return Err(ApplyError::DownOrder {
+                expected,
+                found: d.down_seq,
+            });
         }
         self.down_applied = d.down_seq;
         self.down_hash = d.hub_record_sha256.clone();
@@ -220,18 +239,30 @@ impl EdgeState {
                 }
                 self.players.insert(
                     r.player_id.clone(),
-                    Player { player_id: r.player_id.clone(), jurisdiction: r.jurisdiction.clone(), kyc_verified: false, self_excluded: false, registered_at: at },
+                    Player {
+                        player_id: r.player_id.clone(),
+                        jurisdiction: r.jurisdiction.clone(),
+                        kyc_verified: false,
+                        self_excluded: false,
+                        registered_at: at,
+                    },
                 );
                 self.next_player_no += 1;
                 self.remember(&r.idem, IdemOutcome::Player(r.player_id.clone()));
             }
             EdgeEvent::KycVerified(k) => {
-                let p = self.players.get_mut(&k.player_id).ok_or_else(|| ApplyError::UnknownPlayer(k.player_id.clone()))?;
+                let p = self
+                    .players
+                    .get_mut(&k.player_id)
+                    .ok_or_else(|| ApplyError::UnknownPlayer(k.player_id.clone()))?;
                 p.kyc_verified = true;
                 self.remember(&k.idem, IdemOutcome::Player(k.player_id.clone()));
             }
             EdgeEvent::SelfExcluded(s) => {
-                let p = self.players.get_mut(&s.player_id).ok_or_else(|| ApplyError::UnknownPlayer(s.player_id.clone()))?;
+                let p = self
+                    .players
+                    .get_mut(&s.player_id)
+                    .ok_or_else(|| ApplyError::UnknownPlayer(s.player_id.clone()))?;
                 p.self_excluded = true;
                 self.remember(&s.idem, IdemOutcome::Player(s.player_id.clone()));
             }
@@ -252,7 +283,14 @@ impl EdgeState {
                 if !d.accepted {
                     self.bets_rejected += 1;
                     if let (Some(tag), Some(reason)) = (&d.idem, d.reason) {
-                        self.remember(tag, IdemOutcome::BetRejected { reason, rules_version: d.rules_version.clone(), checks: d.checks.clone() });
+                        self.remember(
+                            tag,
+                            IdemOutcome::BetRejected {
+                                reason,
+                                rules_version: d.rules_version.clone(),
+                                checks: d.checks.clone(),
+                            },
+                        );
                     }
                 }
             }
@@ -260,30 +298,52 @@ impl EdgeState {
                 if self.bets.contains_key(&b.bet_id) {
                     return Err(ApplyError::Duplicate(b.bet_id.to_string()));
                 }
-                self.bets.insert(b.bet_id.clone(), Bet { placed: b.clone(), placed_at: at, status: BetStatus::Open });
+                self.bets.insert(
+                    b.bet_id.clone(),
+                    Bet {
+                        placed: b.clone(),
+                        placed_at: at,
+                        status: BetStatus::Open,
+                    },
+                );
                 self.next_bet_no += 1;
                 self.remember(&b.idem, IdemOutcome::Bet(b.bet_id.clone()));
             }
             EdgeEvent::MarketOpened(m) => {
-                self.events.entry(m.event.event_id.clone()).or_insert_with(|| m.event.clone());
+                self.events
+                    .entry(m.event.event_id.clone())
+                    .or_insert_with(|| m.event.clone());
                 for s in &m.market.selections {
-                    self.selection_index.insert(s.selection_id.clone(), m.market.market_id.clone());
+                    self.selection_index
+                        .insert(s.selection_id.clone(), m.market.market_id.clone());
                 }
-                self.markets.insert(m.market.market_id.clone(), m.market.clone());
+                self.markets
+                    .insert(m.market.market_id.clone(), m.market.clone());
             }
             EdgeEvent::EventResulted(r) => {
                 self.advance_down(&r.down)?;
-                for m in self.markets.values_mut().filter(|m| m.event_id == r.event_id) {
+                for m in self
+                    .markets
+                    .values_mut()
+                    .filter(|m| m.event_id == r.event_id)
+                {
                     m.status = MarketStatus::Closed;
                 }
             }
             EdgeEvent::BetSettled(s) => {
                 self.advance_down(&s.down)?;
-                let bet = self.bets.get_mut(&s.bet_id).ok_or_else(|| ApplyError::UnknownBet(s.bet_id.clone()))?;
+                let bet = self
+                    .bets
+                    .get_mut(&s.bet_id)
+                    .ok_or_else(|| ApplyError::UnknownBet(s.bet_id.clone()))?;
                 if bet.status != BetStatus::Open {
                     return Err(ApplyError::AlreadySettled(s.bet_id.clone()));
                 }
-                bet.status = BetStatus::Settled { result_version: s.result_version, leg_results: s.leg_results.clone(), payout_minor: s.payout_minor };
+                bet.status = BetStatus::Settled {
+                    result_version: s.result_version,
+                    leg_results: s.leg_results.clone(),
+                    payout_minor: s.payout_minor,
+                };
             }
             EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
         }

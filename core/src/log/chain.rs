@@ -15,7 +15,11 @@ pub struct ChainHead {
 }
 
 impl ChainHead {
-    pub const EMPTY: ChainHead = ChainHead { seq: Seq::ZERO, hash: RecordHash::ZERO, timestamp: UnixMillis(0) };
+    pub const EMPTY: ChainHead = ChainHead {
+        seq: Seq::ZERO,
+        hash: RecordHash::ZERO,
+        timestamp: UnixMillis(0),
+    };
 }
 
 #[derive(Debug)]
@@ -46,8 +50,15 @@ impl ChainWriter {
             prev_hash: self.head.hash,
             payload,
         };
-        let frame = Frame { body: body.encode(), seal: None };
-        self.head = ChainHead { seq: body.seq, hash: frame.hash(), timestamp: body.timestamp };
+        let frame = Frame {
+            body: body.encode(),
+            seal: None,
+        };
+        self.head = ChainHead {
+            seq: body.seq,
+            hash: frame.hash(),
+            timestamp: body.timestamp,
+        };
         frame
     }
 

@@ -47,7 +47,9 @@ pub struct PublicKey(VerifyingKey);
 impl PublicKey {
     pub fn from_hex(s: &str) -> Result<PublicKey, KeyError> {
         let b = parse_hex32(s)?;
-        VerifyingKey::from_bytes(&b).map(PublicKey).map_err(|_| KeyError::Invalid)
+        VerifyingKey::from_bytes(&b)
+            .map(PublicKey)
+            .map_err(|_| KeyError::Invalid)
     }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.to_bytes())

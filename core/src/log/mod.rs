@@ -9,7 +9,11 @@ mod segment;
 mod verify;
 
 pub use chain::{ChainHead, ChainWriter};
-pub use keys::{NodeKey, PublicKey, KeyError};
-pub use record::{DecodeError, Frame, RecordBody, RecordHash, RecordKind, SEAL_DOMAIN, seal_message, sha256};
-pub use segment::{SEGMENT_FORMAT, SegmentError, SegmentHeader, decode_segment, encode_segment};
+pub use keys::{KeyError, NodeKey, PublicKey};
+pub use record::{
+    DecodeError, Frame, RecordBody, RecordHash, RecordKind, SEAL_DOMAIN, seal_message, sha256,
+};
+pub use segment::{
+    SEGMENT_FORMAT, SegmentError, SegmentHeader, decode_segment, encode_segment, verify_segment,
+};
 pub use verify::{ChainVerifier, VerifyError, VerifyReport, verify_frames};

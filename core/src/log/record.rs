@@ -158,7 +158,10 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() - self.pos < n {
-            return Err(DecodeError::Truncated { offset: self.pos, needed: n });
+            return Err(DecodeError::Truncated {
+                offset: self.pos,
+                needed: n,
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -207,7 +210,8 @@ impl RecordBody {
         let k = r.u8()?;
         let kind = RecordKind::from_code(k).ok_or(DecodeError::Kind(k))?;
         let id_len = r.u16()? as usize;
-        let id = std::str::from_utf8(r.take(id_len)?).map_err(|_| DecodeError::LogId("not UTF-8".into()))?;
+        let id = std::str::from_utf8(r.take(id_len)?)
+            .map_err(|_| DecodeError::LogId("not UTF-8".into()))?;
         let log_id = LogId::new(id).map_err(|e| DecodeError::LogId(e.to_string()))?;
         let seq = Seq(r.u64()?);
         if seq == Seq::ZERO {
@@ -221,13 +225,24 @@ impl RecordBody {
             return Err(DecodeError::PayloadTooLarge(plen));
         }
         let payload = r.take(plen)?.to_vec();
+        // serde_json does not validate the bytes of strings it merely skips, so check UTF-8 first.
+        if std::str::from_utf8(&payload).is_err() {
+            return Err(DecodeError::Payload("not UTF-8".into()));
+        }
         if serde_json::from_slice::<serde::de::IgnoredAny>(&payload).is_err() {
             return Err(DecodeError::Payload("not a JSON document".into()));
         }
         if r.pos != buf.len() {
             return Err(DecodeError::Trailing(buf.len() - r.pos));
         }
-        Ok(RecordBody { kind, log_id, seq, timestamp, prev_hash: RecordHash(prev), payload })
+        Ok(RecordBody {
+            kind,
+            log_id,
+            seq,
+            timestamp,
+            prev_hash: RecordHash(prev),
+            payload,
+        })
     }
 }
 
@@ -242,7 +257,12 @@ pub struct Frame {
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Frame({} body bytes, sealed={})", self.body.len(), self.seal.is_some())
+        write!(
+            f,
+            "Frame({} body bytes, sealed={})",
+            self.body.len(),
+            self.seal.is_some()
+        )
     }
 }
 
@@ -325,14 +345,21 @@ mod tests {
         assert_eq!(&bytes[..4], b"OPLR");
         assert_eq!(bytes.len(), 60 + 4 + 7);
         assert_eq!(RecordBody::decode(&bytes).unwrap(), b);
-        let f = Frame { body: bytes, seal: Some([3; 64]) };
+        let f = Frame {
+            body: bytes,
+            seal: Some([3; 64]),
+        };
         let enc = f.encode();
         assert_eq!(Frame::decode_exact(&enc).unwrap(), f);
     }
 
     #[test]
     fn every_truncation_and_flip_is_an_error_not_a_panic() {
-        let enc = Frame { body: body().encode(), seal: None }.encode();
+        let enc = Frame {
+            body: body().encode(),
+            seal: None,
+        }
+        .encode();
         for n in 0..enc.len() {
             assert!(Frame::decode_exact(&enc[..n]).is_err());
         }

@@ -10,13 +10,31 @@ use crate::ids::{LogId, Seq};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("record #{index} (seq {seq:?}): cannot decode: {error}")]
-    Decode { index: usize, seq: Option<Seq>, error: DecodeError },
+    Decode {
+        index: usize,
+        seq: Option<Seq>,
+        error: DecodeError,
+    },
     #[error("record #{index} seq {seq}: belongs to log {found}, expected {expected}")]
-    WrongLog { index: usize, seq: Seq, expected: LogId, found: LogId },
+    WrongLog {
+        index: usize,
+        seq: Seq,
+        expected: LogId,
+        found: LogId,
+    },
     #[error("record #{index}: expected seq {expected}, found {found} (gap or duplicate)")]
-    Gap { index: usize, expected: Seq, found: Seq },
+    Gap {
+        index: usize,
+        expected: Seq,
+        found: Seq,
+    },
     #[error("record #{index} seq {seq}: prev_hash {found} does not match the hash {expected} of seq {prev}", prev = Seq(seq.0 - 1))]
-    BrokenChain { index: usize, seq: Seq, expected: RecordHash, found: RecordHash },
+    BrokenChain {
+        index: usize,
+        seq: Seq,
+        expected: RecordHash,
+        found: RecordHash,
+    },
     #[error("record #{index} seq {seq}: timestamp goes backwards")]
     TimeReversed { index: usize, seq: Seq },
     #[error("record #{index} seq {seq}: seal signature does not verify")]
@@ -62,7 +80,14 @@ pub struct ChainVerifier {
 
 impl ChainVerifier {
     pub fn new(log_id: LogId, key: PublicKey, start: ChainHead) -> ChainVerifier {
-        ChainVerifier { log_id, key, verified: start, tip: start, pending: Vec::new(), pushed: 0 }
+        ChainVerifier {
+            log_id,
+            key,
+            verified: start,
+            tip: start,
+            pending: Vec::new(),
+            pushed: 0,
+        }
     }
     pub fn verified_head(&self) -> ChainHead {
         self.verified
@@ -84,7 +109,11 @@ impl ChainVerifier {
         self.pushed += 1;
         match self.check(index, &frame) {
             Ok(body) => {
-                self.tip = ChainHead { seq: body.seq, hash: frame.hash(), timestamp: body.timestamp };
+                self.tip = ChainHead {
+                    seq: body.seq,
+                    hash: frame.hash(),
+                    timestamp: body.timestamp,
+                };
                 let sealed = frame.seal.is_some();
                 self.pending.push((frame, body));
                 if sealed {
@@ -102,24 +131,48 @@ impl ChainVerifier {
     }
 
     fn check(&self, index: usize, frame: &Frame) -> Result<RecordBody, VerifyError> {
-        let body = frame.parse_body().map_err(|error| VerifyError::Decode { index, seq: peek_seq(&frame.body), error })?;
+        let body = frame.parse_body().map_err(|error| VerifyError::Decode {
+            index,
+            seq: peek_seq(&frame.body),
+            error,
+        })?;
         if body.log_id != self.log_id {
-            return Err(VerifyError::WrongLog { index, seq: body.seq, expected: self.log_id.clone(), found: body.log_id });
+            return Err(VerifyError::WrongLog {
+                index,
+                seq: body.seq,
+                expected: self.log_id.clone(),
+                found: body.log_id,
+            });
         }
         let expected = self.tip.seq.next();
         if body.seq != expected {
-            return Err(VerifyError::Gap { index, expected, found: body.seq });
+            return Err(VerifyError::Gap {
+                index,
+                expected,
+                found: body.seq,
+            });
         }
         if body.prev_hash != self.tip.hash {
-            return Err(VerifyError::BrokenChain { index, seq: body.seq, expected: self.tip.hash, found: body.prev_hash });
+            return Err(VerifyError::BrokenChain {
+                index,
+                seq: body.seq,
+                expected: self.tip.hash,
+                found: body.prev_hash,
+            });
         }
         if body.timestamp < self.tip.timestamp {
-            return Err(VerifyError::TimeReversed { index, seq: body.seq });
+            return Err(VerifyError::TimeReversed {
+                index,
+                seq: body.seq,
+            });
         }
         if let Some(sig) = &frame.seal
             && !self.key.verify(&seal_message(&frame.hash()), sig)
         {
-            return Err(VerifyError::BadSeal { index, seq: body.seq });
+            return Err(VerifyError::BadSeal {
+                index,
+                seq: body.seq,
+            });
         }
         Ok(body)
     }
@@ -127,7 +180,10 @@ impl ChainVerifier {
     /// Call at the end of input: an unsealed tail is an error.
     pub fn finish(&self) -> Result<(), VerifyError> {
         match (self.pending.first(), self.pending.last()) {
-            (Some(f), Some(l)) => Err(VerifyError::Unsealed { first: f.1.seq, last: l.1.seq }),
+            (Some(f), Some(l)) => Err(VerifyError::Unsealed {
+                first: f.1.seq,
+                last: l.1.seq,
+            }),
             _ => Ok(()),
         }
     }
@@ -154,7 +210,11 @@ pub fn verify_frames<I: IntoIterator<Item = Frame>>(
         n += 1;
     }
     v.finish()?;
-    Ok(VerifyReport { records: n, first_seq: start.seq.next(), head: v.verified_head() })
+    Ok(VerifyReport {
+        records: n,
+        first_seq: start.seq.next(),
+        head: v.verified_head(),
+    })
 }
 
 #[cfg(test)]
@@ -170,7 +230,11 @@ mod tests {
         let mut w = ChainWriter::new(LogId::new("gb-1").unwrap(), ChainHead::EMPTY);
         let mut frames = Vec::new();
         for i in 0..n {
-            let mut f = w.append(RecordKind::WalletMovement, UnixMillis(1000 + i as i64), format!("{{\"i\":{i}}}").into_bytes());
+            let mut f = w.append(
+                RecordKind::WalletMovement,
+                UnixMillis(1000 + i as i64),
+                format!("{{\"i\":{i}}}").into_bytes(),
+            );
             if (i + 1) % seal_every == 0 || i + 1 == n {
                 ChainWriter::seal(&mut f, &key);
             }
@@ -180,7 +244,12 @@ mod tests {
     }
 
     fn verify(key: &NodeKey, frames: &[Frame]) -> Result<VerifyReport, VerifyError> {
-        verify_frames(&LogId::new("gb-1").unwrap(), &key.public(), ChainHead::EMPTY, frames.iter().cloned())
+        verify_frames(
+            &LogId::new("gb-1").unwrap(),
+            &key.public(),
+            ChainHead::EMPTY,
+            frames.iter().cloned(),
+        )
     }
 
     #[test]
@@ -199,35 +268,66 @@ mod tests {
         let mut body = t[6].parse_body().unwrap();
         body.payload = b"{\"i\":666}".to_vec();
         t[6].body = body.encode();
-        assert!(matches!(verify(&key, &t), Err(VerifyError::BrokenChain { seq: Seq(8), .. })));
+        assert!(matches!(
+            verify(&key, &t),
+            Err(VerifyError::BrokenChain { seq: Seq(8), .. })
+        ));
         // Edit the sealed record itself: its seal fails.
         let mut t = frames.clone();
         let mut body = t[9].parse_body().unwrap();
         body.payload = b"{\"i\":666}".to_vec();
         t[9].body = body.encode();
-        assert!(matches!(verify(&key, &t), Err(VerifyError::BadSeal { seq: Seq(10), .. })));
+        assert!(matches!(
+            verify(&key, &t),
+            Err(VerifyError::BadSeal { seq: Seq(10), .. })
+        ));
         // Gap.
         let mut t = frames.clone();
         t.remove(3);
-        assert!(matches!(verify(&key, &t), Err(VerifyError::Gap { expected: Seq(4), found: Seq(5), .. })));
+        assert!(matches!(
+            verify(&key, &t),
+            Err(VerifyError::Gap {
+                expected: Seq(4),
+                found: Seq(5),
+                ..
+            })
+        ));
         // Wrong key.
         let other = NodeKey::from_seed([8; 32]);
-        assert!(matches!(verify(&other, &frames), Err(VerifyError::BadSeal { seq: Seq(5), .. })));
+        assert!(matches!(
+            verify(&other, &frames),
+            Err(VerifyError::BadSeal { seq: Seq(5), .. })
+        ));
         // Unsealed tail.
         let mut t = frames.clone();
         t.truncate(18);
-        assert!(matches!(verify(&key, &t), Err(VerifyError::Unsealed { first: Seq(16), last: Seq(18) })));
+        assert!(matches!(
+            verify(&key, &t),
+            Err(VerifyError::Unsealed {
+                first: Seq(16),
+                last: Seq(18)
+            })
+        ));
         // Garbage body.
         let mut t = frames.clone();
         t[2].body[0] = b'X';
-        assert!(matches!(verify(&key, &t), Err(VerifyError::Decode { seq: Some(Seq(3)), .. })));
+        assert!(matches!(
+            verify(&key, &t),
+            Err(VerifyError::Decode {
+                seq: Some(Seq(3)),
+                ..
+            })
+        ));
     }
 
     #[test]
     fn incremental_release_only_on_seal() {
         let (key, frames) = build(10, 4);
         let mut v = ChainVerifier::new(LogId::new("gb-1").unwrap(), key.public(), ChainHead::EMPTY);
-        let released: Vec<usize> = frames.into_iter().map(|f| v.push(f).unwrap().len()).collect();
+        let released: Vec<usize> = frames
+            .into_iter()
+            .map(|f| v.push(f).unwrap().len())
+            .collect();
         assert_eq!(released, vec![0, 0, 0, 4, 0, 0, 0, 4, 0, 2]);
     }
 }

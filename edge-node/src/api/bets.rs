@@ -34,27 +34,65 @@ pub struct PlaceBetBody {
     legs: Vec<LegBody>,
 }
 
-pub async fn place(State(s): State<AppState>, idem: IdemHeader, JsonBody(b): JsonBody<PlaceBetBody>) -> Result<(StatusCode, Json<BetView>), ApiError> {
+pub async fn place(
+    State(s): State<AppState>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<PlaceBetBody>,
+) -> Result<(StatusCode, Json<BetView>), ApiError> {
     if b.stake_minor <= 0 {
-        return Err(ApiError::unprocessable("INVALID_STAKE", "stake_minor must be a positive integer number of minor units"));
+        return Err(ApiError::unprocessable(
+            "INVALID_STAKE",
+            "stake_minor must be a positive integer number of minor units",
+        ));
     }
     if b.legs.is_empty() || b.legs.len() > LEGS_MAX {
-        return Err(ApiError::unprocessable("INVALID_LEGS", format!("a bet has 1 to {LEGS_MAX} legs")));
+        return Err(ApiError::unprocessable(
+            "INVALID_LEGS",
+            format!("a bet has 1 to {LEGS_MAX} legs"),
+        ));
     }
     let tag = idem.tag("POST /v1/bets", &b);
-    let legs = b.legs.into_iter().map(|l| LegRequest { selection_id: l.selection_id, price: l.price }).collect();
-    let cmd = Command::PlaceBet { player_id: b.player_id, stake: Money::new(b.stake_minor, b.currency), legs, date_of_birth: None, idem: tag };
+    let legs = b
+        .legs
+        .into_iter()
+        .map(|l| LegRequest {
+            selection_id: l.selection_id,
+            price: l.price,
+        })
+        .collect();
+    let cmd = Command::PlaceBet {
+        player_id: b.player_id,
+        stake: Money::new(b.stake_minor, b.currency),
+        legs,
+        date_of_birth: None,
+        idem: tag,
+    };
     match s.writer.command(cmd, None).await?? {
         Reply::Bet(v) => Ok((StatusCode::CREATED, Json(v))),
-        Reply::BetRejected { reason, rules_version, checks } => Err(ApiError::Rejected { reason, rules_version, checks }),
+        Reply::BetRejected {
+            reason,
+            rules_version,
+            checks,
+        } => Err(ApiError::Rejected {
+            reason,
+            rules_version,
+            checks,
+        }),
         other => Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     }
 }
 
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<BetView>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BetView>, ApiError> {
     let bet_id = BetId::new(id).map_err(|e| ApiError::not_found("BET_NOT_FOUND", e.to_string()))?;
     let b = bet_id.clone();
-    s.writer.read(move |st, _| st.bet_view(&b)).await?.map(Json).ok_or_else(|| ApiError::not_found("BET_NOT_FOUND", format!("bet {bet_id} not found")))
+    s.writer
+        .read(move |st, _| st.bet_view(&b))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("BET_NOT_FOUND", format!("bet {bet_id} not found")))
 }
 
 #[derive(Deserialize)]
@@ -68,7 +106,10 @@ pub struct MarketQuery {
 }
 
 /// Markets with their events and current prices, in market-id order.
-pub async fn markets(State(s): State<AppState>, Query(q): Query<MarketQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn markets(
+    State(s): State<AppState>,
+    Query(q): Query<MarketQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(200).min(2000);
     let out = s
         .writer

@@ -9,14 +9,26 @@ use outpost_core::gate::{CheckResult, ReasonCode};
 
 #[derive(Debug)]
 pub enum ApiError {
-    Status { status: StatusCode, code: &'static str, message: String },
+    Status {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// A bet refused by the compliance gate: the decision was logged.
-    Rejected { reason: ReasonCode, rules_version: String, checks: Vec<CheckResult> },
+    Rejected {
+        reason: ReasonCode,
+        rules_version: String,
+        checks: Vec<CheckResult>,
+    },
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::Status { status, code, message: message.into() }
+        ApiError::Status {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -44,17 +56,23 @@ impl From<CommandError> for ApiError {
         let msg = e.to_string();
         match e {
             E::NotInitialised => ApiError::unavailable(msg),
-            E::AlreadyInitialised => ApiError::new(StatusCode::CONFLICT, "ALREADY_INITIALISED", msg),
+            E::AlreadyInitialised => {
+                ApiError::new(StatusCode::CONFLICT, "ALREADY_INITIALISED", msg)
+            }
             E::UnknownPlayer(_) => ApiError::not_found("PLAYER_NOT_FOUND", msg),
             E::UnknownSelection(_) => ApiError::unprocessable("UNKNOWN_SELECTION", msg),
             E::JurisdictionNotServed(_) => ApiError::unprocessable("JURISDICTION_NOT_SERVED", msg),
-            E::IdempotencyKeyReused => ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", msg),
+            E::IdempotencyKeyReused => {
+                ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_KEY_REUSED", msg)
+            }
             E::InvalidAmount => ApiError::unprocessable("INVALID_AMOUNT", msg),
             E::CurrencyMismatch { .. } => ApiError::unprocessable("CURRENCY_MISMATCH", msg),
             E::InsufficientFunds { .. } => ApiError::unprocessable("INSUFFICIENT_FUNDS", msg),
             E::MarketExists(_) => ApiError::new(StatusCode::CONFLICT, "MARKET_EXISTS", msg),
             E::InvalidMarket(_) => ApiError::unprocessable("INVALID_MARKET", msg),
-            E::DownOutOfOrder { .. } | E::WrongNode(_) => ApiError::new(StatusCode::CONFLICT, "DOWNSTREAM_REFUSED", msg),
+            E::DownOutOfOrder { .. } | E::WrongNode(_) => {
+                ApiError::new(StatusCode::CONFLICT, "DOWNSTREAM_REFUSED", msg)
+            }
         }
     }
 }
@@ -62,11 +80,25 @@ impl From<CommandError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Status { status, code, message } => {
-                (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
-            }
-            ApiError::Rejected { reason, rules_version, checks } => {
-                let failed: Vec<&str> = checks.iter().filter(|c| !c.passed).map(|c| c.detail.as_str()).collect();
+            ApiError::Status {
+                status,
+                code,
+                message,
+            } => (
+                status,
+                Json(serde_json::json!({ "error": { "code": code, "message": message } })),
+            )
+                .into_response(),
+            ApiError::Rejected {
+                reason,
+                rules_version,
+                checks,
+            } => {
+                let failed: Vec<&str> = checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.detail.as_str())
+                    .collect();
                 let body = serde_json::json!({ "error": {
                     "code": reason.as_str(),
                     "message": format!("bet refused: {}", failed.join("; ")),

@@ -20,15 +20,27 @@ pub struct JsonBody<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request("INVALID_BODY", e.body_text()))?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_request("INVALID_BODY", e.body_text()))?;
         if bytes.len() > BODY_MAX {
-            return Err(ApiError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE", "request body exceeds 64 KiB"));
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                "request body exceeds 64 KiB",
+            ));
         }
-        let slice: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) { b"{}" } else { &bytes };
+        let slice: &[u8] = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            b"{}"
+        } else {
+            &bytes
+        };
         serde_json::from_slice(slice).map(JsonBody).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {
-                Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request("INVALID_JSON", format!("body is not valid JSON: {e}")),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::bad_request("INVALID_JSON", format!("body is not valid JSON: {e}"))
+                }
                 Category::Data => ApiError::unprocessable("INVALID_BODY", e.to_string()),
             }
         })
@@ -41,12 +53,18 @@ pub struct IdemHeader(pub IdemKey);
 impl<S: Send + Sync> FromRequestParts<S> for IdemHeader {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let v = parts
-            .headers
-            .get("idempotency-key")
-            .ok_or_else(|| ApiError::bad_request("IDEMPOTENCY_KEY_REQUIRED", "the Idempotency-Key header is required"))?;
-        let s = v.to_str().map_err(|_| ApiError::bad_request("INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be ASCII"))?;
-        IdemKey::new(s).map(IdemHeader).map_err(|e| ApiError::bad_request("INVALID_IDEMPOTENCY_KEY", e.to_string()))
+        let v = parts.headers.get("idempotency-key").ok_or_else(|| {
+            ApiError::bad_request(
+                "IDEMPOTENCY_KEY_REQUIRED",
+                "the Idempotency-Key header is required",
+            )
+        })?;
+        let s = v.to_str().map_err(|_| {
+            ApiError::bad_request("INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be ASCII")
+        })?;
+        IdemKey::new(s)
+            .map(IdemHeader)
+            .map_err(|e| ApiError::bad_request("INVALID_IDEMPOTENCY_KEY", e.to_string()))
     }
 }
 
@@ -57,7 +75,10 @@ impl IdemHeader {
         let mut bytes = route.as_bytes().to_vec();
         bytes.push(b'\n');
         bytes.extend_from_slice(&serde_json::to_vec(body).expect("request serialises"));
-        IdemTag { key: self.0, request_sha256: hex::encode(sha256(&bytes)) }
+        IdemTag {
+            key: self.0,
+            request_sha256: hex::encode(sha256(&bytes)),
+        }
     }
 }
 

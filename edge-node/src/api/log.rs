@@ -20,11 +20,18 @@ pub struct LogQuery {
     limit: Option<usize>,
 }
 
-pub async fn page(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+pub async fn page(
+    State(s): State<AppState>,
+    Query(q): Query<LogQuery>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let durable = s.writer.durable().borrow().seq;
     let from = Seq(q.after.saturating_add(1));
-    let frames = if from > durable { vec![] } else { read(&s, from, limit.min((durable.0 - from.0 + 1) as usize)).await? };
+    let frames = if from > durable {
+        vec![]
+    } else {
+        read(&s, from, limit.min((durable.0 - from.0 + 1) as usize)).await?
+    };
     let records: Vec<serde_json::Value> = frames
         .iter()
         .filter_map(|f| {
@@ -38,7 +45,9 @@ pub async fn page(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Resul
             }))
         })
         .collect();
-    Ok(axum::Json(serde_json::json!({ "log_id": s.node_id, "durable_seq": durable, "records": records })))
+    Ok(axum::Json(
+        serde_json::json!({ "log_id": s.node_id, "durable_seq": durable, "records": records }),
+    ))
 }
 
 async fn read(s: &AppState, from: Seq, max: usize) -> Result<Vec<Frame>, ApiError> {
@@ -58,15 +67,24 @@ pub struct SegmentQuery {
 
 /// A verifiable segment from `from` (default 1) through `to` (default: the durable head),
 /// extended to the next seal so that every record in it is covered by a signature.
-pub async fn segment(State(s): State<AppState>, Query(q): Query<SegmentQuery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn segment(
+    State(s): State<AppState>,
+    Query(q): Query<SegmentQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let durable = s.writer.durable().borrow().seq;
     let from = Seq(q.from.unwrap_or(1).max(1));
     let to = Seq(q.to.unwrap_or(durable.0).min(durable.0));
     if from > to {
-        return Err(ApiError::bad_request("INVALID_RANGE", format!("empty range {from}..={to} (durable head {durable})")));
+        return Err(ApiError::bad_request(
+            "INVALID_RANGE",
+            format!("empty range {from}..={to} (durable head {durable})"),
+        ));
     }
     if to.0 - from.0 >= 1_000_000 {
-        return Err(ApiError::bad_request("RANGE_TOO_LARGE", "at most 1,000,000 records per segment"));
+        return Err(ApiError::bad_request(
+            "RANGE_TOO_LARGE",
+            "at most 1,000,000 records per segment",
+        ));
     }
     let mut frames = read(&s, from, (to.0 - from.0 + 1) as usize).await?;
     // Extend to the seal that covers `to`.
@@ -84,8 +102,20 @@ pub async fn segment(State(s): State<AppState>, Query(q): Query<SegmentQuery>) -
             }
         }
     }
-    let first = frames.first().and_then(|f| f.parse_body().ok()).ok_or_else(|| ApiError::unavailable("cannot read first record"))?;
-    let prev_ts = if from.0 > 1 { read(&s, Seq(from.0 - 1), 1).await?.first().and_then(|f| f.parse_body().ok()).map(|b| b.timestamp.0).unwrap_or(0) } else { 0 };
+    let first = frames
+        .first()
+        .and_then(|f| f.parse_body().ok())
+        .ok_or_else(|| ApiError::unavailable("cannot read first record"))?;
+    let prev_ts = if from.0 > 1 {
+        read(&s, Seq(from.0 - 1), 1)
+            .await?
+            .first()
+            .and_then(|f| f.parse_body().ok())
+            .map(|b| b.timestamp.0)
+            .unwrap_or(0)
+    } else {
+        0
+    };
     let last = frames.last().expect("non-empty");
     let header = SegmentHeader {
         format: SEGMENT_FORMAT.into(),

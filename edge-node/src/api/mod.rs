@@ -33,7 +33,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/players/{id}", get(players::get_player))
         .route("/v1/players/{id}/wallet", get(players::get_player))
         .route("/v1/players/{id}/kyc", post(players::verify_kyc))
-        .route("/v1/players/{id}/self-exclusion", post(players::self_exclude))
+        .route(
+            "/v1/players/{id}/self-exclusion",
+            post(players::self_exclude),
+        )
         .route("/v1/players/{id}/deposits", post(players::deposit))
         .route("/v1/players/{id}/withdrawals", post(players::withdraw))
         .route("/v1/markets", get(bets::markets))

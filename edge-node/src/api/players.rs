@@ -45,67 +45,150 @@ fn player_reply(r: Reply) -> Result<PlayerView, ApiError> {
     }
 }
 
-pub async fn register(State(s): State<AppState>, idem: IdemHeader, JsonBody(b): JsonBody<RegisterBody>) -> Result<(StatusCode, Json<PlayerView>), ApiError> {
+pub async fn register(
+    State(s): State<AppState>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<RegisterBody>,
+) -> Result<(StatusCode, Json<PlayerView>), ApiError> {
     let name = b.name.trim();
     if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::unprocessable("INVALID_NAME", "name must be 1-200 characters"));
+        return Err(ApiError::unprocessable(
+            "INVALID_NAME",
+            "name must be 1-200 characters",
+        ));
     }
     let tag = idem.tag("POST /v1/players", &b);
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| ApiError::unavailable(format!("no entropy: {e}")))?;
-    let pii = Pii { name: name.to_string(), date_of_birth: b.date_of_birth, salt: hex::encode(salt) };
-    let cmd = Command::RegisterPlayer { jurisdiction: b.jurisdiction, pii_sha256: pii.commitment(), idem: tag };
+    let pii = Pii {
+        name: name.to_string(),
+        date_of_birth: b.date_of_birth,
+        salt: hex::encode(salt),
+    };
+    let cmd = Command::RegisterPlayer {
+        jurisdiction: b.jurisdiction,
+        pii_sha256: pii.commitment().map_err(ApiError::unavailable)?,
+        idem: tag,
+    };
     let reply = s.writer.command(cmd, Some(pii)).await??;
     Ok((StatusCode::CREATED, Json(player_reply(reply)?)))
 }
 
-pub async fn verify_kyc(State(s): State<AppState>, Path(id): Path<String>, idem: IdemHeader, JsonBody(b): JsonBody<Empty>) -> Result<Json<PlayerView>, ApiError> {
+pub async fn verify_kyc(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<Empty>,
+) -> Result<Json<PlayerView>, ApiError> {
     let player_id = player_id(id)?;
     let tag = idem.tag(&format!("POST /v1/players/{player_id}/kyc"), &b);
-    let reply = s.writer.command(Command::VerifyKyc { player_id, idem: tag }, None).await??;
+    let reply = s
+        .writer
+        .command(
+            Command::VerifyKyc {
+                player_id,
+                idem: tag,
+            },
+            None,
+        )
+        .await??;
     Ok(Json(player_reply(reply)?))
 }
 
-pub async fn self_exclude(State(s): State<AppState>, Path(id): Path<String>, idem: IdemHeader, JsonBody(b): JsonBody<Empty>) -> Result<Json<PlayerView>, ApiError> {
+pub async fn self_exclude(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<Empty>,
+) -> Result<Json<PlayerView>, ApiError> {
     let player_id = player_id(id)?;
     let tag = idem.tag(&format!("POST /v1/players/{player_id}/self-exclusion"), &b);
-    let reply = s.writer.command(Command::SelfExclude { player_id, idem: tag }, None).await??;
+    let reply = s
+        .writer
+        .command(
+            Command::SelfExclude {
+                player_id,
+                idem: tag,
+            },
+            None,
+        )
+        .await??;
     Ok(Json(player_reply(reply)?))
 }
 
-async fn movement(s: AppState, id: String, idem: IdemHeader, b: MoneyBody, deposit: bool) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+async fn movement(
+    s: AppState,
+    id: String,
+    idem: IdemHeader,
+    b: MoneyBody,
+    deposit: bool,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let player_id = player_id(id)?;
     if b.provider_ref.is_empty() || b.provider_ref.len() > 128 {
-        return Err(ApiError::unprocessable("INVALID_PROVIDER_REF", "provider_ref must be 1-128 characters"));
+        return Err(ApiError::unprocessable(
+            "INVALID_PROVIDER_REF",
+            "provider_ref must be 1-128 characters",
+        ));
     }
     let what = if deposit { "deposits" } else { "withdrawals" };
     let tag = idem.tag(&format!("POST /v1/players/{player_id}/{what}"), &b);
     let amount = Money::new(b.amount_minor, b.currency);
     let cmd = if deposit {
-        Command::Deposit { player_id, amount, provider_ref: b.provider_ref, idem: tag }
+        Command::Deposit {
+            player_id,
+            amount,
+            provider_ref: b.provider_ref,
+            idem: tag,
+        }
     } else {
-        Command::Withdraw { player_id, amount, provider_ref: b.provider_ref, idem: tag }
+        Command::Withdraw {
+            player_id,
+            amount,
+            provider_ref: b.provider_ref,
+            idem: tag,
+        }
     };
     match s.writer.command(cmd, None).await?? {
-        Reply::Movement { movement_id, player } => Ok((StatusCode::CREATED, Json(serde_json::json!({ "movement_id": movement_id, "wallet": player })))),
+        Reply::Movement {
+            movement_id,
+            player,
+        } => Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "movement_id": movement_id, "wallet": player })),
+        )),
         other => Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     }
 }
 
-pub async fn deposit(State(s): State<AppState>, Path(id): Path<String>, idem: IdemHeader, JsonBody(b): JsonBody<MoneyBody>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+pub async fn deposit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<MoneyBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     movement(s, id, idem, b, true).await
 }
 
-pub async fn withdraw(State(s): State<AppState>, Path(id): Path<String>, idem: IdemHeader, JsonBody(b): JsonBody<MoneyBody>) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+pub async fn withdraw(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    idem: IdemHeader,
+    JsonBody(b): JsonBody<MoneyBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     movement(s, id, idem, b, false).await
 }
 
-pub async fn get_player(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<PlayerView>, ApiError> {
+pub async fn get_player(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PlayerView>, ApiError> {
     let player_id = player_id(id)?;
     let pid = player_id.clone();
     s.writer
         .read(move |st, _| st.player_view(&pid))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("PLAYER_NOT_FOUND", format!("player {player_id} not found")))
+        .ok_or_else(|| {
+            ApiError::not_found("PLAYER_NOT_FOUND", format!("player {player_id} not found"))
+        })
 }
