@@ -341,7 +341,7 @@ mod tests {
                 "/v1/results",
                 Some(r#"{"event_id":"e 1","home_goals":1,"away_goals":0,"source":"x"}"#),
                 400,
-                "invalid_event_id",
+                "INVALID_EVENT_ID",
             ),
             (
                 "POST",
@@ -362,11 +362,11 @@ mod tests {
                 "/v1/results",
                 Some(r#"{"event_id":"e-1","home_goals":1,"away_goals":0,"source":""}"#),
                 400,
-                "invalid_source",
+                "INVALID_SOURCE",
             ),
             ("POST", "/v1/results", Some("[]"), 422, "INVALID_REQUEST"),
             ("GET", "/v1/results", None, 405, "METHOD_NOT_ALLOWED"),
-            ("GET", "/nowhere", None, 404, "not_found"),
+            ("GET", "/nowhere", None, 404, "NOT_FOUND"),
         ];
         for (method, path, body, status, c) in cases {
             let (st, v) = call(addr, method, path, *body).await;

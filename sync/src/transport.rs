@@ -81,8 +81,6 @@ pub enum TransportError {
     },
     #[error("endpoint address: {0}")]
     LocalAddr(std::io::Error),
-    #[error("wire: {0}")]
-    Wire(#[from] WireError),
 }
 
 /// Output a shell has not yet written to the stream: encoded messages plus a write position.
