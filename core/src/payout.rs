@@ -27,14 +27,16 @@ impl Factor {
     }
 }
 
-/// floor(stake_minor × Π factors). Returns `None` only if the result does not fit in `i64`
-/// (callers treat that as a payout above any limit). Factors are applied exactly.
+/// floor(stake_minor × Π factors). Returns `None` if the stake is negative or the result does
+/// not fit in `i64` (callers treat that as a payout above any limit). Factors are applied
+/// exactly. Stakes can arrive from replicated records, so a bad one is an error, not a panic.
 pub fn payout_minor(stake_minor: i64, factors: &[Factor]) -> Option<i64> {
-    assert!(stake_minor >= 0, "stakes are non-negative");
+    if stake_minor < 0 || factors.iter().any(|f| f.den == 0) {
+        return None;
+    }
     let mut num = BigUint::from_u64(stake_minor as u64);
     let mut den = BigUint::from_u64(1);
     for f in factors {
-        assert!(f.den > 0);
         num.mul_small(f.num);
         den.mul_small(f.den);
     }
@@ -180,6 +182,8 @@ mod tests {
         );
         assert_eq!(payout_minor(1000, &[Factor::ZERO]), Some(0));
         assert_eq!(payout_minor(0, &[Factor::new(5, 1)]), Some(0));
+        assert_eq!(payout_minor(-1, &[Factor::new(5, 1)]), None);
+        assert_eq!(payout_minor(1, &[Factor { num: 1, den: 0 }]), None);
     }
 
     #[test]

@@ -362,9 +362,10 @@ impl EdgeState {
         bet_id: Option<BetId>,
     ) -> Result<Decided, CommandError> {
         let movement_id = self.next_movement_no;
-        let mut after = self.ledger().clone();
-        after
-            .apply(self.ledger().currency(), &postings)
+        // `check` is exactly what `apply` will enforce; the reply's balances are derived from
+        // the postings rather than from a cloned ledger (this runs on every bet).
+        self.ledger()
+            .check(self.ledger().currency(), &postings)
             .map_err(|_| CommandError::InsufficientFunds {
                 balance_minor: self
                     .ledger()
@@ -372,8 +373,19 @@ impl EdgeState {
                 amount_minor: postings.iter().map(|p| p.amount_minor).sum(),
             })?;
         let mut view = self.player_view(&player_id).expect("player checked");
-        view.cash_minor = after.balance(&Account::PlayerCash(player_id.clone()));
-        view.stakes_held_minor = after.balance(&Account::PlayerStakes(player_id.clone()));
+        let (cash, stakes) = (
+            Account::PlayerCash(player_id.clone()),
+            Account::PlayerStakes(player_id.clone()),
+        );
+        for p in &postings {
+            for (acct, sign) in [(&p.from, -1), (&p.to, 1)] {
+                if *acct == cash {
+                    view.cash_minor += sign * p.amount_minor;
+                } else if *acct == stakes {
+                    view.stakes_held_minor += sign * p.amount_minor;
+                }
+            }
+        }
         let ev = WalletMovement {
             movement_id,
             player_id,
