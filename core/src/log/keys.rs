@@ -54,6 +54,9 @@ impl PublicKey {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.to_bytes())
     }
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
     /// Strict verification (rejects small-order keys and non-canonical signatures), matching
     /// what OpenSSL and Python `cryptography` accept for honestly made signatures.
     pub fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {

@@ -3,12 +3,18 @@
 //! `docs/log-format.md` so that third parties can verify a log without our code.
 
 mod chain;
+mod checkpoint;
 mod keys;
+pub mod merkle;
 mod record;
 mod segment;
 mod verify;
 
 pub use chain::{ChainHead, ChainWriter};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, NOTE_MAX, Note, cosign, open_checkpoint, origin_for,
+    verify_cosignature,
+};
 pub use keys::{KeyError, NodeKey, PublicKey};
 pub use record::{
     DecodeError, Frame, RecordBody, RecordHash, RecordKind, SEAL_DOMAIN, seal_message, sha256,
