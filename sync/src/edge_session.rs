@@ -71,6 +71,12 @@ pub struct EdgeSession {
     /// `handle_timeout`, cleared by ack progress).
     ack_wait_since: Option<UnixMillis>,
     error: Option<SessionError>,
+    /// Witnessed checkpoints: the newest signed head not yet sent (sent once its records are).
+    checkpoint_pending: Option<(Seq, String)>,
+    /// Size of the last checkpoint sent in this session.
+    checkpoint_sent: Seq,
+    /// Cosignatures received, for the shell to verify and store (`poll_cosigned`).
+    cosigned: VecDeque<(Seq, String)>,
 }
 
 impl EdgeSession {
@@ -109,6 +115,9 @@ impl EdgeSession {
             last_rx: now,
             ack_wait_since: None,
             error: None,
+            checkpoint_pending: None,
+            checkpoint_sent: Seq::ZERO,
+            cosigned: VecDeque::new(),
             cfg,
         }
     }
@@ -141,6 +150,16 @@ impl EdgeSession {
             (State::Established, Message::Down { frames }) => self.on_down(frames),
             (State::Established, Message::Heartbeat { head, .. }) => {
                 self.hub_down_head = self.hub_down_head.max(head);
+                Ok(())
+            }
+            (State::Established, Message::Cosigned { size, cosignature }) => {
+                if size == Seq::ZERO || size > self.checkpoint_sent {
+                    return Err(SessionError::Protocol(format!(
+                        "hub cosigned a checkpoint of size {size} but the last one sent has size {}",
+                        self.checkpoint_sent
+                    )));
+                }
+                self.cosigned.push_back((size, cosignature));
                 Ok(())
             }
             (state, m) => Err(SessionError::Protocol(format!(
@@ -188,7 +207,41 @@ impl EdgeSession {
         self.hub_down_head = down_head;
         self.state = State::Established;
         self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        self.maybe_send_checkpoint();
         Ok(())
+    }
+
+    /// The log signed a new tree head over its first `size` records (`note` is the C2SP signed
+    /// note). It is sent once those records have been sent, so the hub can check it against
+    /// its copy; only the newest pending head is kept.
+    pub fn checkpoint(&mut self, size: Seq, note: String) {
+        if self.state == State::Closed || size <= self.checkpoint_sent {
+            return;
+        }
+        if self.checkpoint_pending.as_ref().is_none_or(|(s, _)| size > *s) {
+            self.checkpoint_pending = Some((size, note));
+        }
+        self.maybe_send_checkpoint();
+    }
+
+    fn maybe_send_checkpoint(&mut self) {
+        if self.state != State::Established {
+            return;
+        }
+        let sent_through = Seq(self.next_to_send.0.saturating_sub(1));
+        if let Some((size, _)) = &self.checkpoint_pending
+            && *size <= sent_through
+            && let Some((size, note)) = self.checkpoint_pending.take()
+        {
+            self.checkpoint_sent = size;
+            self.outbox.push_back(Message::Checkpoint { note });
+        }
+    }
+
+    /// A cosignature from the hub: `(size, cosignature note line)`. The shell verifies it
+    /// against the hub's key and stores it with its checkpoint.
+    pub fn poll_cosigned(&mut self) -> Option<(Seq, String)> {
+        self.cosigned.pop_front()
     }
 
     fn on_ack(&mut self, acked: Seq) -> Result<(), SessionError> {
@@ -272,6 +325,7 @@ impl EdgeSession {
         split_frames(frames, self.cfg.batch_bytes, |frames| {
             outbox.push_back(Message::Records { frames })
         });
+        self.maybe_send_checkpoint();
         Ok(())
     }
 
@@ -499,7 +553,7 @@ mod tests {
         assert!(matches!(
             &out[..],
             [Message::Hello {
-                version: 1,
+                version: 2,
                 edge_head: Seq(10),
                 down_applied: Seq(2),
                 ..
@@ -601,7 +655,7 @@ mod tests {
     fn version_mismatch_and_divergence_are_clear_errors() {
         let mut s = session(SessionConfig::default(), 5, 0);
         let w = Message::Welcome {
-            version: 2,
+            version: 1,
             acked: Seq(0),
             acked_hash: RecordHash::ZERO,
             down_head: Seq(0),
@@ -609,7 +663,7 @@ mod tests {
         let e = s.handle_message(w, UnixMillis(1)).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "hub speaks protocol version 2, edge supports 1"
+            "hub speaks protocol version 1, edge supports 2"
         );
 
         let mut s = session(SessionConfig::default(), 5, 0);

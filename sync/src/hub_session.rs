@@ -19,7 +19,10 @@
 use crate::session::{SessionConfig, SessionError, after, check_contiguous, elapsed, split_frames};
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
-use outpost_core::log::{ChainHead, ChainVerifier, Frame, PublicKey, RecordBody, VerifyError};
+use outpost_core::log::{
+    ChainHead, ChainVerifier, Frame, PublicKey, RecordBody, RecordHash, VerifyError,
+    open_checkpoint, origin_for,
+};
 use outpost_core::time::UnixMillis;
 use std::collections::VecDeque;
 
@@ -51,6 +54,40 @@ pub enum HubAction {
     ReadDown { after: Seq, max: usize },
     /// The edge durably applied the downstream chain through `applied`.
     DownAcked { applied: Seq },
+}
+
+/// A tree head the node signed, checked by the session (signature, origin, and that the hub
+/// has verified every record it covers). The shell compares it with its own copy of the log
+/// and cosigns it ([`HubSession::cosigned`]) or reports equivocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHead {
+    pub size: Seq,
+    pub root: [u8; 32],
+    /// The signed note as received.
+    pub note: String,
+}
+
+/// Proof that the node signed two different histories: the hub holds (and the node sealed)
+/// record `seq` with hash `hub_hash`, while `fork` — consecutive records starting at
+/// `seq + 1`, ending with a record whose seal verifies under the node's key — says the
+/// record at `seq` has hash `offered_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForkEvidence {
+    pub seq: Seq,
+    pub hub_hash: RecordHash,
+    pub offered_hash: RecordHash,
+    pub fork: Vec<Frame>,
+}
+
+/// Collecting the signed continuation of a record whose `prev_hash` contradicts the hub's log.
+#[derive(Debug)]
+struct ForkProbe {
+    verifier: ChainVerifier,
+    first_error: VerifyError,
+    seq: Seq,
+    hub_hash: RecordHash,
+    offered_hash: RecordHash,
+    frames: Vec<Frame>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +122,9 @@ pub struct HubSession {
     /// Since when downstream frames have been in flight without the DownAck advancing.
     ack_wait_since: Option<UnixMillis>,
     error: Option<SessionError>,
+    fork: Option<ForkProbe>,
+    heads_in: VecDeque<SignedHead>,
+    equivocations: VecDeque<ForkEvidence>,
 }
 
 impl HubSession {
@@ -120,6 +160,9 @@ impl HubSession {
             last_rx: now,
             ack_wait_since: None,
             error: None,
+            fork: None,
+            heads_in: VecDeque::new(),
+            equivocations: VecDeque::new(),
             cfg,
         }
     }
@@ -151,6 +194,7 @@ impl HubSession {
             ) => self.on_hello(version, node_id, jurisdiction, edge_head, down_applied, now),
             (State::Established, Message::Records { frames }) => self.on_records(frames),
             (State::Established, Message::DownAck { applied }) => self.on_down_ack(applied),
+            (State::Established, Message::Checkpoint { note }) => self.on_checkpoint(note),
             (State::Established, Message::Heartbeat { head, now_ms }) => {
                 self.edge_head = head;
                 self.actions.push_back(HubAction::Touch {
@@ -246,14 +290,55 @@ impl HubSession {
     }
 
     fn on_records(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        if self.fork.is_some() {
+            return self.feed_fork(frames);
+        }
         let Some(verifier) = self.verifier.as_mut() else {
             return Err(SessionError::Misuse("no verifier after Hello".into()));
         };
         // Collect first: a failure anywhere in the message commits nothing from it.
         let mut released = Vec::new();
-        for frame in frames {
+        let mut frames = frames.into_iter();
+        while let Some(frame) = frames.next() {
+            // At a group start the previous record is sealed, so a contradicting `prev_hash`
+            // may be provable equivocation: keep a copy (once per group, cheap).
+            let group_start = (verifier.pending_len() == 0).then(|| frame.clone());
             match verifier.push(frame) {
                 Ok(r) => released.extend(r),
+                Err(
+                    e @ VerifyError::BrokenChain {
+                        seq,
+                        expected,
+                        found,
+                        ..
+                    },
+                ) if group_start.is_some() => {
+                    let prev = Seq(seq.0 - 1);
+                    let (Some(first), Some(reg)) = (group_start, &self.registration) else {
+                        return Err(SessionError::Misuse("no registration after Hello".into()));
+                    };
+                    self.fork = Some(ForkProbe {
+                        verifier: ChainVerifier::new(
+                            LogId::new(self.node.as_str()).map_err(|e| {
+                                SessionError::Misuse(format!("node id is not a log id: {e}"))
+                            })?,
+                            reg.public_key,
+                            ChainHead {
+                                seq: prev,
+                                hash: found,
+                                timestamp: UnixMillis(i64::MIN),
+                            },
+                        ),
+                        first_error: e,
+                        seq: prev,
+                        hub_hash: expected,
+                        offered_hash: found,
+                        frames: Vec::new(),
+                    });
+                    // Nothing from this message is committed; the rest goes to the probe.
+                    let rest: Vec<Frame> = std::iter::once(first).chain(frames).collect();
+                    return self.feed_fork(rest);
+                }
                 Err(e @ VerifyError::Gap { .. }) => {
                     return Err(SessionError::Protocol(format!(
                         "record out of sequence ({e}); the edge must send from seq {} on",
@@ -289,6 +374,99 @@ impl HubSession {
             }
         }
         Ok(())
+    }
+
+    /// Feed frames of a contradicting history to the fork probe. A valid seal makes it proven
+    /// equivocation (evidence queued, session closed); anything else that fails is an ordinary
+    /// verification failure (node flagged, as for any bad record).
+    fn feed_fork(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
+        let Some(probe) = self.fork.as_mut() else {
+            return Ok(());
+        };
+        for frame in frames {
+            probe.frames.push(frame.clone());
+            match probe.verifier.push(frame) {
+                Ok(r) if !r.is_empty() => {
+                    let probe = self.fork.take().expect("probe present");
+                    let reason = format!(
+                        "node {} equivocated: it sealed record seq {} with hash {} and now seals a continuation that says that record has hash {}",
+                        self.node, probe.seq, probe.hub_hash, probe.offered_hash
+                    );
+                    self.equivocations.push_back(ForkEvidence {
+                        seq: probe.seq,
+                        hub_hash: probe.hub_hash,
+                        offered_hash: probe.offered_hash,
+                        fork: probe.frames,
+                    });
+                    return Err(SessionError::Diverged(reason));
+                }
+                Ok(_) => {}
+                Err(_) => return Err(self.fork_unproven()),
+            }
+            if probe.frames.len() > self.cfg.max_unsealed {
+                return Err(self.fork_unproven());
+            }
+        }
+        Ok(())
+    }
+
+    fn fork_unproven(&mut self) -> SessionError {
+        let e = self
+            .fork
+            .take()
+            .map(|p| p.first_error)
+            .unwrap_or(VerifyError::Unsealed {
+                first: Seq::ZERO,
+                last: Seq::ZERO,
+            });
+        self.actions.push_back(HubAction::Flag {
+            reason: format!("upstream log of node {} failed verification: {e}", self.node),
+        });
+        SessionError::Verify(e)
+    }
+
+    /// A signed tree head from the edge: check its signature and origin, and that every record
+    /// it covers has been verified here (the edge sends a head only after its records).
+    fn on_checkpoint(&mut self, note: String) -> Result<(), SessionError> {
+        if self.fork.is_some() {
+            return Ok(());
+        }
+        let Some(reg) = &self.registration else {
+            return Err(SessionError::Misuse("no registration after Hello".into()));
+        };
+        let origin = origin_for(self.node.as_str());
+        let (cp, _) = open_checkpoint(&note, &origin, &reg.public_key)
+            .map_err(|e| SessionError::Protocol(format!("checkpoint refused: {e}")))?;
+        if cp.size == 0 || Seq(cp.size) > self.verified {
+            return Err(SessionError::Protocol(format!(
+                "checkpoint of size {} covers records the hub has not received (verified through seq {})",
+                cp.size, self.verified
+            )));
+        }
+        self.heads_in.push_back(SignedHead {
+            size: Seq(cp.size),
+            root: cp.root,
+            note,
+        });
+        Ok(())
+    }
+
+    /// Signed heads to witness, in arrival order. Drain after the actions: every `Commit` of
+    /// records a head covers was queued before it.
+    pub fn poll_checkpoint(&mut self) -> Option<SignedHead> {
+        self.heads_in.pop_front()
+    }
+
+    /// Proven equivocation found in this session (the session is closed by then).
+    pub fn poll_equivocation(&mut self) -> Option<ForkEvidence> {
+        self.equivocations.pop_front()
+    }
+
+    /// The shell verified the head of `size` records against its copy and cosigned it.
+    pub fn cosigned(&mut self, size: Seq, cosignature: String) {
+        if self.state == State::Established {
+            self.outbox.push_back(Message::Cosigned { size, cosignature });
+        }
     }
 
     fn on_down_ack(&mut self, applied: Seq) -> Result<(), SessionError> {
@@ -591,14 +769,15 @@ mod tests {
         let mut s = session(ChainHead::EMPTY, 0);
         let mut h = hello("gb-1", "GB", 0, 0);
         if let Message::Hello { version, .. } = &mut h {
-            *version = 2;
+            // A node running the previous protocol (before witnessed checkpoints).
+            *version = 1;
         }
         s.handle_message(h, UnixMillis(1)).unwrap_err();
         assert_eq!(
             error_of(&drain(&mut s)),
             (
                 code::VERSION,
-                "protocol version 2 not supported by hub (supports 1)".into()
+                "protocol version 1 not supported by hub (supports 2)".into()
             )
         );
 
@@ -872,5 +1051,119 @@ mod tests {
             e.to_string(),
             "timed out: nothing received from the edge for 15000 ms"
         );
+    }
+
+    // ---- witnessed checkpoints and equivocation -----------------------------------------
+
+    /// The same chain as `chain` but with other payloads: a second history signed by the
+    /// same node key.
+    fn forked_chain(n: usize, seal_every: usize) -> Vec<Frame> {
+        let mut w = ChainWriter::new(LogId::new("gb-1").unwrap(), ChainHead::EMPTY);
+        (0..n)
+            .map(|i| {
+                let mut f = w.append(
+                    RecordKind::BetPlaced,
+                    UnixMillis(1000 + i as i64),
+                    format!("{{\"fork\":{i}}}").into_bytes(),
+                );
+                if (i + 1) % seal_every == 0 {
+                    ChainWriter::seal(&mut f, &key());
+                }
+                f
+            })
+            .collect()
+    }
+
+    fn note_for(frames: &[Frame], size: usize, key: &NodeKey) -> String {
+        let mut t = outpost_core::log::merkle::MerkleTree::new();
+        frames[..size].iter().for_each(|f| t.push(&f.hash().0));
+        let cp = outpost_core::log::Checkpoint {
+            origin: origin_for("gb-1"),
+            size: size as u64,
+            root: t.root(),
+            timestamp: UnixMillis(5),
+        };
+        cp.sign(&cp.origin, key)
+    }
+
+    #[test]
+    fn signed_heads_are_checked_then_queued_for_the_shell() {
+        let frames = chain("gb-1", &key(), 10, 5);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
+        s.handle_message(Message::Records { frames: frames.clone() }, UnixMillis(2))
+            .unwrap();
+        let note = note_for(&frames, 10, &key());
+        s.handle_message(Message::Checkpoint { note: note.clone() }, UnixMillis(3))
+            .unwrap();
+        let head = s.poll_checkpoint().unwrap();
+        assert_eq!((head.size, head.note), (Seq(10), note));
+        s.cosigned(Seq(10), "\u{2014} w AAAA".into());
+        assert_eq!(
+            drain(&mut s).last(),
+            Some(&Message::Cosigned {
+                size: Seq(10),
+                cosignature: "\u{2014} w AAAA".into()
+            })
+        );
+        // Another key's signature is refused (not attributable: no flag).
+        let other = NodeKey::from_seed([6; 32]);
+        let e = s
+            .handle_message(
+                Message::Checkpoint { note: note_for(&frames, 5, &other) },
+                UnixMillis(4),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("checkpoint refused"), "{e}");
+        assert!(!actions(&mut s).iter().any(|a| matches!(a, HubAction::Flag { .. })));
+
+        // A head ahead of the records received is a protocol error.
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
+        s.handle_message(Message::Records { frames: frames[..5].to_vec() }, UnixMillis(2))
+            .unwrap();
+        let e = s
+            .handle_message(Message::Checkpoint { note: note_for(&frames, 10, &key()) }, UnixMillis(3))
+            .unwrap_err();
+        assert!(e.to_string().contains("has not received"), "{e}");
+    }
+
+    #[test]
+    fn a_sealed_fork_is_proven_equivocation_with_evidence() {
+        let honest = chain("gb-1", &key(), 5, 5);
+        let fork = forked_chain(10, 5);
+        let mut s = session(head_of(&honest), 0);
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
+        // Split over two messages: the probe keeps collecting until the seal.
+        s.handle_message(Message::Records { frames: fork[5..7].to_vec() }, UnixMillis(2))
+            .unwrap();
+        assert!(s.poll_equivocation().is_none());
+        let e = s
+            .handle_message(Message::Records { frames: fork[7..10].to_vec() }, UnixMillis(3))
+            .unwrap_err();
+        assert!(e.to_string().contains("equivocated"), "{e}");
+        let ev = s.poll_equivocation().unwrap();
+        assert_eq!(ev.seq, Seq(5));
+        assert_eq!(ev.hub_hash, honest[4].hash());
+        assert_eq!(ev.offered_hash, fork[4].hash());
+        assert_eq!(ev.fork, fork[5..10].to_vec());
+        let acts = actions(&mut s);
+        assert!(!acts.iter().any(|a| matches!(a, HubAction::Commit { .. } | HubAction::Flag { .. })), "{acts:?}");
+        assert_eq!(error_of(&drain(&mut s)).0, code::DIVERGED);
+    }
+
+    #[test]
+    fn an_unsigned_fork_is_only_a_verification_failure() {
+        let honest = chain("gb-1", &key(), 5, 5);
+        let mut fork = forked_chain(10, 5);
+        fork[9].seal = Some([1; 64]);
+        let mut s = session(head_of(&honest), 0);
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
+        let e = s
+            .handle_message(Message::Records { frames: fork[5..10].to_vec() }, UnixMillis(2))
+            .unwrap_err();
+        assert!(matches!(e, SessionError::Verify(VerifyError::BrokenChain { .. })), "{e}");
+        assert!(s.poll_equivocation().is_none());
+        assert!(actions(&mut s).iter().any(|a| matches!(a, HubAction::Flag { .. })));
     }
 }

@@ -21,10 +21,10 @@ pub mod wire;
 mod sim_tests;
 
 pub use edge_session::{EdgeAction, EdgeSession};
-pub use hub_session::{HubAction, HubSession, NodeRegistration};
+pub use hub_session::{ForkEvidence, HubAction, HubSession, NodeRegistration, SignedHead};
 pub use session::{SessionConfig, SessionError};
 pub use transport::{
     EdgeLinkConfig, EdgeLog, HubServer, HubServerConfig, HubStore, LinkStatus, TransportError,
-    run_edge_link, run_hub_server,
+    Witnessed, run_edge_link, run_hub_server,
 };
 pub use wire::{Decoder, Message, PROTOCOL_VERSION, WireError};

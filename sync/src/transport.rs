@@ -18,7 +18,7 @@ mod hub;
 pub use edge::{EdgeLinkConfig, LinkStatus, run_edge_link};
 pub use hub::{HubServer, HubServerConfig, run_hub_server};
 
-use crate::hub_session::NodeRegistration;
+use crate::hub_session::{ForkEvidence, NodeRegistration, SignedHead};
 use crate::wire::{Message, WireError};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::log::{ChainHead, Frame, RecordBody};
@@ -42,6 +42,35 @@ pub trait EdgeLog: Send + Sync + 'static {
     /// against the hub's public key, apply them durably, and return the new applied seq.
     /// An `Err` aborts the session (and the link reconnects later).
     fn apply_down(&self, frames: Vec<Frame>) -> impl Future<Output = Result<Seq, String>> + Send;
+
+    // ---- witnessed checkpoints (`docs/checkpoints.md`) ----
+
+    /// The newest signed tree head `(size, signed note)`, for the link to forward to the hub.
+    /// `None`: this log does not sign checkpoints (test logs).
+    fn checkpoints(&self) -> Option<watch::Receiver<Option<(Seq, String)>>> {
+        None
+    }
+    /// The hub cosigned the head of `size` records: verify `cosignature` (a C2SP
+    /// `cosignature/v1` note line) against the hub's key and store it durably with the
+    /// checkpoint. An `Err` aborts the session.
+    fn store_cosignature(
+        &self,
+        size: Seq,
+        cosignature: String,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = cosignature;
+        async move { Err(format!("this log keeps no checkpoints (cosignature for size {size} dropped)")) }
+    }
+}
+
+/// What the hub made of a node's signed tree head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Witnessed {
+    /// It matches the hub's copy of the log: here is the hub's `cosignature/v1` line.
+    Cosigned(String),
+    /// It contradicts the hub's copy (or an earlier head): the node is quarantined and a
+    /// critical alert with the evidence is stored. The text says why.
+    Equivocation(String),
 }
 
 /// The hub's storage and registry as the replication server sees them. The server never runs
@@ -70,6 +99,24 @@ pub trait HubStore: Send + Sync + 'static {
     fn read_down(&self, node: &NodeId, after: Seq, max: usize) -> Result<Vec<Frame>, String>;
     /// The edge durably applied the downstream chain through `applied`.
     fn down_acked(&self, node: &NodeId, applied: Seq);
+
+    // ---- witnessed checkpoints and equivocation (`docs/checkpoints.md`) ----
+
+    /// Why the node is refused at `Hello` (quarantined after equivocation), if it is.
+    fn refusal(&self, node: &NodeId) -> Option<String>;
+    /// Compare a signed head (signature already checked by the session; its records are
+    /// committed) with the hub's copy of the node's log; cosign it or report equivocation.
+    fn witness_checkpoint(
+        &self,
+        node: &NodeId,
+        head: SignedHead,
+    ) -> impl Future<Output = Result<Witnessed, String>> + Send;
+    /// The node signed two different histories: quarantine it and store the evidence.
+    fn report_equivocation(
+        &self,
+        node: &NodeId,
+        evidence: ForkEvidence,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,9 @@ use outpost_core::ids::{Jurisdiction, NodeId, Seq};
 use outpost_core::log::{DecodeError, Frame, RecordHash};
 
 /// Version spoken by this build; `Hello` and `Welcome` carry it and both sides insist on equality.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 added `Checkpoint` / `Cosigned` (witnessed tree heads, `docs/checkpoints.md`); a
+/// version-1 node is refused at `Hello` with an error naming both versions.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Upper bound on the length field (type byte + body): 8 MiB. Larger declared lengths are
 /// rejected before any buffering, so a peer cannot make us allocate more than this per message.
@@ -92,6 +94,13 @@ pub enum Message {
     Heartbeat { head: Seq, now_ms: i64 },
     /// Either side, immediately before closing.
     Error { code: u16, message: String },
+    // ---- witnessed checkpoints (issue 7) ----
+    /// edge → hub: a signed tree head (C2SP signed note, UTF-8, at most `NOTE_MAX` bytes)
+    /// over the first `size` records; sent only after those records.
+    Checkpoint { note: String },
+    /// hub → edge: the hub verified the head of `size` records against its copy of the log
+    /// and cosigns it; `cosignature` is the C2SP `cosignature/v1` note line (no newline).
+    Cosigned { size: Seq, cosignature: String },
 }
 
 const T_HELLO: u8 = 1;
@@ -102,6 +111,9 @@ const T_DOWN: u8 = 5;
 const T_DOWN_ACK: u8 = 6;
 const T_HEARTBEAT: u8 = 7;
 const T_ERROR: u8 = 8;
+// Witnessed checkpoints: codes well apart from the core set so other additions do not clash.
+const T_CHECKPOINT: u8 = 32;
+const T_COSIGNED: u8 = 33;
 
 /// Smallest possible encoded frame: `u32 len (0) || u8 seal flag`.
 const MIN_FRAME_BYTES: usize = 5;
@@ -153,6 +165,8 @@ impl Message {
             Message::DownAck { .. } => T_DOWN_ACK,
             Message::Heartbeat { .. } => T_HEARTBEAT,
             Message::Error { .. } => T_ERROR,
+            Message::Checkpoint { .. } => T_CHECKPOINT,
+            Message::Cosigned { .. } => T_COSIGNED,
         }
     }
 
@@ -223,6 +237,11 @@ impl Message {
                 out.extend_from_slice(&code.to_be_bytes());
                 put_str(out, truncate_at_char(message, MAX_ERROR_TEXT));
             }
+            Message::Checkpoint { note } => put_str(out, note),
+            Message::Cosigned { size, cosignature } => {
+                out.extend_from_slice(&size.0.to_be_bytes());
+                put_str(out, cosignature);
+            }
         }
         let len = out.len() - start - 4;
         if len > MAX_MESSAGE {
@@ -281,6 +300,8 @@ fn type_name(t: u8) -> &'static str {
         T_DOWN_ACK => "DownAck",
         T_HEARTBEAT => "Heartbeat",
         T_ERROR => "Error",
+        T_CHECKPOINT => "Checkpoint",
+        T_COSIGNED => "Cosigned",
         _ => "unknown",
     }
 }
@@ -436,6 +457,23 @@ fn decode_body(t: u8, body: &[u8]) -> Result<Message, WireError> {
             let message = r.string("message")?.to_owned();
             Message::Error { code, message }
         }
+        T_CHECKPOINT => {
+            let note = r.string("note")?;
+            if note.len() > outpost_core::log::NOTE_MAX {
+                return Err(WireError::Invalid {
+                    ty,
+                    field: "note",
+                    reason: format!("{} bytes exceeds {}", note.len(), outpost_core::log::NOTE_MAX),
+                });
+            }
+            Message::Checkpoint {
+                note: note.to_owned(),
+            }
+        }
+        T_COSIGNED => Message::Cosigned {
+            size: r.seq("size")?,
+            cosignature: r.string("cosignature")?.to_owned(),
+        },
         other => return Err(WireError::UnknownType(other)),
     };
     r.finish()?;
@@ -582,6 +620,13 @@ mod tests {
                 code::VERSION,
                 "protocol version 2 not supported by hub (supports 1)",
             ),
+            Message::Checkpoint {
+                note: "outpost/gb-1\n3\nAAAA\n\n\u{2014} outpost/gb-1 AAAAAA==\n".into(),
+            },
+            Message::Cosigned {
+                size: Seq(3),
+                cosignature: "\u{2014} outpost-hub/eu AAAA".into(),
+            },
         ]
     }
 
@@ -750,6 +795,8 @@ mod tests {
                 now_ms
             }),
             (any::<u16>(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),
+            ".{0,200}".prop_map(|note| Message::Checkpoint { note }),
+            (any::<u64>(), ".{0,100}").prop_map(|(s, cosignature)| Message::Cosigned { size: Seq(s), cosignature }),
         ]
     }
 

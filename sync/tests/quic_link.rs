@@ -228,6 +228,39 @@ impl HubStore for MemHubStore {
         log.extend(records);
         Ok(Seq(log.len() as u64))
     }
+    fn refusal(&self, _node: &NodeId) -> Option<String> {
+        // This store records flags for the assertions but never quarantines.
+        None
+    }
+    async fn witness_checkpoint(
+        &self,
+        node: &NodeId,
+        head: outpost_sync::SignedHead,
+    ) -> Result<outpost_sync::Witnessed, String> {
+        // Same rule as the real hub: recompute the root over the committed records.
+        let g = self.inner.lock().unwrap();
+        let mut tree = outpost_core::log::merkle::MerkleTree::new();
+        for (f, _) in g.upstream.get(node).into_iter().flatten() {
+            tree.push(&f.hash().0);
+        }
+        let root = tree.root_at(head.size.0).map_err(|e| e.to_string())?;
+        if root != head.root {
+            return Ok(outpost_sync::Witnessed::Equivocation(format!(
+                "head of size {} does not match the committed records",
+                head.size
+            )));
+        }
+        let body = outpost_core::log::Note::parse(&head.note)
+            .map_err(|e| e.to_string())?
+            .body;
+        let key = outpost_core::log::NodeKey::from_seed([9; 32]);
+        Ok(outpost_sync::Witnessed::Cosigned(outpost_core::log::cosign(
+            &body, "outpost-hub/test", &key, 0,
+        )))
+    }
+    async fn report_equivocation(&self, node: &NodeId, evidence: outpost_sync::ForkEvidence) {
+        self.flag_node(node, &format!("equivocation at seq {}", evidence.seq));
+    }
     fn flag_node(&self, node: &NodeId, reason: &str) {
         self.inner
             .lock()

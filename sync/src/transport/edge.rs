@@ -198,6 +198,12 @@ async fn connection<L: EdgeLog>(
     let mut counted = false;
     let mut welcome_acked: Option<Seq> = None;
     let mut durable_rx = log.subscribe_durable();
+    let mut heads_rx = log.checkpoints();
+    if let Some(rx) = heads_rx.as_mut()
+        && let Some((size, note)) = rx.borrow_and_update().clone()
+    {
+        session.checkpoint(size, note);
+    }
     let mut out = Outbuf::default();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut decoder = Decoder::new();
@@ -217,6 +223,12 @@ async fn connection<L: EdgeLog>(
                         format!("edge could not apply downstream records: {e}"),
                     );
                 }
+            }
+        }
+        // 1b. Cosignatures from the hub: verify and store with their checkpoints.
+        while let Some((size, cosignature)) = session.poll_cosigned() {
+            if let Err(e) = log.store_cosignature(size, cosignature).await {
+                session.abort(code::INTERNAL, format!("edge could not store the hub's cosignature: {e}"));
             }
         }
         // 2. Stream the log while the window and our output buffer allow.
@@ -292,6 +304,15 @@ async fn connection<L: EdgeLog>(
                 Err(_) => {
                     session.abort(code::SHUTDOWN, "edge log closed");
                 }
+            },
+            r = async { heads_rx.as_mut().expect("guarded").changed().await }, if heads_rx.is_some() => match r {
+                Ok(()) => {
+                    let head = heads_rx.as_mut().and_then(|rx| rx.borrow_and_update().clone());
+                    if let Some((size, note)) = head {
+                        session.checkpoint(size, note);
+                    }
+                }
+                Err(_) => heads_rx = None,
             },
             _ = tokio::time::sleep_until(deadline) => {
                 let _ = session.handle_timeout(clock.now());

@@ -8,7 +8,7 @@
 //! older head, and records would be committed twice.
 
 use super::{
-    Clock, HubStore, LINGER, OUT_HIGH_WATER, Outbuf, READ_CHUNK, TransportError, close_gracefully,
+    Clock, HubStore, Witnessed, LINGER, OUT_HIGH_WATER, Outbuf, READ_CHUNK, TransportError, close_gracefully,
     read_error, reject, shutdown_requested, write_error,
 };
 use crate::hub_session::{HubAction, HubSession};
@@ -287,6 +287,14 @@ async fn serve<S: HubStore>(
         return;
     }
 
+    // A node quarantined for equivocation is refused until an operator clears it.
+    if let Some(reason) = store.refusal(&node) {
+        let msg = format!("node {node} is quarantined: {reason}");
+        warn!(%remote, %node, "refusing connection: {msg}");
+        reject(&conn, &mut send, code::VERIFY_FAILED, &msg).await;
+        return;
+    }
+
     // An unknown node gets a session anyway: it refuses the Hello with a clear Error. Its
     // (nonexistent) chains are not looked up.
     let registration = store.registration(&node);
@@ -367,6 +375,29 @@ async fn serve<S: HubStore>(
                     }
                 }
                 HubAction::DownAcked { applied } => store.down_acked(&node, applied),
+            }
+        }
+        // 1b. Equivocation evidence (the session has closed itself), then signed heads; every
+        // commit a head covers was an action above.
+        while let Some(evidence) = session.poll_equivocation() {
+            error!(%remote, %node, seq = %evidence.seq, "CRITICAL: node equivocated (two different records for one sequence number)");
+            store.report_equivocation(&node, evidence).await;
+        }
+        while let Some(head) = session.poll_checkpoint() {
+            if session.is_closed() {
+                break;
+            }
+            let size = head.size;
+            match store.witness_checkpoint(&node, head).await {
+                Ok(Witnessed::Cosigned(line)) => session.cosigned(size, line),
+                Ok(Witnessed::Equivocation(reason)) => {
+                    error!(%remote, %node, %size, "CRITICAL: {reason}");
+                    session.abort(code::VERIFY_FAILED, reason);
+                }
+                Err(e) => {
+                    error!(%node, "witnessing checkpoint failed: {e}");
+                    session.abort(code::INTERNAL, format!("hub could not witness the checkpoint: {e}"));
+                }
             }
         }
         // 2. Encode output.
