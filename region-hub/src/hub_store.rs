@@ -9,8 +9,8 @@
 use crate::store::{HubState, now_ms};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::log::{ChainHead, Frame, RecordBody};
-use outpost_sync::NodeRegistration;
 use outpost_sync::transport::HubStore;
+use outpost_sync::{ForkEvidence, NodeRegistration, SignedHead, Witnessed};
 use std::future::Future;
 use tokio::sync::watch;
 
@@ -95,5 +95,44 @@ impl HubStore for HubState {
     fn down_acked(&self, node: &NodeId, applied: Seq) {
         let node = node.clone();
         self.fire_and_forget("down ack", move |s| s.down_acked_blocking(&node, applied));
+    }
+
+    fn refusal(&self, node: &NodeId) -> Option<String> {
+        self.quarantine_reason(node)
+    }
+
+    fn witness_checkpoint(
+        &self,
+        node: &NodeId,
+        head: SignedHead,
+    ) -> impl Future<Output = Result<Witnessed, String>> + Send {
+        let node = node.clone();
+        let me = self.clone();
+        async move {
+            me.blocking(move |s| s.witness_checkpoint_blocking(&node, head))
+                .await
+                .map_err(|e: crate::store::StoreError| e.to_string())
+        }
+    }
+
+    fn report_equivocation(
+        &self,
+        node: &NodeId,
+        evidence: ForkEvidence,
+    ) -> impl Future<Output = ()> + Send {
+        let node = node.clone();
+        let me = self.clone();
+        async move {
+            let n2 = node.clone();
+            let r = me
+                .blocking(move |s| s.report_equivocation_blocking(&n2, evidence))
+                .await;
+            if let Err(e) = r {
+                // Still refuse the node in memory: the evidence is in the log line above.
+                let e: crate::store::StoreError = e;
+                tracing::error!(%node, error = %e, "could not store equivocation evidence");
+                me.flag_in_memory(&node, &format!("equivocation (evidence not stored: {e})"));
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod run;
 pub mod settlement;
 pub mod store;
 pub mod views;
+pub mod witness;
 
 #[cfg(test)]
 mod test_support;

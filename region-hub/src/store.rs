@@ -106,6 +106,7 @@ struct Inner {
     metrics: Metrics,
     /// Wakes the audit uploader when new segments are queued.
     audit_wakeup: Notify,
+    witness: crate::witness::Witness,
 }
 
 /// Cheap to clone; all clones share one database and one set of watch channels.
@@ -228,6 +229,7 @@ impl HubState {
             }
             tx.commit()?;
         }
+        let witness = crate::witness::Witness::open(&db.conn())?;
         let audit = AuditPolicy {
             segment,
             retention_years,
@@ -242,6 +244,7 @@ impl HubState {
                 audit,
                 metrics: Metrics::default(),
                 audit_wakeup: Notify::new(),
+                witness,
             }),
         })
     }
@@ -266,6 +269,9 @@ impl HubState {
     }
     pub(crate) fn audit_wakeup(&self) -> &Notify {
         &self.inner.audit_wakeup
+    }
+    pub(crate) fn witness(&self) -> &crate::witness::Witness {
+        &self.inner.witness
     }
     /// Registered nodes, in id order.
     pub fn registered_nodes(&self) -> impl Iterator<Item = &NodeConfig> {

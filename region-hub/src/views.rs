@@ -25,6 +25,8 @@ pub struct NodeView {
     pub down_acked: u64,
     pub flagged: bool,
     pub flag_reason: Option<String>,
+    /// Set when the node equivocated (see `/v1/alerts`); it is refused until cleared.
+    pub quarantined: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,12 +99,16 @@ impl HubState {
                 flag_reason: r.get(7)?,
                 down_head: u(r.get(8)?),
                 registered: false,
+                quarantined: None,
                 id,
             })
         })?;
         let mut out: Vec<NodeView> = rows.collect::<Result<_, _>>()?;
         for n in &mut out {
             n.registered = self.registered_nodes().any(|c| c.id.as_str() == n.id);
+            if let Ok(id) = outpost_core::ids::NodeId::new(&n.id) {
+                n.quarantined = self.quarantine_reason(&id);
+            }
         }
         Ok(out)
     }
