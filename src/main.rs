@@ -4,6 +4,7 @@
 
 mod demo;
 mod init;
+mod proof;
 mod verify;
 
 use anyhow::Context;
@@ -45,6 +46,9 @@ enum Cmd {
         public_key: String,
         files: Vec<PathBuf>,
     },
+    /// Fetch a Merkle inclusion or consistency proof from a node and verify it locally.
+    #[command(subcommand)]
+    Proof(proof::ProofCmd),
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -83,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             exit_after_demo,
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
+        Cmd::Proof(cmd) => rt.block_on(proof::run(cmd)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

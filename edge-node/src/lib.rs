@@ -3,6 +3,7 @@
 //! over QUIC when it is up.
 
 pub mod api;
+pub mod checkpoints;
 pub mod config;
 pub mod link;
 

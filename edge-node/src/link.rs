@@ -6,6 +6,7 @@
 //! the hub could hold a record that a power loss takes back.
 
 use crate::config::HubLinkConfig;
+use crate::checkpoints::Checkpointer;
 use crate::store::LogStore;
 use crate::writer::WriterHandle;
 use outpost_core::ids::{Jurisdiction, NodeId, Seq};
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 
 struct NodeLog {
     writer: WriterHandle,
+    checkpoints: Arc<Checkpointer>,
     store: Arc<LogStore>,
     durable_seq: watch::Receiver<Seq>,
 }
@@ -42,6 +44,22 @@ impl EdgeLog for NodeLog {
         let w = self.writer.clone();
         async move { w.apply_down(frames).await }
     }
+    fn checkpoints(&self) -> Option<watch::Receiver<Option<(Seq, String)>>> {
+        Some(self.checkpoints.subscribe_heads())
+    }
+    fn store_cosignature(
+        &self,
+        size: Seq,
+        cosignature: String,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let cp = self.checkpoints.clone();
+        async move {
+            tokio::task::spawn_blocking(move || cp.add_cosignature(size, &cosignature))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// Start the link; returns its status (as JSON for `/healthz`).
@@ -51,6 +69,7 @@ pub fn start(
     hub: &HubLinkConfig,
     writer: WriterHandle,
     store: Arc<LogStore>,
+    checkpoints: Arc<Checkpointer>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<watch::Receiver<serde_json::Value>> {
     let client = outpost_sync::tls::client_config_from_files(&hub.ca_cert, &hub.cert, &hub.key)?;
@@ -81,6 +100,7 @@ pub fn start(
     });
     let log = Arc::new(NodeLog {
         writer,
+        checkpoints,
         store,
         durable_seq: seq_rx,
     });

@@ -43,6 +43,7 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<NodeKey> {
 
 pub struct Started {
     pub writer: WriterHandle,
+    pub checkpoints: Arc<crate::checkpoints::Checkpointer>,
     pub store: Arc<LogStore>,
     pub key_public: String,
 }
@@ -88,6 +89,19 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
     }
     let public = key.public().to_hex();
     let empty = rec.state.node.is_none();
+    let (store3, log_id3, seed3, durable) = (store.clone(), log_id.clone(), key.seed_hex(), rec.head.seq);
+    let checkpoints = Arc::new(
+        tokio::task::spawn_blocking(move || {
+            crate::checkpoints::Checkpointer::open(
+                store3,
+                &log_id3,
+                NodeKey::from_hex(&seed3).expect("valid seed"),
+                hub_key,
+                durable,
+            )
+        })
+        .await??,
+    );
     let writer = writer::spawn(WriterParts {
         state: rec.state,
         vault: rec.vault,
@@ -113,6 +127,7 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
     }
     Ok(Started {
         writer,
+        checkpoints,
         store,
         key_public: public,
     })
@@ -155,6 +170,11 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     if opened > 0 {
         tracing::info!(markets = opened, "fixture markets opened");
     }
+    tokio::spawn(crate::checkpoints::run(
+        started.checkpoints.clone(),
+        started.writer.durable(),
+        shutdown.clone(),
+    ));
     let link = match &cfg.hub {
         Some(h) => Some(crate::link::start(
             &cfg.node_id,
@@ -162,6 +182,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
             h,
             started.writer.clone(),
             started.store.clone(),
+            started.checkpoints.clone(),
             shutdown.clone(),
         )?),
         None => None,
@@ -172,6 +193,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         node_id: cfg.node_id.clone(),
         public_key: started.key_public.clone(),
         link,
+        checkpoints: started.checkpoints.clone(),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

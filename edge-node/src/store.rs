@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 const LOG: u8 = b'L';
 const PII: u8 = b'P';
 const SNAPSHOT: &[u8] = b"S";
+/// Signed tree heads (`checkpoints.rs`): `C` + size (big-endian) → JSON.
+const CHECKPOINT: u8 = b'C';
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -160,6 +162,38 @@ impl LogStore {
 
     pub fn snapshot(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(SNAPSHOT)?.map(|v| v.to_vec()))
+    }
+
+    /// Store a signed tree head (and its cosignatures) durably.
+    pub fn put_checkpoint(&self, size: Seq, json: Vec<u8>) -> Result<(), StoreError> {
+        let mut k = vec![CHECKPOINT];
+        k.extend_from_slice(&size.0.to_be_bytes());
+        self.tree.insert(k, json)?;
+        self.sync()
+    }
+
+    /// The stored tree head of exactly `size` records, if one was signed.
+    pub fn checkpoint(&self, size: Seq) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut k = vec![CHECKPOINT];
+        k.extend_from_slice(&size.0.to_be_bytes());
+        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
+    }
+
+    /// The newest stored tree head.
+    pub fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.tree.scan_prefix([CHECKPOINT]).next_back() {
+            None => Ok(None),
+            Some(item) => Ok(Some(item?.1.to_vec())),
+        }
+    }
+
+    /// Up to `limit` stored tree heads, newest first.
+    pub fn checkpoints_newest_first(&self, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([CHECKPOINT]).rev().take(limit) {
+            out.push(item?.1.to_vec());
+        }
+        Ok(out)
     }
 
     /// Snapshots only speed up restart; losing one costs a longer replay, never data.

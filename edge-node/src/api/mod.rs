@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod log;
 mod players;
+mod proofs;
 
 use crate::store::LogStore;
 use crate::writer::WriterHandle;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub node_id: NodeId,
     pub public_key: String,
     pub link: Option<watch::Receiver<serde_json::Value>>,
+    pub checkpoints: Arc<crate::checkpoints::Checkpointer>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bets/{id}", get(bets::get))
         .route("/v1/log", get(log::page))
         .route("/v1/log/segment", get(log::segment))
+        .route("/v1/checkpoint", get(proofs::checkpoint))
+        .route("/v1/proofs/inclusion", get(proofs::inclusion))
+        .route("/v1/proofs/consistency", get(proofs::consistency))
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
 }

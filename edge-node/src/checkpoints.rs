@@ -1,0 +1,324 @@
+//! Signed tree heads ("checkpoints") over the node's whole log, and the proofs served from
+//! them. Format and rules: `docs/checkpoints.md`.
+//!
+//! The checkpointer keeps an RFC 9162 Merkle tree over the *durable* records (leaf data = the
+//! 32-byte record hash), extended as the durable head advances — never rehashed. It signs a
+//! head (C2SP signed note, the node's key) over the first `size` records whenever the log has
+//! grown and either a second has passed since the last head or `every_records` records were
+//! added, stores it durably (sled key `C` + size, beside the log) and only then hands it to the
+//! replication link. An idle log keeps its last head. Heads are not log records: a head is a
+//! statement *about* the log, so signing one never changes the tree it describes.
+//!
+//! The hub cosigns heads that match its copy of the log; the link hands the cosignature back
+//! here, where it is checked against the hub's key before being stored with its head.
+
+use crate::store::LogStore;
+use outpost_core::edge::events::EdgeEvent;
+use outpost_core::ids::{LogId, Seq};
+use outpost_core::log::merkle::{MerkleTree, ProofError, TreeHash};
+use outpost_core::log::{Checkpoint, NodeKey, Note, PublicKey, RecordKind, origin_for, verify_cosignature};
+use outpost_core::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often a grown log gets a new head, at most this long after growing.
+pub const HEAD_INTERVAL: Duration = Duration::from_secs(1);
+/// A new head after this many records even within the interval.
+pub const HEAD_EVERY_RECORDS: u64 = 1000;
+
+/// A head as stored on the edge: the node's signed note plus the cosignature lines received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHead {
+    pub size: u64,
+    pub root_hex: String,
+    pub timestamp_ms: i64,
+    /// The node's signed note (C2SP), without cosignatures.
+    pub note: String,
+    /// Cosignature lines (`— witness base64`), one per witness.
+    #[serde(default)]
+    pub cosignatures: Vec<String>,
+}
+
+impl StoredHead {
+    /// The complete note: the node's signature followed by every cosignature.
+    pub fn full_note(&self) -> String {
+        Note::with_lines(&self.note, &self.cosignatures)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("stored checkpoint is unreadable: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Proof(#[from] ProofError),
+    #[error("cosignature refused: {0}")]
+    Cosignature(String),
+}
+
+struct Tree {
+    merkle: MerkleTree,
+    /// Bet id → seq of its `bet_placed` record, for proofs by bet id.
+    bets: HashMap<String, u64>,
+}
+
+pub struct Checkpointer {
+    store: Arc<LogStore>,
+    key: NodeKey,
+    origin: String,
+    hub_key: Option<PublicKey>,
+    tree: RwLock<Tree>,
+    latest: watch::Sender<Option<StoredHead>>,
+    /// `(size, note)` of the newest head, for the replication link.
+    heads: watch::Sender<Option<(Seq, String)>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Checkpointer {
+    /// Build the tree over the durable log through `durable` (blocking: reads the whole log).
+    pub fn open(
+        store: Arc<LogStore>,
+        log_id: &LogId,
+        key: NodeKey,
+        hub_key: Option<PublicKey>,
+        durable: Seq,
+    ) -> Result<Checkpointer, CheckpointError> {
+        let latest = match store.latest_checkpoint()? {
+            Some(b) => Some(
+                serde_json::from_slice::<StoredHead>(&b)
+                    .map_err(|e| CheckpointError::Corrupt(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let heads = latest.as_ref().map(|h| (Seq(h.size), h.note.clone()));
+        let c = Checkpointer {
+            store,
+            key,
+            origin: origin_for(log_id.as_str()),
+            hub_key,
+            tree: RwLock::new(Tree {
+                merkle: MerkleTree::new(),
+                bets: HashMap::new(),
+            }),
+            latest: watch::Sender::new(latest),
+            heads: watch::Sender::new(heads),
+        };
+        c.catch_up(durable)?;
+        Ok(c)
+    }
+
+    /// Extend the tree with durable records up to `durable`.
+    fn catch_up(&self, durable: Seq) -> Result<(), CheckpointError> {
+        loop {
+            let from = Seq(self.size() + 1);
+            if from > durable {
+                return Ok(());
+            }
+            let max = (durable.0 - from.0 + 1).min(4096) as usize;
+            let frames = self.store.read_frames(from, max)?;
+            if frames.is_empty() {
+                return Ok(());
+            }
+            let mut t = self.tree.write().unwrap_or_else(|p| p.into_inner());
+            for (i, f) in frames.iter().enumerate() {
+                let seq = from.0 + i as u64;
+                t.merkle.push(&f.hash().0);
+                if let Ok(body) = f.parse_body()
+                    && body.kind == RecordKind::BetPlaced
+                    && let Ok(EdgeEvent::BetPlaced(b)) =
+                        EdgeEvent::from_payload(body.kind, &body.payload)
+                {
+                    t.bets.insert(b.bet_id.to_string(), seq);
+                }
+            }
+        }
+    }
+
+    /// Number of records in the tree.
+    pub fn size(&self) -> u64 {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.size()
+    }
+
+    /// Sign, store and publish a head over the whole tree (if it grew since the last head).
+    fn sign_head(&self) -> Result<Option<StoredHead>, CheckpointError> {
+        let (size, root) = {
+            let t = self.tree.read().unwrap_or_else(|p| p.into_inner());
+            (t.merkle.size(), t.merkle.root())
+        };
+        if size == 0 || self.latest.borrow().as_ref().is_some_and(|h| h.size >= size) {
+            return Ok(None);
+        }
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+            timestamp: UnixMillis(now_ms()),
+        };
+        let head = StoredHead {
+            size,
+            root_hex: hex::encode(root),
+            timestamp_ms: cp.timestamp.0,
+            note: cp.sign(&self.origin, &self.key),
+            cosignatures: Vec::new(),
+        };
+        self.persist(&head)?;
+        self.latest.send_replace(Some(head.clone()));
+        self.heads.send_replace(Some((Seq(size), head.note.clone())));
+        Ok(Some(head))
+    }
+
+    fn persist(&self, head: &StoredHead) -> Result<(), CheckpointError> {
+        let json = serde_json::to_vec(head).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+        self.store.put_checkpoint(Seq(head.size), json)?;
+        Ok(())
+    }
+
+    pub fn stored(&self, size: u64) -> Result<Option<StoredHead>, CheckpointError> {
+        match self.store.checkpoint(Seq(size))? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice(&b).map_err(|e| CheckpointError::Corrupt(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub fn latest(&self) -> Option<StoredHead> {
+        self.latest.borrow().clone()
+    }
+
+    /// For the replication link: the newest head to send.
+    pub fn subscribe_heads(&self) -> watch::Receiver<Option<(Seq, String)>> {
+        self.heads.subscribe()
+    }
+
+    /// Verify a cosignature line from the hub and store it with the head of `size` records.
+    pub fn add_cosignature(&self, size: Seq, line: &str) -> Result<(), CheckpointError> {
+        let refuse = |m: String| CheckpointError::Cosignature(m);
+        let Some(hub_key) = &self.hub_key else {
+            return Err(refuse("no hub key configured".into()));
+        };
+        let Some(mut head) = self.stored(size.0)? else {
+            return Err(refuse(format!("no head of size {size} was signed here")));
+        };
+        // `— <witness name> <base64>`: the name is everything between the dash and the last space.
+        let witness = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|r| r.rsplit_once(' '))
+            .map(|(name, _)| name.to_owned())
+            .ok_or_else(|| refuse("not a note signature line".into()))?;
+        let body = Note::parse(&head.note)
+            .map_err(|e| CheckpointError::Corrupt(e.to_string()))?
+            .body;
+        verify_cosignature(&body, line, &witness, hub_key).map_err(|e| refuse(e.to_string()))?;
+        if head.cosignatures.iter().any(|l| l == line) {
+            return Ok(());
+        }
+        head.cosignatures.retain(|l| !l.starts_with(&format!("\u{2014} {witness} ")));
+        head.cosignatures.push(line.to_owned());
+        self.persist(&head)?;
+        self.latest.send_if_modified(|cur| match cur {
+            Some(c) if c.size == head.size => {
+                *c = head.clone();
+                true
+            }
+            _ => false,
+        });
+        Ok(())
+    }
+
+    /// The newest head that carries at least one cosignature.
+    pub fn latest_cosigned(&self) -> Result<Option<StoredHead>, CheckpointError> {
+        if let Some(h) = self.latest()
+            && !h.cosignatures.is_empty()
+        {
+            return Ok(Some(h));
+        }
+        // Heads are at most one per second of activity; look back over the last few thousand.
+        for bytes in self.store.checkpoints_newest_first(10_000)? {
+            let h: StoredHead =
+                serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+            if !h.cosignatures.is_empty() {
+                return Ok(Some(h));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn bet_seq(&self, bet_id: &str) -> Option<u64> {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).bets.get(bet_id).copied()
+    }
+
+    pub fn root_at(&self, size: u64) -> Result<TreeHash, CheckpointError> {
+        Ok(self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.root_at(size)?)
+    }
+
+    pub fn leaf(&self, index: u64) -> Option<TreeHash> {
+        self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.leaf(index)
+    }
+
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, CheckpointError> {
+        Ok(self
+            .tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .merkle
+            .inclusion_proof(index, size)?)
+    }
+
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<TreeHash>, CheckpointError> {
+        Ok(self
+            .tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .merkle
+            .consistency_proof(first, second)?)
+    }
+}
+
+/// Run the checkpointer: follow the durable head and sign heads (see the module docs).
+pub async fn run(
+    cp: Arc<Checkpointer>,
+    mut durable: watch::Receiver<outpost_core::log::ChainHead>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(HEAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let timer = tokio::select! {
+            r = durable.changed() => {
+                if r.is_err() { return; }
+                false
+            }
+            _ = tick.tick() => true,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let head = durable.borrow_and_update().seq;
+        let cp2 = cp.clone();
+        let r = tokio::task::spawn_blocking(move || -> Result<Option<StoredHead>, CheckpointError> {
+            cp2.catch_up(head)?;
+            let grown = cp2.size() - cp2.latest().map_or(0, |h| h.size);
+            if grown >= HEAD_EVERY_RECORDS || (grown > 0 && timer) {
+                return cp2.sign_head();
+            }
+            Ok(None)
+        })
+        .await;
+        match r {
+            Ok(Ok(Some(h))) => tracing::debug!(size = h.size, root = %h.root_hex, "signed tree head"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not sign a tree head"),
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+        }
+    }
+}
