@@ -77,8 +77,15 @@ fn check_head(c: &Common, head: &Value, size: u64, root: &TreeHash) -> anyhow::R
     let key = PublicKey::from_hex(&c.node_key).context("--node-key")?;
     let origin = origin_for(&c.node_id);
     let (cp, body) = open_checkpoint(note, &origin, &key).context("node signature on the head")?;
-    ensure!(cp.size == size, "signed head is for size {}, not {size}", cp.size);
-    ensure!(&cp.root == root, "signed head's root differs from the proof's root");
+    ensure!(
+        cp.size == size,
+        "signed head is for size {}, not {size}",
+        cp.size
+    );
+    ensure!(
+        &cp.root == root,
+        "signed head's root differs from the proof's root"
+    );
     let mut summary = format!("signed by {origin} at {} ms", cp.timestamp.0);
     if let Some(hub) = &c.hub_key {
         let hub = PublicKey::from_hex(hub).context("--hub-key")?;
@@ -94,7 +101,9 @@ fn check_head(c: &Common, head: &Value, size: u64, root: &TreeHash) -> anyhow::R
             }
         }
         let Some((name, t)) = ok else {
-            bail!("the head carries no valid cosignature by the given hub key (not yet witnessed?)");
+            bail!(
+                "the head carries no valid cosignature by the given hub key (not yet witnessed?)"
+            );
         };
         summary.push_str(&format!(", cosigned by witness {name} at {t} s"));
     }
@@ -102,9 +111,14 @@ fn check_head(c: &Common, head: &Value, size: u64, root: &TreeHash) -> anyhow::R
 }
 
 async fn fetch(url: &str) -> anyhow::Result<Value> {
-    let r = reqwest::get(url).await.with_context(|| format!("GET {url}"))?;
+    let r = reqwest::get(url)
+        .await
+        .with_context(|| format!("GET {url}"))?;
     let status = r.status();
-    let v: Value = r.json().await.with_context(|| format!("GET {url}: not JSON"))?;
+    let v: Value = r
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))?;
     ensure!(status.is_success(), "GET {url}: {status}: {v}");
     Ok(v)
 }
@@ -146,7 +160,10 @@ pub async fn run(cmd: ProofCmd) -> anyhow::Result<()> {
             let proof = hashes(&v["proof_hex"], "proof_hex")?;
             verify_inclusion(&leaf_hash(&record_hash.0), seq - 1, size, &proof, &root)
                 .context("inclusion proof")?;
-            ensure!(!v["checkpoint"].is_null(), "the node has no signed head of size {size}; use its head size");
+            ensure!(
+                !v["checkpoint"].is_null(),
+                "the node has no signed head of size {size}; use its head size"
+            );
             let head = check_head(&common, &v["checkpoint"], size, &root)?;
             println!(
                 "OK: record {seq} ({}, hash {record_hash}) is in the log of {size} records, root {}; {head}",
@@ -183,8 +200,12 @@ pub async fn run(cmd: ProofCmd) -> anyhow::Result<()> {
                 }
             };
             let proof = hashes(&v["proof_hex"], "proof_hex")?;
-            verify_consistency(from, to, &proof, &from_root, &to_root).context("consistency proof")?;
-            ensure!(!v["to_checkpoint"].is_null(), "the node has no signed head of size {to}");
+            verify_consistency(from, to, &proof, &from_root, &to_root)
+                .context("consistency proof")?;
+            ensure!(
+                !v["to_checkpoint"].is_null(),
+                "the node has no signed head of size {to}"
+            );
             let head = check_head(&common, &v["to_checkpoint"], to, &to_root)?;
             println!(
                 "OK: the log of {to} records (root {}) extends the log of {from} records (root {}); {head}",

@@ -16,7 +16,9 @@ use crate::store::LogStore;
 use outpost_core::edge::events::EdgeEvent;
 use outpost_core::ids::{LogId, Seq};
 use outpost_core::log::merkle::{MerkleTree, ProofError, TreeHash};
-use outpost_core::log::{Checkpoint, NodeKey, Note, PublicKey, RecordKind, origin_for, verify_cosignature};
+use outpost_core::log::{
+    Checkpoint, NodeKey, Note, PublicKey, RecordKind, origin_for, verify_cosignature,
+};
 use outpost_core::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -147,7 +149,11 @@ impl Checkpointer {
 
     /// Number of records in the tree.
     pub fn size(&self) -> u64 {
-        self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.size()
+        self.tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .merkle
+            .size()
     }
 
     /// Sign, store and publish a head over the whole tree (if it grew since the last head).
@@ -156,7 +162,13 @@ impl Checkpointer {
             let t = self.tree.read().unwrap_or_else(|p| p.into_inner());
             (t.merkle.size(), t.merkle.root())
         };
-        if size == 0 || self.latest.borrow().as_ref().is_some_and(|h| h.size >= size) {
+        if size == 0
+            || self
+                .latest
+                .borrow()
+                .as_ref()
+                .is_some_and(|h| h.size >= size)
+        {
             return Ok(None);
         }
         let cp = Checkpoint {
@@ -174,7 +186,8 @@ impl Checkpointer {
         };
         self.persist(&head)?;
         self.latest.send_replace(Some(head.clone()));
-        self.heads.send_replace(Some((Seq(size), head.note.clone())));
+        self.heads
+            .send_replace(Some((Seq(size), head.note.clone())));
         Ok(Some(head))
     }
 
@@ -224,7 +237,8 @@ impl Checkpointer {
         if head.cosignatures.iter().any(|l| l == line) {
             return Ok(());
         }
-        head.cosignatures.retain(|l| !l.starts_with(&format!("\u{2014} {witness} ")));
+        head.cosignatures
+            .retain(|l| !l.starts_with(&format!("\u{2014} {witness} ")));
         head.cosignatures.push(line.to_owned());
         self.persist(&head)?;
         self.latest.send_if_modified(|cur| match cur {
@@ -246,8 +260,8 @@ impl Checkpointer {
         }
         // Heads are at most one per second of activity; look back over the last few thousand.
         for bytes in self.store.checkpoints_newest_first(10_000)? {
-            let h: StoredHead =
-                serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
+            let h: StoredHead = serde_json::from_slice(&bytes)
+                .map_err(|e| CheckpointError::Corrupt(e.to_string()))?;
             if !h.cosignatures.is_empty() {
                 return Ok(Some(h));
             }
@@ -256,15 +270,29 @@ impl Checkpointer {
     }
 
     pub fn bet_seq(&self, bet_id: &str) -> Option<u64> {
-        self.tree.read().unwrap_or_else(|p| p.into_inner()).bets.get(bet_id).copied()
+        self.tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .bets
+            .get(bet_id)
+            .copied()
     }
 
     pub fn root_at(&self, size: u64) -> Result<TreeHash, CheckpointError> {
-        Ok(self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.root_at(size)?)
+        Ok(self
+            .tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .merkle
+            .root_at(size)?)
     }
 
     pub fn leaf(&self, index: u64) -> Option<TreeHash> {
-        self.tree.read().unwrap_or_else(|p| p.into_inner()).merkle.leaf(index)
+        self.tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .merkle
+            .leaf(index)
     }
 
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, CheckpointError> {
@@ -276,7 +304,11 @@ impl Checkpointer {
             .inclusion_proof(index, size)?)
     }
 
-    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<TreeHash>, CheckpointError> {
+    pub fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<TreeHash>, CheckpointError> {
         Ok(self
             .tree
             .read()
@@ -305,17 +337,20 @@ pub async fn run(
         };
         let head = durable.borrow_and_update().seq;
         let cp2 = cp.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<Option<StoredHead>, CheckpointError> {
-            cp2.catch_up(head)?;
-            let grown = cp2.size() - cp2.latest().map_or(0, |h| h.size);
-            if grown >= HEAD_EVERY_RECORDS || (grown > 0 && timer) {
-                return cp2.sign_head();
-            }
-            Ok(None)
-        })
-        .await;
+        let r =
+            tokio::task::spawn_blocking(move || -> Result<Option<StoredHead>, CheckpointError> {
+                cp2.catch_up(head)?;
+                let grown = cp2.size() - cp2.latest().map_or(0, |h| h.size);
+                if grown >= HEAD_EVERY_RECORDS || (grown > 0 && timer) {
+                    return cp2.sign_head();
+                }
+                Ok(None)
+            })
+            .await;
         match r {
-            Ok(Ok(Some(h))) => tracing::debug!(size = h.size, root = %h.root_hex, "signed tree head"),
+            Ok(Ok(Some(h))) => {
+                tracing::debug!(size = h.size, root = %h.root_hex, "signed tree head")
+            }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "could not sign a tree head"),
             Err(e) => tracing::error!(error = %e, "checkpoint task failed"),

@@ -5,8 +5,8 @@
 //! before our fdatasync returns, so reads are capped at the published durable head. Otherwise
 //! the hub could hold a record that a power loss takes back.
 
-use crate::config::HubLinkConfig;
 use crate::checkpoints::Checkpointer;
+use crate::config::HubLinkConfig;
 use crate::store::LogStore;
 use crate::writer::WriterHandle;
 use outpost_core::ids::{Jurisdiction, NodeId, Seq};

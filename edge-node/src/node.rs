@@ -89,7 +89,8 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
     }
     let public = key.public().to_hex();
     let empty = rec.state.node.is_none();
-    let (store3, log_id3, seed3, durable) = (store.clone(), log_id.clone(), key.seed_hex(), rec.head.seq);
+    let (store3, log_id3, seed3, durable) =
+        (store.clone(), log_id.clone(), key.seed_hex(), rec.head.seq);
     let checkpoints = Arc::new(
         tokio::task::spawn_blocking(move || {
             crate::checkpoints::Checkpointer::open(

@@ -124,7 +124,11 @@ impl HubState {
         node: &NodeId,
         f: impl FnOnce(&MerkleTree) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut trees = self.witness().trees.lock().unwrap_or_else(|p| p.into_inner());
+        let mut trees = self
+            .witness()
+            .trees
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let tree = trees.entry(node.clone()).or_default();
         let conn = self.db().reader();
         let mut stmt = conn.prepare_cached(
@@ -144,7 +148,9 @@ impl HubState {
             let h: [u8; 32] = hex::decode(&hash)
                 .ok()
                 .and_then(|v| v.try_into().ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("node {node} seq {seq} hash {hash:?}")))?;
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("node {node} seq {seq} hash {hash:?}"))
+                })?;
             tree.push(&h);
         }
         f(tree)
@@ -157,7 +163,9 @@ impl HubState {
         head: SignedHead,
     ) -> Result<Witnessed, StoreError> {
         if let Some(reason) = self.quarantine_reason(node) {
-            return Ok(Witnessed::Equivocation(format!("node {node} is quarantined: {reason}")));
+            return Ok(Witnessed::Equivocation(format!(
+                "node {node} is quarantined: {reason}"
+            )));
         }
         let size = head.size.0;
         let previous = self.latest_checkpoint(node)?;
@@ -197,7 +205,12 @@ impl HubState {
             .map_err(|e| StoreError::Corrupt(format!("note checked by the session: {e}")))?
             .body;
         let now = now_ms();
-        let line = cosign(&body, &self.witness_name(), self.hub_key(), (now.0 / 1000) as u64);
+        let line = cosign(
+            &body,
+            &self.witness_name(),
+            self.hub_key(),
+            (now.0 / 1000) as u64,
+        );
         self.db().conn().execute(
             "INSERT OR REPLACE INTO checkpoints (node_id, size, root, note, cosignature, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![node.as_str(), size as i64, hex::encode(root), head.note, line, now.0],
@@ -288,16 +301,18 @@ impl HubState {
                 },
             )
             .optional()?;
-        Ok(row.map(|(size, root, note, cosignature, received_ms)| CheckpointView {
-            node_id: node.to_string(),
-            size: size as u64,
-            root_hex: root,
-            note: Note::with_lines(&note, std::slice::from_ref(&cosignature)),
-            cosignature,
-            witness: self.witness_name(),
-            witness_public_key: self.hub_public_key().to_hex(),
-            received_ms,
-        }))
+        Ok(row.map(
+            |(size, root, note, cosignature, received_ms)| CheckpointView {
+                node_id: node.to_string(),
+                size: size as u64,
+                root_hex: root,
+                note: Note::with_lines(&note, std::slice::from_ref(&cosignature)),
+                cosignature,
+                witness: self.witness_name(),
+                witness_public_key: self.hub_public_key().to_hex(),
+                received_ms,
+            },
+        ))
     }
 
     /// All alerts, newest first.
@@ -314,7 +329,8 @@ impl HubState {
                 severity: r.get(2)?,
                 kind: r.get(3)?,
                 message: r.get(4)?,
-                evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::String(evidence)),
+                evidence: serde_json::from_str(&evidence)
+                    .unwrap_or(serde_json::Value::String(evidence)),
                 created_ms: r.get(6)?,
             })
         })?;

@@ -9,7 +9,7 @@
 use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
 use outpost_core::log::merkle::MerkleTree;
 use outpost_core::log::{
-    Checkpoint, ChainHead, ChainWriter, Frame, NodeKey, Note, PublicKey, RecordKind, origin_for,
+    ChainHead, ChainWriter, Checkpoint, Frame, NodeKey, Note, PublicKey, RecordKind, origin_for,
     verify_cosignature,
 };
 use outpost_core::time::UnixMillis;
@@ -58,7 +58,8 @@ impl MemLog {
             timestamp: UnixMillis(1_763_700_000_000 + size as i64),
         };
         let note = cp.sign(&cp.origin, key);
-        self.heads.send_replace(Some((Seq(size as u64), note.clone())));
+        self.heads
+            .send_replace(Some((Seq(size as u64), note.clone())));
         note
     }
 }
@@ -168,8 +169,12 @@ fn link(
 ) -> (tokio::task::JoinHandle<()>, watch::Receiver<LinkStatus>) {
     let node = NodeId::new("gb-1").unwrap();
     let client = outpost_sync::tls::edge_client_config(&dir.join("pki"), &node).unwrap();
-    let (cfg, status) =
-        EdgeLinkConfig::new(node, Jurisdiction::new("GB").unwrap(), hub.quic_addr, client);
+    let (cfg, status) = EdgeLinkConfig::new(
+        node,
+        Jurisdiction::new("GB").unwrap(),
+        hub.quic_addr,
+        client,
+    );
     (tokio::spawn(run_edge_link(cfg, log, stop)), status)
 }
 
@@ -220,7 +225,10 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
     let body = Note::parse(&cp.note).unwrap().body;
     verify_cosignature(&body, &cp.cosignature, "outpost-hub/test", &hub_pub).unwrap();
     let http = http_get(hub.http_addr, "/v1/nodes/gb-1/checkpoint").await;
-    assert!(http.starts_with("HTTP/1.1 200") && http.contains("\"size\":10"), "{http}");
+    assert!(
+        http.starts_with("HTTP/1.1 200") && http.contains("\"size\":10"),
+        "{http}"
+    );
 
     // A head over 15 records whose root is not the root of the records the node sent.
     log.push(frames[10..15].to_vec());
@@ -229,37 +237,64 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
     })
     .await;
     let bad = log.sign_head(&node_key, 15, Some([0xab; 32]));
-    eventually("the quarantine", || state.quarantine_reason(&node).is_some()).await;
+    eventually("the quarantine", || {
+        state.quarantine_reason(&node).is_some()
+    })
+    .await;
     let alerts = state.alerts_view().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
-    assert_eq!((a.severity.as_str(), a.kind.as_str()), ("critical", "inconsistent_checkpoint"));
-    assert!(a.message.starts_with("CRITICAL: node gb-1 equivocated"), "{}", a.message);
+    assert_eq!(
+        (a.severity.as_str(), a.kind.as_str()),
+        ("critical", "inconsistent_checkpoint")
+    );
+    assert!(
+        a.message.starts_with("CRITICAL: node gb-1 equivocated"),
+        "{}",
+        a.message
+    );
     assert_eq!(a.evidence["checkpoint_note"], bad);
     // The earlier head as the hub witnessed it: the node's note plus the hub's cosignature.
     let prev = a.evidence["previous_checkpoint_note"].as_str().unwrap();
-    assert!(prev.starts_with(&good) && prev.contains("\u{2014} outpost-hub/test "), "{prev}");
+    assert!(
+        prev.starts_with(&good) && prev.contains("\u{2014} outpost-hub/test "),
+        "{prev}"
+    );
     assert_eq!(a.evidence["size"], 15);
     // The evidence is checkable: the hub's own root at 15 extends the cosigned head at 10.
     let proof: Vec<[u8; 32]> = a.evidence["consistency_proof_hex"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
         .collect();
     let hub_root: [u8; 32] = hex::decode(a.evidence["hub_root_hex"].as_str().unwrap())
         .unwrap()
         .try_into()
         .unwrap();
-    let prev_root: [u8; 32] = hex::decode(cp.root_hex.as_str()).unwrap().try_into().unwrap();
+    let prev_root: [u8; 32] = hex::decode(cp.root_hex.as_str())
+        .unwrap()
+        .try_into()
+        .unwrap();
     outpost_core::log::merkle::verify_consistency(10, 15, &proof, &prev_root, &hub_root).unwrap();
     assert_ne!(hub_root, [0xab; 32]);
 
     // Visible on /v1/nodes and /v1/alerts; further records are refused.
     let nodes = http_get(hub.http_addr, "/v1/nodes").await;
-    assert!(nodes.contains("\"quarantined\":\"CRITICAL: node gb-1 equivocated"), "{nodes}");
+    assert!(
+        nodes.contains("\"quarantined\":\"CRITICAL: node gb-1 equivocated"),
+        "{nodes}"
+    );
     let alerts_http = http_get(hub.http_addr, "/v1/alerts").await;
-    assert!(alerts_http.contains("inconsistent_checkpoint"), "{alerts_http}");
+    assert!(
+        alerts_http.contains("inconsistent_checkpoint"),
+        "{alerts_http}"
+    );
     log.push(frames[15..20].to_vec());
     eventually("the edge to see the refusal", || {
         status
@@ -275,13 +310,22 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
 
     // Durable: a restarted hub still refuses the node and still has the alert.
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), hub.wait()).await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(15), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .unwrap()
+        .unwrap();
     let (hub, stop) = start_hub(dir.path(), &node_key).await;
     assert!(hub.state.quarantine_reason(&node).is_some());
     assert_eq!(hub.state.alerts_view().unwrap().len(), 1);
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), hub.wait()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,16 +342,25 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
     honest.push(chain(&node_key, 5, "honest"));
     let (stop_a, stop_a_rx) = watch::channel(false);
     let (task_a, _) = link(dir.path(), &hub, honest.clone(), stop_a_rx);
-    eventually("the honest records", || state.nodes_view().unwrap()[0].acked_seq == 5).await;
+    eventually("the honest records", || {
+        state.nodes_view().unwrap()[0].acked_seq == 5
+    })
+    .await;
     stop_a.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), task_a).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task_a)
+        .await
+        .unwrap()
+        .unwrap();
 
     // A rewritten history, signed with the same key, resumes from the hub's position.
     let forked = Arc::new(MemLog::new(hub_pub));
     let fork = chain(&node_key, 10, "rewritten");
     forked.push(fork.clone());
     let (task_b, status) = link(dir.path(), &hub, forked.clone(), stop.subscribe());
-    eventually("the quarantine", || state.quarantine_reason(&node).is_some()).await;
+    eventually("the quarantine", || {
+        state.quarantine_reason(&node).is_some()
+    })
+    .await;
     let alerts = state.alerts_view().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
@@ -321,7 +374,8 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let hub_rec = Frame::decode_exact(
-        &b64.decode(a.evidence["hub_record_frame_b64"].as_str().unwrap()).unwrap(),
+        &b64.decode(a.evidence["hub_record_frame_b64"].as_str().unwrap())
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(hub_rec, honest_frames[4]);
@@ -339,7 +393,10 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
         )
     };
     assert!(seal_ok(&hub_rec) && seal_ok(&fork_frames[4]));
-    assert_eq!(fork_frames[0].parse_body().unwrap().prev_hash, fork[4].hash());
+    assert_eq!(
+        fork_frames[0].parse_body().unwrap().prev_hash,
+        fork[4].hash()
+    );
 
     // Nothing of the fork was committed, and the node stays refused.
     eventually("the edge to see the refusal", || {
@@ -353,6 +410,12 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
     assert_eq!(state.nodes_view().unwrap()[0].acked_seq, 5);
     assert_eq!(state.stats_view().unwrap().records, 5);
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(15), hub.wait()).await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(15), task_b).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(15), hub.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(15), task_b)
+        .await
+        .unwrap()
+        .unwrap();
 }

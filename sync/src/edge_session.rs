@@ -218,7 +218,11 @@ impl EdgeSession {
         if self.state == State::Closed || size <= self.checkpoint_sent {
             return;
         }
-        if self.checkpoint_pending.as_ref().is_none_or(|(s, _)| size > *s) {
+        if self
+            .checkpoint_pending
+            .as_ref()
+            .is_none_or(|(s, _)| size > *s)
+        {
             self.checkpoint_pending = Some((size, note));
         }
         self.maybe_send_checkpoint();

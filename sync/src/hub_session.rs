@@ -420,7 +420,10 @@ impl HubSession {
                 last: Seq::ZERO,
             });
         self.actions.push_back(HubAction::Flag {
-            reason: format!("upstream log of node {} failed verification: {e}", self.node),
+            reason: format!(
+                "upstream log of node {} failed verification: {e}",
+                self.node
+            ),
         });
         SessionError::Verify(e)
     }
@@ -465,7 +468,8 @@ impl HubSession {
     /// The shell verified the head of `size` records against its copy and cosigned it.
     pub fn cosigned(&mut self, size: Seq, cosignature: String) {
         if self.state == State::Established {
-            self.outbox.push_back(Message::Cosigned { size, cosignature });
+            self.outbox
+                .push_back(Message::Cosigned { size, cosignature });
         }
     }
 
@@ -1090,9 +1094,15 @@ mod tests {
     fn signed_heads_are_checked_then_queued_for_the_shell() {
         let frames = chain("gb-1", &key(), 10, 5);
         let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
-        s.handle_message(Message::Records { frames: frames.clone() }, UnixMillis(2))
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1))
             .unwrap();
+        s.handle_message(
+            Message::Records {
+                frames: frames.clone(),
+            },
+            UnixMillis(2),
+        )
+        .unwrap();
         let note = note_for(&frames, 10, &key());
         s.handle_message(Message::Checkpoint { note: note.clone() }, UnixMillis(3))
             .unwrap();
@@ -1110,20 +1120,37 @@ mod tests {
         let other = NodeKey::from_seed([6; 32]);
         let e = s
             .handle_message(
-                Message::Checkpoint { note: note_for(&frames, 5, &other) },
+                Message::Checkpoint {
+                    note: note_for(&frames, 5, &other),
+                },
                 UnixMillis(4),
             )
             .unwrap_err();
         assert!(e.to_string().contains("checkpoint refused"), "{e}");
-        assert!(!actions(&mut s).iter().any(|a| matches!(a, HubAction::Flag { .. })));
+        assert!(
+            !actions(&mut s)
+                .iter()
+                .any(|a| matches!(a, HubAction::Flag { .. }))
+        );
 
         // A head ahead of the records received is a protocol error.
         let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
-        s.handle_message(Message::Records { frames: frames[..5].to_vec() }, UnixMillis(2))
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1))
             .unwrap();
+        s.handle_message(
+            Message::Records {
+                frames: frames[..5].to_vec(),
+            },
+            UnixMillis(2),
+        )
+        .unwrap();
         let e = s
-            .handle_message(Message::Checkpoint { note: note_for(&frames, 10, &key()) }, UnixMillis(3))
+            .handle_message(
+                Message::Checkpoint {
+                    note: note_for(&frames, 10, &key()),
+                },
+                UnixMillis(3),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("has not received"), "{e}");
     }
@@ -1133,13 +1160,24 @@ mod tests {
         let honest = chain("gb-1", &key(), 5, 5);
         let fork = forked_chain(10, 5);
         let mut s = session(head_of(&honest), 0);
-        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
-        // Split over two messages: the probe keeps collecting until the seal.
-        s.handle_message(Message::Records { frames: fork[5..7].to_vec() }, UnixMillis(2))
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1))
             .unwrap();
+        // Split over two messages: the probe keeps collecting until the seal.
+        s.handle_message(
+            Message::Records {
+                frames: fork[5..7].to_vec(),
+            },
+            UnixMillis(2),
+        )
+        .unwrap();
         assert!(s.poll_equivocation().is_none());
         let e = s
-            .handle_message(Message::Records { frames: fork[7..10].to_vec() }, UnixMillis(3))
+            .handle_message(
+                Message::Records {
+                    frames: fork[7..10].to_vec(),
+                },
+                UnixMillis(3),
+            )
             .unwrap_err();
         assert!(e.to_string().contains("equivocated"), "{e}");
         let ev = s.poll_equivocation().unwrap();
@@ -1148,7 +1186,12 @@ mod tests {
         assert_eq!(ev.offered_hash, fork[4].hash());
         assert_eq!(ev.fork, fork[5..10].to_vec());
         let acts = actions(&mut s);
-        assert!(!acts.iter().any(|a| matches!(a, HubAction::Commit { .. } | HubAction::Flag { .. })), "{acts:?}");
+        assert!(
+            !acts
+                .iter()
+                .any(|a| matches!(a, HubAction::Commit { .. } | HubAction::Flag { .. })),
+            "{acts:?}"
+        );
         assert_eq!(error_of(&drain(&mut s)).0, code::DIVERGED);
     }
 
@@ -1158,12 +1201,25 @@ mod tests {
         let mut fork = forked_chain(10, 5);
         fork[9].seal = Some([1; 64]);
         let mut s = session(head_of(&honest), 0);
-        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1)).unwrap();
+        s.handle_message(hello("gb-1", "GB", 10, 0), UnixMillis(1))
+            .unwrap();
         let e = s
-            .handle_message(Message::Records { frames: fork[5..10].to_vec() }, UnixMillis(2))
+            .handle_message(
+                Message::Records {
+                    frames: fork[5..10].to_vec(),
+                },
+                UnixMillis(2),
+            )
             .unwrap_err();
-        assert!(matches!(e, SessionError::Verify(VerifyError::BrokenChain { .. })), "{e}");
+        assert!(
+            matches!(e, SessionError::Verify(VerifyError::BrokenChain { .. })),
+            "{e}"
+        );
         assert!(s.poll_equivocation().is_none());
-        assert!(actions(&mut s).iter().any(|a| matches!(a, HubAction::Flag { .. })));
+        assert!(
+            actions(&mut s)
+                .iter()
+                .any(|a| matches!(a, HubAction::Flag { .. }))
+        );
     }
 }

@@ -59,7 +59,11 @@ pub trait EdgeLog: Send + Sync + 'static {
         cosignature: String,
     ) -> impl Future<Output = Result<(), String>> + Send {
         let _ = cosignature;
-        async move { Err(format!("this log keeps no checkpoints (cosignature for size {size} dropped)")) }
+        async move {
+            Err(format!(
+                "this log keeps no checkpoints (cosignature for size {size} dropped)"
+            ))
+        }
     }
 }
 

@@ -463,7 +463,11 @@ fn decode_body(t: u8, body: &[u8]) -> Result<Message, WireError> {
                 return Err(WireError::Invalid {
                     ty,
                     field: "note",
-                    reason: format!("{} bytes exceeds {}", note.len(), outpost_core::log::NOTE_MAX),
+                    reason: format!(
+                        "{} bytes exceeds {}",
+                        note.len(),
+                        outpost_core::log::NOTE_MAX
+                    ),
                 });
             }
             Message::Checkpoint {
@@ -796,7 +800,10 @@ mod tests {
             }),
             (any::<u16>(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),
             ".{0,200}".prop_map(|note| Message::Checkpoint { note }),
-            (any::<u64>(), ".{0,100}").prop_map(|(s, cosignature)| Message::Cosigned { size: Seq(s), cosignature }),
+            (any::<u64>(), ".{0,100}").prop_map(|(s, cosignature)| Message::Cosigned {
+                size: Seq(s),
+                cosignature
+            }),
         ]
     }
 

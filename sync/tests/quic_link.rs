@@ -254,9 +254,9 @@ impl HubStore for MemHubStore {
             .map_err(|e| e.to_string())?
             .body;
         let key = outpost_core::log::NodeKey::from_seed([9; 32]);
-        Ok(outpost_sync::Witnessed::Cosigned(outpost_core::log::cosign(
-            &body, "outpost-hub/test", &key, 0,
-        )))
+        Ok(outpost_sync::Witnessed::Cosigned(
+            outpost_core::log::cosign(&body, "outpost-hub/test", &key, 0),
+        ))
     }
     async fn report_equivocation(&self, node: &NodeId, evidence: outpost_sync::ForkEvidence) {
         self.flag_node(node, &format!("equivocation at seq {}", evidence.seq));

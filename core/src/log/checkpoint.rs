@@ -103,12 +103,17 @@ impl Checkpoint {
         if origin.is_empty() || origin.contains(char::is_whitespace) {
             return Err(bad("origin must be non-empty without whitespace"));
         }
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
+        if size.is_empty()
+            || !size.bytes().all(|b| b.is_ascii_digit())
+            || (size.len() > 1 && size.starts_with('0'))
+        {
             return Err(bad("size must be a decimal number without leading zeros"));
         }
         let size: u64 = size.parse().map_err(|_| bad("size out of range"))?;
         let root_text = root;
-        let root_bytes = B64.decode(root_text).map_err(|_| bad("root is not base64"))?;
+        let root_bytes = B64
+            .decode(root_text)
+            .map_err(|_| bad("root is not base64"))?;
         let root: TreeHash = root_bytes
             .try_into()
             .map_err(|_| bad("root is not 32 bytes"))?;
@@ -118,8 +123,13 @@ impl Checkpoint {
         let ts = ts
             .strip_prefix("timestamp ")
             .ok_or_else(|| bad("4th line must be `timestamp <unix ms>`"))?;
-        if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) || (ts.len() > 1 && ts.starts_with('0')) {
-            return Err(bad("timestamp must be a decimal number without leading zeros"));
+        if ts.is_empty()
+            || !ts.bytes().all(|b| b.is_ascii_digit())
+            || (ts.len() > 1 && ts.starts_with('0'))
+        {
+            return Err(bad(
+                "timestamp must be a decimal number without leading zeros",
+            ));
         }
         let ts: i64 = ts.parse().map_err(|_| bad("timestamp out of range"))?;
         Ok(Checkpoint {
@@ -329,7 +339,10 @@ mod tests {
             "outpost/gb-1\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\ntimestamp x\n\n\u{2014} a AAAAAAA=\n",
             "outpost/gb-1\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\ntimestamp 1\n\n- a AAAAAAA=\n",
         ] {
-            assert!(open_checkpoint(s, "outpost/gb-1", &NodeKey::from_seed([1; 32]).public()).is_err(), "{s:?}");
+            assert!(
+                open_checkpoint(s, "outpost/gb-1", &NodeKey::from_seed([1; 32]).public()).is_err(),
+                "{s:?}"
+            );
         }
     }
 

@@ -156,7 +156,10 @@ impl MerkleTree {
             return self.levels[k][(start >> k) as usize];
         }
         let k = split(n);
-        node_hash(&self.subtree(start, start + k), &self.subtree(start + k, end))
+        node_hash(
+            &self.subtree(start, start + k),
+            &self.subtree(start + k, end),
+        )
     }
 
     /// Inclusion proof (RFC 9162 §2.1.3.1, `PATH(m, D[n])`) of leaf `index` in the tree of the
@@ -504,7 +507,9 @@ mod tests {
                 // Wrong index, truncated, extended, flipped: all fail. (The size is not checked here: a
                 // root is only meaningful together with the size its signed checkpoint names.)
                 if n > 1 {
-                    assert!(verify_inclusion(&leaves[i as usize], (i + 1) % n, n, &p, &root).is_err());
+                    assert!(
+                        verify_inclusion(&leaves[i as usize], (i + 1) % n, n, &p, &root).is_err()
+                    );
                 }
                 if !p.is_empty() {
                     assert!(verify_inclusion(&leaves[i as usize], i, n, &p[1..], &root).is_err());
@@ -525,7 +530,10 @@ mod tests {
                 for j in 0..p.len() {
                     let mut bad = p.clone();
                     bad[j][31 - j % 32] ^= 0x80;
-                    assert!(verify_consistency(m, n, &bad, &mroot, &root).is_err(), "{m},{n},{j}");
+                    assert!(
+                        verify_consistency(m, n, &bad, &mroot, &root).is_err(),
+                        "{m},{n},{j}"
+                    );
                 }
                 if m > 0 && m < n {
                     let mut bad_root = mroot;

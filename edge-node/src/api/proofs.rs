@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 impl From<CheckpointError> for ApiError {
     fn from(e: CheckpointError) -> ApiError {
         match e {
-            CheckpointError::Proof(p) => ApiError::bad_request("INVALID_PROOF_REQUEST", p.to_string()),
+            CheckpointError::Proof(p) => {
+                ApiError::bad_request("INVALID_PROOF_REQUEST", p.to_string())
+            }
             other => ApiError::unavailable(other.to_string()),
         }
     }
@@ -68,11 +70,17 @@ fn target_size(s: &AppState, size: Option<u64>) -> Result<u64, ApiError> {
         Some(n) if n > s.checkpoints.size() => Err(ApiError::new(
             StatusCode::CONFLICT,
             "SIZE_NOT_YET_AVAILABLE",
-            format!("the log has {} durable records in its tree, not {n}", s.checkpoints.size()),
+            format!(
+                "the log has {} durable records in its tree, not {n}",
+                s.checkpoints.size()
+            ),
         )),
         Some(n) => Ok(n),
         None => s.checkpoints.latest().map(|h| h.size).ok_or_else(|| {
-            ApiError::not_found("NO_CHECKPOINT", "no tree head has been signed yet; pass size=")
+            ApiError::not_found(
+                "NO_CHECKPOINT",
+                "no tree head has been signed yet; pass size=",
+            )
         }),
     }
 }
@@ -93,7 +101,10 @@ pub async fn inclusion(
         (Some(seq), None) if seq >= 1 => seq,
         (Some(_), None) => return Err(ApiError::bad_request("INVALID_SEQ", "seq starts at 1")),
         (None, Some(b)) => s.checkpoints.bet_seq(b).ok_or_else(|| {
-            ApiError::not_found("BET_NOT_FOUND", format!("no bet_placed record for bet {b} in the log"))
+            ApiError::not_found(
+                "BET_NOT_FOUND",
+                format!("no bet_placed record for bet {b} in the log"),
+            )
         })?,
         _ => {
             return Err(ApiError::bad_request(
@@ -107,7 +118,9 @@ pub async fn inclusion(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "SIZE_NOT_YET_AVAILABLE",
-            format!("record {seq} is not in the log of {size} records; ask again after the next head"),
+            format!(
+                "record {seq} is not in the log of {size} records; ask again after the next head"
+            ),
         ));
     }
     let (cp, store) = (s.checkpoints.clone(), s.store.clone());

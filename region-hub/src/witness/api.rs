@@ -21,9 +21,8 @@ pub async fn checkpoint(
     State(state): State<HubState>,
     node: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(node) = node.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NODE_ID", e.body_text())
-    })?;
+    let Path(node) =
+        node.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NODE_ID", e.body_text()))?;
     let node = NodeId::new(&node)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_NODE_ID", e.to_string()))?;
     let shown = node.to_string();

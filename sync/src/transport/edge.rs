@@ -228,7 +228,10 @@ async fn connection<L: EdgeLog>(
         // 1b. Cosignatures from the hub: verify and store with their checkpoints.
         while let Some((size, cosignature)) = session.poll_cosigned() {
             if let Err(e) = log.store_cosignature(size, cosignature).await {
-                session.abort(code::INTERNAL, format!("edge could not store the hub's cosignature: {e}"));
+                session.abort(
+                    code::INTERNAL,
+                    format!("edge could not store the hub's cosignature: {e}"),
+                );
             }
         }
         // 2. Stream the log while the window and our output buffer allow.

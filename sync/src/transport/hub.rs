@@ -8,8 +8,8 @@
 //! older head, and records would be committed twice.
 
 use super::{
-    Clock, HubStore, Witnessed, LINGER, OUT_HIGH_WATER, Outbuf, READ_CHUNK, TransportError, close_gracefully,
-    read_error, reject, shutdown_requested, write_error,
+    Clock, HubStore, LINGER, OUT_HIGH_WATER, Outbuf, READ_CHUNK, TransportError, Witnessed,
+    close_gracefully, read_error, reject, shutdown_requested, write_error,
 };
 use crate::hub_session::{HubAction, HubSession};
 use crate::pki::node_dns_name;
@@ -396,7 +396,10 @@ async fn serve<S: HubStore>(
                 }
                 Err(e) => {
                     error!(%node, "witnessing checkpoint failed: {e}");
-                    session.abort(code::INTERNAL, format!("hub could not witness the checkpoint: {e}"));
+                    session.abort(
+                        code::INTERNAL,
+                        format!("hub could not witness the checkpoint: {e}"),
+                    );
                 }
             }
         }
