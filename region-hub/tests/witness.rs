@@ -82,8 +82,8 @@ impl EdgeLog for MemLog {
     fn down_applied(&self) -> Seq {
         Seq::ZERO
     }
-    fn apply_down(&self, _frames: Vec<Frame>) -> impl Future<Output = Result<Seq, String>> + Send {
-        async { Err("this test edge applies no downstream records".to_owned()) }
+    async fn apply_down(&self, _frames: Vec<Frame>) -> Result<Seq, String> {
+        Err("this test edge applies no downstream records".to_owned())
     }
     fn checkpoints(&self) -> Option<watch::Receiver<Option<(Seq, String)>>> {
         Some(self.heads.subscribe())

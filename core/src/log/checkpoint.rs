@@ -328,6 +328,24 @@ mod tests {
         open_checkpoint(&full, "outpost/gb-1", &node.public()).unwrap();
     }
 
+    /// Known answers computed independently with Python `cryptography` + `hashlib` from the
+    /// format in `docs/checkpoints.md` (Ed25519 is deterministic): seed 01…01 for the node,
+    /// 02…02 for the witness.
+    #[test]
+    fn known_answers_from_an_independent_implementation() {
+        let node = NodeKey::from_seed([1; 32]);
+        let hub = NodeKey::from_seed([2; 32]);
+        let c = cp();
+        assert_eq!(
+            c.sign(&c.origin, &node),
+            "outpost/gb-1\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\ntimestamp 1763728000123\n\n\u{2014} outpost/gb-1 yEwpynRuppXH357Dcy6GA+Mu4DWDcmYn3CW25zB1xBeDqQovGZ/R64QgyyACK7Mj5yuzWg9684nUurwwUlWKmn9jTgA=\n"
+        );
+        assert_eq!(
+            cosign(&c.body(), "outpost/hub", &hub, 1_763_728_001),
+            "\u{2014} outpost/hub iLS/eAAAAABpIFqByhsKRrcdyiuTpVutDnXFX2WHs/ZcXwlM6qaGpjRi/im4jwfGEeDCoCoLh420dgk74OZ7EI6bXHugfDuN2iVlDg=="
+        );
+    }
+
     #[test]
     fn malformed_notes_are_errors_not_panics() {
         for s in [

@@ -151,7 +151,7 @@ impl MerkleTree {
     /// MTH(D[start:end]), `start < end <= size`, `start` aligned as in RFC 9162's recursion.
     fn subtree(&self, start: u64, end: u64) -> TreeHash {
         let n = end - start;
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             let k = n.trailing_zeros() as usize;
             return self.levels[k][(start >> k) as usize];
         }
