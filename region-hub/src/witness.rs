@@ -5,16 +5,18 @@
 //!
 //! State: tables `checkpoints` (every cosigned head, with the node's note and the hub's
 //! cosignature line), `alerts` and `quarantine` (created here with `IF NOT EXISTS`, outside the
-//! numbered migrations, so that this module stays self-contained). In memory: one Merkle tree
-//! per node, built from the stored record hashes on first use and then extended with new
-//! records only, and the quarantine set that the transport consults at `Hello`.
+//! numbered migrations, so that this module stays self-contained). In memory, per node: the
+//! compact range (right edge, `O(log n)` hashes) of its tree at the last head checked, extended
+//! from the stored record hashes to each new head — never rehashing the log — and the
+//! quarantine set that the transport consults at `Hello`. Only the rare paths (a head older
+//! than the last one checked, building the evidence of equivocation) read the whole log.
 
 pub mod api;
 
 use crate::store::{HubState, StoreError, now_ms};
 use base64::Engine;
 use outpost_core::ids::NodeId;
-use outpost_core::log::merkle::MerkleTree;
+use outpost_core::log::merkle::{CompactRange, MerkleTree};
 use outpost_core::log::{Note, cosign};
 use outpost_sync::{ForkEvidence, SignedHead, Witnessed};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -52,7 +54,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
 /// In-memory witness state, owned by [`HubState`].
 #[derive(Debug, Default)]
 pub struct Witness {
-    trees: Mutex<HashMap<NodeId, MerkleTree>>,
+    frontiers: Mutex<HashMap<NodeId, CompactRange>>,
     quarantined: Mutex<HashMap<NodeId, String>>,
 }
 
@@ -70,7 +72,7 @@ impl Witness {
             q.insert(node, reason);
         }
         Ok(Witness {
-            trees: Mutex::default(),
+            frontiers: Mutex::default(),
             quarantined: Mutex::new(q),
         })
     }
@@ -118,31 +120,28 @@ impl HubState {
             .cloned()
     }
 
-    /// Bring `node`'s tree up to the committed records and run `f` on it.
-    fn with_tree<R>(
+    /// Visit the stored hashes of `node`'s records `after+1 ..= upto`, in order.
+    fn each_hash(
         &self,
         node: &NodeId,
-        f: impl FnOnce(&MerkleTree) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let mut trees = self
-            .witness()
-            .trees
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let tree = trees.entry(node.clone()).or_default();
+        after: u64,
+        upto: u64,
+        mut f: impl FnMut(&[u8; 32]),
+    ) -> Result<(), StoreError> {
         let conn = self.db().reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, hash FROM records WHERE node_id = ?1 AND seq > ?2 ORDER BY seq",
+            "SELECT seq, hash FROM records WHERE node_id = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![node.as_str(), tree.size() as i64], |r| {
+        let rows = stmt.query_map(params![node.as_str(), after as i64, upto as i64], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
+        let mut expected = after + 1;
         for row in rows {
             let (seq, hash) = row?;
-            if seq as u64 != tree.size() + 1 {
+            if seq as u64 != expected {
                 return Err(StoreError::Corrupt(format!(
                     "node {node}: records table skips from seq {} to {seq}",
-                    tree.size()
+                    expected - 1
                 )));
             }
             let h: [u8; 32] = hex::decode(&hash)
@@ -151,9 +150,43 @@ impl HubState {
                 .ok_or_else(|| {
                     StoreError::Corrupt(format!("node {node} seq {seq} hash {hash:?}"))
                 })?;
-            tree.push(&h);
+            f(&h);
+            expected += 1;
         }
-        f(tree)
+        if expected != upto + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "node {node}: a head of size {upto} covers records the hub has not committed (it has {})",
+                expected - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Root of `node`'s log of `size` records over the hub's copy.
+    fn root_at(&self, node: &NodeId, size: u64) -> Result<[u8; 32], StoreError> {
+        let mut frontiers = self
+            .witness()
+            .frontiers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let f = frontiers.entry(node.clone()).or_default();
+        if size < f.size() {
+            // A head older than the last one checked (e.g. resent after a restart): rare.
+            let mut c = CompactRange::new();
+            self.each_hash(node, 0, size, |h| c.push(h))?;
+            return Ok(c.root());
+        }
+        let mut next = f.clone();
+        self.each_hash(node, f.size(), size, |h| next.push(h))?;
+        *f = next;
+        Ok(f.root())
+    }
+
+    /// The whole tree of `node`'s first `size` records (for evidence only).
+    fn full_tree(&self, node: &NodeId, size: u64) -> Result<MerkleTree, StoreError> {
+        let mut t = MerkleTree::new();
+        self.each_hash(node, 0, size, |h| t.push(h))?;
+        Ok(t)
     }
 
     /// Check a signed head against the committed records; cosign or quarantine.
@@ -168,21 +201,17 @@ impl HubState {
             )));
         }
         let size = head.size.0;
-        let previous = self.latest_checkpoint(node)?;
-        let (root, proof, prev_root) = self.with_tree(node, |t| {
-            let root = t.root_at(size).map_err(|e| {
-                StoreError::Corrupt(format!("checkpoint of size {size} for node {node}: {e}"))
-            })?;
+        let root = self.root_at(node, size)?;
+        if root != head.root {
+            let previous = self.latest_checkpoint(node)?;
+            let tree = self.full_tree(node, size)?;
             let (proof, prev_root) = match &previous {
                 Some(p) if p.size <= size => (
-                    t.consistency_proof(p.size, size).unwrap_or_default(),
-                    t.root_at(p.size).ok(),
+                    tree.consistency_proof(p.size, size).unwrap_or_default(),
+                    tree.root_at(p.size).ok(),
                 ),
                 _ => (Vec::new(), None),
             };
-            Ok((root, proof, prev_root))
-        })?;
-        if root != head.root {
             let message = format!(
                 "CRITICAL: node {node} equivocated: it signed a tree head of size {size} with root {}, but the records it sealed and sent give root {}",
                 hex::encode(head.root),
@@ -335,5 +364,90 @@ impl HubState {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use outpost_core::ids::Seq;
+    use outpost_core::log::{Checkpoint, Frame, origin_for, verify_cosignature};
+
+    fn head(frames: &[Frame], size: usize, root: Option<[u8; 32]>) -> SignedHead {
+        let mut t = MerkleTree::new();
+        frames[..size].iter().for_each(|f| t.push(&f.hash().0));
+        let cp = Checkpoint {
+            origin: origin_for("gb-1"),
+            size: size as u64,
+            root: root.unwrap_or_else(|| t.root()),
+            timestamp: now(),
+        };
+        SignedHead {
+            size: Seq(size as u64),
+            root: cp.root,
+            note: cp.sign(&cp.origin, &node_key()),
+        }
+    }
+
+    #[test]
+    fn heads_in_any_order_are_checked_against_the_records() {
+        let h = hub(eager());
+        let mut edge = Edge::new();
+        let mut frames = Vec::new();
+        for i in 0..4 {
+            let g = edge.group(&[genesis(), genesis(), genesis()][..if i == 0 { 1 } else { 3 }]);
+            frames.extend(g.iter().map(|(f, _)| f.clone()));
+            h.state
+                .commit_upstream_blocking(&node_id(), g, now())
+                .unwrap();
+        }
+        assert_eq!(frames.len(), 10);
+        let hub_pub = h.state.hub_public_key();
+        // Growing, repeated, and older sizes all verify and get a valid cosignature.
+        for size in [4, 10, 10, 1, 7] {
+            let hd = head(&frames, size, None);
+            let body = Note::parse(&hd.note).unwrap().body;
+            match h.state.witness_checkpoint_blocking(&node_id(), hd).unwrap() {
+                Witnessed::Cosigned(line) => {
+                    verify_cosignature(&body, &line, &h.state.witness_name(), &hub_pub).unwrap();
+                }
+                other => panic!("size {size}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            h.state.latest_checkpoint(&node_id()).unwrap().unwrap().size,
+            10
+        );
+        // A head beyond the committed records is an error, not a verdict.
+        let mut more = frames.clone();
+        more.extend(edge.group(&[genesis()]).into_iter().map(|(f, _)| f));
+        assert!(
+            h.state
+                .witness_checkpoint_blocking(&node_id(), head(&more, 11, None))
+                .is_err()
+        );
+        assert!(h.state.quarantine_reason(&node_id()).is_none());
+        // An older head with a wrong root is equivocation too; the evidence also names the
+        // newest cosigned head (size 10).
+        match h
+            .state
+            .witness_checkpoint_blocking(&node_id(), head(&frames, 3, Some([9; 32])))
+            .unwrap()
+        {
+            Witnessed::Equivocation(reason) => assert!(reason.contains("size 3"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let alerts = h.state.alerts_view().unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].evidence["previous_size"], 10);
+        assert!(h.state.quarantine_reason(&node_id()).is_some());
+        // Once quarantined, even a correct head is refused.
+        assert!(matches!(
+            h.state
+                .witness_checkpoint_blocking(&node_id(), head(&frames, 10, None))
+                .unwrap(),
+            Witnessed::Equivocation(_)
+        ));
     }
 }

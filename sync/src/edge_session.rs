@@ -881,17 +881,30 @@ mod tests {
         s.checkpoint(Seq(7), "older".into());
         drain(&mut s);
         s.handle_message(welcome(0, 0), UnixMillis(1)).unwrap();
-        assert!(drain(&mut s).is_empty(), "head of 10 must wait for its records");
+        assert!(
+            drain(&mut s).is_empty(),
+            "head of 10 must wait for its records"
+        );
         s.records_read(frames[..5].to_vec()).unwrap();
-        assert!(!drain(&mut s).iter().any(|m| matches!(m, Message::Checkpoint { .. })));
+        assert!(
+            !drain(&mut s)
+                .iter()
+                .any(|m| matches!(m, Message::Checkpoint { .. }))
+        );
         s.records_read(frames[5..].to_vec()).unwrap();
         let out = drain(&mut s);
-        assert!(matches!(out.last(), Some(Message::Checkpoint { note }) if note == "head-10"), "{out:?}");
+        assert!(
+            matches!(out.last(), Some(Message::Checkpoint { note }) if note == "head-10"),
+            "{out:?}"
+        );
         // Already sent sizes are not sent again.
         s.checkpoint(Seq(10), "head-10".into());
         assert!(drain(&mut s).is_empty());
         s.handle_message(
-            Message::Cosigned { size: Seq(10), cosignature: "c".into() },
+            Message::Cosigned {
+                size: Seq(10),
+                cosignature: "c".into(),
+            },
             UnixMillis(2),
         )
         .unwrap();
@@ -899,17 +912,28 @@ mod tests {
         // A cosignature for a head never sent is a protocol error.
         let e = s
             .handle_message(
-                Message::Cosigned { size: Seq(11), cosignature: "c".into() },
+                Message::Cosigned {
+                    size: Seq(11),
+                    cosignature: "c".into(),
+                },
                 UnixMillis(3),
             )
             .unwrap_err();
-        assert!(e.to_string().contains("cosigned a checkpoint of size 11"), "{e}");
+        assert!(
+            e.to_string().contains("cosigned a checkpoint of size 11"),
+            "{e}"
+        );
 
         // After a reconnect the hub has acked through 10: a head of 10 goes out at once.
         let mut s = session(SessionConfig::default(), 10, 0);
         s.handle_message(welcome(10, 0), UnixMillis(1)).unwrap();
         drain(&mut s);
         s.checkpoint(Seq(10), "head-10".into());
-        assert_eq!(drain(&mut s), vec![Message::Checkpoint { note: "head-10".into() }]);
+        assert_eq!(
+            drain(&mut s),
+            vec![Message::Checkpoint {
+                note: "head-10".into()
+            }]
+        );
     }
 }

@@ -223,6 +223,49 @@ impl MerkleTree {
     }
 }
 
+/// The right edge of a Merkle tree: the roots of its perfect subtrees ("compact range", one
+/// per set bit of the size, largest first). Enough to append and to compute the root of the
+/// current size in `O(log n)` memory — what a witness needs to check heads as a log grows,
+/// without holding the whole tree. No proofs: use [`MerkleTree`] for those.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactRange {
+    size: u64,
+    peaks: Vec<TreeHash>,
+}
+
+impl CompactRange {
+    pub fn new() -> CompactRange {
+        CompactRange::default()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Append a leaf given its leaf data (for Outpost records: the 32-byte record hash).
+    pub fn push(&mut self, leaf_data: &[u8]) {
+        let mut h = leaf_hash(leaf_data);
+        let mut s = self.size;
+        // Every trailing 1 bit of the old size is a perfect subtree the new leaf completes.
+        while s & 1 == 1 {
+            let left = self.peaks.pop().expect("one peak per set bit");
+            h = node_hash(&left, &h);
+            s >>= 1;
+        }
+        self.peaks.push(h);
+        self.size += 1;
+    }
+
+    /// Root of the tree of the `size()` leaves pushed so far.
+    pub fn root(&self) -> TreeHash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(last) = peaks.next() else {
+            return empty_root();
+        };
+        peaks.fold(*last, |right, left| node_hash(left, &right))
+    }
+}
+
 /// Verify an inclusion proof (RFC 9162 §2.1.3.2): `leaf_hash` is leaf `index` of the tree of
 /// `size` leaves whose root is `root`.
 pub fn verify_inclusion(
@@ -543,6 +586,19 @@ mod tests {
                     assert!(verify_consistency(m, n, &p[..p.len() - 1], &mroot, &root).is_err());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn compact_range_roots_match_the_full_tree() {
+        let t = tree(70);
+        let mut c = CompactRange::new();
+        assert_eq!(c.root(), empty_root());
+        for i in 0..70u64 {
+            c.push(&i.to_be_bytes());
+            assert_eq!(c.size(), i + 1);
+            assert_eq!(c.root(), t.root_at(i + 1).unwrap(), "size {}", i + 1);
+            assert_eq!(c.peaks.len(), (i + 1).count_ones() as usize);
         }
     }
 
