@@ -13,11 +13,16 @@
 //! size, lets a verifier check an inclusion proof holding only the hash a seal already signs,
 //! and lets the hub and the edge build the tree from hashes they already compute.
 //!
-//! **Storage.** [`MerkleTree`] keeps every complete (perfect, aligned) subtree hash, level by
+//! **Storage.** [`MerkleTree`] keeps complete (perfect, aligned) subtree hashes, level by
 //! level: level 0 holds the leaf hashes, level `k` entry `i` is the hash of leaves
 //! `[i·2^k, (i+1)·2^k)`. Appending a leaf adds at most `log2 n` hashes (amortised 1), so the
 //! tree is never rehashed; the root of any size `m ≤ n` and any proof are assembled from
-//! stored subtree hashes in `O(log² n)` hash operations. Memory: about 64 bytes per leaf.
+//! stored subtree hashes in `O(log² n)` hash operations. Keeping every level costs about 64
+//! bytes per leaf; [`MerkleTree::with_min_level`] keeps only subtrees of `2^k` leaves and more
+//! (plus the trailing block) and reads the few older leaves a proof needs from a
+//! [`LeafSource`] — the edge uses `k = 10`: well under a byte per record.
+//! [`CompactRange`] keeps only the right edge (`O(log n)` hashes) for a witness that needs
+//! roots, not proofs.
 
 use super::record::sha256;
 use sha2::{Digest, Sha256};
@@ -60,6 +65,8 @@ pub enum ProofError {
     WrongLength { got: usize },
     #[error("proof does not lead to the expected root")]
     RootMismatch,
+    #[error("reading leaves: {0}")]
+    Source(String),
 }
 
 /// Largest power of two strictly below `n` (n ≥ 2).
@@ -68,21 +75,64 @@ fn split(n: u64) -> u64 {
     1u64 << (63 - (n - 1).leading_zeros())
 }
 
+/// Supplies leaf hashes a [`MerkleTree`] no longer keeps in memory (see
+/// [`MerkleTree::with_min_level`]); the edge reads them back from its log.
+pub trait LeafSource {
+    /// The leaf hashes of leaves `start..end`, in order.
+    fn leaf_hashes(&mut self, start: u64, end: u64) -> Result<Vec<TreeHash>, String>;
+}
+
+/// For trees that keep every level: never called.
+struct NoSource;
+impl LeafSource for NoSource {
+    fn leaf_hashes(&mut self, start: u64, end: u64) -> Result<Vec<TreeHash>, String> {
+        Err(format!(
+            "leaves {start}..{end} are not kept in memory and no leaf source was given"
+        ))
+    }
+}
+
 /// Merkle tree over an append-only sequence of leaves (see the module docs).
+///
+/// With `min_level = k > 0`, perfect subtrees below level `k` (fewer than `2^k` leaves) are kept
+/// only inside the trailing, incomplete block of `2^k` leaves; older ones are recomputed from a
+/// [`LeafSource`] when a proof or an old root needs them (at most two blocks of leaves per
+/// proof). Memory is then about `64 / 2^k` bytes per leaf plus one block, instead of 64.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MerkleTree {
-    /// `levels[k][i]` = hash of the perfect subtree over leaves `[i << k, (i + 1) << k)`.
+    size: u64,
+    min_level: u32,
+    /// `levels[k][i]` (k ≥ `min_level`) = hash of the perfect subtree over leaves
+    /// `[i << k, (i + 1) << k)`. Entries below `min_level` are empty vectors.
     levels: Vec<Vec<TreeHash>>,
+    /// `tail[k][i]` (k < `min_level`) = the same, for subtrees inside the trailing block, `i`
+    /// counted from the block start.
+    tail: Vec<Vec<TreeHash>>,
 }
 
 impl MerkleTree {
+    /// A tree that keeps every level in memory.
     pub fn new() -> MerkleTree {
         MerkleTree::default()
     }
 
+    /// A tree that keeps only subtrees of `2^min_level` leaves and more, plus the trailing block.
+    pub fn with_min_level(min_level: u32) -> MerkleTree {
+        MerkleTree {
+            min_level: min_level.min(32),
+            tail: vec![Vec::new(); min_level.min(32) as usize],
+            ..MerkleTree::default()
+        }
+    }
+
     /// Number of leaves.
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| l.len() as u64)
+        self.size
+    }
+
+    /// First leaf of the trailing, incomplete block.
+    fn tail_start(&self) -> u64 {
+        (self.size >> self.min_level) << self.min_level
     }
 
     /// Append a leaf given its leaf data (for Outpost records: the 32-byte record hash).
@@ -92,133 +142,216 @@ impl MerkleTree {
 
     /// Append a leaf given its leaf hash `SHA-256(0x00 || data)`.
     pub fn push_leaf_hash(&mut self, h: TreeHash) {
-        let mut level = 0;
         let mut h = h;
+        let mut level = 0usize;
+        let mut index = self.size; // index of the new node at `level`
         loop {
-            if self.levels.len() == level {
-                self.levels.push(Vec::new());
-            }
-            self.levels[level].push(h);
-            let len = self.levels[level].len();
+            let store = if level < self.min_level as usize {
+                &mut self.tail[level]
+            } else {
+                while self.levels.len() <= level {
+                    self.levels.push(Vec::new());
+                }
+                &mut self.levels[level]
+            };
+            store.push(h);
             // A new right child completes its parent.
-            if len % 2 == 1 {
-                return;
+            if index % 2 == 0 {
+                break;
             }
-            h = node_hash(&self.levels[level][len - 2], &self.levels[level][len - 1]);
+            let left = store[store.len() - 2];
+            h = node_hash(&left, &h);
             level += 1;
+            index >>= 1;
+        }
+        self.size += 1;
+        if self.min_level > 0 && self.size.is_multiple_of(1 << self.min_level) {
+            // The block is complete; its hash went to `levels[min_level]`.
+            self.tail.iter_mut().for_each(Vec::clear);
         }
     }
 
-    /// Forget leaves beyond `size` (e.g. records that were verified but never committed).
-    pub fn truncate(&mut self, size: u64) {
-        for (k, level) in self.levels.iter_mut().enumerate() {
-            level.truncate((size >> k) as usize);
-        }
-        while self.levels.last().is_some_and(|l| l.is_empty()) {
-            self.levels.pop();
-        }
-    }
-
-    /// Leaf hash at `index`.
+    /// Leaf hash at `index`, if kept in memory.
     pub fn leaf(&self, index: u64) -> Option<TreeHash> {
-        self.levels.first()?.get(index as usize).copied()
+        if self.min_level == 0 {
+            return self.levels.first()?.get(index as usize).copied();
+        }
+        let start = self.tail_start();
+        (index >= start)
+            .then(|| self.tail[0].get((index - start) as usize).copied())
+            .flatten()
     }
 
-    /// Root of the current tree.
+    /// Root of the current tree (never needs a leaf source).
     pub fn root(&self) -> TreeHash {
-        self.root_at(self.size()).expect("own size is in range")
+        self.root_at_with(self.size, &mut NoSource)
+            .expect("the right edge is always in memory")
     }
 
     /// Root of the tree made of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<TreeHash, ProofError> {
+        self.root_at_with(size, &mut NoSource)
+    }
+
+    pub fn root_at_with(
+        &self,
+        size: u64,
+        src: &mut dyn LeafSource,
+    ) -> Result<TreeHash, ProofError> {
         self.check_size(size)?;
         if size == 0 {
             return Ok(empty_root());
         }
-        Ok(self.subtree(0, size))
+        self.subtree(0, size, src)
     }
 
     fn check_size(&self, size: u64) -> Result<(), ProofError> {
-        if size > self.size() {
+        if size > self.size {
             return Err(ProofError::SizeOutOfRange {
                 size,
-                have: self.size(),
+                have: self.size,
             });
         }
         Ok(())
     }
 
     /// MTH(D[start:end]), `start < end <= size`, `start` aligned as in RFC 9162's recursion.
-    fn subtree(&self, start: u64, end: u64) -> TreeHash {
+    fn subtree(
+        &self,
+        start: u64,
+        end: u64,
+        src: &mut dyn LeafSource,
+    ) -> Result<TreeHash, ProofError> {
         let n = end - start;
         if n.is_power_of_two() && start.is_multiple_of(n) {
-            let k = n.trailing_zeros() as usize;
-            return self.levels[k][(start >> k) as usize];
+            let k = n.trailing_zeros();
+            if k >= self.min_level {
+                return Ok(self.levels[k as usize][(start >> k) as usize]);
+            }
+            let tail_start = self.tail_start();
+            if start >= tail_start {
+                return Ok(self.tail[k as usize][((start - tail_start) >> k) as usize]);
+            }
+            let leaves = src.leaf_hashes(start, end).map_err(ProofError::Source)?;
+            if leaves.len() as u64 != n {
+                return Err(ProofError::Source(format!(
+                    "leaf source returned {} leaves for {start}..{end}",
+                    leaves.len()
+                )));
+            }
+            return Ok(mth(&leaves));
         }
         let k = split(n);
-        node_hash(
-            &self.subtree(start, start + k),
-            &self.subtree(start + k, end),
-        )
+        Ok(node_hash(
+            &self.subtree(start, start + k, src)?,
+            &self.subtree(start + k, end, src)?,
+        ))
     }
 
     /// Inclusion proof (RFC 9162 §2.1.3.1, `PATH(m, D[n])`) of leaf `index` in the tree of the
     /// first `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<TreeHash>, ProofError> {
+        self.inclusion_proof_with(index, size, &mut NoSource)
+    }
+
+    pub fn inclusion_proof_with(
+        &self,
+        index: u64,
+        size: u64,
+        src: &mut dyn LeafSource,
+    ) -> Result<Vec<TreeHash>, ProofError> {
         self.check_size(size)?;
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
         let mut out = Vec::new();
-        self.path(index, 0, size, &mut out);
+        self.path(index, 0, size, src, &mut out)?;
         Ok(out)
     }
 
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<TreeHash>) {
+    fn path(
+        &self,
+        m: u64,
+        start: u64,
+        end: u64,
+        src: &mut dyn LeafSource,
+        out: &mut Vec<TreeHash>,
+    ) -> Result<(), ProofError> {
         let n = end - start;
         if n == 1 {
-            return;
+            return Ok(());
         }
         let k = split(n);
         if m < k {
-            self.path(m, start, start + k, out);
-            out.push(self.subtree(start + k, end));
+            self.path(m, start, start + k, src, out)?;
+            out.push(self.subtree(start + k, end, src)?);
         } else {
-            self.path(m - k, start + k, end, out);
-            out.push(self.subtree(start, start + k));
+            self.path(m - k, start + k, end, src, out)?;
+            out.push(self.subtree(start, start + k, src)?);
         }
+        Ok(())
     }
 
     /// Consistency proof (RFC 9162 §2.1.4.1, `PROOF(m, D[n])`) that the tree of the first
     /// `first` leaves is a prefix of the tree of the first `second` leaves. Empty when
     /// `first == second` or `first == 0` (nothing to prove).
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<TreeHash>, ProofError> {
+        self.consistency_proof_with(first, second, &mut NoSource)
+    }
+
+    pub fn consistency_proof_with(
+        &self,
+        first: u64,
+        second: u64,
+        src: &mut dyn LeafSource,
+    ) -> Result<Vec<TreeHash>, ProofError> {
         self.check_size(second)?;
         if first > second {
             return Err(ProofError::SizesOutOfOrder { first, second });
         }
         let mut out = Vec::new();
         if first > 0 && first < second {
-            self.subproof(first, 0, second, true, &mut out);
+            self.subproof(first, 0, second, true, src, &mut out)?;
         }
         Ok(out)
     }
 
-    fn subproof(&self, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<TreeHash>) {
+    fn subproof(
+        &self,
+        m: u64,
+        start: u64,
+        end: u64,
+        whole: bool,
+        src: &mut dyn LeafSource,
+        out: &mut Vec<TreeHash>,
+    ) -> Result<(), ProofError> {
         let n = end - start;
         if m == n {
             if !whole {
-                out.push(self.subtree(start, end));
+                out.push(self.subtree(start, end, src)?);
             }
-            return;
+            return Ok(());
         }
         let k = split(n);
         if m <= k {
-            self.subproof(m, start, start + k, whole, out);
-            out.push(self.subtree(start + k, end));
+            self.subproof(m, start, start + k, whole, src, out)?;
+            out.push(self.subtree(start + k, end, src)?);
         } else {
-            self.subproof(m - k, start + k, end, false, out);
-            out.push(self.subtree(start, start + k));
+            self.subproof(m - k, start + k, end, false, src, out)?;
+            out.push(self.subtree(start, start + k, src)?);
+        }
+        Ok(())
+    }
+}
+
+/// MTH over leaf hashes, straight from the RFC's recursive definition.
+fn mth(leaves: &[TreeHash]) -> TreeHash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n as u64) as usize;
+            node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
         }
     }
 }
@@ -408,18 +541,6 @@ mod tests {
         t
     }
 
-    /// Reference MTH straight from the RFC's recursive definition.
-    fn mth(leaves: &[TreeHash]) -> TreeHash {
-        match leaves.len() {
-            0 => empty_root(),
-            1 => leaves[0],
-            n => {
-                let k = split(n as u64) as usize;
-                node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
-            }
-        }
-    }
-
     // Expected values: the RFC 6962 test vectors as published in certificate-transparency-go's
     // merkle tests, re-derived independently with a 20-line Python hashlib script (recursive
     // MTH/PATH/SUBPROOF from RFC 6962 §2.1) before being pasted here.
@@ -602,16 +723,63 @@ mod tests {
         }
     }
 
+    /// Leaf hashes from a vector, counting how many were asked for.
+    struct VecSource(Vec<TreeHash>, u64);
+    impl LeafSource for VecSource {
+        fn leaf_hashes(&mut self, start: u64, end: u64) -> Result<Vec<TreeHash>, String> {
+            self.1 += end - start;
+            Ok(self.0[start as usize..end as usize].to_vec())
+        }
+    }
+
     #[test]
-    fn truncate_restores_earlier_state() {
-        let mut t = tree(21);
-        let r13 = t.root_at(13).unwrap();
-        t.truncate(13);
-        assert_eq!(t, tree(13));
-        assert_eq!(t.root(), r13);
-        t.truncate(0);
-        assert_eq!(t.size(), 0);
-        assert_eq!(t.root(), empty_root());
+    fn trees_that_forget_low_levels_give_the_same_roots_and_proofs() {
+        let full = tree(45);
+        let leaves: Vec<TreeHash> = (0..45).map(|i| full.leaf(i).unwrap()).collect();
+        for min_level in 1..=4u32 {
+            let mut t = MerkleTree::with_min_level(min_level);
+            for i in 0..45u64 {
+                t.push(&i.to_be_bytes());
+                assert_eq!(t.root(), full.root_at(i + 1).unwrap());
+            }
+            let kept: usize = t.levels.iter().chain(&t.tail).map(Vec::len).sum();
+            assert!(
+                kept < 2 * 45 / (1 << min_level) + (1 << min_level) * 2,
+                "{min_level}: {kept}"
+            );
+            let mut src = VecSource(leaves.clone(), 0);
+            for n in 1..=45u64 {
+                assert_eq!(
+                    t.root_at_with(n, &mut src).unwrap(),
+                    full.root_at(n).unwrap()
+                );
+                for i in 0..n {
+                    src.1 = 0;
+                    let p = t.inclusion_proof_with(i, n, &mut src).unwrap();
+                    assert_eq!(
+                        p,
+                        full.inclusion_proof(i, n).unwrap(),
+                        "k={min_level} PATH({i},{n})"
+                    );
+                    // At most two blocks of leaves are read per proof: the leaf's own block and,
+                    // for an older tree size, the block holding that tree's right edge.
+                    assert!(src.1 < 2 << min_level, "read {} leaves", src.1);
+                }
+                for m in 0..=n {
+                    assert_eq!(
+                        t.consistency_proof_with(m, n, &mut src).unwrap(),
+                        full.consistency_proof(m, n).unwrap()
+                    );
+                }
+            }
+            // Without a source, forgotten leaves are an error, never a wrong answer.
+            if t.size() > 1 << min_level {
+                assert!(matches!(
+                    t.inclusion_proof(0, 45),
+                    Err(ProofError::Source(_))
+                ));
+            }
+        }
     }
 
     #[test]

@@ -17,13 +17,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use outpost_core::ids::Seq;
-use outpost_core::log::merkle::leaf_hash;
+use outpost_core::log::merkle::{ProofError, leaf_hash};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 impl From<CheckpointError> for ApiError {
     fn from(e: CheckpointError) -> ApiError {
         match e {
+            // Reading leaves back from the log failed: the node's problem, not the caller's.
+            CheckpointError::Proof(p @ ProofError::Source(_)) => {
+                ApiError::unavailable(p.to_string())
+            }
             CheckpointError::Proof(p) => {
                 ApiError::bad_request("INVALID_PROOF_REQUEST", p.to_string())
             }
