@@ -156,7 +156,7 @@ impl MerkleTree {
             };
             store.push(h);
             // A new right child completes its parent.
-            if index % 2 == 0 {
+            if index.is_multiple_of(2) {
                 break;
             }
             let left = store[store.len() - 2];
