@@ -4,7 +4,7 @@
 //! 4xx status for anything the caller can fix; 500 is reserved for the hub's own failures
 //! (e.g. the database), never for bad input.
 
-use crate::settlement::{ResultError, ResultStatus};
+use crate::settlement::ResultError;
 use crate::store::{HubState, StoreError};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -37,7 +37,7 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -64,10 +64,20 @@ impl From<StoreError> for ApiError {
 impl From<ResultError> for ApiError {
     fn from(e: ResultError) -> ApiError {
         match e {
-            ResultError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "RESULT_CONFLICT", e.to_string())
+            ResultError::AlreadyFinal { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "RESULT_ALREADY_FINAL", e.to_string())
             }
-            ResultError::InvalidSource(_) => ApiError::bad_request("INVALID_SOURCE", e.to_string()),
+            ResultError::NotFinal(_) => {
+                ApiError::new(StatusCode::CONFLICT, "RESULT_NOT_FINAL", e.to_string())
+            }
+            ResultError::Invalid { field, .. } => ApiError::bad_request(
+                match field {
+                    "source" => "INVALID_SOURCE",
+                    "operator" => "INVALID_OPERATOR",
+                    _ => "INVALID_REASON",
+                },
+                e.to_string(),
+            ),
             ResultError::Store(e) => e.into(),
         }
     }
@@ -105,6 +115,7 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/nodes", get(get_nodes))
         .route("/v1/bets/{bet_id}", get(get_bet))
         .route("/v1/stats", get(get_stats))
+        .merge(crate::results_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })
@@ -131,7 +142,7 @@ struct ResultRequest {
     source: String,
 }
 
-fn goals(field: &str, v: i64) -> Result<u16, ApiError> {
+pub(crate) fn goals(field: &str, v: i64) -> Result<u16, ApiError> {
     if !(0..=MAX_GOALS).contains(&v) {
         return Err(ApiError::bad_request(
             "INVALID_SCORE",
@@ -153,11 +164,7 @@ async fn post_result(
         away: goals("away_goals", req.away_goals)?,
     };
     let receipt = state.submit_result(event_id, score, req.source).await?;
-    let status = match receipt.status {
-        ResultStatus::Recorded => StatusCode::CREATED,
-        ResultStatus::Unchanged => StatusCode::OK,
-    };
-    Ok((status, Json(receipt)).into_response())
+    Ok(crate::results_api::receipt_response(receipt))
 }
 
 async fn get_nodes(State(state): State<HubState>) -> Result<Response, ApiError> {
@@ -250,6 +257,13 @@ mod tests {
             (200, json!({"status": "ok"}))
         );
 
+        // One source: kept, not final (202); a second agreeing source makes it final (201).
+        let body = r#"{"event_id":"e-1","home_goals":2,"away_goals":0,"source":"feed-a"}"#;
+        let (st, v) = call(addr, "POST", "/v1/results", Some(body)).await;
+        assert_eq!(
+            (st, v["status"].as_str(), v["settled"].as_u64()),
+            (202, Some("pending"), Some(0))
+        );
         let body = r#"{"event_id":"e-1","home_goals":2,"away_goals":0,"source":"ops"}"#;
         let (st, v) = call(addr, "POST", "/v1/results", Some(body)).await;
         assert_eq!(

@@ -18,6 +18,7 @@ mod hub_store;
 mod outbox;
 pub mod run;
 pub mod settlement;
+mod results_api;
 pub mod store;
 pub mod views;
 

@@ -79,6 +79,12 @@ pub enum StoreError {
 pub struct Metrics {
     /// Settlement passes that found the (bet, result version) already settled and did nothing.
     pub reprocessed_settlements: AtomicU64,
+    /// Result reports that repeated one already received (same source, same score).
+    pub reprocessed_results: AtomicU64,
+    /// Alerts raised for results (conflicts, unknown events).
+    pub result_alerts_raised: AtomicU64,
+    /// Settlements reversed by a correction or a rollback.
+    pub settlements_reversed: AtomicU64,
 }
 
 /// In-memory view of one registered node.
@@ -121,6 +127,9 @@ pub(crate) enum SettleOutcome {
     Settled,
     /// Already settled for this result version: nothing changed.
     Reprocessed,
+    /// Settled earlier on a result since corrected, with a different outcome: the earlier
+    /// settlement was reversed (a compensating entry) and the bet settled again.
+    Corrected,
     /// The bet cannot be settled (a leg does not fit its market); marked `error`.
     Failed,
 }
@@ -133,6 +142,11 @@ pub(crate) struct TxEffects {
     pub segments: usize,
     pub reprocessed: u64,
     pub settled: usize,
+    pub reversed: usize,
+    pub alerts: u64,
+    pub reprocessed_results: u64,
+    /// Bets on a newly final event still waiting for other legs.
+    pub waiting: usize,
 }
 
 pub(crate) fn now_ms() -> UnixMillis {
@@ -371,6 +385,8 @@ impl HubState {
         };
         let expected_log = up_log_id(node);
         let mut new_bets: Vec<BetId> = Vec::new();
+        // Events the hub learns of in this commit: results held for them are looked at again.
+        let mut new_events: Vec<EventId> = Vec::new();
         // Problems with a record's *content* (its signature is fine) flag the node but do not
         // refuse the commit: the record is evidence and must be kept, and refusing it would
         // stall replication of everything after it.
@@ -424,10 +440,26 @@ impl HubState {
                 params![node.as_str(), body.seq.0 as i64, body.kind as u8 as i64, body.timestamp.0, hash.to_hex(), frame.encode()],
             )?;
             inserted = true;
+            if body.kind == RecordKind::MarketOpened {
+                if let Ok(EdgeEvent::MarketOpened(m)) =
+                    EdgeEvent::from_payload(body.kind, &body.payload)
+                {
+                    if crate::settlement::note_event(&tx, &m.event.event_id, now)? {
+                        new_events.push(m.event.event_id);
+                    }
+                }
+            }
             if body.kind == RecordKind::BetPlaced {
                 match EdgeEvent::from_payload(body.kind, &body.payload) {
                     Ok(EdgeEvent::BetPlaced(bet)) => match insert_bet(&tx, node, body.seq, &bet)? {
-                        Ok(()) => new_bets.push(bet.bet_id),
+                        Ok(()) => {
+                            for leg in &bet.legs {
+                                if crate::settlement::note_event(&tx, &leg.event_id, now)? {
+                                    new_events.push(leg.event_id.clone());
+                                }
+                            }
+                            new_bets.push(bet.bet_id)
+                        }
                         Err(reason) => flags.push(reason),
                     },
                     Ok(_) => {}
@@ -453,6 +485,10 @@ impl HubState {
         let mut effects = TxEffects::default();
         if inserted {
             outbox::note_pending(&tx, node, Direction::Up, now)?;
+        }
+        // Results reported for events the hub did not know yet are evaluated again.
+        for ev in &new_events {
+            self.evaluate_reports(&tx, ev, now, &mut effects)?;
         }
         // A bet placed on an event whose result is already in settles at once.
         for bet in &new_bets {
@@ -508,12 +544,15 @@ impl HubState {
                 });
             }
         }
-        if effects.reprocessed > 0 {
-            self.inner
-                .metrics
-                .reprocessed_settlements
-                .fetch_add(effects.reprocessed, Ordering::Relaxed);
-        }
+        let m = &self.inner.metrics;
+        m.reprocessed_settlements
+            .fetch_add(effects.reprocessed, Ordering::Relaxed);
+        m.reprocessed_results
+            .fetch_add(effects.reprocessed_results, Ordering::Relaxed);
+        m.result_alerts_raised
+            .fetch_add(effects.alerts, Ordering::Relaxed);
+        m.settlements_reversed
+            .fetch_add(effects.reversed as u64, Ordering::Relaxed);
         if effects.segments > 0 {
             self.inner.audit_wakeup.notify_one();
         }
@@ -546,9 +585,10 @@ impl HubState {
         let bet = load_bet(tx, &node, seq)?;
         let mut results: HashMap<EventId, (FinalScore, u32)> = HashMap::new();
         for leg in &bet.legs {
+            // A withdrawn (rolled-back) result does not settle until a new version is final.
             let r: Option<(i64, i64, i64)> = tx
                 .query_row(
-                    "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1",
+                    "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
                     [leg.event_id.as_str()],
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
@@ -589,6 +629,31 @@ impl HubState {
             effects.reprocessed += 1;
             return Ok(SettleOutcome::Reprocessed);
         }
+        let legs_json = serde_json::to_string(&settlement.leg_results)
+            .map_err(|e| StoreError::Corrupt(format!("leg results of {bet_id}: {e}")))?;
+        // The settlement in force: the latest one not reversed.
+        let current = crate::settlement::effective_settlement(tx, bet_id)?;
+        let mut outcome = SettleOutcome::Settled;
+        if let Some(cur) = current {
+            let same = cur.payout_minor == settlement.payout_minor
+                && cur.leg_results.as_deref().is_none_or(|l| l == legs_json);
+            if same {
+                // A newer result version that does not change this bet: nothing to correct.
+                effects.reprocessed += 1;
+                return Ok(SettleOutcome::Reprocessed);
+            }
+            crate::settlement::reverse_in_tx(
+                tx,
+                self.hub_key(),
+                &node,
+                &bet,
+                &cur,
+                "correction",
+                now,
+                effects,
+            )?;
+            outcome = SettleOutcome::Corrected;
+        }
         let payout = settlement.payout_minor;
         let version = settlement.result_version;
         let (down_seq, _) = down::append(
@@ -599,8 +664,8 @@ impl HubState {
             now,
         )?;
         tx.execute(
-            "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0],
+            "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0, legs_json],
         )?;
         tx.execute(
             "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
@@ -608,7 +673,7 @@ impl HubState {
         )?;
         effects.down_heads.insert(node, down_seq);
         effects.settled += 1;
-        Ok(SettleOutcome::Settled)
+        Ok(outcome)
     }
 
     /// Mark `node` flagged (persisted); its further records are refused.
@@ -781,7 +846,7 @@ fn insert_bet(
 }
 
 /// The BetPlaced payload of record `seq` of `node` (the stored record is the source of truth).
-fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
+pub(crate) fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
     let bytes: Vec<u8> = tx.query_row(
         "SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2",
         params![node.as_str(), seq],

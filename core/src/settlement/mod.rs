@@ -13,6 +13,7 @@ pub mod dead_heat;
 pub mod each_way;
 pub mod racing;
 pub mod ratio;
+pub mod results_file;
 pub mod rule4;
 pub mod uof;
 pub mod void_factor;
