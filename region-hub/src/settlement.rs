@@ -24,8 +24,9 @@
 //! version), reports by (event, source, score). Reprocessing anything changes nothing and is
 //! counted (`reprocessed_settlements`, `reprocessed_results`).
 
-use crate::down;
-use crate::store::{HubState, SettleOutcome, StoreError, TxEffects, load_bet, now_ms};
+use crate::store::{
+    HubState, ResultCache, SettleOutcome, StoreError, TxEffects, bet_from_frame, load_bet, now_ms,
+};
 use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, HubResult, HubSettlementReversal};
 use outpost_core::ids::{BetId, EventId, MarketId, NodeId};
@@ -229,7 +230,7 @@ pub(crate) fn reverse_in_tx(
         payout_minor: cur.payout_minor,
         reason: reason.to_string(),
     });
-    let (seq, _) = down::append(tx, key, node, &reversal, now)?;
+    let (seq, _) = effects.down.append(tx, key, node, &reversal, now)?;
     tx.execute(
         "INSERT INTO settlement_reversals (bet_id, reversed_version, node_id, down_seq, payout_minor, reason, reversed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![bet.bet_id.as_str(), cur.result_version, node.as_str(), seq.0 as i64, cur.payout_minor, reason, now.0],
@@ -401,7 +402,7 @@ impl HubState {
                 reverse_in_tx(&tx, self.hub_key(), &node, &bet, &cur, &why, now, &mut effects)?;
                 bets.push(bet_id.to_string());
             }
-            effects.segments += self.cut_down_segments(&tx, &effects, now)?;
+            effects.segments += self.cut_down_segments(&tx, &mut effects, now)?;
             tx.commit()?;
             RollbackReceipt {
                 event_id: event_id.clone(),
@@ -440,7 +441,7 @@ impl HubState {
                 .filter(|c| !c.withdrawn)
                 .map_or(0, |c| c.version);
             let alert = open_alert(&tx, event_id)?;
-            effects.segments += self.cut_down_segments(&tx, &effects, now)?;
+            effects.segments += self.cut_down_segments(&tx, &mut effects, now)?;
             tx.commit()?;
             ResultReceipt {
                 event_id: event_id.clone(),
@@ -577,7 +578,7 @@ impl HubState {
         });
         let nodes: Vec<NodeId> = self.registered_nodes().map(|n| n.id.clone()).collect();
         for node in nodes {
-            let (seq, _) = down::append(tx, self.hub_key(), &node, &result, now)?;
+            let (seq, _) = effects.down.append(tx, self.hub_key(), &node, &result, now)?;
             effects.down_heads.insert(node, seq);
         }
         resolve_alerts(tx, event_id, basis, now)?;
@@ -586,7 +587,9 @@ impl HubState {
     }
 
     /// The settle pass over every bet on `event_id`; returns how many still wait for other
-    /// legs.
+    /// legs. Open bets are read with their records in one scan (the bulk path that settles a
+    /// million bets in seconds); settled bets go through the per-bet path, which compares
+    /// with the settlement in force and corrects it if the outcome changed.
     fn settle_event(
         &self,
         tx: &Transaction<'_>,
@@ -595,10 +598,45 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
         let mut waiting = 0;
-        for (bet, _, _) in event_bets(tx, event_id)? {
-            if self.settle_in_tx(tx, &bet, now, effects)? == SettleOutcome::NotReady {
+        let mut results = ResultCache::default();
+        let open: Vec<(String, String, i64, Vec<u8>)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT b.bet_id, b.node_id, b.seq, r.frame FROM bet_events be
+                 JOIN bets b ON b.bet_id = be.bet_id
+                 JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
+                 WHERE be.event_id = ?1 AND b.status = 'open'",
+            )?;
+            stmt.query_map([event_id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        // Taken before the bulk pass, which settles bets in this transaction.
+        let settled: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT b.bet_id FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
+                 WHERE be.event_id = ?1 AND b.status = 'settled' ORDER BY b.bet_id",
+            )?;
+            stmt.query_map([event_id.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut last_node: Option<NodeId> = None;
+        for (_, node, seq, frame) in open {
+            let node = match &last_node {
+                Some(n) if n.as_str() == node => n.clone(),
+                _ => NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?,
+            };
+            let bet = bet_from_frame(&node, seq, &frame)?;
+            if self.settle_loaded(tx, &node, &bet, true, &mut results, now, effects)?
+                == SettleOutcome::NotReady
+            {
                 waiting += 1;
             }
+            last_node = Some(node);
+        }
+        for bet in settled {
+            let bet = BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
+            self.settle_in_tx(tx, &bet, now, effects)?;
         }
         Ok(waiting)
     }

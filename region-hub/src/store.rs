@@ -85,6 +85,45 @@ pub struct Metrics {
     pub result_alerts_raised: AtomicU64,
     /// Settlements reversed by a correction or a rollback.
     pub settlements_reversed: AtomicU64,
+    /// Bets settled so far, counted as they are settled (before the commit): a progress
+    /// gauge for long settle passes (`outpost bench settle`).
+    pub settle_progress: AtomicU64,
+}
+
+/// Final results in force, looked up once per event during a settle pass.
+#[derive(Debug, Default)]
+pub(crate) struct ResultCache {
+    map: HashMap<EventId, Option<(FinalScore, u32)>>,
+}
+
+impl ResultCache {
+    fn load(&mut self, tx: &Connection, event: &EventId) -> Result<(), StoreError> {
+        if self.map.contains_key(event) {
+            return Ok(());
+        }
+        // A withdrawn (rolled-back) result does not settle until a new version is final.
+        let r: Option<(i64, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
+            )?
+            .query_row([event.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let v = match r {
+            None => None,
+            Some((h, a, v)) => Some((
+                FinalScore {
+                    home: to_u16(h)?,
+                    away: to_u16(a)?,
+                },
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
+            )),
+        };
+        self.map.insert(event.clone(), v);
+        Ok(())
+    }
+    fn get(&self, event: &EventId) -> Option<(FinalScore, u32)> {
+        self.map.get(event).copied().flatten()
+    }
 }
 
 /// In-memory view of one registered node.
@@ -147,6 +186,8 @@ pub(crate) struct TxEffects {
     pub reprocessed_results: u64,
     /// Bets on a newly final event still waiting for other legs.
     pub waiting: usize,
+    /// Down records appended in the transaction, written on flush (`cut_down_segments`).
+    pub down: down::DownBatch,
 }
 
 pub(crate) fn now_ms() -> UnixMillis {
@@ -494,7 +535,7 @@ impl HubState {
         for bet in &new_bets {
             self.settle_in_tx(&tx, bet, now, &mut effects)?;
         }
-        let n = self.cut_segments(&tx, node, &effects, inserted, now)?;
+        let n = self.cut_segments(&tx, node, &mut effects, inserted, now)?;
         effects.segments += n;
         tx.commit()?;
         Ok((head, flags, effects))
@@ -506,7 +547,7 @@ impl HubState {
         &self,
         tx: &Transaction<'_>,
         node: &NodeId,
-        effects: &TxEffects,
+        effects: &mut TxEffects,
         up_grew: bool,
         now: UnixMillis,
     ) -> Result<usize, StoreError> {
@@ -518,12 +559,14 @@ impl HubState {
         Ok(n)
     }
 
+    /// Write the transaction's buffered down records, then cut their audit segments.
     pub(crate) fn cut_down_segments(
         &self,
         tx: &Transaction<'_>,
-        effects: &TxEffects,
+        effects: &mut TxEffects,
         now: UnixMillis,
     ) -> Result<usize, StoreError> {
+        effects.down.flush(tx, &self.inner.hub_key, now)?;
         let mut n = 0;
         for node in effects.down_heads.keys() {
             n += outbox::cut(tx, &self.inner.audit, node, Direction::Down, now, false)?;
@@ -568,11 +611,8 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<SettleOutcome, StoreError> {
         let row: Option<(String, i64, String)> = tx
-            .query_row(
-                "SELECT node_id, seq, status FROM bets WHERE bet_id = ?1",
-                [bet_id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT node_id, seq, status FROM bets WHERE bet_id = ?1")?
+            .query_row([bet_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((node, seq, status)) = row else {
             return Err(StoreError::Corrupt(format!("bet {bet_id} vanished")));
@@ -583,32 +623,28 @@ impl HubState {
         let node =
             NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("bet {bet_id}: {e}")))?;
         let bet = load_bet(tx, &node, seq)?;
-        let mut results: HashMap<EventId, (FinalScore, u32)> = HashMap::new();
+        let mut results = ResultCache::default();
+        self.settle_loaded(tx, &node, &bet, status == "open", &mut results, now, effects)
+    }
+
+    /// Settle (or correct) one loaded bet. `open`: the bet has no settlement in force, so
+    /// there is nothing to compare with or reverse (the bulk pass over a newly final event).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn settle_loaded(
+        &self,
+        tx: &Transaction<'_>,
+        node: &NodeId,
+        bet: &BetPlaced,
+        open: bool,
+        results: &mut ResultCache,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<SettleOutcome, StoreError> {
+        let bet_id = &bet.bet_id;
         for leg in &bet.legs {
-            // A withdrawn (rolled-back) result does not settle until a new version is final.
-            let r: Option<(i64, i64, i64)> = tx
-                .query_row(
-                    "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
-                    [leg.event_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            if let Some((h, a, v)) = r {
-                let score = FinalScore {
-                    home: to_u16(h)?,
-                    away: to_u16(a)?,
-                };
-                results.insert(
-                    leg.event_id.clone(),
-                    (
-                        score,
-                        u32::try_from(v)
-                            .map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
-                    ),
-                );
-            }
+            results.load(tx, &leg.event_id)?;
         }
-        let settlement = match settle_bet(&node, &bet, |e| results.get(e).copied()) {
+        let settlement = match settle_bet(node, bet, |e| results.get(e)) {
             Ok(None) => return Ok(SettleOutcome::NotReady),
             Ok(Some(s)) => s,
             Err(e) => {
@@ -620,11 +656,13 @@ impl HubState {
                 return Ok(SettleOutcome::Failed);
             }
         };
-        let done: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM settlements WHERE bet_id = ?1 AND result_version = ?2)",
-            params![bet_id.as_str(), settlement.result_version],
-            |r| r.get(0),
-        )?;
+        let done: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM settlements WHERE bet_id = ?1 AND result_version = ?2)",
+            )?
+            .query_row(params![bet_id.as_str(), settlement.result_version], |r| {
+                r.get(0)
+            })?;
         if done {
             effects.reprocessed += 1;
             return Ok(SettleOutcome::Reprocessed);
@@ -632,7 +670,11 @@ impl HubState {
         let legs_json = serde_json::to_string(&settlement.leg_results)
             .map_err(|e| StoreError::Corrupt(format!("leg results of {bet_id}: {e}")))?;
         // The settlement in force: the latest one not reversed.
-        let current = crate::settlement::effective_settlement(tx, bet_id)?;
+        let current = if open {
+            None
+        } else {
+            crate::settlement::effective_settlement(tx, bet_id)?
+        };
         let mut outcome = SettleOutcome::Settled;
         if let Some(cur) = current {
             let same = cur.payout_minor == settlement.payout_minor
@@ -645,8 +687,8 @@ impl HubState {
             crate::settlement::reverse_in_tx(
                 tx,
                 self.hub_key(),
-                &node,
-                &bet,
+                node,
+                bet,
                 &cur,
                 "correction",
                 now,
@@ -656,23 +698,24 @@ impl HubState {
         }
         let payout = settlement.payout_minor;
         let version = settlement.result_version;
-        let (down_seq, _) = down::append(
+        let (down_seq, _) = effects.down.append(
             tx,
             &self.inner.hub_key,
-            &node,
+            node,
             &HubEvent::Settlement(settlement),
             now,
         )?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0, legs_json],
-        )?;
-        tx.execute(
-            "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
-            params![bet_id.as_str(), payout],
-        )?;
-        effects.down_heads.insert(node, down_seq);
+        )?
+        .execute(params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0, legs_json])?;
+        tx.prepare_cached("UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1")?
+            .execute(params![bet_id.as_str(), payout])?;
+        if effects.down_heads.get(node) != Some(&down_seq) {
+            effects.down_heads.insert(node.clone(), down_seq);
+        }
         effects.settled += 1;
+        self.inner.metrics.settle_progress.fetch_add(1, Ordering::Relaxed);
         Ok(outcome)
     }
 
@@ -847,13 +890,16 @@ fn insert_bet(
 
 /// The BetPlaced payload of record `seq` of `node` (the stored record is the source of truth).
 pub(crate) fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
-    let bytes: Vec<u8> = tx.query_row(
-        "SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2",
-        params![node.as_str(), seq],
-        |r| r.get(0),
-    )?;
+    let bytes: Vec<u8> = tx
+        .prepare_cached("SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2")?
+        .query_row(params![node.as_str(), seq], |r| r.get(0))?;
+    bet_from_frame(node, seq, &bytes)
+}
+
+/// Decode the BetPlaced payload of a stored record frame.
+pub(crate) fn bet_from_frame(node: &NodeId, seq: i64, bytes: &[u8]) -> Result<BetPlaced, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(format!("record {node}#{seq}: {e}"));
-    let body = Frame::decode_exact(&bytes)
+    let body = Frame::decode_exact(bytes)
         .map_err(|e| corrupt(e.to_string()))?
         .parse_body()
         .map_err(|e| corrupt(e.to_string()))?;
