@@ -176,7 +176,14 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     // independent sources; a result is final only when two sources agree.
     for source in ["openfootball", "football-data"] {
         for (id, hg, ag) in [(ev, 0, 3), (ev2, 2, 1)] {
-            let r = c.post(format!("{h}/v1/results")).json(&json!({"event_id": id, "home_goals": hg, "away_goals": ag, "source": source})).send().await.unwrap();
+            let r = c
+                .post(format!("{h}/v1/results"))
+                .json(
+                    &json!({"event_id": id, "home_goals": hg, "away_goals": ag, "source": source}),
+                )
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success(), "{}", r.text().await.unwrap());
         }
     }
@@ -238,13 +245,17 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
     let cash_before = w["cash_minor"].as_i64().unwrap();
-    eventually("the correction at the edge", Duration::from_secs(30), || {
-        let (c, e, pid) = (c.clone(), e.clone(), pid.clone());
-        async move {
-            get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"].as_i64()
-                == Some(cash_before - 1330 + 4000)
-        }
-    })
+    eventually(
+        "the correction at the edge",
+        Duration::from_secs(30),
+        || {
+            let (c, e, pid) = (c.clone(), e.clone(), pid.clone());
+            async move {
+                get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"].as_i64()
+                    == Some(cash_before - 1330 + 4000)
+            }
+        },
+    )
     .await;
     assert_eq!(payout(&win).await, 0);
     assert_eq!(payout(&lose).await, 4000);

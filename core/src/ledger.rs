@@ -101,7 +101,9 @@ pub enum LedgerError {
     Overflow,
     #[error("currency {0} is not this ledger's currency {1}")]
     Currency(Currency, Currency),
-    #[error("account {account} would hold more than the debt it records ({balance_minor} + {amount_minor})")]
+    #[error(
+        "account {account} would hold more than the debt it records ({balance_minor} + {amount_minor})"
+    )]
     DebtOverpaid {
         account: Account,
         balance_minor: i64,

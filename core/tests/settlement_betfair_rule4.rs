@@ -86,7 +86,9 @@ fn read_race() -> Race {
                     let e = race.runners.entry(r["id"].as_u64().unwrap()).or_default();
                     e.status = r["status"].as_str().unwrap().to_string();
                     e.adjustment_hundredths = hundredths(&r["adjustmentFactor"]);
-                    e.removal = r.get("removalDate").map(|d| iso_millis(d.as_str().unwrap()));
+                    e.removal = r
+                        .get("removalDate")
+                        .map(|d| iso_millis(d.as_str().unwrap()));
                     e.bsp = r.get("bsp").map(price);
                 }
             }
@@ -121,10 +123,17 @@ fn withdrawals(race: &Race) -> Vec<(u64, Withdrawal)> {
 }
 
 fn outcome(race: &Race, runner: u64) -> RaceOutcome {
-    let runners = race.runners.values().filter(|r| r.status != "REMOVED").count() as u16;
+    let runners = race
+        .runners
+        .values()
+        .filter(|r| r.status != "REMOVED")
+        .count() as u16;
     let finish = match race.runners[&runner].status.as_str() {
         "REMOVED" => Finish::NonRunner,
-        "WINNER" => Finish::Position { position: 1, tied: 1 },
+        "WINNER" => Finish::Position {
+            position: 1,
+            tied: 1,
+        },
         "LOSER" => Finish::Unplaced,
         other => panic!("unexpected status {other}"),
     };
@@ -147,7 +156,10 @@ fn the_race_as_the_file_states_it() {
     let w: BTreeMap<u64, Withdrawal> = ws.into_iter().collect();
     // Hellavashock: factor 7.14 → 14.005 (13/1 and a bit): 10/1-to-14/1 band, 5p.
     assert_eq!(w[&HELLAVASHOCK].price.milli(), 14_005);
-    assert_eq!(w[&HELLAVASHOCK].withdrawn_at, iso_millis("2017-06-14T07:00:50.000Z"));
+    assert_eq!(
+        w[&HELLAVASHOCK].withdrawn_at,
+        iso_millis("2017-06-14T07:00:50.000Z")
+    );
     assert_eq!(tattersalls_deduction(w[&HELLAVASHOCK].price), Deduction(5));
     // Hymn For The Dudes: factor 5.55 → 18.018 (17/1): over 14/1, no deduction.
     assert_eq!(w[&HYMN].price.milli(), 18_018);
@@ -157,7 +169,10 @@ fn the_race_as_the_file_states_it() {
     // 12-runner handicap: 3 places at 1/4 odds.
     let t = standard_place_terms(o.runners, o.handicap).unwrap();
     assert_eq!((t.places, t.fraction.num, t.fraction.den), (3, 1, 4));
-    assert_eq!(race.runners[&WINNER].bsp, Some(Price::parse("4.15").unwrap()));
+    assert_eq!(
+        race.runners[&WINNER].bsp,
+        Some(Price::parse("4.15").unwrap())
+    );
 }
 
 /// Bets on the winner struck at its traded prices through the day, each-way £10 (1000p a
@@ -191,7 +206,10 @@ fn each_way_bets_on_the_winner_by_time_struck() {
             after += 1;
         }
     }
-    assert!(before >= 20 && after >= 100, "{before} before, {after} after");
+    assert!(
+        before >= 20 && after >= 100,
+        "{before} before, {after} after"
+    );
 
     // The first traded price, 4.4 at 19:10:41 the evening before: 5p deduction.
     // Win 10 × (1 + 3.4 × 0.95) = £42.30; place 10 × (1 + 3.23 / 4) = £18.075 → £60.37.

@@ -196,14 +196,14 @@ async fn get_stats(State(state): State<HubState>) -> Result<Response, ApiError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::test_support::*;
     use outpost_core::market::Outcome;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Serve the router on an ephemeral port; returns its address.
-    async fn serve(state: HubState) -> std::net::SocketAddr {
+    pub(crate) async fn serve(state: HubState) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -211,7 +211,7 @@ mod tests {
     }
 
     /// A minimal HTTP/1.1 client (one request per connection): (status, JSON body).
-    async fn call(
+    pub(crate) async fn call(
         addr: std::net::SocketAddr,
         method: &str,
         path: &str,
@@ -235,7 +235,7 @@ mod tests {
         )
     }
 
-    fn code(v: &serde_json::Value) -> &str {
+    pub(crate) fn code(v: &serde_json::Value) -> &str {
         v["error"]["code"].as_str().unwrap_or("<none>")
     }
 

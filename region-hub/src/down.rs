@@ -16,9 +16,9 @@
 use crate::outbox::{self, Direction};
 use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
+use outpost_core::log::Frame;
 use outpost_core::log::{ChainHead, ChainWriter, NodeKey, RecordHash};
 use outpost_core::time::UnixMillis;
-use outpost_core::log::Frame;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::collections::BTreeMap;
 

@@ -16,9 +16,9 @@ pub mod db;
 mod down;
 mod hub_store;
 mod outbox;
+mod results_api;
 pub mod run;
 pub mod settlement;
-mod results_api;
 pub mod store;
 pub mod views;
 

@@ -46,10 +46,15 @@ pub(crate) fn receipt_response(r: ResultReceipt) -> Response {
         ResultStatus::Pending | ResultStatus::Held => StatusCode::ACCEPTED,
         ResultStatus::Conflict => {
             // An error body like every other 4xx, with the receipt alongside.
-            let message = r.alert.clone().unwrap_or_else(|| "conflicting result".into());
+            let message = r
+                .alert
+                .clone()
+                .unwrap_or_else(|| "conflicting result".into());
             return (
                 StatusCode::CONFLICT,
-                Json(json!({"error": {"code": "RESULT_CONFLICT", "message": message}, "receipt": r})),
+                Json(
+                    json!({"error": {"code": "RESULT_CONFLICT", "message": message}, "receipt": r}),
+                ),
             )
                 .into_response();
         }
@@ -229,4 +234,172 @@ async fn post_file(
         "settled": receipts.iter().map(|r| r.settled).sum::<usize>(),
     }))
     .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::tests::{call, code, serve};
+    use crate::test_support::*;
+    use outpost_core::market::Outcome;
+
+    #[tokio::test]
+    async fn operator_routes_and_results_files() {
+        let t = hub(eager());
+        let mut edge = Edge::new();
+        let recs = edge.group(&[
+            genesis(),
+            bet("b-1", 1000, vec![leg("e-1", Outcome::Home, "2.5")]),
+            bet("b-2", 1000, vec![leg("e-2", Outcome::Away, "3.0")]),
+        ]);
+        t.state
+            .commit_upstream_blocking(&node_id(), recs, now())
+            .unwrap();
+        let addr = serve(t.state.clone()).await;
+
+        // A malformed results file is refused whole, every bad line named; nothing stored.
+        let bad = "event_id,home_goals,away_goals\ne-1,2,0\ne-2,x,1\ne 3,1,1\n";
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/results/file?source=provider-a",
+            Some(bad),
+        )
+        .await;
+        assert_eq!((st, code(&v)), (400, "INVALID_RESULTS_FILE"), "{v}");
+        let lines: Vec<u64> = v["error"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(lines, [3, 4]);
+        assert_eq!(t.state.result_view(&event("e-1")).unwrap().reports.len(), 0);
+
+        // Two providers' files agree on e-1, disagree on e-2: e-1 settles, e-2 is held.
+        let a = "event_id,home_goals,away_goals\ne-1,2,0\ne-2,0,1\n";
+        let b = "event_id,home_goals,away_goals\ne-1,2,0\ne-2,1,1\n";
+        let (st, v) = call(addr, "POST", "/v1/results/file?source=provider-a", Some(a)).await;
+        assert_eq!((st, v["pending"].as_u64()), (200, Some(2)), "{v}");
+        let (_, v) = call(addr, "POST", "/v1/results/file?source=provider-b", Some(b)).await;
+        assert_eq!(
+            (
+                v["recorded"].as_u64(),
+                v["conflict"].as_u64(),
+                v["settled"].as_u64()
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{v}"
+        );
+        let (st, v) = call(addr, "GET", "/v1/alerts", None).await;
+        assert_eq!((st, v["alerts"].as_array().unwrap().len()), (200, 1));
+        assert_eq!(v["alerts"][0]["event_id"], "e-2");
+
+        // The operator confirms e-2; corrects e-1; rolls back e-1.
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/results/e-2/confirm",
+            Some(r#"{"home_goals":0,"away_goals":1,"operator":"alice"}"#),
+        )
+        .await;
+        assert_eq!(
+            (st, v["status"].as_str(), v["settled"].as_u64()),
+            (201, Some("recorded"), Some(1)),
+            "{v}"
+        );
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/results/e-1/correct",
+            Some(r#"{"home_goals":0,"away_goals":2,"operator":"alice","reason":"review"}"#),
+        )
+        .await;
+        assert_eq!(
+            (
+                st,
+                v["status"].as_str(),
+                v["reversed"].as_u64(),
+                v["result_version"].as_u64()
+            ),
+            (201, Some("corrected"), Some(1), Some(2)),
+            "{v}"
+        );
+        let (st, v) = call(
+            addr,
+            "POST",
+            "/v1/results/e-1/rollback",
+            Some(r#"{"operator":"alice","reason":"feed rollback","market_ids":["e-1/1x2"]}"#),
+        )
+        .await;
+        assert_eq!((st, v["reversed"].as_u64()), (200, Some(1)), "{v}");
+        let (st, v) = call(addr, "GET", "/v1/results/e-1", None).await;
+        assert_eq!(
+            (
+                st,
+                v["state"].as_str(),
+                v["versions"].as_array().unwrap().len()
+            ),
+            (200, Some("withdrawn"), 2)
+        );
+        let (st, v) = call(addr, "GET", "/v1/bets/b-1", None).await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("open")));
+
+        // Bad requests: 4xx with a code, never 500.
+        let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+            (
+                "POST",
+                "/v1/results/e-1/confirm",
+                Some(r#"{"home_goals":1,"away_goals":0,"operator":""}"#),
+                400,
+                "INVALID_OPERATOR",
+            ),
+            (
+                "POST",
+                "/v1/results/e-9/correct",
+                Some(r#"{"home_goals":1,"away_goals":0,"operator":"a","reason":"r"}"#),
+                409,
+                "RESULT_NOT_FINAL",
+            ),
+            (
+                "POST",
+                "/v1/results/e-2/confirm",
+                Some(r#"{"home_goals":3,"away_goals":0,"operator":"a"}"#),
+                409,
+                "RESULT_ALREADY_FINAL",
+            ),
+            (
+                "POST",
+                "/v1/results/e%201/rollback",
+                Some(r#"{"operator":"a","reason":"r"}"#),
+                400,
+                "INVALID_EVENT_ID",
+            ),
+            (
+                "POST",
+                "/v1/results/e-2/rollback",
+                Some(r#"{"operator":"a","reason":"r","market_ids":["bad id"]}"#),
+                400,
+                "INVALID_MARKET_ID",
+            ),
+            (
+                "POST",
+                "/v1/results/e-2/correct",
+                Some(r#"{"home_goals":-1,"away_goals":0,"operator":"a","reason":"r"}"#),
+                400,
+                "INVALID_SCORE",
+            ),
+            (
+                "POST",
+                "/v1/results/file",
+                Some("event_id,home_goals,away_goals\n"),
+                400,
+                "INVALID_QUERY",
+            ),
+            ("GET", "/v1/alerts?all=maybe", None, 400, "INVALID_QUERY"),
+        ];
+        for (method, path, body, status, c) in cases {
+            let (st, v) = call(addr, method, path, *body).await;
+            assert_eq!((st, code(&v)), (*status, *c), "{method} {path}: {v}");
+        }
+    }
 }

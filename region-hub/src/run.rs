@@ -363,7 +363,13 @@ mod tests {
         assert_eq!(bet.payout_minor, Some(1250));
         let again = load_results_file(&t.state, &file, "E0").unwrap();
         assert_eq!((again.recorded, again.unchanged, again.settled), (0, 1, 0));
-        assert!(t.state.metrics().reprocessed_results.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+        assert!(
+            t.state
+                .metrics()
+                .reprocessed_results
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1
+        );
 
         std::fs::write(&file, "{\"matches\": 5}").unwrap();
         let e = load_results_file(&t.state, &file, "E0").unwrap_err();

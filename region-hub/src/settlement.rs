@@ -323,7 +323,14 @@ impl HubState {
                     version: c.version,
                 }),
                 _ => {
-                    s.finalize(tx, event_id, score, &format!("confirmed by operator {operator}"), now, effects)?;
+                    s.finalize(
+                        tx,
+                        event_id,
+                        score,
+                        &format!("confirmed by operator {operator}"),
+                        now,
+                        effects,
+                    )?;
                     Ok(ResultStatus::Recorded)
                 }
             }
@@ -346,7 +353,14 @@ impl HubState {
             let c = current(tx, event_id)?
                 .filter(|c| !c.withdrawn)
                 .ok_or_else(|| ResultError::NotFinal(event_id.clone()))?;
-            insert_report(tx, event_id, &format!("operator:{operator}"), score, true, now)?;
+            insert_report(
+                tx,
+                event_id,
+                &format!("operator:{operator}"),
+                score,
+                true,
+                now,
+            )?;
             if c.score == score {
                 return Ok(ResultStatus::Unchanged);
             }
@@ -399,7 +413,16 @@ impl HubState {
                     continue;
                 }
                 let why = format!("rollback by {operator}: {reason}");
-                reverse_in_tx(&tx, self.hub_key(), &node, &bet, &cur, &why, now, &mut effects)?;
+                reverse_in_tx(
+                    &tx,
+                    self.hub_key(),
+                    &node,
+                    &bet,
+                    &cur,
+                    &why,
+                    now,
+                    &mut effects,
+                )?;
                 bets.push(bet_id.to_string());
             }
             effects.segments += self.cut_down_segments(&tx, &mut effects, now)?;
@@ -451,7 +474,8 @@ impl HubState {
                 reversed: effects.reversed,
                 reprocessed: effects.reprocessed,
                 waiting,
-                alert: alert.filter(|_| matches!(status, ResultStatus::Conflict | ResultStatus::Held)),
+                alert: alert
+                    .filter(|_| matches!(status, ResultStatus::Conflict | ResultStatus::Held)),
             }
         };
         match receipt.status {
@@ -536,7 +560,14 @@ impl HubState {
             home: u16::try_from(first.1).map_err(|_| StoreError::Corrupt("goals".into()))?,
             away: u16::try_from(first.2).map_err(|_| StoreError::Corrupt("goals".into()))?,
         };
-        self.finalize(tx, event_id, score, &format!("agreed: {}", sources.join(", ")), now, effects)?;
+        self.finalize(
+            tx,
+            event_id,
+            score,
+            &format!("agreed: {}", sources.join(", ")),
+            now,
+            effects,
+        )?;
         Ok(ResultStatus::Recorded)
     }
 
@@ -578,7 +609,9 @@ impl HubState {
         });
         let nodes: Vec<NodeId> = self.registered_nodes().map(|n| n.id.clone()).collect();
         for node in nodes {
-            let (seq, _) = effects.down.append(tx, self.hub_key(), &node, &result, now)?;
+            let (seq, _) = effects
+                .down
+                .append(tx, self.hub_key(), &node, &result, now)?;
             effects.down_heads.insert(node, seq);
         }
         resolve_alerts(tx, event_id, basis, now)?;
@@ -830,13 +863,18 @@ fn open_alert(tx: &Connection, event_id: &EventId) -> Result<Option<String>, Sto
 }
 
 /// Every bet with a leg on `event_id`: (bet, node, record seq), in bet order.
-fn event_bets(tx: &Connection, event_id: &EventId) -> Result<Vec<(BetId, NodeId, i64)>, StoreError> {
+fn event_bets(
+    tx: &Connection,
+    event_id: &EventId,
+) -> Result<Vec<(BetId, NodeId, i64)>, StoreError> {
     let mut stmt = tx.prepare_cached(
         "SELECT b.bet_id, b.node_id, b.seq FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
          WHERE be.event_id = ?1 AND b.status != 'error' ORDER BY be.bet_id",
     )?;
     let rows: Vec<(String, String, i64)> = stmt
-        .query_map([event_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([event_id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?;
     rows.into_iter()
         .map(|(b, n, seq)| {

@@ -624,7 +624,15 @@ impl HubState {
             NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("bet {bet_id}: {e}")))?;
         let bet = load_bet(tx, &node, seq)?;
         let mut results = ResultCache::default();
-        self.settle_loaded(tx, &node, &bet, status == "open", &mut results, now, effects)
+        self.settle_loaded(
+            tx,
+            &node,
+            &bet,
+            status == "open",
+            &mut results,
+            now,
+            effects,
+        )
     }
 
     /// Settle (or correct) one loaded bet. `open`: the bet has no settlement in force, so
@@ -709,13 +717,18 @@ impl HubState {
             "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0, legs_json])?;
-        tx.prepare_cached("UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1")?
-            .execute(params![bet_id.as_str(), payout])?;
+        tx.prepare_cached(
+            "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
+        )?
+        .execute(params![bet_id.as_str(), payout])?;
         if effects.down_heads.get(node) != Some(&down_seq) {
             effects.down_heads.insert(node.clone(), down_seq);
         }
         effects.settled += 1;
-        self.inner.metrics.settle_progress.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .metrics
+            .settle_progress
+            .fetch_add(1, Ordering::Relaxed);
         Ok(outcome)
     }
 
@@ -897,7 +910,11 @@ pub(crate) fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPl
 }
 
 /// Decode the BetPlaced payload of a stored record frame.
-pub(crate) fn bet_from_frame(node: &NodeId, seq: i64, bytes: &[u8]) -> Result<BetPlaced, StoreError> {
+pub(crate) fn bet_from_frame(
+    node: &NodeId,
+    seq: i64,
+    bytes: &[u8],
+) -> Result<BetPlaced, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(format!("record {node}#{seq}: {e}"));
     let body = Frame::decode_exact(bytes)
         .map_err(|e| corrupt(e.to_string()))?

@@ -6,7 +6,9 @@
 use super::events::*;
 use super::{BetStatus, Command, CommandError, DecideCtx, EdgeState};
 use crate::hub::{HubEvent, HubSettlement, HubSettlementReversal};
-use crate::ids::{BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq};
+use crate::ids::{
+    BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
+};
 use crate::jurisdiction::JurisdictionRules;
 use crate::ledger::{Account, Posting};
 use crate::market::{MarketKind, Outcome};
@@ -208,9 +210,17 @@ fn correction_moves_exactly_the_difference_once() {
     assert_eq!(e.cash(), 8000);
     // Corrected to a loss: reversal (takes the £30 back, stake held again), then version 2.
     let ev = e.down(e.reverse(1, 3000));
-    assert!(matches!(&ev[0], EdgeEvent::BetSettlementReversed(r) if r.from_cash_minor == 3000 && r.to_debt_minor == 0));
-    assert_eq!(e.s.bets[&BetId::new("b-1").unwrap()].status, BetStatus::Open);
-    assert_eq!((e.cash(), e.balance(Account::PlayerStakes(e.player.clone()))), (5000, 1000));
+    assert!(
+        matches!(&ev[0], EdgeEvent::BetSettlementReversed(r) if r.from_cash_minor == 3000 && r.to_debt_minor == 0)
+    );
+    assert_eq!(
+        e.s.bets[&BetId::new("b-1").unwrap()].status,
+        BetStatus::Open
+    );
+    assert_eq!(
+        (e.cash(), e.balance(Account::PlayerStakes(e.player.clone()))),
+        (5000, 1000)
+    );
     e.down(e.settle(2, LegResult::Lose, 0));
     assert_eq!(e.cash(), 5000);
     assert_eq!(e.balance(Account::PlayerStakes(e.player.clone())), 0);
@@ -236,9 +246,8 @@ fn correction_beyond_the_cash_books_a_debt_and_blocks_withdrawals() {
         now: UnixMillis(10),
         rules: &rules,
     };
-    let w = e
-        .s
-        .decide(
+    let w =
+        e.s.decide(
             Command::Withdraw {
                 player_id: e.player.clone(),
                 amount: Money::new(2500, Currency::GBP),
@@ -254,14 +263,22 @@ fn correction_beyond_the_cash_books_a_debt_and_blocks_withdrawals() {
     assert_eq!(e.cash(), 500);
     // Reversal of £30 with £5 cash: £5 from cash, £25 booked as debt; never negative.
     let ev = e.down(e.reverse(1, 3000));
-    assert!(matches!(&ev[0], EdgeEvent::BetSettlementReversed(r) if r.from_cash_minor == 500 && r.to_debt_minor == 2500));
+    assert!(
+        matches!(&ev[0], EdgeEvent::BetSettlementReversed(r) if r.from_cash_minor == 500 && r.to_debt_minor == 2500)
+    );
     assert_eq!((e.cash(), e.debt()), (0, 2500));
     assert_eq!(e.s.player_view(&e.player).unwrap().debt_minor, 2500);
-    assert!(matches!(e.withdraw(1), Err(CommandError::DebtOutstanding { debt_minor: 2500 })));
+    assert!(matches!(
+        e.withdraw(1),
+        Err(CommandError::DebtOutstanding { debt_minor: 2500 })
+    ));
     // Resettled as a half win at version 2 (£10 × (1 + 3)/2 = £20): repays £20 of the debt.
     e.down(e.settle(2, LegResult::HalfWin, 2000));
     assert_eq!((e.cash(), e.debt()), (0, 500));
-    assert!(matches!(e.withdraw(1), Err(CommandError::DebtOutstanding { .. })));
+    assert!(matches!(
+        e.withdraw(1),
+        Err(CommandError::DebtOutstanding { .. })
+    ));
     // Corrected once more, to a full win at version 3 (£30): reversal of £20 with no cash
     // books £20 more debt (£25), then £30 repays it and leaves £5 cash.
     e.down(e.reverse(2, 2000));

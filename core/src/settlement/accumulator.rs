@@ -79,14 +79,20 @@ mod tests {
     fn each_way_double() {
         let l1 = each_way_factors(
             p("6.0"),
-            Finish::Position { position: 1, tied: 1 },
+            Finish::Position {
+                position: 1,
+                tied: 1,
+            },
             standard_place_terms(8, false),
             Deduction::NONE,
         )
         .unwrap();
         let l2 = each_way_factors(
             p("4.0"),
-            Finish::Position { position: 2, tied: 1 },
+            Finish::Position {
+                position: 2,
+                tied: 1,
+            },
             standard_place_terms(6, false),
             Deduction::NONE,
         )

@@ -61,7 +61,8 @@ mod tests {
             let kind = MarketKind::AsianHandicap {
                 home_line: Line::parse(line).unwrap(),
             };
-            let r = settle_selection(&kind, Outcome::Home, FinalScore { home: h, away: a }).unwrap();
+            let r =
+                settle_selection(&kind, Outcome::Home, FinalScore { home: h, away: a }).unwrap();
             assert_eq!(r, result, "{line} {h}-{a}");
             assert_eq!(pay(r, "1.9", 1000), Some(paid), "{line} {h}-{a}");
         }

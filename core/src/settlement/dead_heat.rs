@@ -61,18 +61,22 @@ mod tests {
     fn dead_heat_table() {
         // (position, tied, places paid, factor)
         let table = [
-            (1, 1, 1, Factor::ONE),          // outright winner
-            (1, 2, 1, Factor::new(1, 2)),    // two dead-heat for first, win bet
-            (1, 3, 1, Factor::new(1, 3)),    // three dead-heat for first
-            (2, 1, 1, Factor::ZERO),         // second in a win market
-            (2, 2, 3, Factor::ONE),          // two tied for 2nd, 3 places: both paid
-            (3, 2, 3, Factor::new(1, 2)),    // two tied for 3rd, 3 places: half
-            (3, 3, 4, Factor::new(2, 3)),    // three tied for 3rd, 4 places: 2 of 3
-            (1, 4, 3, Factor::new(3, 4)),    // four tied for 1st, 3 places: 3 of 4
-            (4, 2, 3, Factor::ZERO),         // out of the places
+            (1, 1, 1, Factor::ONE),       // outright winner
+            (1, 2, 1, Factor::new(1, 2)), // two dead-heat for first, win bet
+            (1, 3, 1, Factor::new(1, 3)), // three dead-heat for first
+            (2, 1, 1, Factor::ZERO),      // second in a win market
+            (2, 2, 3, Factor::ONE),       // two tied for 2nd, 3 places: both paid
+            (3, 2, 3, Factor::new(1, 2)), // two tied for 3rd, 3 places: half
+            (3, 3, 4, Factor::new(2, 3)), // three tied for 3rd, 4 places: 2 of 3
+            (1, 4, 3, Factor::new(3, 4)), // four tied for 1st, 3 places: 3 of 4
+            (4, 2, 3, Factor::ZERO),      // out of the places
         ];
         for (pos, tied, places, f) in table {
-            assert_eq!(dead_heat_factor(pos, tied, places), Ok(f), "{pos} {tied} {places}");
+            assert_eq!(
+                dead_heat_factor(pos, tied, places),
+                Ok(f),
+                "{pos} {tied} {places}"
+            );
         }
         assert_eq!(dead_heat_factor(0, 1, 1), Err(DeadHeatError::NoPosition));
         assert_eq!(dead_heat_factor(1, 0, 1), Err(DeadHeatError::NoneTied));
@@ -81,11 +85,7 @@ mod tests {
     /// Betfair's example: £10 at 10/1, two tie for first: £5 at 10/1 = £55.
     #[test]
     fn betfair_worked_example() {
-        let f = mul(
-            Factor::new(11, 1),
-            dead_heat_factor(1, 2, 1).unwrap(),
-        )
-        .unwrap();
+        let f = mul(Factor::new(11, 1), dead_heat_factor(1, 2, 1).unwrap()).unwrap();
         assert_eq!(payout_minor(1000, &[f]), Some(5500));
     }
 

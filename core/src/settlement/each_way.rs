@@ -39,10 +39,12 @@ pub struct PlaceTerms {
 
 /// Standard UK each-way terms for a race of `runners` (see the module table). `None`: win only.
 pub fn standard_place_terms(runners: u16, handicap: bool) -> Option<PlaceTerms> {
-    let t = |places, n, d| Some(PlaceTerms {
-        places,
-        fraction: Factor::new(n, d),
-    });
+    let t = |places, n, d| {
+        Some(PlaceTerms {
+            places,
+            fraction: Factor::new(n, d),
+        })
+    };
     match (runners, handicap) {
         (0..=4, _) => None,
         (5..=7, _) => t(2, 1, 4),
@@ -138,8 +140,18 @@ mod tests {
     /// Standard UK each-way terms by field size (module table; bookmakers' racing rules).
     #[test]
     fn place_terms_table() {
-        let q = |places| Some(PlaceTerms { places, fraction: Factor::new(1, 4) });
-        let f = |places| Some(PlaceTerms { places, fraction: Factor::new(1, 5) });
+        let q = |places| {
+            Some(PlaceTerms {
+                places,
+                fraction: Factor::new(1, 4),
+            })
+        };
+        let f = |places| {
+            Some(PlaceTerms {
+                places,
+                fraction: Factor::new(1, 5),
+            })
+        };
         // (runners, handicap, terms)
         let table = [
             (2, false, None),
@@ -157,7 +169,11 @@ mod tests {
             (30, true, q(4)),
         ];
         for (runners, hcap, terms) in table {
-            assert_eq!(standard_place_terms(runners, hcap), terms, "{runners} {hcap}");
+            assert_eq!(
+                standard_place_terms(runners, hcap),
+                terms,
+                "{runners} {hcap}"
+            );
         }
     }
 

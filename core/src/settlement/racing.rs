@@ -2,7 +2,9 @@
 //! composition of [`super::rule4`] (deduction by the time the bet was struck),
 //! [`super::each_way`] (place terms by the number of runners) and [`super::dead_heat`].
 
-use super::each_way::{EachWayError, Finish, each_way_factors, each_way_payout_minor, standard_place_terms};
+use super::each_way::{
+    EachWayError, Finish, each_way_factors, each_way_payout_minor, standard_place_terms,
+};
 use super::rule4::{PriceTaken, Withdrawal, deduction_for_bet};
 use crate::payout::payout_minor;
 use crate::price::Price;

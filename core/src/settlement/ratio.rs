@@ -30,10 +30,7 @@ fn make(num: u128, den: u128) -> Result<Factor, RatioOverflow> {
 
 /// `a × b`.
 pub fn mul(a: Factor, b: Factor) -> Result<Factor, RatioOverflow> {
-    make(
-        a.num as u128 * b.num as u128,
-        a.den as u128 * b.den as u128,
-    )
+    make(a.num as u128 * b.num as u128, a.den as u128 * b.den as u128)
 }
 
 /// `a + b`.
@@ -48,7 +45,10 @@ pub fn add(a: Factor, b: Factor) -> Result<Factor, RatioOverflow> {
 pub fn sub(a: Factor, b: Factor) -> Result<Factor, RatioOverflow> {
     let l = a.num as u128 * b.den as u128;
     let r = b.num as u128 * a.den as u128;
-    make(l.checked_sub(r).ok_or(RatioOverflow)?, a.den as u128 * b.den as u128)
+    make(
+        l.checked_sub(r).ok_or(RatioOverflow)?,
+        a.den as u128 * b.den as u128,
+    )
 }
 
 /// `a ≤ b`, exactly.

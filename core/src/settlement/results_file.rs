@@ -56,10 +56,19 @@ pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
         push(1, format!("file larger than {FILE_MAX} bytes"));
         return Err(FileError { errors, more });
     }
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     match lines.next() {
         Some((_, h)) if h.trim_start_matches('\u{feff}') == HEADER => {}
-        Some((n, h)) => push(n, format!("expected the header {HEADER:?}, found {:?}", h.chars().take(60).collect::<String>())),
+        Some((n, h)) => push(
+            n,
+            format!(
+                "expected the header {HEADER:?}, found {:?}",
+                h.chars().take(60).collect::<String>()
+            ),
+        ),
         None => push(1, "empty file".into()),
     }
     let mut rows = Vec::new();
@@ -85,7 +94,9 @@ pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
             if c.is_empty() || !c.bytes().all(|b| b.is_ascii_digit()) || c.len() > 3 {
                 return Err(format!("{name} {c:?} is not a whole number of goals"));
             }
-            let v: u16 = c.parse().map_err(|_| format!("{name} {c:?} is out of range"))?;
+            let v: u16 = c
+                .parse()
+                .map_err(|_| format!("{name} {c:?} is out of range"))?;
             if v > GOALS_MAX {
                 return Err(format!("{name} {v} is more than {GOALS_MAX}"));
             }
@@ -100,12 +111,19 @@ pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
         };
         if let Some((first, s)) = seen.get(&event_id) {
             if *s != score {
-                push(n, format!("{event_id} is already on line {first} with a different score"));
+                push(
+                    n,
+                    format!("{event_id} is already on line {first} with a different score"),
+                );
             }
             continue;
         }
         seen.insert(event_id.clone(), (n, score));
-        rows.push(ResultRow { line: n, event_id, score });
+        rows.push(ResultRow {
+            line: n,
+            event_id,
+            score,
+        });
     }
     if errors.is_empty() {
         Ok(rows)
@@ -120,9 +138,14 @@ mod tests {
 
     #[test]
     fn parses_a_good_file() {
-        let rows = parse("\u{feff}event_id,home_goals,away_goals\r\ne-1,2,1\r\n\r\ne-2,0,0\ne-1,2,1\n").unwrap();
+        let rows =
+            parse("\u{feff}event_id,home_goals,away_goals\r\ne-1,2,1\r\n\r\ne-2,0,0\ne-1,2,1\n")
+                .unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[1].line, rows[1].score), (4, FinalScore { home: 0, away: 0 }));
+        assert_eq!(
+            (rows[1].line, rows[1].score),
+            (4, FinalScore { home: 0, away: 0 })
+        );
     }
 
     #[test]

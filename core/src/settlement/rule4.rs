@@ -43,24 +43,24 @@ impl Deduction {
 /// The Rule 4(c) scale: (shortest fractional odds of the band as num/den, pence). A price is
 /// in the last band whose start is at or below it; 1/9 or shorter is 90p.
 const SCALE: &[(u64, u64, u8)] = &[
-    (0, 1, 90),   // 1/9 or shorter
-    (2, 17, 85),  // 2/17 to 2/11
-    (1, 5, 80),   // 1/5 to 1/4
-    (2, 7, 75),   // 2/7 to 3/10
-    (1, 3, 70),   // 1/3 to 2/5
-    (4, 9, 65),   // 4/9 to 8/15
-    (4, 7, 60),   // 4/7 to 8/13
-    (4, 6, 55),   // 4/6 to 4/5
-    (5, 6, 50),   // 5/6 to 20/21
-    (1, 1, 45),   // evens to 6/5
-    (5, 4, 40),   // 5/4 to 6/4
-    (13, 8, 35),  // 13/8 to 7/4
-    (15, 8, 30),  // 15/8 to 9/4
-    (5, 2, 25),   // 5/2 to 3/1
-    (10, 3, 20),  // 10/3 to 4/1
-    (9, 2, 15),   // 9/2 to 11/2
-    (6, 1, 10),   // 6/1 to 9/1
-    (10, 1, 5),   // 10/1 to 14/1
+    (0, 1, 90),  // 1/9 or shorter
+    (2, 17, 85), // 2/17 to 2/11
+    (1, 5, 80),  // 1/5 to 1/4
+    (2, 7, 75),  // 2/7 to 3/10
+    (1, 3, 70),  // 1/3 to 2/5
+    (4, 9, 65),  // 4/9 to 8/15
+    (4, 7, 60),  // 4/7 to 8/13
+    (4, 6, 55),  // 4/6 to 4/5
+    (5, 6, 50),  // 5/6 to 20/21
+    (1, 1, 45),  // evens to 6/5
+    (5, 4, 40),  // 5/4 to 6/4
+    (13, 8, 35), // 13/8 to 7/4
+    (15, 8, 30), // 15/8 to 9/4
+    (5, 2, 25),  // 5/2 to 3/1
+    (10, 3, 20), // 10/3 to 4/1
+    (9, 2, 15),  // 9/2 to 11/2
+    (6, 1, 10),  // 6/1 to 9/1
+    (10, 1, 5),  // 10/1 to 14/1
 ];
 
 /// The Rule 4(c) deduction for one withdrawn runner at `price` when it was withdrawn.
@@ -184,10 +184,22 @@ mod tests {
             );
         }
         // Between bands: the shorter band (larger deduction) applies.
-        assert_eq!(tattersalls_deduction(Price::parse("1.19").unwrap()), Deduction(85));
-        assert_eq!(tattersalls_deduction(Price::parse("2.24").unwrap()), Deduction(45));
-        assert_eq!(tattersalls_deduction(Price::parse("15.0").unwrap()), Deduction(5));
-        assert_eq!(tattersalls_deduction(Price::parse("15.001").unwrap()), Deduction(0));
+        assert_eq!(
+            tattersalls_deduction(Price::parse("1.19").unwrap()),
+            Deduction(85)
+        );
+        assert_eq!(
+            tattersalls_deduction(Price::parse("2.24").unwrap()),
+            Deduction(45)
+        );
+        assert_eq!(
+            tattersalls_deduction(Price::parse("15.0").unwrap()),
+            Deduction(5)
+        );
+        assert_eq!(
+            tattersalls_deduction(Price::parse("15.001").unwrap()),
+            Deduction(0)
+        );
     }
 
     /// Worked example (mathematician-betting.co.uk, Rule 4(c)): £100 at 10/1, a non-runner at
@@ -220,7 +232,11 @@ mod tests {
             withdrawn_at: UnixMillis(at),
             new_market_formed: formed,
         };
-        let ws = [w((3, 1), 100, true), w((6, 4), 200, true), w((1, 2), 300, false)];
+        let ws = [
+            w((3, 1), 100, true),
+            w((6, 4), 200, true),
+            w((1, 2), 300, false),
+        ];
         let fixed = |t: i64| PriceTaken::Fixed {
             struck_at: UnixMillis(t),
         };

@@ -129,7 +129,10 @@ impl<'a> Parser<'a> {
 
     fn line_at(&self, pos: u64) -> usize {
         let pos = (pos as usize).min(self.xml.len());
-        1 + self.xml.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count()
+        1 + self.xml.as_bytes()[..pos]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
     }
 
     fn err(&self, message: impl Into<String>) -> UofError {
@@ -162,7 +165,12 @@ impl<'a> Parser<'a> {
             .map(|(_, v)| v.as_str())
     }
 
-    fn req<'v>(&self, attrs: &'v [(String, String)], el: &str, key: &str) -> Result<&'v str, UofError> {
+    fn req<'v>(
+        &self,
+        attrs: &'v [(String, String)],
+        el: &str,
+        key: &str,
+    ) -> Result<&'v str, UofError> {
         Self::get(attrs, key).ok_or_else(|| self.err(format!("<{el}> has no {key} attribute")))
     }
 
@@ -192,7 +200,12 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn factor(&self, attrs: &[(String, String)], key: &str, default: Factor) -> Result<Factor, UofError> {
+    fn factor(
+        &self,
+        attrs: &[(String, String)],
+        key: &str,
+        default: Factor,
+    ) -> Result<Factor, UofError> {
         match Self::get(attrs, key) {
             None => Ok(default),
             Some(v) => parse_unit_factor(v).map_err(|e| self.err(format!("{key}: {e}"))),
@@ -239,7 +252,13 @@ impl<'a> Parser<'a> {
                 return Err(self.err("content after the root element"));
             }
             let attrs = self.attrs(&e)?;
-            self.element(&mut root, e.name().as_ref(), &attrs, is_start, &mut open_market)?;
+            self.element(
+                &mut root,
+                e.name().as_ref(),
+                &attrs,
+                is_start,
+                &mut open_market,
+            )?;
             if is_start {
                 depth += 1;
             } else if depth == 0 {
@@ -392,16 +411,28 @@ mod tests {
             payout_minor(1000, &[s.factor(price).unwrap()]).unwrap()
         };
         let table = [
-            (key(193, ""), "76", 3000),                       // won
-            (key(193, ""), "74", 0),                          // lost
-            (key(204, "setnr=1|total=9.5"), "13", 3000),      // won, with specifiers
-            (key(201, ""), "863", 1000),                      // void_factor 1: refunded
-            (key(201, ""), "864", 500),                       // lost, half void
-            (key(201, ""), "861", 2000),                      // won, half void
+            (key(193, ""), "76", 3000),                  // won
+            (key(193, ""), "74", 0),                     // lost
+            (key(204, "setnr=1|total=9.5"), "13", 3000), // won, with specifiers
+            (key(201, ""), "863", 1000),                 // void_factor 1: refunded
+            (key(201, ""), "864", 500),                  // lost, half void
+            (key(201, ""), "861", 2000),                 // won, half void
             (key(201, ""), "862", 0),
-            (key(535, "variant=pre:markettext:52751"), "pre:outcometext:6388892", 1500), // dead heat ½
-            (key(535, "variant=pre:markettext:52751"), "pre:outcometext:6408970", 1500),
-            (key(535, "variant=pre:markettext:52751"), "pre:outcometext:30101", 0),
+            (
+                key(535, "variant=pre:markettext:52751"),
+                "pre:outcometext:6388892",
+                1500,
+            ), // dead heat ½
+            (
+                key(535, "variant=pre:markettext:52751"),
+                "pre:outcometext:6408970",
+                1500,
+            ),
+            (
+                key(535, "variant=pre:markettext:52751"),
+                "pre:outcometext:30101",
+                0,
+            ),
             (key(40, "type=live"), "sr:player:249437", 3000),
         ];
         for (k, outcome, paid) in table {
@@ -425,16 +456,36 @@ mod tests {
         let ok_head = "<bet_settlement event_id=\"sr:match:1\" product=\"1\" timestamp=\"5\">\n<outcomes>\n<market id=\"1\">\n";
         let tail = "</market>\n</outcomes>\n</bet_settlement>";
         let cases = [
-            (format!("{ok_head}<outcome id=\"1\" result=\"2\"/>\n{tail}"), 4),
-            (format!("{ok_head}<outcome id=\"1\" result=\"1\" void_factor=\"1.5\"/>\n{tail}"), 4),
-            (format!("{ok_head}<outcome id=\"1\" result=\"1\" dead_heat_factor=\"0\"/>\n{tail}"), 4),
+            (
+                format!("{ok_head}<outcome id=\"1\" result=\"2\"/>\n{tail}"),
+                4,
+            ),
+            (
+                format!("{ok_head}<outcome id=\"1\" result=\"1\" void_factor=\"1.5\"/>\n{tail}"),
+                4,
+            ),
+            (
+                format!("{ok_head}<outcome id=\"1\" result=\"1\" dead_heat_factor=\"0\"/>\n{tail}"),
+                4,
+            ),
             (format!("{ok_head}<outcome result=\"1\"/>\n{tail}"), 4),
-            (format!("{ok_head}<outcome id=\"1\" result=\"1\"/>\n<outcome id=\"1\" result=\"0\"/>\n{tail}"), 5),
+            (
+                format!(
+                    "{ok_head}<outcome id=\"1\" result=\"1\"/>\n<outcome id=\"1\" result=\"0\"/>\n{tail}"
+                ),
+                5,
+            ),
             (format!("{ok_head}<outcome id=\"1\" result=\"1\">\n"), 5),
             (format!("{ok_head}<odds/>\n{tail}"), 4),
             ("<bet_stop event_id=\"x\"/>".to_string(), 1),
-            ("<bet_settlement event_id=\"x\" product=\"1\" timestamp=\"-1\"/>".to_string(), 1),
-            ("\n\n<bet_settlement event_id=\"x\" product=\"1\" timestamp=\"1\"><x".to_string(), 3),
+            (
+                "<bet_settlement event_id=\"x\" product=\"1\" timestamp=\"-1\"/>".to_string(),
+                1,
+            ),
+            (
+                "\n\n<bet_settlement event_id=\"x\" product=\"1\" timestamp=\"1\"><x".to_string(),
+                3,
+            ),
             ("".to_string(), 1),
         ];
         for (xml, line) in cases {

@@ -73,7 +73,11 @@ pub fn parse_unit_factor(s: &str) -> Result<Factor, FactorParseError> {
     }
     let den = 10u64.pow(frac.len() as u32);
     let num = int.parse::<u64>().map_err(|_| bad())? * den
-        + if frac.is_empty() { 0 } else { frac.parse::<u64>().map_err(|_| bad())? };
+        + if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u64>().map_err(|_| bad())?
+        };
     if num > den {
         return Err(bad());
     }
@@ -141,7 +145,17 @@ mod tests {
         assert_eq!(parse_unit_factor("0.5"), Ok(Factor::HALF));
         assert_eq!(parse_unit_factor("1.0"), Ok(Factor::ONE));
         assert_eq!(parse_unit_factor("0.25"), Ok(Factor::new(1, 4)));
-        for bad in ["", "1.5", "2", "-0.5", "0,5", "5e-1", ".5", "0.1234567891", "0.5 "] {
+        for bad in [
+            "",
+            "1.5",
+            "2",
+            "-0.5",
+            "0,5",
+            "5e-1",
+            ".5",
+            "0.1234567891",
+            "0.5 ",
+        ] {
             assert!(parse_unit_factor(bad).is_err(), "{bad}");
         }
     }

@@ -84,11 +84,22 @@ impl World {
             pii_sha256: "00".repeat(32),
             idem: idem("reg"),
         });
-        let dep = w.movement(MovementReason::Deposit, Account::PaymentProvider, Account::PlayerCash(p1()), 10_000);
+        let dep = w.movement(
+            MovementReason::Deposit,
+            Account::PaymentProvider,
+            Account::PlayerCash(p1()),
+            10_000,
+        );
         w.up(vec![genesis(), reg, dep]);
         w
     }
-    fn movement(&mut self, r: MovementReason, from: Account, to: Account, amount: i64) -> EdgeEvent {
+    fn movement(
+        &mut self,
+        r: MovementReason,
+        from: Account,
+        to: Account,
+        amount: i64,
+    ) -> EdgeEvent {
         self.next_movement += 1;
         movement(self.next_movement - 1, r, from, to, amount)
     }
@@ -98,11 +109,19 @@ impl World {
             self.state.apply(e, now()).unwrap();
         }
         let recs = self.edge.group(&events);
-        self.t.state.commit_upstream_blocking(&node_id(), recs, now()).unwrap();
+        self.t
+            .state
+            .commit_upstream_blocking(&node_id(), recs, now())
+            .unwrap();
     }
     /// Place a bet: the stake is held, then the bet replicated.
     fn bet(&mut self, id: &str, stake: i64, legs: Vec<BetLeg>) {
-        let hold = self.movement(MovementReason::Stake, Account::PlayerCash(p1()), Account::PlayerStakes(p1()), stake);
+        let hold = self.movement(
+            MovementReason::Stake,
+            Account::PlayerCash(p1()),
+            Account::PlayerStakes(p1()),
+            stake,
+        );
         self.up(vec![hold, bet(id, stake, legs)]);
     }
     /// Apply every new down record at the edge (decide + apply, as the edge writer does).
@@ -120,7 +139,12 @@ impl World {
             audit_retention_years: 5,
         };
         let mut logged = Vec::new();
-        for f in self.t.state.read_down(&node_id(), self.applied, 1000).unwrap() {
+        for f in self
+            .t
+            .state
+            .read_down(&node_id(), self.applied, 1000)
+            .unwrap()
+        {
             let b = f.parse_body().unwrap();
             let event = HubEvent::from_payload(b.kind, &b.payload).unwrap();
             let down = DownRef {
@@ -130,7 +154,13 @@ impl World {
             };
             let d = self
                 .state
-                .decide(Command::ApplyDown { down, event }, &DecideCtx { now: now(), rules: &rules })
+                .decide(
+                    Command::ApplyDown { down, event },
+                    &DecideCtx {
+                        now: now(),
+                        rules: &rules,
+                    },
+                )
                 .unwrap();
             for e in &d.events {
                 self.state.apply(e, now()).unwrap();
@@ -151,10 +181,18 @@ impl World {
         &self.t.state
     }
     fn count(&self, sql: &str) -> i64 {
-        self.hub().db().reader().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.hub()
+            .db()
+            .reader()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
     }
     fn hub_bet(&self, id: &str) -> (String, Option<i64>) {
-        let b = self.hub().bet_view(&BetId::new(id).unwrap()).unwrap().unwrap();
+        let b = self
+            .hub()
+            .bet_view(&BetId::new(id).unwrap())
+            .unwrap()
+            .unwrap();
         (b.status, b.payout_minor)
     }
 }
@@ -163,20 +201,44 @@ impl World {
 fn final_only_when_two_sources_agree() {
     let mut w = World::new();
     w.bet("b-1", 1000, vec![leg("e-1", Outcome::Home, "2.5")]);
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now()).unwrap();
-    assert_eq!((r.status, r.settled, r.result_version), (ResultStatus::Pending, 0, 0));
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now())
+        .unwrap();
+    assert_eq!(
+        (r.status, r.settled, r.result_version),
+        (ResultStatus::Pending, 0, 0)
+    );
     // The same source again is not a second source (and is counted as reprocessed).
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now()).unwrap();
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now())
+        .unwrap();
     assert_eq!(r.status, ResultStatus::Pending);
-    assert_eq!(w.hub().metrics().reprocessed_results.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        w.hub()
+            .metrics()
+            .reprocessed_results
+            .load(Ordering::Relaxed),
+        1
+    );
     assert_eq!(w.hub().down_head(&node_id()), Seq(0));
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-b", now()).unwrap();
-    assert_eq!((r.status, r.settled, r.result_version), (ResultStatus::Recorded, 1, 1));
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-b", now())
+        .unwrap();
+    assert_eq!(
+        (r.status, r.settled, r.result_version),
+        (ResultStatus::Recorded, 1, 1)
+    );
     assert_eq!(w.hub_bet("b-1"), ("settled".into(), Some(2500)));
     w.sync_down();
     assert_eq!(w.cash(), 9000 + 2500);
     let v = w.hub().result_view(&event("e-1")).unwrap();
-    assert_eq!((v.state, v.reports.len(), v.versions.len()), ("final", 2, 1));
+    assert_eq!(
+        (v.state, v.reports.len(), v.versions.len()),
+        ("final", 2, 1)
+    );
     assert_eq!(v.versions[0].basis, "agreed: feed-a, feed-b");
 }
 
@@ -184,28 +246,62 @@ fn final_only_when_two_sources_agree() {
 fn conflicting_sources_hold_settlement_until_an_operator_confirms() {
     let mut w = World::new();
     w.bet("b-1", 1000, vec![leg("e-1", Outcome::Home, "2.5")]);
-    w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now()).unwrap();
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(1, 1), "feed-b", now()).unwrap();
+    w.hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-a", now())
+        .unwrap();
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(1, 1), "feed-b", now())
+        .unwrap();
     assert_eq!((r.status, r.settled), (ResultStatus::Conflict, 0));
-    assert!(r.alert.as_deref().unwrap().contains("feed-a: 2-1, feed-b: 1-1"), "{r:?}");
+    assert!(
+        r.alert
+            .as_deref()
+            .unwrap()
+            .contains("feed-a: 2-1, feed-b: 1-1"),
+        "{r:?}"
+    );
     // A third source agreeing with one of them does not settle a held event.
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-c", now()).unwrap();
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-c", now())
+        .unwrap();
     assert_eq!(r.status, ResultStatus::Conflict);
     assert_eq!(w.hub_bet("b-1").0, "open");
-    assert_eq!(w.hub().alerts_view(false).unwrap().len(), 1, "one open alert per event");
-    assert_eq!(w.hub().metrics().result_alerts_raised.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        w.hub().alerts_view(false).unwrap().len(),
+        1,
+        "one open alert per event"
+    );
+    assert_eq!(
+        w.hub()
+            .metrics()
+            .result_alerts_raised
+            .load(Ordering::Relaxed),
+        1
+    );
     assert_eq!(w.hub().down_head(&node_id()), Seq(0));
 
-    let r = w.hub().confirm_result_blocking(&event("e-1"), s(2, 1), "alice", now()).unwrap();
+    let r = w
+        .hub()
+        .confirm_result_blocking(&event("e-1"), s(2, 1), "alice", now())
+        .unwrap();
     assert_eq!((r.status, r.settled), (ResultStatus::Recorded, 1));
     assert!(w.hub().alerts_view(false).unwrap().is_empty());
     let all = w.hub().alerts_view(true).unwrap();
-    assert_eq!(all[0].resolution.as_deref(), Some("confirmed by operator alice"));
+    assert_eq!(
+        all[0].resolution.as_deref(),
+        Some("confirmed by operator alice")
+    );
     // Confirming again changes nothing; confirming another score is a correction, refused.
-    let r = w.hub().confirm_result_blocking(&event("e-1"), s(2, 1), "alice", now()).unwrap();
+    let r = w
+        .hub()
+        .confirm_result_blocking(&event("e-1"), s(2, 1), "alice", now())
+        .unwrap();
     assert_eq!(r.status, ResultStatus::Unchanged);
     assert!(matches!(
-        w.hub().confirm_result_blocking(&event("e-1"), s(0, 0), "alice", now()),
+        w.hub()
+            .confirm_result_blocking(&event("e-1"), s(0, 0), "alice", now()),
         Err(ResultError::AlreadyFinal { version: 1, .. })
     ));
     w.sync_down();
@@ -215,12 +311,25 @@ fn conflicting_sources_hold_settlement_until_an_operator_confirms() {
 #[test]
 fn a_result_for_an_unknown_event_is_held_for_review() {
     let mut w = World::new();
-    let r = w.hub().submit_result_blocking(&event("e-7"), s(0, 0), "feed-a", now()).unwrap();
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-7"), s(0, 0), "feed-a", now())
+        .unwrap();
     assert_eq!(r.status, ResultStatus::Held);
-    let r = w.hub().submit_result_blocking(&event("e-7"), s(0, 0), "feed-b", now()).unwrap();
-    assert_eq!(r.status, ResultStatus::Held, "agreement does not release an unknown event");
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-7"), s(0, 0), "feed-b", now())
+        .unwrap();
+    assert_eq!(
+        r.status,
+        ResultStatus::Held,
+        "agreement does not release an unknown event"
+    );
     let alerts = w.hub().alerts_view(false).unwrap();
-    assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "unknown_event"));
+    assert_eq!(
+        (alerts.len(), alerts[0].kind.as_str()),
+        (1, "unknown_event")
+    );
     assert_eq!(w.hub().down_head(&node_id()), Seq(0));
     // A bet on the event reaches the hub: the held reports are looked at again, in the same
     // commit, and the bet settles at once.
@@ -237,7 +346,14 @@ fn correction_is_a_compensating_entry_applied_once_at_the_edge() {
     w.bet("b-home", 1000, vec![leg("e-1", Outcome::Home, "2.5")]);
     w.bet("b-away", 500, vec![leg("e-1", Outcome::Away, "3.0")]);
     w.bet("b-over", 1000, vec![over("e-1", "2.5", "1.8")]);
-    w.bet("b-acca", 1000, vec![leg("e-1", Outcome::Home, "2.0"), leg("e-2", Outcome::Draw, "3.0")]);
+    w.bet(
+        "b-acca",
+        1000,
+        vec![
+            leg("e-1", Outcome::Home, "2.0"),
+            leg("e-2", Outcome::Draw, "3.0"),
+        ],
+    );
     final_result(w.hub(), &event("e-1"), s(2, 1), "feed", now()).unwrap();
     w.sync_down();
     // Paid: home 2500, over 1800; lost: away; acca waits for e-2.
@@ -249,13 +365,19 @@ fn correction_is_a_compensating_entry_applied_once_at_the_edge() {
         .hub()
         .correct_result_blocking(&event("e-1"), s(1, 2), "alice", "scorer review", now())
         .unwrap();
-    assert_eq!((r.status, r.result_version, r.reversed, r.settled), (ResultStatus::Corrected, 2, 2, 2));
+    assert_eq!(
+        (r.status, r.result_version, r.reversed, r.settled),
+        (ResultStatus::Corrected, 2, 2, 2)
+    );
     assert_eq!(w.hub_bet("b-home"), ("settled".into(), Some(0)));
     assert_eq!(w.hub_bet("b-away"), ("settled".into(), Some(1500)));
     assert_eq!(w.hub_bet("b-over"), ("settled".into(), Some(1800)));
     // History kept: both settlements of each changed bet, and one reversal referencing the
     // original settlement's down record.
-    assert_eq!(w.count("SELECT COUNT(*) FROM settlements WHERE bet_id = 'b-home'"), 2);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM settlements WHERE bet_id = 'b-home'"),
+        2
+    );
     let (reversed_seq, orig_seq): (i64, i64) = w
         .hub()
         .db()
@@ -281,20 +403,36 @@ fn correction_is_a_compensating_entry_applied_once_at_the_edge() {
         .collect();
     assert_eq!(
         kinds,
-        ["result", "reversed", "movement", "settled", "movement", "reversed", "movement", "settled", "movement"]
+        [
+            "result", "reversed", "movement", "settled", "movement", "reversed", "movement",
+            "settled", "movement"
+        ]
     );
     assert_eq!(w.hub().down_head(&node_id()).0, down_before.0 + 5);
     // The edge moved exactly the difference: −2500 (home) + 1500 (away).
     assert_eq!((w.cash(), w.held()), (10_000 - 3500 + 1800 + 1500, 1000));
 
     // Reprocessing the same correction changes nothing and is counted.
-    let before = w.hub().metrics().reprocessed_settlements.load(Ordering::Relaxed);
+    let before = w
+        .hub()
+        .metrics()
+        .reprocessed_settlements
+        .load(Ordering::Relaxed);
     let r = w
         .hub()
         .correct_result_blocking(&event("e-1"), s(1, 2), "alice", "again", now())
         .unwrap();
-    assert_eq!((r.status, r.reversed, r.settled), (ResultStatus::Unchanged, 0, 0));
-    assert!(w.hub().metrics().reprocessed_settlements.load(Ordering::Relaxed) > before);
+    assert_eq!(
+        (r.status, r.reversed, r.settled),
+        (ResultStatus::Unchanged, 0, 0)
+    );
+    assert!(
+        w.hub()
+            .metrics()
+            .reprocessed_settlements
+            .load(Ordering::Relaxed)
+            > before
+    );
     assert!(w.sync_down().is_empty());
     // The accumulator settles on e-2 at version 1 + 2 = 3 with the corrected e-1 (a loss).
     final_result(w.hub(), &event("e-2"), s(0, 0), "feed", now()).unwrap();
@@ -302,14 +440,19 @@ fn correction_is_a_compensating_entry_applied_once_at_the_edge() {
         .hub()
         .db()
         .reader()
-        .query_row("SELECT result_version FROM settlements WHERE bet_id = 'b-acca'", [], |r| r.get(0))
+        .query_row(
+            "SELECT result_version FROM settlements WHERE bet_id = 'b-acca'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(v, 3);
     w.sync_down();
     assert_eq!(w.held(), 0);
     // Corrections of an event without a final result are refused.
     assert!(matches!(
-        w.hub().correct_result_blocking(&event("e-9"), s(1, 0), "alice", "x", now()),
+        w.hub()
+            .correct_result_blocking(&event("e-9"), s(1, 0), "alice", "x", now()),
         Err(ResultError::NotFinal(_))
     ));
 }
@@ -329,9 +472,18 @@ fn rollback_reverses_exactly_the_affected_bets() {
     let markets = [MarketId::new("e-1/1x2").unwrap()];
     let r = w
         .hub()
-        .rollback_blocking(&event("e-1"), Some(&markets), "alice", "feed withdrew the result", now())
+        .rollback_blocking(
+            &event("e-1"),
+            Some(&markets),
+            "alice",
+            "feed withdrew the result",
+            now(),
+        )
         .unwrap();
-    assert_eq!((r.withdrawn_version, r.reversed, r.bets.as_slice()), (1, 1, ["b-home".to_string()].as_slice()));
+    assert_eq!(
+        (r.withdrawn_version, r.reversed, r.bets.as_slice()),
+        (1, 1, ["b-home".to_string()].as_slice())
+    );
     assert_eq!(w.hub_bet("b-home"), ("open".into(), None));
     assert_eq!(w.hub_bet("b-over"), ("settled".into(), Some(1800)));
     assert_eq!(w.hub_bet("b-other"), ("settled".into(), Some(2000)));
@@ -340,17 +492,30 @@ fn rollback_reverses_exactly_the_affected_bets() {
     assert_eq!((w.cash(), w.held()), (7000 + 1800 + 2000, 1000));
     // Rolling back again: no final result in force.
     assert!(matches!(
-        w.hub().rollback_blocking(&event("e-1"), None, "alice", "again", now()),
+        w.hub()
+            .rollback_blocking(&event("e-1"), None, "alice", "again", now()),
         Err(ResultError::NotFinal(_))
     ));
     // Reports from before the rollback no longer count; a new agreement makes version 2.
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed", now()).unwrap();
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed", now())
+        .unwrap();
     assert_eq!(r.status, ResultStatus::Pending);
-    let r = w.hub().submit_result_blocking(&event("e-1"), s(2, 1), "feed-b", now()).unwrap();
-    assert_eq!((r.status, r.result_version, r.settled, r.reversed), (ResultStatus::Recorded, 2, 1, 0));
+    let r = w
+        .hub()
+        .submit_result_blocking(&event("e-1"), s(2, 1), "feed-b", now())
+        .unwrap();
+    assert_eq!(
+        (r.status, r.result_version, r.settled, r.reversed),
+        (ResultStatus::Recorded, 2, 1, 0)
+    );
     // b-home settles again at version 2; b-over's outcome did not change (no new record).
     assert_eq!(w.hub_bet("b-home"), ("settled".into(), Some(2500)));
-    assert_eq!(w.count("SELECT COUNT(*) FROM settlements WHERE bet_id = 'b-over'"), 1);
+    assert_eq!(
+        w.count("SELECT COUNT(*) FROM settlements WHERE bet_id = 'b-over'"),
+        1
+    );
     w.sync_down();
     assert_eq!((w.cash(), w.held()), (7000 + 2500 + 1800 + 2000, 0));
 }

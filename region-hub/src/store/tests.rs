@@ -161,12 +161,14 @@ fn result_settles_open_bets_and_later_bets_at_commit() {
     )
     .unwrap();
     let mut rx = t.state.subscribe_down(&node_id());
-    let r = final_result(&t.state, &event("e-1"),
-            FinalScore { home: 2, away: 1 },
-            "test-feed",
-            now(),
-        )
-        .unwrap();
+    let r = final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 2, away: 1 },
+        "test-feed",
+        now(),
+    )
+    .unwrap();
     assert_eq!(
         (r.status, r.settled, r.waiting),
         (ResultStatus::Recorded, 2, 1)
@@ -203,12 +205,14 @@ fn result_settles_open_bets_and_later_bets_at_commit() {
     );
 
     // The second leg's result settles the accumulator: 1000 × 2.0 × 3.0.
-    let r = final_result(&t.state, &event("e-2"),
-            FinalScore { home: 1, away: 1 },
-            "test-feed",
-            now(),
-        )
-        .unwrap();
+    let r = final_result(
+        &t.state,
+        &event("e-2"),
+        FinalScore { home: 1, away: 1 },
+        "test-feed",
+        now(),
+    )
+    .unwrap();
     assert_eq!(r.settled, 1);
     assert_eq!(b("b-acca").payout_minor, Some(6000));
 
@@ -268,13 +272,19 @@ fn resubmission_is_a_noop_and_a_different_result_raises_an_alert() {
         )
         .unwrap();
     assert_eq!(r.status, ResultStatus::Conflict);
-    assert!(r.alert.as_deref().unwrap().contains("final result is 1-0"), "{r:?}");
+    assert!(
+        r.alert.as_deref().unwrap().contains("final result is 1-0"),
+        "{r:?}"
+    );
     assert_eq!(t.state.down_head(&node_id()), down_before);
     assert_eq!(t.state.alerts_view(false).unwrap().len(), 1);
     assert!(matches!(
         t.state
             .submit_result_blocking(&event("e-9"), score, " ", now()),
-        Err(ResultError::Invalid { field: "source", .. })
+        Err(ResultError::Invalid {
+            field: "source",
+            ..
+        })
     ));
 }
 
@@ -290,12 +300,14 @@ fn settlement_is_keyed_by_bet_and_result_version() {
         ]),
     )
     .unwrap();
-    final_result(&t.state, &event("e-1"),
-            FinalScore { home: 3, away: 0 },
-            "feed",
-            now(),
-        )
-        .unwrap();
+    final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 3, away: 0 },
+        "feed",
+        now(),
+    )
+    .unwrap();
     let before = (
         count(&t.state, "SELECT COUNT(*) FROM settlements"),
         t.state.down_head(&node_id()),
@@ -379,12 +391,14 @@ fn audit_outbox_gets_verifiable_segments_of_both_chains() {
         edge.group(&[bet("b-2", 500, vec![leg("e-1", Outcome::Away, "4.0")])]),
     )
     .unwrap();
-    final_result(&t.state, &event("e-1"),
-            FinalScore { home: 0, away: 2 },
-            "feed",
-            now(),
-        )
-        .unwrap();
+    final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 0, away: 2 },
+        "feed",
+        now(),
+    )
+    .unwrap();
     let segs = verified_outbox(&t.state);
     assert_eq!(
         segs,
