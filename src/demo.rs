@@ -163,24 +163,36 @@ pub async fn run(edge: &str, hub: &str, dir: &Path) -> anyhow::Result<()> {
         }
     }
 
-    println!("demo: posting the real results (openfootball) to the hub …");
+    println!("demo: posting the real results (openfootball and football-data) to the hub …");
     let results_json = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openfootball/2023-24/en.1.json"),
     )?;
     let results = outpost_core::fixtures::openfootball::parse_results(&results_json, "E0")?;
-    for r in results
+    // A result is final only when two independent sources agree: the same matches' full-time
+    // scores from football-data.co.uk are the second source.
+    let csv = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/football-data/E0_2324.csv"),
+    )?;
+    let second: Vec<(outpost_core::ids::EventId, outpost_core::settle::FinalScore)> =
+        outpost_core::fixtures::football_data::parse_matches(&csv, "E0")?
+            .into_iter()
+            .filter_map(|f| Some((f.event.event_id, f.full_time?)))
+            .collect();
+    let reports = results
         .iter()
-        .filter(|r| events.iter().any(|e| e == r.event_id.as_str()))
+        .map(|r| ("openfootball", &r.event_id, r.score))
+        .chain(second.iter().map(|(id, s)| ("football-data", id, *s)));
+    for (source, event_id, score) in
+        reports.filter(|(_, id, _)| events.iter().any(|e| e == id.as_str()))
     {
         let resp = c
             .post(format!("{hub}/v1/results"))
-            .json(&json!({"event_id": r.event_id, "home_goals": r.score.home, "away_goals": r.score.away, "source": "openfootball"}))
+            .json(&json!({"event_id": event_id, "home_goals": score.home, "away_goals": score.away, "source": source}))
             .send()
             .await?;
         anyhow::ensure!(
             resp.status().is_success(),
-            "result for {}: {}",
-            r.event_id,
+            "result for {event_id} from {source}: {}",
             resp.text().await?
         );
     }

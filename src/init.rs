@@ -136,6 +136,9 @@ Try it:
        -d '{{"player_id":"gb-1-p1","stake_minor":1000,"currency":"GBP","legs":[{{"selection_id":"E0-20230811-burnley-man-city:1x2:away","price":"1.33"}}]}}'
   curl -s -XPOST {hub}/v1/results -H 'content-type: application/json' \
        -d '{{"event_id":"E0-20230811-burnley-man-city","home_goals":0,"away_goals":3,"source":"openfootball"}}'
+  # final (and settled) once a second source agrees, or an operator confirms:
+  curl -s -XPOST {hub}/v1/results -H 'content-type: application/json' \
+       -d '{{"event_id":"E0-20230811-burnley-man-city","home_goals":0,"away_goals":3,"source":"football-data"}}'
   curl -s {edge}/v1/players/gb-1-p1/wallet
 "#,
         dir = a.dir.display()

@@ -172,10 +172,20 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     .await;
     assert_eq!(st, 200, "hub does not know the bet: {hub_bet}");
 
-    // Results arrive at the hub (Burnley 0-3 Man City; Arsenal 2-1 Nott'm Forest).
-    for (id, hg, ag) in [(ev, 0, 3), (ev2, 2, 1)] {
-        let r = c.post(format!("{h}/v1/results")).json(&json!({"event_id": id, "home_goals": hg, "away_goals": ag, "source": "openfootball"})).send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Results arrive at the hub (Burnley 0-3 Man City; Arsenal 2-1 Nott'm Forest) from two
+    // independent sources; a result is final only when two sources agree.
+    for source in ["openfootball", "football-data"] {
+        for (id, hg, ag) in [(ev, 0, 3), (ev2, 2, 1)] {
+            let r = c
+                .post(format!("{h}/v1/results"))
+                .json(
+                    &json!({"event_id": id, "home_goals": hg, "away_goals": ag, "source": source}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
     }
     // Settlements flow down and are applied exactly once.
     for b in [&win, &lose, &acca] {
@@ -223,6 +233,33 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"],
         w["cash_minor"]
     );
+
+    // An operator corrects Burnley-Man City to 3-0: the away bet's £13.30 is taken back and
+    // the home bet now wins £40.00 (compensating entries over the down chain, applied once);
+    // the accumulator (over 2.5, still 3 goals) is unaffected.
+    let r = c
+        .post(format!("{h}/v1/results/{ev}/correct"))
+        .json(&json!({"home_goals": 3, "away_goals": 0, "operator": "e2e-ops", "reason": "scoring error"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let cash_before = w["cash_minor"].as_i64().unwrap();
+    eventually(
+        "the correction at the edge",
+        Duration::from_secs(30),
+        || {
+            let (c, e, pid) = (c.clone(), e.clone(), pid.clone());
+            async move {
+                get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"].as_i64()
+                    == Some(cash_before - 1330 + 4000)
+            }
+        },
+    )
+    .await;
+    assert_eq!(payout(&win).await, 0);
+    assert_eq!(payout(&lose).await, 4000);
+    assert_eq!(payout(&acca).await, acca_expected);
 
     // Audit trail: every edge record up to the settlement is in S3, locked in COMPLIANCE mode,
     // and verifies with the node's key.

@@ -66,9 +66,11 @@ KINDS = {
     11: "down_skipped",
     64: "hub_result",
     65: "hub_settlement",
+    66: "hub_settlement_reversal",
+    67: "bet_settlement_reversed",
 }
-EDGE_KINDS = frozenset(range(1, 12))
-HUB_KINDS = frozenset({64, 65})
+EDGE_KINDS = frozenset(range(1, 12)) | {67}
+HUB_KINDS = frozenset({64, 65, 66})
 
 HEADER_FIELDS = (
     "format",
@@ -458,9 +460,9 @@ def T_ACCOUNT(v, path):
     ok = False
     if v.startswith("player:"):
         pid, _, kind = v[len("player:") :].rpartition(":")
-        ok = kind in ("cash", "stakes") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
+        ok = kind in ("cash", "stakes", "debt") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
     if not ok:
-        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes)")
+        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, player:{{id}}:debt)")
 
 
 def t_list(item):
@@ -614,6 +616,31 @@ PAYLOAD_SCHEMAS = {
             "currency": (T_CURRENCY, REQ),
             "stake_minor": (T_I64, REQ),
             "payout_minor": (T_I64, REQ),
+        }
+    ),
+    66: t_struct(
+        {
+            "bet_id": (T_BET, REQ),
+            "node_id": (T_NODE, REQ),
+            "player_id": (T_PLAYER, REQ),
+            "reversed_result_version": (T_U32, REQ),
+            "reversed_down_seq": (T_U64, REQ),
+            "currency": (T_CURRENCY, REQ),
+            "stake_minor": (T_I64, REQ),
+            "payout_minor": (T_I64, REQ),
+            "reason": (T_STR, REQ),
+        }
+    ),
+    67: t_struct(
+        {
+            "bet_id": (T_BET, REQ),
+            "player_id": (T_PLAYER, REQ),
+            "reversed_result_version": (T_U32, REQ),
+            "payout_reversed_minor": (T_I64, REQ),
+            "from_cash_minor": (T_I64, REQ),
+            "to_debt_minor": (T_I64, REQ),
+            "reason": (T_STR, REQ),
+            "down": (T_DOWN, REQ),
         }
     ),
 }

@@ -396,10 +396,12 @@ pub fn build_demo() -> Demo {
     let st2 = hub::settle_bet(&node, &placed2, results((s1, 1)))
         .unwrap()
         .unwrap();
-    push_hub(&mut hub, &HubEvent::Settlement(st1), t_res + 1_000);
-    push_hub(&mut hub, &HubEvent::Settlement(st2), t_res + 1_000);
-    // A corrected result (version 2) and the resettlement it causes: the edge pays a bet at
-    // most once, so it logs the resettlement as skipped.
+    push_hub(&mut hub, &HubEvent::Settlement(st1.clone()), t_res + 1_000);
+    push_hub(&mut hub, &HubEvent::Settlement(st2.clone()), t_res + 1_000);
+    // A corrected result (version 2): each bet on the event is resettled by a compensating
+    // entry (a reversal of its version-1 settlement, which stays in the chain unchanged) and a
+    // new settlement. A bet's result version is the sum of its legs' versions, so the
+    // accumulator moves from 2 to 3 (region-hub/src/settlement.rs, docs/settlement.md).
     let s1b = FinalScore { home: 2, away: 2 };
     let r1b = HubEvent::Result(HubResult {
         event_id: ev1.event_id.clone(),
@@ -407,11 +409,34 @@ pub fn build_demo() -> Demo {
         result_version: 2,
         source: "operator correction".into(),
     });
-    push_hub(&mut hub, &r1b, t_res + 3_600_000);
+    let t_fix = t_res + 3_600_000;
+    push_hub(&mut hub, &r1b, t_fix);
+    let reversal = |st: &hub::HubSettlement, down_seq: u64| {
+        HubEvent::Reversal(hub::HubSettlementReversal {
+            bet_id: st.bet_id.clone(),
+            node_id: st.node_id.clone(),
+            player_id: st.player_id.clone(),
+            reversed_result_version: st.result_version,
+            reversed_down_seq: down_seq,
+            currency: st.currency,
+            stake_minor: st.stake_minor,
+            payout_minor: st.payout_minor,
+            reason: "correction".into(),
+        })
+    };
     let st1b = hub::settle_bet(&node, &placed1, results((s1b, 2)))
         .unwrap()
         .unwrap();
-    push_hub(&mut hub, &HubEvent::Settlement(st1b), t_res + 3_600_000);
+    let st2b = hub::settle_bet(&node, &placed2, results((s1b, 2)))
+        .unwrap()
+        .unwrap();
+    push_hub(&mut hub, &reversal(&st1, 3), t_fix);
+    push_hub(&mut hub, &HubEvent::Settlement(st1b.clone()), t_fix);
+    push_hub(&mut hub, &reversal(&st2, 4), t_fix);
+    push_hub(&mut hub, &HubEvent::Settlement(st2b), t_fix);
+    // A duplicate delivery of a settlement already applied: the edge pays a bet at most once,
+    // so it acknowledges the record and logs it as skipped.
+    push_hub(&mut hub, &HubEvent::Settlement(st1b), t_fix + 1_000);
 
     // The edge applies the verified downstream records: one group per batch received.
     let apply = |e: &mut Edge, f: &Frame, at: i64| {
@@ -433,8 +458,8 @@ pub fn build_demo() -> Demo {
         apply(&mut e, f, t_apply + 1_000);
     }
     e.commit();
-    for f in &hub[4..6] {
-        apply(&mut e, f, t_res + 3_600_000 + 2_000);
+    for f in &hub[4..10] {
+        apply(&mut e, f, t_fix + 2_000);
     }
     e.commit();
     // Group: a withdrawal.
@@ -568,9 +593,13 @@ fn main() {
     let mut seen = std::collections::BTreeSet::new();
     for f in d.edge.iter().chain(&d.hub) {
         let b = f.parse_body().unwrap();
+        // Settlements and their corrections are printed in full: the examples in
+        // docs/log-format.md follow one bet through a correction.
+        let every = matches!(b.kind as u8, 10 | 65..=67).then_some(b.seq);
         if seen.insert((
             b.kind as u8,
             String::from_utf8_lossy(&b.payload).contains("\"accepted\":false"),
+            every,
         )) {
             println!(
                 "{} {} seq {} ts {}: {}",

@@ -35,10 +35,32 @@ pub struct HubSettlement {
     pub payout_minor: i64,
 }
 
+/// A compensating entry: it reverses one earlier settlement of a bet (identified by the bet
+/// and the result version it was settled at, and by its down record), returning the bet to
+/// open. A corrected result is a reversal followed by a new [`HubSettlement`] at the new
+/// result version; a rollback is a reversal alone. The original settlement record stays in the
+/// chain unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubSettlementReversal {
+    pub bet_id: BetId,
+    pub node_id: NodeId,
+    pub player_id: PlayerId,
+    /// The settlement being reversed: its result version and its down record.
+    pub reversed_result_version: u32,
+    pub reversed_down_seq: u64,
+    pub currency: Currency,
+    pub stake_minor: i64,
+    /// The payout of the reversed settlement, taken back from the player.
+    pub payout_minor: i64,
+    /// Why: `correction` (a different final result) or `rollback` (settlement withdrawn).
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubEvent {
     Result(HubResult),
     Settlement(HubSettlement),
+    Reversal(HubSettlementReversal),
 }
 
 impl HubEvent {
@@ -46,12 +68,14 @@ impl HubEvent {
         match self {
             HubEvent::Result(_) => RecordKind::HubResult,
             HubEvent::Settlement(_) => RecordKind::HubSettlement,
+            HubEvent::Reversal(_) => RecordKind::HubSettlementReversal,
         }
     }
     pub fn to_payload(&self) -> Vec<u8> {
         match self {
             HubEvent::Result(r) => serde_json::to_vec(r),
             HubEvent::Settlement(s) => serde_json::to_vec(s),
+            HubEvent::Reversal(r) => serde_json::to_vec(r),
         }
         .expect("hub payloads serialise")
     }
@@ -62,6 +86,9 @@ impl HubEvent {
                 .map_err(|e| e.to_string()),
             RecordKind::HubSettlement => serde_json::from_slice(p)
                 .map(HubEvent::Settlement)
+                .map_err(|e| e.to_string()),
+            RecordKind::HubSettlementReversal => serde_json::from_slice(p)
+                .map(HubEvent::Reversal)
                 .map_err(|e| e.to_string()),
             other => Err(format!("record kind {other:?} is not a hub record")),
         }
@@ -82,18 +109,25 @@ pub enum SettleError {
 
 /// Settle a bet if every leg's event has a result. `result_of` returns the final score and
 /// result version of an event. Returns `Ok(None)` while any leg is unresulted.
+///
+/// The bet's result version is the **sum** of its legs' result versions: it grows whenever any
+/// leg's result is corrected (a maximum would not, for an accumulator whose other leg already
+/// has a higher version), so (bet, result version) keys each settlement of the bet uniquely.
+/// For a single it is the event's result version.
 pub fn settle_bet(
     node: &NodeId,
     bet: &BetPlaced,
     result_of: impl Fn(&EventId) -> Option<(FinalScore, u32)>,
 ) -> Result<Option<HubSettlement>, SettleError> {
     let mut legs = Vec::with_capacity(bet.legs.len());
-    let mut version = 0;
+    let mut version: u32 = 0;
     for leg in &bet.legs {
         let Some((score, v)) = result_of(&leg.event_id) else {
             return Ok(None);
         };
-        version = version.max(v);
+        version = version
+            .checked_add(v)
+            .ok_or_else(|| SettleError::Overflow(bet.bet_id.clone()))?;
         let r = settle_selection(&leg.kind, leg.outcome, score).map_err(|e| {
             SettleError::LegMismatch {
                 bet: bet.bet_id.clone(),

@@ -23,6 +23,10 @@ pub enum Account {
     PaymentProvider,
     /// The house's betting result: credited with losing stakes, debited with winnings.
     House,
+    /// What a player owes the house after a settlement correction took back more than their
+    /// cash (`docs/settlement.md`, "Corrections that exceed the balance"). Never positive: its
+    /// balance is minus the debt, and later credits repay it first.
+    PlayerDebt(PlayerId),
 }
 
 impl Account {
@@ -38,6 +42,7 @@ impl fmt::Display for Account {
             Account::PlayerStakes(p) => write!(f, "player:{p}:stakes"),
             Account::PaymentProvider => f.write_str("provider"),
             Account::House => f.write_str("house"),
+            Account::PlayerDebt(p) => write!(f, "player:{p}:debt"),
         }
     }
 }
@@ -64,6 +69,7 @@ impl TryFrom<String> for Account {
         match kind {
             "cash" => Ok(Account::PlayerCash(p)),
             "stakes" => Ok(Account::PlayerStakes(p)),
+            "debt" => Ok(Account::PlayerDebt(p)),
             _ => Err(format!("unknown account {s:?}")),
         }
     }
@@ -95,6 +101,14 @@ pub enum LedgerError {
     Overflow,
     #[error("currency {0} is not this ledger's currency {1}")]
     Currency(Currency, Currency),
+    #[error(
+        "account {account} would hold more than the debt it records ({balance_minor} + {amount_minor})"
+    )]
+    DebtOverpaid {
+        account: Account,
+        balance_minor: i64,
+        amount_minor: i64,
+    },
 }
 
 /// Balances of one node's ledger (single currency: a node serves one jurisdiction's currency).
@@ -143,6 +157,13 @@ impl Ledger {
                     amount_minor: -d,
                 });
             }
+            if matches!(a, Account::PlayerDebt(_)) && new > 0 {
+                return Err(LedgerError::DebtOverpaid {
+                    account: a.clone(),
+                    balance_minor: bal,
+                    amount_minor: d,
+                });
+            }
         }
         Ok(())
     }
@@ -182,6 +203,7 @@ mod tests {
         for a in [
             Account::PlayerCash(p("p-1")),
             Account::PlayerStakes(p("gb-1:p:7")),
+            Account::PlayerDebt(p("gb-1:p:7")),
             Account::House,
             Account::PaymentProvider,
         ] {

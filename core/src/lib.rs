@@ -17,4 +17,5 @@ pub mod money;
 pub mod payout;
 pub mod price;
 pub mod settle;
+pub mod settlement;
 pub mod time;

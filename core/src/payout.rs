@@ -44,6 +44,35 @@ pub fn payout_minor(stake_minor: i64, factors: &[Factor]) -> Option<i64> {
     q.to_u64().and_then(|v| i64::try_from(v).ok())
 }
 
+/// floor(stake_minor × Σₖ Πⱼ factorsₖⱼ): several parts of one bet (the win and place parts of an
+/// each-way bet) priced exactly and rounded down **once**, over their sum. `None` as in
+/// [`payout_minor`].
+pub fn payout_sum_minor(stake_minor: i64, parts: &[&[Factor]]) -> Option<i64> {
+    if stake_minor < 0 || parts.iter().flat_map(|p| p.iter()).any(|f| f.den == 0) {
+        return None;
+    }
+    // Σ Nₖ/Dₖ = (Σ Nₖ·Π_{m≠k} Dₘ) / Π Dₘ, all exact.
+    let mut total = BigUint::from_u64(0);
+    let mut den = BigUint::from_u64(1);
+    for (k, part) in parts.iter().enumerate() {
+        let mut term = BigUint::from_u64(stake_minor as u64);
+        for f in part.iter() {
+            term.mul_small(f.num);
+            den.mul_small(f.den);
+        }
+        for (m, other) in parts.iter().enumerate() {
+            if m != k {
+                for f in other.iter() {
+                    term.mul_small(f.den);
+                }
+            }
+        }
+        total.add_assign(&term);
+    }
+    let q = total.div_floor(&den);
+    q.to_u64().and_then(|v| i64::try_from(v).ok())
+}
+
 /// Minimal arbitrary-precision unsigned integer: little-endian base-2^32 limbs. Only what the
 /// payout rule needs (multiply by u64, floor division by a big integer via shift-subtract).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +120,17 @@ impl BigUint {
             }
         }
         self.limbs = out;
+        self.trim();
+    }
+    fn add_assign(&mut self, o: &BigUint) {
+        let n = self.limbs.len().max(o.limbs.len());
+        self.limbs.resize(n + 1, 0);
+        let mut carry = 0u64;
+        for i in 0..=n {
+            let t = self.limbs[i] as u64 + *o.limbs.get(i).unwrap_or(&0) as u64 + carry;
+            self.limbs[i] = t as u32;
+            carry = t >> 32;
+        }
         self.trim();
     }
     fn bits(&self) -> usize {
@@ -196,6 +236,21 @@ mod tests {
         assert_eq!(payout_minor(i64::MAX, &huge), None);
     }
 
+    #[test]
+    fn sum_of_parts_is_floored_once() {
+        // 5p each-way at 5/1 (6.0), 1/4 odds a place, winner: win part 30p, place part
+        // 5 × (1 + 5/4) = 11.25p, together 41.25p, floored once to 41p.
+        let win = [Factor::new(6000, 1000)];
+        let place = [Factor::new(9, 4)];
+        assert_eq!(payout_sum_minor(5, &[&win, &place]), Some(41));
+        let q = [Factor::new(1, 4)];
+        let tq = [Factor::new(3, 4)];
+        // ¼p + ¾p is 1p when floored once; flooring each part would lose it.
+        assert_eq!(payout_sum_minor(1, &[&q, &tq]), Some(1));
+        assert_eq!(payout_sum_minor(1, &[]), Some(0));
+        assert_eq!(payout_sum_minor(-1, &[&q]), None);
+    }
+
     proptest! {
         #[test]
         fn matches_u128_reference(stake in 0i64..10_000_000_000, legs in proptest::collection::vec((1000u64..50_000, prop_oneof![Just(1000u64), Just(2000u64)]), 0..4)) {
@@ -205,6 +260,15 @@ mod tests {
             for f in &factors { num *= f.num as u128; den *= f.den as u128; }
             let expect = num / den;
             prop_assert_eq!(payout_minor(stake, &factors).map(|v| v as u128), Some(expect).filter(|v| *v <= i64::MAX as u128));
+        }
+
+        #[test]
+        fn sum_matches_u128_reference(stake in 0i64..1_000_000_000, a in 1000u64..50_000, b in 1u64..20, c in 1u64..20) {
+            let fa = [Factor::new(a, 1000)];
+            let fb = [Factor::new(b, c)];
+            let expect = (stake as u128 * (a as u128 * c as u128 + b as u128 * 1000)) / (1000 * c as u128);
+            prop_assert_eq!(payout_sum_minor(stake, &[&fa, &fb]).map(|v| v as u128), Some(expect));
+            prop_assert_eq!(payout_sum_minor(stake, &[&fa]), payout_minor(stake, &fa));
         }
 
         #[test]

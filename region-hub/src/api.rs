@@ -4,7 +4,7 @@
 //! 4xx status for anything the caller can fix; 500 is reserved for the hub's own failures
 //! (e.g. the database), never for bad input.
 
-use crate::settlement::{ResultError, ResultStatus};
+use crate::settlement::ResultError;
 use crate::store::{HubState, StoreError};
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -37,7 +37,7 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -64,10 +64,20 @@ impl From<StoreError> for ApiError {
 impl From<ResultError> for ApiError {
     fn from(e: ResultError) -> ApiError {
         match e {
-            ResultError::Conflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "RESULT_CONFLICT", e.to_string())
+            ResultError::AlreadyFinal { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "RESULT_ALREADY_FINAL", e.to_string())
             }
-            ResultError::InvalidSource(_) => ApiError::bad_request("INVALID_SOURCE", e.to_string()),
+            ResultError::NotFinal(_) => {
+                ApiError::new(StatusCode::CONFLICT, "RESULT_NOT_FINAL", e.to_string())
+            }
+            ResultError::Invalid { field, .. } => ApiError::bad_request(
+                match field {
+                    "source" => "INVALID_SOURCE",
+                    "operator" => "INVALID_OPERATOR",
+                    _ => "INVALID_REASON",
+                },
+                e.to_string(),
+            ),
             ResultError::Store(e) => e.into(),
         }
     }
@@ -110,6 +120,7 @@ pub fn router(state: HubState) -> Router {
             "/v1/nodes/{node_id}/checkpoint",
             get(crate::witness::api::checkpoint),
         )
+        .merge(crate::results_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })
@@ -136,7 +147,7 @@ struct ResultRequest {
     source: String,
 }
 
-fn goals(field: &str, v: i64) -> Result<u16, ApiError> {
+pub(crate) fn goals(field: &str, v: i64) -> Result<u16, ApiError> {
     if !(0..=MAX_GOALS).contains(&v) {
         return Err(ApiError::bad_request(
             "INVALID_SCORE",
@@ -158,11 +169,7 @@ async fn post_result(
         away: goals("away_goals", req.away_goals)?,
     };
     let receipt = state.submit_result(event_id, score, req.source).await?;
-    let status = match receipt.status {
-        ResultStatus::Recorded => StatusCode::CREATED,
-        ResultStatus::Unchanged => StatusCode::OK,
-    };
-    Ok((status, Json(receipt)).into_response())
+    Ok(crate::results_api::receipt_response(receipt))
 }
 
 async fn get_nodes(State(state): State<HubState>) -> Result<Response, ApiError> {
@@ -194,14 +201,14 @@ async fn get_stats(State(state): State<HubState>) -> Result<Response, ApiError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::test_support::*;
     use outpost_core::market::Outcome;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// Serve the router on an ephemeral port; returns its address.
-    async fn serve(state: HubState) -> std::net::SocketAddr {
+    pub(crate) async fn serve(state: HubState) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
@@ -209,7 +216,7 @@ mod tests {
     }
 
     /// A minimal HTTP/1.1 client (one request per connection): (status, JSON body).
-    async fn call(
+    pub(crate) async fn call(
         addr: std::net::SocketAddr,
         method: &str,
         path: &str,
@@ -233,7 +240,7 @@ mod tests {
         )
     }
 
-    fn code(v: &serde_json::Value) -> &str {
+    pub(crate) fn code(v: &serde_json::Value) -> &str {
         v["error"]["code"].as_str().unwrap_or("<none>")
     }
 
@@ -255,6 +262,13 @@ mod tests {
             (200, json!({"status": "ok"}))
         );
 
+        // One source: kept, not final (202); a second agreeing source makes it final (201).
+        let body = r#"{"event_id":"e-1","home_goals":2,"away_goals":0,"source":"feed-a"}"#;
+        let (st, v) = call(addr, "POST", "/v1/results", Some(body)).await;
+        assert_eq!(
+            (st, v["status"].as_str(), v["settled"].as_u64()),
+            (202, Some("pending"), Some(0))
+        );
         let body = r#"{"event_id":"e-1","home_goals":2,"away_goals":0,"source":"ops"}"#;
         let (st, v) = call(addr, "POST", "/v1/results", Some(body)).await;
         assert_eq!(

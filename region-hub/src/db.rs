@@ -150,6 +150,73 @@ CREATE TABLE audit_cursors (
     pending_since_ms INTEGER
 ) STRICT;
 "#,
+    // 2: results intake (reports from several sources, finality, alerts), corrections as
+    // compensating entries (settlement reversals), events known to the hub.
+    r#"
+-- Every result report as received, from a feed or an operator. Append only.
+CREATE TABLE result_reports (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    home_goals  INTEGER NOT NULL,
+    away_goals  INTEGER NOT NULL,
+    operator    INTEGER NOT NULL DEFAULT 0,
+    received_ms INTEGER NOT NULL,
+    -- `results.reports_from` when received: after a rollback the same report counts anew.
+    epoch       INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (event_id, source, home_goals, away_goals, epoch)
+) STRICT;
+
+-- Every final result version of an event, and what made it final. Append only; `results`
+-- holds the current one.
+CREATE TABLE result_versions (
+    event_id       TEXT NOT NULL,
+    result_version INTEGER NOT NULL,
+    home_goals     INTEGER NOT NULL,
+    away_goals     INTEGER NOT NULL,
+    basis          TEXT NOT NULL,
+    final_ms       INTEGER NOT NULL,
+    PRIMARY KEY (event_id, result_version)
+) STRICT, WITHOUT ROWID;
+
+-- Alerts for operators: conflicting results (settlement held), results for unknown events
+-- (held for review). Resolved by an operator's confirmation or correction, never deleted.
+CREATE TABLE result_alerts (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,               -- conflict | unknown_event
+    detail      TEXT NOT NULL,
+    raised_ms   INTEGER NOT NULL,
+    resolved_ms INTEGER,
+    resolution  TEXT
+) STRICT;
+CREATE INDEX result_alerts_open ON result_alerts (event_id, kind) WHERE resolved_ms IS NULL;
+
+-- Events the hub knows of (a market or a bet on it was replicated).
+CREATE TABLE hub_events (
+    event_id      TEXT PRIMARY KEY,
+    first_seen_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Compensating entries: one row per reversed settlement, keyed like the settlement it
+-- reverses. The settlement row itself is never changed.
+CREATE TABLE settlement_reversals (
+    bet_id           TEXT NOT NULL,
+    reversed_version INTEGER NOT NULL,
+    node_id          TEXT NOT NULL,
+    down_seq         INTEGER NOT NULL,
+    payout_minor     INTEGER NOT NULL,
+    reason           TEXT NOT NULL,
+    reversed_ms      INTEGER NOT NULL,
+    PRIMARY KEY (bet_id, reversed_version)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE settlements ADD COLUMN leg_results TEXT;
+-- A rolled-back result stops settling until a new version is final; reports before
+-- `reports_from` no longer count towards the next version.
+ALTER TABLE results ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE results ADD COLUMN reports_from INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The database handle: one connection behind a mutex.

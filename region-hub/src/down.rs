@@ -6,15 +6,24 @@
 //! read from the database each time rather than cached, so two processes (a running hub and
 //! `region-hub load-results`) can never fork a chain: SQLite serialises their transactions.
 //!
-//! Every down record is sealed. That costs one signature per record but makes each record
-//! verifiable on its own, so a reader can stop after any record without an unsealed tail.
+//! Records appended in one transaction are buffered per node ([`DownBatch`]) and written when
+//! the transaction flushes them, the last record of each group sealed: a group ends at the end
+//! of every transaction and after at most [`GROUP_MAX`] records (well below the edge's limit of
+//! unsealed records, `SessionConfig::max_unsealed`). One signature per group rather than per
+//! record is what lets a result settle a million bets in seconds; every record is still
+//! covered by the hash chain and by the seal that ends its group.
 
 use crate::outbox::{self, Direction};
 use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
+use outpost_core::log::Frame;
 use outpost_core::log::{ChainHead, ChainWriter, NodeKey, RecordHash};
 use outpost_core::time::UnixMillis;
 use rusqlite::{OptionalExtension, Transaction, params};
+use std::collections::BTreeMap;
+
+/// Records per seal group at most.
+pub(crate) const GROUP_MAX: usize = 4096;
 
 /// The stored tip of `node`'s down chain.
 pub(crate) fn head(tx: &rusqlite::Connection, node: &NodeId) -> Result<ChainHead, DownError> {
@@ -45,23 +54,107 @@ pub enum DownError {
     Corrupt(String),
 }
 
-/// Append one sealed record to `node`'s down chain and mark it pending for the audit trail.
-/// Returns its sequence number and hash.
-pub(crate) fn append(
+/// Down records of one transaction, buffered per node until [`DownBatch::flush`]. Every
+/// down append of a transaction goes through its batch, so the chain head is read from the
+/// database once per node and can never fork.
+#[derive(Debug, Default)]
+pub(crate) struct DownBatch {
+    nodes: BTreeMap<NodeId, NodeBatch>,
+}
+
+#[derive(Debug)]
+struct NodeBatch {
+    writer: ChainWriter,
+    frames: Vec<Pending>,
+}
+
+/// A buffered record with what its row needs besides the frame.
+#[derive(Debug)]
+struct Pending {
+    seq: Seq,
+    kind: u8,
+    ts: UnixMillis,
+    hash: RecordHash,
+    frame: Frame,
+}
+
+impl DownBatch {
+    /// Append one record to `node`'s down chain; returns its sequence number and hash.
+    pub(crate) fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &NodeKey,
+        node: &NodeId,
+        event: &HubEvent,
+        now: UnixMillis,
+    ) -> Result<(Seq, RecordHash), DownError> {
+        if !self.nodes.contains_key(node) {
+            let writer = ChainWriter::new(down_log_id(node), head(tx, node)?);
+            self.nodes.insert(
+                node.clone(),
+                NodeBatch {
+                    writer,
+                    frames: Vec::new(),
+                },
+            );
+        }
+        let nb = self.nodes.get_mut(node).expect("inserted above");
+        let frame = nb.writer.append(event.kind(), now, event.to_payload());
+        let h = nb.writer.head();
+        nb.frames.push(Pending {
+            seq: h.seq,
+            kind: event.kind() as u8,
+            ts: h.timestamp,
+            hash: h.hash,
+            frame,
+        });
+        if nb.frames.len() >= GROUP_MAX {
+            write_group(tx, key, node, &mut nb.frames, now)?;
+        }
+        Ok((h.seq, h.hash))
+    }
+
+    /// Write every buffered record, sealing the last of each node's group, and mark the
+    /// chains pending for the audit trail. Must run before the transaction commits and before
+    /// anything reads `down_records` in it.
+    pub(crate) fn flush(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &NodeKey,
+        now: UnixMillis,
+    ) -> Result<(), DownError> {
+        for (node, nb) in self.nodes.iter_mut() {
+            write_group(tx, key, node, &mut nb.frames, now)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_group(
     tx: &Transaction<'_>,
     key: &NodeKey,
     node: &NodeId,
-    event: &HubEvent,
+    frames: &mut Vec<Pending>,
     now: UnixMillis,
-) -> Result<(Seq, RecordHash), DownError> {
-    let mut w = ChainWriter::new(down_log_id(node), head(tx, node)?);
-    let mut frame = w.append(event.kind(), now, event.to_payload());
-    ChainWriter::seal(&mut frame, key);
-    let h = w.head();
-    tx.execute(
+) -> Result<(), DownError> {
+    let Some(last) = frames.last_mut() else {
+        return Ok(());
+    };
+    // The seal signs the record hash; it does not change it.
+    ChainWriter::seal(&mut last.frame, key);
+    let mut stmt = tx.prepare_cached(
         "INSERT INTO down_records (node_id, down_seq, kind, ts_ms, frame, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![node.as_str(), h.seq.0 as i64, event.kind() as u8 as i64, h.timestamp.0, frame.encode(), h.hash.to_hex()],
     )?;
+    for p in frames.drain(..) {
+        stmt.execute(params![
+            node.as_str(),
+            p.seq.0 as i64,
+            i64::from(p.kind),
+            p.ts.0,
+            p.frame.encode(),
+            p.hash.to_hex()
+        ])?;
+    }
     outbox::note_pending(tx, node, Direction::Down, now)?;
-    Ok((h.seq, h.hash))
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub mod db;
 mod down;
 mod hub_store;
 mod outbox;
+mod results_api;
 pub mod run;
 pub mod settlement;
 pub mod store;

@@ -30,7 +30,8 @@ enum Cmd {
     LoadResults {
         #[arg(long)]
         config: PathBuf,
-        /// openfootball JSON, e.g. en.1.json.
+        /// openfootball JSON (e.g. en.1.json) or a results CSV (`event_id,home_goals,away_goals`).
+        /// One source is not enough: a result is final when two sources agree.
         #[arg(long)]
         file: PathBuf,
         /// football-data division code the event ids use, e.g. E0.

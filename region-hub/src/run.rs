@@ -8,7 +8,7 @@ use crate::api;
 use crate::audit::{AuditError, AuditStore, LocalWormStore, S3Credentials, S3Store};
 use crate::audit_uploader::{Backoff, run_uploader};
 use crate::config::{AuditStoreConfig, HubConfig};
-use crate::settlement::{ResultError, ResultStatus};
+use crate::settlement::ResultStatus;
 use crate::store::{HubState, now_ms};
 use anyhow::Context;
 use outpost_sync::transport::{HubServer, HubServerConfig};
@@ -220,8 +220,12 @@ pub async fn run(cfg: HubConfig, shutdown: watch::Receiver<bool>) -> anyhow::Res
 pub struct LoadSummary {
     /// Played matches in the file.
     pub rows: usize,
+    /// Results that became final with this file.
     pub recorded: usize,
     pub unchanged: usize,
+    /// Kept but not final: waiting for a second source (or an operator), or held for review
+    /// because no market or bet on the event has reached the hub.
+    pub pending: usize,
     pub settled: usize,
     /// Matches whose stored result differs from the file's (left as they are).
     pub conflicts: Vec<String>,
@@ -231,10 +235,11 @@ impl fmt::Display for LoadSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} results in file: {} recorded, {} already present, {} conflicting; {} bets settled",
+            "{} results in file: {} final now, {} already final, {} awaiting a second source or review, {} conflicting; {} bets settled",
             self.rows,
             self.recorded,
             self.unchanged,
+            self.pending,
             self.conflicts.len(),
             self.settled
         )?;
@@ -249,33 +254,45 @@ impl fmt::Display for LoadSummary {
 /// event ids for football-data division `div` (`E0`). Safe to re-run: identical results are
 /// no-ops, and a result that differs from the stored one is reported, not applied.
 pub fn load_results_file(state: &HubState, path: &Path, div: &str) -> anyhow::Result<LoadSummary> {
-    let json =
+    let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let rows = outpost_core::fixtures::openfootball::parse_results(&json, div)
-        .with_context(|| format!("parsing {}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let source = format!("openfootball:{name}");
+    // A `.csv` is a results file (`event_id,home_goals,away_goals`), refused whole with line
+    // numbers if any line is bad; anything else is an openfootball season file.
+    let (rows, source) = if name.ends_with(".csv") {
+        let rows = outpost_core::settlement::results_file::parse(&text)
+            .with_context(|| format!("parsing {}", path.display()))?
+            .into_iter()
+            .map(|r| (r.event_id, r.score))
+            .collect::<Vec<_>>();
+        (rows, format!("file:{name}"))
+    } else {
+        let rows = outpost_core::fixtures::openfootball::parse_results(&text, div)
+            .with_context(|| format!("parsing {}", path.display()))?
+            .into_iter()
+            .map(|r| (r.event_id, r.score))
+            .collect::<Vec<_>>();
+        (rows, format!("openfootball:{name}"))
+    };
     let mut summary = LoadSummary {
         rows: rows.len(),
         ..LoadSummary::default()
     };
-    for row in rows {
-        match state.submit_result_blocking(&row.event_id, row.score, &source, now_ms()) {
-            Ok(r) => {
-                summary.settled += r.settled;
-                match r.status {
-                    ResultStatus::Recorded => summary.recorded += 1,
-                    ResultStatus::Unchanged => summary.unchanged += 1,
-                }
-            }
-            Err(e @ ResultError::Conflict { .. }) => summary.conflicts.push(e.to_string()),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("submitting the result of {}", row.event_id));
-            }
+    for (event_id, score) in rows {
+        let r = state
+            .submit_result_blocking(&event_id, score, &source, now_ms())
+            .with_context(|| format!("submitting the result of {event_id}"))?;
+        summary.settled += r.settled;
+        match r.status {
+            ResultStatus::Recorded | ResultStatus::Corrected => summary.recorded += 1,
+            ResultStatus::Unchanged => summary.unchanged += 1,
+            ResultStatus::Pending | ResultStatus::Held => summary.pending += 1,
+            ResultStatus::Conflict => summary
+                .conflicts
+                .push(format!("{event_id}: {}", r.alert.unwrap_or_default())),
         }
     }
     Ok(summary)
@@ -316,17 +333,28 @@ mod tests {
             ]}"#,
         )
         .unwrap();
+        // One source: kept, not final, nothing settled.
         let s = load_results_file(&t.state, &file, "E0").unwrap();
         assert_eq!(
             s,
             LoadSummary {
                 rows: 1,
-                recorded: 1,
+                recorded: 0,
                 unchanged: 0,
-                settled: 1,
+                pending: 1,
+                settled: 0,
                 conflicts: vec![]
             }
         );
+        // A second, independent source (a results file) agrees: final and settled.
+        let csv = t.dir.path().join("results.csv");
+        std::fs::write(&csv, format!("event_id,home_goals,away_goals\n{ev},0,3\n")).unwrap();
+        let s = load_results_file(&t.state, &csv, "E0").unwrap();
+        assert_eq!((s.recorded, s.settled), (1, 1));
+        // A malformed results file is refused whole, naming the line.
+        std::fs::write(&csv, "event_id,home_goals,away_goals\ne-1,1,0\ne-2,one,0\n").unwrap();
+        let e = load_results_file(&t.state, &csv, "E0").unwrap_err();
+        assert!(format!("{e:#}").contains("line 3"), "{e:#}");
         let bet = t
             .state
             .bet_view(&outpost_core::ids::BetId::new("b-1").unwrap())
@@ -335,6 +363,13 @@ mod tests {
         assert_eq!(bet.payout_minor, Some(1250));
         let again = load_results_file(&t.state, &file, "E0").unwrap();
         assert_eq!((again.recorded, again.unchanged, again.settled), (0, 1, 0));
+        assert!(
+            t.state
+                .metrics()
+                .reprocessed_results
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1
+        );
 
         std::fs::write(&file, "{\"matches\": 5}").unwrap();
         let e = load_results_file(&t.state, &file, "E0").unwrap_err();

@@ -1,42 +1,63 @@
-//! Results intake and settlement.
+//! Results intake, finality, corrections and rollbacks (`docs/settlement.md`).
 //!
-//! A result is stored, announced to every registered node (a `HubResult` down record, which
-//! closes the event's markets at the edge) and used to settle every bet whose legs are all
-//! resulted (a `HubSettlement` down record to the bet's node), all in one transaction.
+//! **Intake.** Every result arrives as a *report* (a feed, a results file, an operator) and is
+//! kept (`result_reports`, append only). A result becomes **final** only when two different
+//! sources report the same score, or an operator confirms it. Only a final result is announced
+//! to the nodes (a `HubResult` down record) and settles bets, all in one transaction.
+//! - Reports that disagree hold the event: nothing settles, and a `conflict` alert is raised
+//!   (log line, `/v1/alerts`, `result_alerts_raised` in `/v1/stats`) until an operator
+//!   confirms one score.
+//! - A report for an event the hub has never heard of (no market or bet replicated) is held
+//!   for review with an `unknown_event` alert; it is evaluated again when the event becomes
+//!   known, or an operator confirms it.
+//! - A report that disagrees with a *final* result changes nothing but raises a conflict
+//!   alert: only an operator's correction changes a final result.
 //!
-//! Settlement is keyed by (bet, result version) in the `settlements` table. Running the pass
-//! again, for instance on an identical resubmission of a result, finds those keys and changes
-//! nothing; each such no-op is counted (`reprocessed_settlements` in `/v1/stats`) so operators
-//! can see that retries happen and are harmless.
+//! **Corrections and rollbacks** never rewrite history. A correction makes a new final result
+//! version; every bet whose outcome changes gets a compensating entry (a
+//! `HubSettlementReversal` referencing the original settlement) and a new settlement at the new
+//! version. A rollback withdraws the final result and reverses exactly the settlements of the
+//! bets it names (all bets on the event, or only those on the given markets); they stay open
+//! until a new result version is final. The edge applies each reversal exactly once.
 //!
-//! Only result version 1 exists for now: a *different* result for an already resulted event
-//! is refused. Correcting a result means resettling bets (version 2), a later feature.
+//! **Idempotency.** Settlements are keyed by (bet, result version), reversals by (bet, reversed
+//! version), reports by (event, source, score). Reprocessing anything changes nothing and is
+//! counted (`reprocessed_settlements`, `reprocessed_results`).
 
-use crate::store::{HubState, SettleOutcome, StoreError, TxEffects, now_ms};
-use outpost_core::hub::{HubEvent, HubResult};
-use outpost_core::ids::{BetId, EventId, NodeId};
+use crate::store::{
+    HubState, ResultCache, SettleOutcome, StoreError, TxEffects, bet_from_frame, load_bet, now_ms,
+};
+use outpost_core::edge::events::BetPlaced;
+use outpost_core::hub::{HubEvent, HubResult, HubSettlementReversal};
+use outpost_core::ids::{BetId, EventId, MarketId, NodeId};
+use outpost_core::log::NodeKey;
 use outpost_core::settle::FinalScore;
 use outpost_core::time::UnixMillis;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
 
-/// The only result version issued so far.
-pub const RESULT_VERSION: u32 = 1;
 const SOURCE_MAX: usize = 200;
+/// Reports needed from different sources before a result is final without an operator.
+pub const SOURCES_REQUIRED: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultError {
-    #[error(
-        "event {event_id} already has the result {}-{} from {stored_source}; a different result ({}-{}) would need resettlement, which is not supported yet",
-        stored.home, stored.away, offered.home, offered.away
-    )]
-    Conflict {
-        event_id: EventId,
-        stored: FinalScore,
-        stored_source: String,
-        offered: FinalScore,
+    #[error("invalid {field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: &'static str,
     },
-    #[error("invalid source: {0}")]
-    InvalidSource(&'static str),
+    #[error(
+        "event {event_id} already has the final result {}-{} (version {version}); a different score is a correction (POST /v1/results/{event_id}/correct)",
+        current.home, current.away
+    )]
+    AlreadyFinal {
+        event_id: EventId,
+        current: FinalScore,
+        version: u32,
+    },
+    #[error("event {0} has no final result to correct or roll back")]
+    NotFinal(EventId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,47 +68,185 @@ impl From<rusqlite::Error> for ResultError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultStatus {
-    /// A new result: stored, announced and settled.
+    /// The result became final now: announced and settled.
     Recorded,
-    /// The same score was already stored: nothing changed.
+    /// A correction made a new final version: bets whose outcome changed were resettled.
+    Corrected,
+    /// The same final result was already in force: nothing changed.
     Unchanged,
+    /// Kept; waiting for a second source to agree (or an operator).
+    Pending,
+    /// Kept; the event is unknown to the hub, held for review.
+    Held,
+    /// Kept; it disagrees with another report or with the final result. Settlement of the
+    /// event is held and an alert raised.
+    Conflict,
 }
 
-/// What `submit_result` did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What a result submission did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResultReceipt {
     pub event_id: EventId,
+    /// The final result version in force after the submission (0: none yet).
     pub result_version: u32,
     pub status: ResultStatus,
-    /// Bets settled by this submission.
+    /// Bets settled (or resettled) by this submission.
     pub settled: usize,
+    /// Settlements reversed (compensating entries) by this submission.
+    pub reversed: usize,
     /// Bets found already settled for this result version (no change).
     pub reprocessed: u64,
     /// Bets on the event still waiting for other legs' results.
     pub waiting: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
 }
 
-fn validate_source(source: &str) -> Result<(), ResultError> {
-    if source.trim().is_empty() {
-        return Err(ResultError::InvalidSource("must not be empty"));
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RollbackReceipt {
+    pub event_id: EventId,
+    pub withdrawn_version: u32,
+    pub reversed: usize,
+    pub bets: Vec<String>,
+}
+
+fn validate_name(field: &'static str, v: &str) -> Result<(), ResultError> {
+    let bad = |problem| Err(ResultError::Invalid { field, problem });
+    if v.trim().is_empty() {
+        return bad("must not be empty");
     }
-    if source.chars().count() > SOURCE_MAX {
-        return Err(ResultError::InvalidSource("must be at most 200 characters"));
+    if v.chars().count() > SOURCE_MAX {
+        return bad("must be at most 200 characters");
     }
-    if source.chars().any(char::is_control) {
-        return Err(ResultError::InvalidSource(
-            "must not contain control characters",
-        ));
+    if v.chars().any(char::is_control) {
+        return bad("must not contain control characters");
     }
     Ok(())
 }
 
+/// The current final result of an event (`results` row).
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    score: FinalScore,
+    version: u32,
+    withdrawn: bool,
+    reports_from: i64,
+}
+
+fn current(tx: &Connection, event: &EventId) -> Result<Option<Current>, StoreError> {
+    let row: Option<(i64, i64, i64, bool, i64)> = tx
+        .query_row(
+            "SELECT home_goals, away_goals, result_version, withdrawn, reports_from FROM results WHERE event_id = ?1",
+            [event.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    row.map(|(h, a, v, withdrawn, reports_from)| {
+        let c = |x: i64| u16::try_from(x).map_err(|_| StoreError::Corrupt(format!("goals {x}")));
+        Ok(Current {
+            score: FinalScore {
+                home: c(h)?,
+                away: c(a)?,
+            },
+            version: u32::try_from(v)
+                .map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
+            withdrawn,
+            reports_from,
+        })
+    })
+    .transpose()
+}
+
+/// Remember that the hub knows `event`; true if it is new.
+pub(crate) fn note_event(
+    tx: &Transaction<'_>,
+    event: &EventId,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "INSERT OR IGNORE INTO hub_events (event_id, first_seen_ms) VALUES (?1, ?2)",
+        params![event.as_str(), now.0],
+    )? == 1)
+}
+
+/// The settlement of a bet currently in force: the latest not reversed.
+#[derive(Debug, Clone)]
+pub(crate) struct EffectiveSettlement {
+    pub result_version: u32,
+    pub down_seq: i64,
+    pub payout_minor: i64,
+    /// JSON of the leg results (absent on settlements made before it was stored).
+    pub leg_results: Option<String>,
+}
+
+pub(crate) fn effective_settlement(
+    tx: &Connection,
+    bet: &BetId,
+) -> Result<Option<EffectiveSettlement>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT s.result_version, s.down_seq, s.payout_minor, s.leg_results FROM settlements s
+             WHERE s.bet_id = ?1 AND NOT EXISTS (SELECT 1 FROM settlement_reversals r
+                 WHERE r.bet_id = s.bet_id AND r.reversed_version = s.result_version)
+             ORDER BY s.result_version DESC LIMIT 1",
+            [bet.as_str()],
+            |r| {
+                Ok(EffectiveSettlement {
+                    result_version: r.get(0)?,
+                    down_seq: r.get(1)?,
+                    payout_minor: r.get(2)?,
+                    leg_results: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Append the compensating entry that reverses `cur` (a settlement of `bet`) and reopen the
+/// bet. Keyed by (bet, reversed version): the primary key refuses a second reversal.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reverse_in_tx(
+    tx: &Transaction<'_>,
+    key: &NodeKey,
+    node: &NodeId,
+    bet: &BetPlaced,
+    cur: &EffectiveSettlement,
+    reason: &str,
+    now: UnixMillis,
+    effects: &mut TxEffects,
+) -> Result<(), StoreError> {
+    let reversal = HubEvent::Reversal(HubSettlementReversal {
+        bet_id: bet.bet_id.clone(),
+        node_id: node.clone(),
+        player_id: bet.player_id.clone(),
+        reversed_result_version: cur.result_version,
+        reversed_down_seq: cur.down_seq.max(0) as u64,
+        currency: bet.currency,
+        stake_minor: bet.stake_minor,
+        payout_minor: cur.payout_minor,
+        reason: reason.to_string(),
+    });
+    let (seq, _) = effects.down.append(tx, key, node, &reversal, now)?;
+    tx.execute(
+        "INSERT INTO settlement_reversals (bet_id, reversed_version, node_id, down_seq, payout_minor, reason, reversed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![bet.bet_id.as_str(), cur.result_version, node.as_str(), seq.0 as i64, cur.payout_minor, reason, now.0],
+    )?;
+    tx.execute(
+        "UPDATE bets SET status = 'open', payout_minor = NULL WHERE bet_id = ?1",
+        [bet.bet_id.as_str()],
+    )?;
+    tracing::warn!(bet = %bet.bet_id, version = cur.result_version, payout = cur.payout_minor, reason, "settlement reversed");
+    effects.down_heads.insert(node.clone(), seq);
+    effects.reversed += 1;
+    Ok(())
+}
+
 impl HubState {
-    /// Submit a final result (see the module docs). Identical resubmissions are no-ops; a
-    /// different score for a resulted event is [`ResultError::Conflict`].
+    /// Submit a result report from a feed or file (see the module docs).
     pub async fn submit_result(
         &self,
         event_id: EventId,
@@ -106,90 +265,627 @@ impl HubState {
         source: &str,
         now: UnixMillis,
     ) -> Result<ResultReceipt, ResultError> {
-        validate_source(source)?;
+        validate_name("source", source)?;
+        if source.starts_with("operator:") {
+            return Err(ResultError::Invalid {
+                field: "source",
+                problem: "operator: is reserved for operator confirmations",
+            });
+        }
+        self.in_tx(event_id, now, |s, tx, effects| {
+            if !insert_report(tx, event_id, source, score, false, now)? {
+                effects.reprocessed_results += 1;
+            }
+            match current(tx, event_id)? {
+                Some(c) if !c.withdrawn && c.score == score => Ok(ResultStatus::Unchanged),
+                Some(c) if !c.withdrawn => {
+                    s.raise_alert(
+                        tx,
+                        event_id,
+                        "conflict",
+                        &format!(
+                            "{source} reports {}-{}, but the final result is {}-{} (version {}); settlement stands until an operator corrects it",
+                            score.home, score.away, c.score.home, c.score.away, c.version
+                        ),
+                        now,
+                        effects,
+                    )?;
+                    Ok(ResultStatus::Conflict)
+                }
+                _ => Ok(s.evaluate_reports(tx, event_id, now, effects)?),
+            }
+        })
+    }
+
+    /// An operator confirms `score` as the final result (after a conflict, for an unknown
+    /// event, or instead of waiting for a second source).
+    pub fn confirm_result_blocking(
+        &self,
+        event_id: &EventId,
+        score: FinalScore,
+        operator: &str,
+        now: UnixMillis,
+    ) -> Result<ResultReceipt, ResultError> {
+        validate_name("operator", operator)?;
+        self.in_tx(event_id, now, |s, tx, effects| {
+            let source = format!("operator:{operator}");
+            if !insert_report(tx, event_id, &source, score, true, now)? {
+                effects.reprocessed_results += 1;
+            }
+            match current(tx, event_id)? {
+                Some(c) if !c.withdrawn && c.score == score => {
+                    resolve_alerts(tx, event_id, &format!("confirmed by {operator}"), now)?;
+                    Ok(ResultStatus::Unchanged)
+                }
+                Some(c) if !c.withdrawn => Err(ResultError::AlreadyFinal {
+                    event_id: event_id.clone(),
+                    current: c.score,
+                    version: c.version,
+                }),
+                _ => {
+                    s.finalize(
+                        tx,
+                        event_id,
+                        score,
+                        &format!("confirmed by operator {operator}"),
+                        now,
+                        effects,
+                    )?;
+                    Ok(ResultStatus::Recorded)
+                }
+            }
+        })
+    }
+
+    /// An operator corrects a final result: a new result version; bets whose outcome changes
+    /// are reversed and resettled.
+    pub fn correct_result_blocking(
+        &self,
+        event_id: &EventId,
+        score: FinalScore,
+        operator: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<ResultReceipt, ResultError> {
+        validate_name("operator", operator)?;
+        validate_name("reason", reason)?;
+        self.in_tx(event_id, now, |s, tx, effects| {
+            let c = current(tx, event_id)?
+                .filter(|c| !c.withdrawn)
+                .ok_or_else(|| ResultError::NotFinal(event_id.clone()))?;
+            insert_report(
+                tx,
+                event_id,
+                &format!("operator:{operator}"),
+                score,
+                true,
+                now,
+            )?;
+            if c.score == score {
+                return Ok(ResultStatus::Unchanged);
+            }
+            s.finalize(
+                tx,
+                event_id,
+                score,
+                &format!("corrected by operator {operator}: {reason}"),
+                now,
+                effects,
+            )?;
+            Ok(ResultStatus::Corrected)
+        })
+    }
+
+    /// Roll back the settlement of an event (UOF `rollback_bet_settlement`): the final result
+    /// is withdrawn and exactly the settled bets on `markets` (all markets of the event if
+    /// `None`) are reversed and reopened. They settle again when a new version is final.
+    pub fn rollback_blocking(
+        &self,
+        event_id: &EventId,
+        markets: Option<&[MarketId]>,
+        operator: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<RollbackReceipt, ResultError> {
+        validate_name("operator", operator)?;
+        validate_name("reason", reason)?;
         let mut effects = TxEffects::default();
         let receipt = {
             let mut conn = self.db().conn();
             let tx = conn.transaction()?;
-            let stored: Option<(i64, i64, String)> = tx
-                .query_row(
-                    "SELECT home_goals, away_goals, source FROM results WHERE event_id = ?1",
-                    [event_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let status = match stored {
-                Some((h, a, _)) if (h, a) == (i64::from(score.home), i64::from(score.away)) => {
-                    ResultStatus::Unchanged
+            let c = current(&tx, event_id)?
+                .filter(|c| !c.withdrawn)
+                .ok_or_else(|| ResultError::NotFinal(event_id.clone()))?;
+            tx.execute(
+                "UPDATE results SET withdrawn = 1, reports_from = (SELECT COALESCE(MAX(id), 0) + 1 FROM result_reports) WHERE event_id = ?1",
+                [event_id.as_str()],
+            )?;
+            let mut bets = Vec::new();
+            for (bet_id, node, seq) in event_bets(&tx, event_id)? {
+                let Some(cur) = effective_settlement(&tx, &bet_id)? else {
+                    continue;
+                };
+                let bet = load_bet(&tx, &node, seq)?;
+                let affected = bet.legs.iter().any(|l| {
+                    l.event_id == *event_id && markets.is_none_or(|m| m.contains(&l.market_id))
+                });
+                if !affected {
+                    continue;
                 }
-                Some((h, a, stored_source)) => {
-                    let stored = FinalScore {
-                        home: h.clamp(0, u16::MAX.into()) as u16,
-                        away: a.clamp(0, u16::MAX.into()) as u16,
-                    };
-                    return Err(ResultError::Conflict {
-                        event_id: event_id.clone(),
-                        stored,
-                        stored_source,
-                        offered: score,
-                    });
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![event_id.as_str(), score.home, score.away, RESULT_VERSION, source, now.0],
-                    )?;
-                    let result = HubEvent::Result(HubResult {
-                        event_id: event_id.clone(),
-                        score,
-                        result_version: RESULT_VERSION,
-                        source: source.to_string(),
-                    });
-                    let nodes: Vec<NodeId> =
-                        self.registered_nodes().map(|n| n.id.clone()).collect();
-                    for node in nodes {
-                        let (seq, _) =
-                            crate::down::append(&tx, self.hub_key(), &node, &result, now)
-                                .map_err(StoreError::from)?;
-                        effects.down_heads.insert(node, seq);
-                    }
-                    ResultStatus::Recorded
-                }
-            };
-
-            // The settle pass runs on resubmission too: that is the reprocessing the
-            // (bet, version) key makes harmless.
-            let bets: Vec<String> = {
-                let mut stmt = tx.prepare(
-                    "SELECT be.bet_id FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
-                     WHERE be.event_id = ?1 AND b.status != 'error' ORDER BY be.bet_id",
+                let why = format!("rollback by {operator}: {reason}");
+                reverse_in_tx(
+                    &tx,
+                    self.hub_key(),
+                    &node,
+                    &bet,
+                    &cur,
+                    &why,
+                    now,
+                    &mut effects,
                 )?;
-                stmt.query_map([event_id.as_str()], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?
-            };
-            let mut waiting = 0;
-            for bet in bets {
-                let bet =
-                    BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
-                if self.settle_in_tx(&tx, &bet, now, &mut effects)? == SettleOutcome::NotReady {
-                    waiting += 1;
-                }
+                bets.push(bet_id.to_string());
             }
-            effects.segments += self.cut_down_segments(&tx, &effects, now)?;
+            effects.segments += self.cut_down_segments(&tx, &mut effects, now)?;
+            tx.commit()?;
+            RollbackReceipt {
+                event_id: event_id.clone(),
+                withdrawn_version: c.version,
+                reversed: effects.reversed,
+                bets,
+            }
+        };
+        tracing::warn!(event = %event_id, reversed = receipt.reversed, operator, reason, "settlement rolled back");
+        self.after_commit(effects);
+        Ok(receipt)
+    }
+
+    /// One result submission in one transaction: `f` decides the status; bets on the event are
+    /// settled (or reprocessed) whenever a final result is in force.
+    fn in_tx(
+        &self,
+        event_id: &EventId,
+        now: UnixMillis,
+        f: impl FnOnce(&HubState, &Transaction<'_>, &mut TxEffects) -> Result<ResultStatus, ResultError>,
+    ) -> Result<ResultReceipt, ResultError> {
+        let mut effects = TxEffects::default();
+        let receipt = {
+            let mut conn = self.db().conn();
+            let tx = conn.transaction()?;
+            let status = f(self, &tx, &mut effects)?;
+            let mut waiting = 0;
+            if status == ResultStatus::Unchanged {
+                // The settle pass runs on resubmission too: that is the reprocessing the
+                // (bet, version) key makes harmless.
+                waiting = self.settle_event(&tx, event_id, now, &mut effects)?;
+            } else if matches!(status, ResultStatus::Recorded | ResultStatus::Corrected) {
+                waiting = effects.waiting;
+            }
+            let version = current(&tx, event_id)?
+                .filter(|c| !c.withdrawn)
+                .map_or(0, |c| c.version);
+            let alert = open_alert(&tx, event_id)?;
+            effects.segments += self.cut_down_segments(&tx, &mut effects, now)?;
             tx.commit()?;
             ResultReceipt {
                 event_id: event_id.clone(),
-                result_version: RESULT_VERSION,
+                result_version: version,
                 status,
                 settled: effects.settled,
+                reversed: effects.reversed,
                 reprocessed: effects.reprocessed,
                 waiting,
+                alert: alert
+                    .filter(|_| matches!(status, ResultStatus::Conflict | ResultStatus::Held)),
             }
         };
-        self.after_commit(effects);
-        if receipt.status == ResultStatus::Recorded {
-            tracing::info!(event = %event_id, home = score.home, away = score.away, settled = receipt.settled, "result recorded");
+        match receipt.status {
+            ResultStatus::Recorded | ResultStatus::Corrected => tracing::info!(
+                event = %event_id, version = receipt.result_version, settled = receipt.settled,
+                reversed = receipt.reversed, status = ?receipt.status, "result final"
+            ),
+            ResultStatus::Conflict | ResultStatus::Held => tracing::warn!(
+                event = %event_id, status = ?receipt.status, alert = ?receipt.alert, "result held"
+            ),
+            _ => {}
         }
+        self.after_commit(effects);
         Ok(receipt)
     }
+
+    /// Look at the reports of an event without a final result in force: conflict, unknown
+    /// event, agreement of two sources (final) or still pending.
+    pub(crate) fn evaluate_reports(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: &EventId,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<ResultStatus, StoreError> {
+        let c = current(tx, event_id)?;
+        if c.is_some_and(|c| !c.withdrawn) {
+            return Ok(ResultStatus::Unchanged);
+        }
+        let from = c.map_or(0, |c| c.reports_from);
+        let reports: Vec<(String, i64, i64)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT source, home_goals, away_goals FROM result_reports WHERE event_id = ?1 AND id >= ?2 ORDER BY id",
+            )?;
+            stmt.query_map(params![event_id.as_str(), from], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let Some(first) = reports.first() else {
+            return Ok(ResultStatus::Pending);
+        };
+        if reports.iter().any(|r| (r.1, r.2) != (first.1, first.2)) {
+            let detail = reports
+                .iter()
+                .map(|(s, h, a)| format!("{s}: {h}-{a}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.raise_alert(
+                tx,
+                event_id,
+                "conflict",
+                &format!("sources disagree ({detail}); settlement held until an operator confirms a score"),
+                now,
+                effects,
+            )?;
+            return Ok(ResultStatus::Conflict);
+        }
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM hub_events WHERE event_id = ?1)",
+            [event_id.as_str()],
+            |r| r.get(0),
+        )?;
+        if !known {
+            self.raise_alert(
+                tx,
+                event_id,
+                "unknown_event",
+                "no market or bet on this event has reached the hub; the result is held for review",
+                now,
+                effects,
+            )?;
+            return Ok(ResultStatus::Held);
+        }
+        let mut sources: Vec<&str> = reports.iter().map(|r| r.0.as_str()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        if sources.len() < SOURCES_REQUIRED {
+            return Ok(ResultStatus::Pending);
+        }
+        let score = FinalScore {
+            home: u16::try_from(first.1).map_err(|_| StoreError::Corrupt("goals".into()))?,
+            away: u16::try_from(first.2).map_err(|_| StoreError::Corrupt("goals".into()))?,
+        };
+        self.finalize(
+            tx,
+            event_id,
+            score,
+            &format!("agreed: {}", sources.join(", ")),
+            now,
+            effects,
+        )?;
+        Ok(ResultStatus::Recorded)
+    }
+
+    /// Make `score` the final result of `event_id` at the next version: record it, announce
+    /// it to every node, resolve the event's alerts, and settle (or correct) its bets.
+    fn finalize(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: &EventId,
+        score: FinalScore,
+        basis: &str,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<u32, StoreError> {
+        let last: i64 = tx.query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(result_version) FROM result_versions WHERE event_id = ?1), 0),
+                        COALESCE((SELECT result_version FROM results WHERE event_id = ?1), 0))",
+            [event_id.as_str()],
+            |r| r.get(0),
+        )?;
+        let version = u32::try_from(last + 1)
+            .map_err(|_| StoreError::Corrupt(format!("result version {last}")))?;
+        tx.execute(
+            "INSERT INTO result_versions (event_id, result_version, home_goals, away_goals, basis, final_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![event_id.as_str(), version, score.home, score.away, basis, now.0],
+        )?;
+        tx.execute(
+            "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms, withdrawn, reports_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
+             ON CONFLICT (event_id) DO UPDATE SET home_goals = ?2, away_goals = ?3, result_version = ?4,
+                 source = ?5, received_ms = ?6, withdrawn = 0",
+            params![event_id.as_str(), score.home, score.away, version, basis, now.0],
+        )?;
+        let result = HubEvent::Result(HubResult {
+            event_id: event_id.clone(),
+            score,
+            result_version: version,
+            source: basis.chars().take(SOURCE_MAX).collect(),
+        });
+        let nodes: Vec<NodeId> = self.registered_nodes().map(|n| n.id.clone()).collect();
+        for node in nodes {
+            let (seq, _) = effects
+                .down
+                .append(tx, self.hub_key(), &node, &result, now)?;
+            effects.down_heads.insert(node, seq);
+        }
+        resolve_alerts(tx, event_id, basis, now)?;
+        effects.waiting = self.settle_event(tx, event_id, now, effects)?;
+        Ok(version)
+    }
+
+    /// The settle pass over every bet on `event_id`; returns how many still wait for other
+    /// legs. Open bets are read with their records in one scan (the bulk path that settles a
+    /// million bets in seconds); settled bets go through the per-bet path, which compares
+    /// with the settlement in force and corrects it if the outcome changed.
+    fn settle_event(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: &EventId,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<usize, StoreError> {
+        let mut waiting = 0;
+        let mut results = ResultCache::default();
+        let open: Vec<(String, String, i64, Vec<u8>)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT b.bet_id, b.node_id, b.seq, r.frame FROM bet_events be
+                 JOIN bets b ON b.bet_id = be.bet_id
+                 JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
+                 WHERE be.event_id = ?1 AND b.status = 'open'",
+            )?;
+            stmt.query_map([event_id.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        // Taken before the bulk pass, which settles bets in this transaction.
+        let settled: Vec<String> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT b.bet_id FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
+                 WHERE be.event_id = ?1 AND b.status = 'settled' ORDER BY b.bet_id",
+            )?;
+            stmt.query_map([event_id.as_str()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut last_node: Option<NodeId> = None;
+        for (_, node, seq, frame) in open {
+            let node = match &last_node {
+                Some(n) if n.as_str() == node => n.clone(),
+                _ => NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?,
+            };
+            let bet = bet_from_frame(&node, seq, &frame)?;
+            if self.settle_loaded(tx, &node, &bet, true, &mut results, now, effects)?
+                == SettleOutcome::NotReady
+            {
+                waiting += 1;
+            }
+            last_node = Some(node);
+        }
+        for bet in settled {
+            let bet = BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
+            self.settle_in_tx(tx, &bet, now, effects)?;
+        }
+        Ok(waiting)
+    }
+
+    /// Raise an alert unless one of the same kind is already open for the event.
+    fn raise_alert(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: &EventId,
+        kind: &str,
+        detail: &str,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<(), StoreError> {
+        let open: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM result_alerts WHERE event_id = ?1 AND kind = ?2 AND resolved_ms IS NULL)",
+            params![event_id.as_str(), kind],
+            |r| r.get(0),
+        )?;
+        if !open {
+            tx.execute(
+                "INSERT INTO result_alerts (event_id, kind, detail, raised_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![event_id.as_str(), kind, detail, now.0],
+            )?;
+            tracing::warn!(event = %event_id, kind, detail, "result alert raised");
+            effects.alerts += 1;
+        }
+        Ok(())
+    }
+
+    /// Open alerts (oldest first), or every alert with `all`.
+    pub fn alerts_view(&self, all: bool) -> Result<Vec<AlertView>, StoreError> {
+        let conn = self.db().reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, event_id, kind, detail, raised_ms, resolved_ms, resolution FROM result_alerts
+             WHERE ?1 OR resolved_ms IS NULL ORDER BY id",
+        )?;
+        let rows = stmt.query_map([all], |r| {
+            Ok(AlertView {
+                id: r.get(0)?,
+                event_id: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+                raised_ms: r.get(4)?,
+                resolved_ms: r.get(5)?,
+                resolution: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Everything the hub holds about an event's result: reports, final versions, alerts.
+    pub fn result_view(&self, event_id: &EventId) -> Result<ResultView, StoreError> {
+        let (c, reports, versions) = {
+            let conn = self.db().reader();
+            let c = current(&conn, event_id)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT source, home_goals, away_goals, operator, received_ms FROM result_reports WHERE event_id = ?1 ORDER BY id",
+            )?;
+            let reports: Vec<ReportView> = stmt
+                .query_map([event_id.as_str()], |r| {
+                    Ok(ReportView {
+                        source: r.get(0)?,
+                        home_goals: r.get(1)?,
+                        away_goals: r.get(2)?,
+                        operator: r.get(3)?,
+                        received_ms: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT result_version, home_goals, away_goals, basis, final_ms FROM result_versions WHERE event_id = ?1 ORDER BY result_version",
+            )?;
+            let versions: Vec<VersionView> = stmt
+                .query_map([event_id.as_str()], |r| {
+                    Ok(VersionView {
+                        result_version: r.get(0)?,
+                        home_goals: r.get(1)?,
+                        away_goals: r.get(2)?,
+                        basis: r.get(3)?,
+                        final_ms: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            (c, reports, versions)
+        };
+        let alerts = self
+            .alerts_view(true)?
+            .into_iter()
+            .filter(|a| a.event_id == event_id.as_str())
+            .collect();
+        Ok(ResultView {
+            event_id: event_id.to_string(),
+            state: match c {
+                None => "none",
+                Some(c) if c.withdrawn => "withdrawn",
+                Some(_) => "final",
+            },
+            result_version: c.map_or(0, |c| c.version),
+            reports,
+            versions,
+            alerts,
+        })
+    }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub detail: String,
+    pub raised_ms: i64,
+    pub resolved_ms: Option<i64>,
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportView {
+    pub source: String,
+    pub home_goals: i64,
+    pub away_goals: i64,
+    pub operator: bool,
+    pub received_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionView {
+    pub result_version: u32,
+    pub home_goals: i64,
+    pub away_goals: i64,
+    pub basis: String,
+    pub final_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResultView {
+    pub event_id: String,
+    /// `none`, `final` or `withdrawn` (rolled back).
+    pub state: &'static str,
+    pub result_version: u32,
+    pub reports: Vec<ReportView>,
+    pub versions: Vec<VersionView>,
+    pub alerts: Vec<AlertView>,
+}
+
+/// Store a report; false if the same source already reported the same score.
+fn insert_report(
+    tx: &Transaction<'_>,
+    event_id: &EventId,
+    source: &str,
+    score: FinalScore,
+    operator: bool,
+    now: UnixMillis,
+) -> Result<bool, StoreError> {
+    let epoch: i64 = tx
+        .query_row(
+            "SELECT reports_from FROM results WHERE event_id = ?1",
+            [event_id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    Ok(tx.execute(
+        "INSERT OR IGNORE INTO result_reports (event_id, source, home_goals, away_goals, operator, received_ms, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![event_id.as_str(), source, score.home, score.away, operator, now.0, epoch],
+    )? == 1)
+}
+
+fn resolve_alerts(
+    tx: &Transaction<'_>,
+    event_id: &EventId,
+    resolution: &str,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE result_alerts SET resolved_ms = ?2, resolution = ?3 WHERE event_id = ?1 AND resolved_ms IS NULL",
+        params![event_id.as_str(), now.0, resolution],
+    )?;
+    Ok(())
+}
+
+fn open_alert(tx: &Connection, event_id: &EventId) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT kind || ': ' || detail FROM result_alerts WHERE event_id = ?1 AND resolved_ms IS NULL ORDER BY id DESC LIMIT 1",
+            [event_id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Every bet with a leg on `event_id`: (bet, node, record seq), in bet order.
+fn event_bets(
+    tx: &Connection,
+    event_id: &EventId,
+) -> Result<Vec<(BetId, NodeId, i64)>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT b.bet_id, b.node_id, b.seq FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
+         WHERE be.event_id = ?1 AND b.status != 'error' ORDER BY be.bet_id",
+    )?;
+    let rows: Vec<(String, String, i64)> = stmt
+        .query_map([event_id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(b, n, seq)| {
+            Ok((
+                BetId::new(b).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?,
+                NodeId::new(n).map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?,
+                seq,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -79,6 +79,51 @@ pub enum StoreError {
 pub struct Metrics {
     /// Settlement passes that found the (bet, result version) already settled and did nothing.
     pub reprocessed_settlements: AtomicU64,
+    /// Result reports that repeated one already received (same source, same score).
+    pub reprocessed_results: AtomicU64,
+    /// Alerts raised for results (conflicts, unknown events).
+    pub result_alerts_raised: AtomicU64,
+    /// Settlements reversed by a correction or a rollback.
+    pub settlements_reversed: AtomicU64,
+    /// Bets settled so far, counted as they are settled (before the commit): a progress
+    /// gauge for long settle passes (`outpost bench settle`).
+    pub settle_progress: AtomicU64,
+}
+
+/// Final results in force, looked up once per event during a settle pass.
+#[derive(Debug, Default)]
+pub(crate) struct ResultCache {
+    map: HashMap<EventId, Option<(FinalScore, u32)>>,
+}
+
+impl ResultCache {
+    fn load(&mut self, tx: &Connection, event: &EventId) -> Result<(), StoreError> {
+        if self.map.contains_key(event) {
+            return Ok(());
+        }
+        // A withdrawn (rolled-back) result does not settle until a new version is final.
+        let r: Option<(i64, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
+            )?
+            .query_row([event.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let v = match r {
+            None => None,
+            Some((h, a, v)) => Some((
+                FinalScore {
+                    home: to_u16(h)?,
+                    away: to_u16(a)?,
+                },
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
+            )),
+        };
+        self.map.insert(event.clone(), v);
+        Ok(())
+    }
+    fn get(&self, event: &EventId) -> Option<(FinalScore, u32)> {
+        self.map.get(event).copied().flatten()
+    }
 }
 
 /// In-memory view of one registered node.
@@ -122,6 +167,9 @@ pub(crate) enum SettleOutcome {
     Settled,
     /// Already settled for this result version: nothing changed.
     Reprocessed,
+    /// Settled earlier on a result since corrected, with a different outcome: the earlier
+    /// settlement was reversed (a compensating entry) and the bet settled again.
+    Corrected,
     /// The bet cannot be settled (a leg does not fit its market); marked `error`.
     Failed,
 }
@@ -134,6 +182,13 @@ pub(crate) struct TxEffects {
     pub segments: usize,
     pub reprocessed: u64,
     pub settled: usize,
+    pub reversed: usize,
+    pub alerts: u64,
+    pub reprocessed_results: u64,
+    /// Bets on a newly final event still waiting for other legs.
+    pub waiting: usize,
+    /// Down records appended in the transaction, written on flush (`cut_down_segments`).
+    pub down: down::DownBatch,
 }
 
 pub(crate) fn now_ms() -> UnixMillis {
@@ -377,6 +432,8 @@ impl HubState {
         };
         let expected_log = up_log_id(node);
         let mut new_bets: Vec<BetId> = Vec::new();
+        // Events the hub learns of in this commit: results held for them are looked at again.
+        let mut new_events: Vec<EventId> = Vec::new();
         // Problems with a record's *content* (its signature is fine) flag the node but do not
         // refuse the commit: the record is evidence and must be kept, and refusing it would
         // stall replication of everything after it.
@@ -430,10 +487,26 @@ impl HubState {
                 params![node.as_str(), body.seq.0 as i64, body.kind as u8 as i64, body.timestamp.0, hash.to_hex(), frame.encode()],
             )?;
             inserted = true;
+            if body.kind == RecordKind::MarketOpened {
+                if let Ok(EdgeEvent::MarketOpened(m)) =
+                    EdgeEvent::from_payload(body.kind, &body.payload)
+                {
+                    if crate::settlement::note_event(&tx, &m.event.event_id, now)? {
+                        new_events.push(m.event.event_id);
+                    }
+                }
+            }
             if body.kind == RecordKind::BetPlaced {
                 match EdgeEvent::from_payload(body.kind, &body.payload) {
                     Ok(EdgeEvent::BetPlaced(bet)) => match insert_bet(&tx, node, body.seq, &bet)? {
-                        Ok(()) => new_bets.push(bet.bet_id),
+                        Ok(()) => {
+                            for leg in &bet.legs {
+                                if crate::settlement::note_event(&tx, &leg.event_id, now)? {
+                                    new_events.push(leg.event_id.clone());
+                                }
+                            }
+                            new_bets.push(bet.bet_id)
+                        }
                         Err(reason) => flags.push(reason),
                     },
                     Ok(_) => {}
@@ -460,11 +533,15 @@ impl HubState {
         if inserted {
             outbox::note_pending(&tx, node, Direction::Up, now)?;
         }
+        // Results reported for events the hub did not know yet are evaluated again.
+        for ev in &new_events {
+            self.evaluate_reports(&tx, ev, now, &mut effects)?;
+        }
         // A bet placed on an event whose result is already in settles at once.
         for bet in &new_bets {
             self.settle_in_tx(&tx, bet, now, &mut effects)?;
         }
-        let n = self.cut_segments(&tx, node, &effects, inserted, now)?;
+        let n = self.cut_segments(&tx, node, &mut effects, inserted, now)?;
         effects.segments += n;
         tx.commit()?;
         Ok((head, flags, effects))
@@ -476,7 +553,7 @@ impl HubState {
         &self,
         tx: &Transaction<'_>,
         node: &NodeId,
-        effects: &TxEffects,
+        effects: &mut TxEffects,
         up_grew: bool,
         now: UnixMillis,
     ) -> Result<usize, StoreError> {
@@ -488,12 +565,14 @@ impl HubState {
         Ok(n)
     }
 
+    /// Write the transaction's buffered down records, then cut their audit segments.
     pub(crate) fn cut_down_segments(
         &self,
         tx: &Transaction<'_>,
-        effects: &TxEffects,
+        effects: &mut TxEffects,
         now: UnixMillis,
     ) -> Result<usize, StoreError> {
+        effects.down.flush(tx, &self.inner.hub_key, now)?;
         let mut n = 0;
         for node in effects.down_heads.keys() {
             n += outbox::cut(tx, &self.inner.audit, node, Direction::Down, now, false)?;
@@ -514,12 +593,15 @@ impl HubState {
                 });
             }
         }
-        if effects.reprocessed > 0 {
-            self.inner
-                .metrics
-                .reprocessed_settlements
-                .fetch_add(effects.reprocessed, Ordering::Relaxed);
-        }
+        let m = &self.inner.metrics;
+        m.reprocessed_settlements
+            .fetch_add(effects.reprocessed, Ordering::Relaxed);
+        m.reprocessed_results
+            .fetch_add(effects.reprocessed_results, Ordering::Relaxed);
+        m.result_alerts_raised
+            .fetch_add(effects.alerts, Ordering::Relaxed);
+        m.settlements_reversed
+            .fetch_add(effects.reversed as u64, Ordering::Relaxed);
         if effects.segments > 0 {
             self.inner.audit_wakeup.notify_one();
         }
@@ -535,11 +617,8 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<SettleOutcome, StoreError> {
         let row: Option<(String, i64, String)> = tx
-            .query_row(
-                "SELECT node_id, seq, status FROM bets WHERE bet_id = ?1",
-                [bet_id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .prepare_cached("SELECT node_id, seq, status FROM bets WHERE bet_id = ?1")?
+            .query_row([bet_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((node, seq, status)) = row else {
             return Err(StoreError::Corrupt(format!("bet {bet_id} vanished")));
@@ -550,31 +629,36 @@ impl HubState {
         let node =
             NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("bet {bet_id}: {e}")))?;
         let bet = load_bet(tx, &node, seq)?;
-        let mut results: HashMap<EventId, (FinalScore, u32)> = HashMap::new();
+        let mut results = ResultCache::default();
+        self.settle_loaded(
+            tx,
+            &node,
+            &bet,
+            status == "open",
+            &mut results,
+            now,
+            effects,
+        )
+    }
+
+    /// Settle (or correct) one loaded bet. `open`: the bet has no settlement in force, so
+    /// there is nothing to compare with or reverse (the bulk pass over a newly final event).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn settle_loaded(
+        &self,
+        tx: &Transaction<'_>,
+        node: &NodeId,
+        bet: &BetPlaced,
+        open: bool,
+        results: &mut ResultCache,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<SettleOutcome, StoreError> {
+        let bet_id = &bet.bet_id;
         for leg in &bet.legs {
-            let r: Option<(i64, i64, i64)> = tx
-                .query_row(
-                    "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1",
-                    [leg.event_id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            if let Some((h, a, v)) = r {
-                let score = FinalScore {
-                    home: to_u16(h)?,
-                    away: to_u16(a)?,
-                };
-                results.insert(
-                    leg.event_id.clone(),
-                    (
-                        score,
-                        u32::try_from(v)
-                            .map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
-                    ),
-                );
-            }
+            results.load(tx, &leg.event_id)?;
         }
-        let settlement = match settle_bet(&node, &bet, |e| results.get(e).copied()) {
+        let settlement = match settle_bet(node, bet, |e| results.get(e)) {
             Ok(None) => return Ok(SettleOutcome::NotReady),
             Ok(Some(s)) => s,
             Err(e) => {
@@ -586,35 +670,72 @@ impl HubState {
                 return Ok(SettleOutcome::Failed);
             }
         };
-        let done: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM settlements WHERE bet_id = ?1 AND result_version = ?2)",
-            params![bet_id.as_str(), settlement.result_version],
-            |r| r.get(0),
-        )?;
+        let done: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM settlements WHERE bet_id = ?1 AND result_version = ?2)",
+            )?
+            .query_row(params![bet_id.as_str(), settlement.result_version], |r| {
+                r.get(0)
+            })?;
         if done {
             effects.reprocessed += 1;
             return Ok(SettleOutcome::Reprocessed);
         }
+        let legs_json = serde_json::to_string(&settlement.leg_results)
+            .map_err(|e| StoreError::Corrupt(format!("leg results of {bet_id}: {e}")))?;
+        // The settlement in force: the latest one not reversed.
+        let current = if open {
+            None
+        } else {
+            crate::settlement::effective_settlement(tx, bet_id)?
+        };
+        let mut outcome = SettleOutcome::Settled;
+        if let Some(cur) = current {
+            let same = cur.payout_minor == settlement.payout_minor
+                && cur.leg_results.as_deref().is_none_or(|l| l == legs_json);
+            if same {
+                // A newer result version that does not change this bet: nothing to correct.
+                effects.reprocessed += 1;
+                return Ok(SettleOutcome::Reprocessed);
+            }
+            crate::settlement::reverse_in_tx(
+                tx,
+                self.hub_key(),
+                node,
+                bet,
+                &cur,
+                "correction",
+                now,
+                effects,
+            )?;
+            outcome = SettleOutcome::Corrected;
+        }
         let payout = settlement.payout_minor;
         let version = settlement.result_version;
-        let (down_seq, _) = down::append(
+        let (down_seq, _) = effects.down.append(
             tx,
             &self.inner.hub_key,
-            &node,
+            node,
             &HubEvent::Settlement(settlement),
             now,
         )?;
-        tx.execute(
-            "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0],
-        )?;
-        tx.execute(
+        tx.prepare_cached(
+            "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![bet_id.as_str(), version, node.as_str(), down_seq.0 as i64, payout, now.0, legs_json])?;
+        tx.prepare_cached(
             "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
-            params![bet_id.as_str(), payout],
-        )?;
-        effects.down_heads.insert(node, down_seq);
+        )?
+        .execute(params![bet_id.as_str(), payout])?;
+        if effects.down_heads.get(node) != Some(&down_seq) {
+            effects.down_heads.insert(node.clone(), down_seq);
+        }
         effects.settled += 1;
-        Ok(SettleOutcome::Settled)
+        self.inner
+            .metrics
+            .settle_progress
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(outcome)
     }
 
     /// Mark `node` flagged (persisted); its further records are refused.
@@ -787,14 +908,21 @@ fn insert_bet(
 }
 
 /// The BetPlaced payload of record `seq` of `node` (the stored record is the source of truth).
-fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
-    let bytes: Vec<u8> = tx.query_row(
-        "SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2",
-        params![node.as_str(), seq],
-        |r| r.get(0),
-    )?;
+pub(crate) fn load_bet(tx: &Connection, node: &NodeId, seq: i64) -> Result<BetPlaced, StoreError> {
+    let bytes: Vec<u8> = tx
+        .prepare_cached("SELECT frame FROM records WHERE node_id = ?1 AND seq = ?2")?
+        .query_row(params![node.as_str(), seq], |r| r.get(0))?;
+    bet_from_frame(node, seq, &bytes)
+}
+
+/// Decode the BetPlaced payload of a stored record frame.
+pub(crate) fn bet_from_frame(
+    node: &NodeId,
+    seq: i64,
+    bytes: &[u8],
+) -> Result<BetPlaced, StoreError> {
     let corrupt = |e: String| StoreError::Corrupt(format!("record {node}#{seq}: {e}"));
-    let body = Frame::decode_exact(&bytes)
+    let body = Frame::decode_exact(bytes)
         .map_err(|e| corrupt(e.to_string()))?
         .parse_body()
         .map_err(|e| corrupt(e.to_string()))?;

@@ -141,3 +141,16 @@ pub fn bet(id: &str, stake_minor: i64, legs: Vec<BetLeg>) -> EdgeEvent {
 pub fn now() -> UnixMillis {
     now_ms()
 }
+
+/// Make `score` the final result of `event` the way a feed does: two sources agree
+/// (`source` and `{source}-2`). Returns the second (finalising) receipt.
+pub fn final_result(
+    state: &HubState,
+    event: &EventId,
+    score: outpost_core::settle::FinalScore,
+    source: &str,
+    now: UnixMillis,
+) -> Result<crate::settlement::ResultReceipt, crate::settlement::ResultError> {
+    state.submit_result_blocking(event, score, source, now)?;
+    state.submit_result_blocking(event, score, &format!("{source}-2"), now)
+}

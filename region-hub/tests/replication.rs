@@ -180,8 +180,14 @@ segment_max_age_ms = 0
         state.nodes_view().unwrap()[0].acked_seq == 1
     })
     .await;
+    // Final only once two sources agree (region-hub/src/settlement.rs).
     let r = state
-        .submit_result(ev, FinalScore { home: 0, away: 3 }, "test".into())
+        .submit_result(ev.clone(), FinalScore { home: 0, away: 3 }, "test".into())
+        .await
+        .unwrap();
+    assert_eq!(r.settled, 0);
+    let r = state
+        .submit_result(ev, FinalScore { home: 0, away: 3 }, "test-2".into())
         .await
         .unwrap();
     assert_eq!(r.settled, 1);

@@ -5,7 +5,7 @@
 use super::events::*;
 use super::state::{BetStatus, BetView, EdgeState, IdemOutcome, PlayerView};
 use crate::gate::{self, BetFacts, GateDecision, LegFacts, PlayerFacts, ReasonCode};
-use crate::hub::{HubEvent, HubResult, HubSettlement};
+use crate::hub::{HubEvent, HubResult, HubSettlement, HubSettlementReversal};
 use crate::ids::{BetId, Jurisdiction, NodeId, PlayerId, SelectionId, Seq};
 use crate::jurisdiction::JurisdictionRules;
 use crate::ledger::{Account, Posting};
@@ -127,6 +127,10 @@ pub enum CommandError {
     DownOutOfOrder { expected: Seq, found: Seq },
     #[error("downstream settlement is for node {0}, not this node")]
     WrongNode(NodeId),
+    #[error(
+        "the player owes {debt_minor} (minor units) after a settlement correction; withdrawals are refused until it is repaid"
+    )]
+    DebtOutstanding { debt_minor: i64 },
 }
 
 impl EdgeState {
@@ -247,6 +251,7 @@ impl EdgeState {
                     currency: self.ledger().currency(),
                     cash_minor: 0,
                     stakes_held_minor: 0,
+                    debt_minor: 0,
                 };
                 one(
                     EdgeEvent::PlayerRegistered(PlayerRegistered {
@@ -308,6 +313,12 @@ impl EdgeState {
             } => {
                 self.player(&player_id)?;
                 self.check_amount(amount)?;
+                let debt_minor = -self
+                    .ledger()
+                    .balance(&Account::PlayerDebt(player_id.clone()));
+                if debt_minor > 0 {
+                    return Err(CommandError::DebtOutstanding { debt_minor });
+                }
                 let balance = self
                     .ledger()
                     .balance(&Account::PlayerCash(player_id.clone()));
@@ -623,11 +634,23 @@ impl EdgeState {
                     to: Account::House,
                     amount_minor: stake_minor,
                 }];
-                if payout_minor > 0 {
+                // A debt left by an earlier correction is repaid first (docs/settlement.md).
+                let debt = -self
+                    .ledger()
+                    .balance(&Account::PlayerDebt(player_id.clone()));
+                let repay = debt.clamp(0, payout_minor);
+                if repay > 0 {
+                    postings.push(Posting {
+                        from: Account::House,
+                        to: Account::PlayerDebt(player_id.clone()),
+                        amount_minor: repay,
+                    });
+                }
+                if payout_minor > repay {
                     postings.push(Posting {
                         from: Account::House,
                         to: Account::PlayerCash(player_id.clone()),
-                        amount_minor: payout_minor,
+                        amount_minor: payout_minor - repay,
                     });
                 }
                 let mv = self.movement(
@@ -652,7 +675,101 @@ impl EdgeState {
                     reply: Reply::Done,
                 })
             }
+            HubEvent::Reversal(r) => self.reverse_settlement(node_id, down, r),
         }
+    }
+
+    /// Apply a hub settlement reversal exactly once: the bet must be settled as the reversal
+    /// states (same result version and payout); anything else is acknowledged and skipped
+    /// (`DownSkipped`), so a replayed or stray reversal never moves money twice.
+    ///
+    /// Money: the stake goes back to the player's held stakes (the bet is open again) and the
+    /// reversed payout is taken from their cash; what the cash cannot cover is booked as a debt
+    /// (`player:{p}:debt`), never as a negative balance (docs/settlement.md).
+    fn reverse_settlement(
+        &self,
+        node_id: &NodeId,
+        down: DownRef,
+        r: HubSettlementReversal,
+    ) -> Result<Decided, CommandError> {
+        if &r.node_id != node_id {
+            return Err(CommandError::WrongNode(r.node_id));
+        }
+        let skip = |reason: String| {
+            Ok(Decided {
+                events: vec![EdgeEvent::DownSkipped(DownSkipped {
+                    reason,
+                    down: down.clone(),
+                })],
+                reply: Reply::Done,
+            })
+        };
+        let Some(bet) = self.bets.get(&r.bet_id) else {
+            return skip(format!("reversal of unknown bet {}", r.bet_id));
+        };
+        let matches = matches!(&bet.status, BetStatus::Settled { result_version, payout_minor, .. }
+            if *result_version == r.reversed_result_version && *payout_minor == r.payout_minor);
+        if !matches
+            || bet.placed.player_id != r.player_id
+            || bet.placed.stake_minor != r.stake_minor
+            || bet.placed.currency != r.currency
+            || r.payout_minor < 0
+        {
+            return skip(format!(
+                "reversal of {} (version {}) does not match the bet's settlement",
+                r.bet_id, r.reversed_result_version
+            ));
+        }
+        let p = &r.player_id;
+        let cash = self.ledger().balance(&Account::PlayerCash(p.clone()));
+        let from_cash = cash.clamp(0, r.payout_minor);
+        let to_debt = r.payout_minor - from_cash;
+        let mut postings = vec![Posting {
+            from: Account::House,
+            to: Account::PlayerStakes(p.clone()),
+            amount_minor: r.stake_minor,
+        }];
+        if from_cash > 0 {
+            postings.push(Posting {
+                from: Account::PlayerCash(p.clone()),
+                to: Account::House,
+                amount_minor: from_cash,
+            });
+        }
+        if to_debt > 0 {
+            postings.push(Posting {
+                from: Account::PlayerDebt(p.clone()),
+                to: Account::House,
+                amount_minor: to_debt,
+            });
+        }
+        // A zero stake has no posting (postings are positive).
+        postings.retain(|p| p.amount_minor > 0);
+        let mut events = vec![EdgeEvent::BetSettlementReversed(BetSettlementReversed {
+            bet_id: r.bet_id.clone(),
+            player_id: p.clone(),
+            reversed_result_version: r.reversed_result_version,
+            payout_reversed_minor: r.payout_minor,
+            from_cash_minor: from_cash,
+            to_debt_minor: to_debt,
+            reason: r.reason,
+            down,
+        })];
+        if !postings.is_empty() {
+            let mv = self.movement(
+                p.clone(),
+                MovementReason::Settlement,
+                postings,
+                None,
+                None,
+                Some(r.bet_id),
+            )?;
+            events.extend(mv.events);
+        }
+        Ok(Decided {
+            events,
+            reply: Reply::Done,
+        })
     }
 }
 

@@ -149,6 +149,23 @@ pub struct BetSettled {
     pub down: DownRef,
 }
 
+/// The edge applied a hub settlement reversal: the bet is open again, the reversed payout was
+/// taken back (the wallet movement with reason `settlement` that follows this record), and
+/// whatever the player's cash could not cover was booked as a debt (`docs/settlement.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetSettlementReversed {
+    pub bet_id: BetId,
+    pub player_id: PlayerId,
+    pub reversed_result_version: u32,
+    pub payout_reversed_minor: i64,
+    /// Part of the reversed payout taken from the player's cash.
+    pub from_cash_minor: i64,
+    /// Part booked as a debt (cash was short).
+    pub to_debt_minor: i64,
+    pub reason: String,
+    pub down: DownRef,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownSkipped {
     pub reason: String,
@@ -168,6 +185,7 @@ pub enum EdgeEvent {
     EventResulted(EventResulted),
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
+    BetSettlementReversed(BetSettlementReversed),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +210,7 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+            EdgeEvent::BetSettlementReversed(_) => RecordKind::BetSettlementReversed,
         }
     }
 
@@ -208,6 +227,7 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+            EdgeEvent::BetSettlementReversed(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -231,6 +251,9 @@ impl EdgeEvent {
             RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
             RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
             RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            RecordKind::BetSettlementReversed => {
+                EdgeEvent::BetSettlementReversed(de(kind, payload)?)
+            }
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

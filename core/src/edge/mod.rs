@@ -4,6 +4,8 @@
 //! `apply` is the only way state changes, used both live (right after `decide`) and on replay.
 //! Replaying a log through `apply` therefore rebuilds exactly the live state.
 
+#[cfg(test)]
+mod correction_tests;
 mod decide;
 pub mod events;
 mod state;

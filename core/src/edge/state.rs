@@ -104,6 +104,8 @@ pub enum ApplyError {
     AlreadySettled(BetId),
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
+    #[error("bet {0} is not settled as the reversal states: a settlement is reversed at most once")]
+    NotReversible(BetId),
     #[error("downstream record {found} applied out of order (expected {expected})")]
     DownOrder { expected: Seq, found: Seq },
     #[error("duplicate id {0}")]
@@ -119,6 +121,14 @@ pub struct PlayerView {
     pub currency: Currency,
     pub cash_minor: i64,
     pub stakes_held_minor: i64,
+    /// What the player owes after a settlement correction (0 normally); withdrawals are
+    /// refused until it is repaid.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub debt_minor: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,6 +183,7 @@ impl EdgeState {
             currency: l.currency(),
             cash_minor: l.balance(&Account::PlayerCash(id.clone())),
             stakes_held_minor: l.balance(&Account::PlayerStakes(id.clone())),
+            debt_minor: -l.balance(&Account::PlayerDebt(id.clone())),
         })
     }
 
@@ -346,6 +357,23 @@ impl EdgeState {
                 };
             }
             EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
+            EdgeEvent::BetSettlementReversed(r) => {
+                self.advance_down(&r.down)?;
+                let bet = self
+                    .bets
+                    .get_mut(&r.bet_id)
+                    .ok_or_else(|| ApplyError::UnknownBet(r.bet_id.clone()))?;
+                match &bet.status {
+                    BetStatus::Settled {
+                        result_version,
+                        payout_minor,
+                        ..
+                    } if *result_version == r.reversed_result_version
+                        && *payout_minor == r.payout_reversed_minor => {}
+                    _ => return Err(ApplyError::NotReversible(r.bet_id.clone())),
+                }
+                bet.status = BetStatus::Open;
+            }
         }
         Ok(())
     }

@@ -75,10 +75,16 @@ pub enum RecordKind {
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
+    // Hub settlement/results (issue 5): 66–79.
+    /// Hub → edge: a compensating entry that reverses one earlier settlement of a bet
+    /// (a result correction or a rollback). The original record is never changed.
+    HubSettlementReversal = 66,
+    /// Edge: the edge applied a `HubSettlementReversal` (the bet is open again).
+    BetSettlementReversed = 67,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -92,6 +98,8 @@ impl RecordKind {
         RecordKind::DownSkipped,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
+        RecordKind::HubSettlementReversal,
+        RecordKind::BetSettlementReversed,
     ];
     pub fn from_code(c: u8) -> Option<RecordKind> {
         Self::ALL.iter().copied().find(|k| *k as u8 == c)
@@ -111,6 +119,8 @@ impl RecordKind {
             RecordKind::DownSkipped => "down_skipped",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
+            RecordKind::HubSettlementReversal => "hub_settlement_reversal",
+            RecordKind::BetSettlementReversed => "bet_settlement_reversed",
         }
     }
 }

@@ -73,6 +73,7 @@ impl From<CommandError> for ApiError {
             E::DownOutOfOrder { .. } | E::WrongNode(_) => {
                 ApiError::new(StatusCode::CONFLICT, "DOWNSTREAM_REFUSED", msg)
             }
+            E::DebtOutstanding { .. } => ApiError::unprocessable("DEBT_OUTSTANDING", msg),
         }
     }
 }

@@ -161,15 +161,14 @@ fn result_settles_open_bets_and_later_bets_at_commit() {
     )
     .unwrap();
     let mut rx = t.state.subscribe_down(&node_id());
-    let r = t
-        .state
-        .submit_result_blocking(
-            &event("e-1"),
-            FinalScore { home: 2, away: 1 },
-            "test-feed",
-            now(),
-        )
-        .unwrap();
+    let r = final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 2, away: 1 },
+        "test-feed",
+        now(),
+    )
+    .unwrap();
     assert_eq!(
         (r.status, r.settled, r.waiting),
         (ResultStatus::Recorded, 2, 1)
@@ -206,15 +205,14 @@ fn result_settles_open_bets_and_later_bets_at_commit() {
     );
 
     // The second leg's result settles the accumulator: 1000 × 2.0 × 3.0.
-    let r = t
-        .state
-        .submit_result_blocking(
-            &event("e-2"),
-            FinalScore { home: 1, away: 1 },
-            "test-feed",
-            now(),
-        )
-        .unwrap();
+    let r = final_result(
+        &t.state,
+        &event("e-2"),
+        FinalScore { home: 1, away: 1 },
+        "test-feed",
+        now(),
+    )
+    .unwrap();
     assert_eq!(r.settled, 1);
     assert_eq!(b("b-acca").payout_minor, Some(6000));
 
@@ -237,7 +235,7 @@ fn result_settles_open_bets_and_later_bets_at_commit() {
 }
 
 #[test]
-fn resubmission_is_a_noop_and_a_different_result_is_refused() {
+fn resubmission_is_a_noop_and_a_different_result_raises_an_alert() {
     let t = hub(eager());
     let mut edge = Edge::new();
     commit(
@@ -249,9 +247,7 @@ fn resubmission_is_a_noop_and_a_different_result_is_refused() {
     )
     .unwrap();
     let score = FinalScore { home: 1, away: 0 };
-    t.state
-        .submit_result_blocking(&event("e-1"), score, "feed", now())
-        .unwrap();
+    final_result(&t.state, &event("e-1"), score, "feed", now()).unwrap();
     let down_before = t.state.down_head(&node_id());
 
     let again = t
@@ -265,7 +261,8 @@ fn resubmission_is_a_noop_and_a_different_result_is_refused() {
     assert_eq!(t.state.down_head(&node_id()), down_before);
     assert_eq!(t.state.stats_view().unwrap().reprocessed_settlements, 1);
 
-    let err = t
+    // A different score for a final result: kept as a report, alert raised, nothing settled.
+    let r = t
         .state
         .submit_result_blocking(
             &event("e-1"),
@@ -273,14 +270,21 @@ fn resubmission_is_a_noop_and_a_different_result_is_refused() {
             "feed",
             now(),
         )
-        .unwrap_err();
-    assert!(matches!(err, ResultError::Conflict { .. }), "{err}");
-    assert!(err.to_string().contains("resettlement"));
+        .unwrap();
+    assert_eq!(r.status, ResultStatus::Conflict);
+    assert!(
+        r.alert.as_deref().unwrap().contains("final result is 1-0"),
+        "{r:?}"
+    );
     assert_eq!(t.state.down_head(&node_id()), down_before);
+    assert_eq!(t.state.alerts_view(false).unwrap().len(), 1);
     assert!(matches!(
         t.state
             .submit_result_blocking(&event("e-9"), score, " ", now()),
-        Err(ResultError::InvalidSource(_))
+        Err(ResultError::Invalid {
+            field: "source",
+            ..
+        })
     ));
 }
 
@@ -296,14 +300,14 @@ fn settlement_is_keyed_by_bet_and_result_version() {
         ]),
     )
     .unwrap();
-    t.state
-        .submit_result_blocking(
-            &event("e-1"),
-            FinalScore { home: 3, away: 0 },
-            "feed",
-            now(),
-        )
-        .unwrap();
+    final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 3, away: 0 },
+        "feed",
+        now(),
+    )
+    .unwrap();
     let before = (
         count(&t.state, "SELECT COUNT(*) FROM settlements"),
         t.state.down_head(&node_id()),
@@ -387,14 +391,14 @@ fn audit_outbox_gets_verifiable_segments_of_both_chains() {
         edge.group(&[bet("b-2", 500, vec![leg("e-1", Outcome::Away, "4.0")])]),
     )
     .unwrap();
-    t.state
-        .submit_result_blocking(
-            &event("e-1"),
-            FinalScore { home: 0, away: 2 },
-            "feed",
-            now(),
-        )
-        .unwrap();
+    final_result(
+        &t.state,
+        &event("e-1"),
+        FinalScore { home: 0, away: 2 },
+        "feed",
+        now(),
+    )
+    .unwrap();
     let segs = verified_outbox(&t.state);
     assert_eq!(
         segs,
