@@ -3,6 +3,7 @@
 //! over QUIC when it is up.
 
 pub mod api;
+pub mod balance_snapshot;
 pub mod config;
 pub mod link;
 

@@ -168,6 +168,7 @@ pub enum EdgeEvent {
     EventResulted(EventResulted),
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
+    BalanceSnapshot(super::balance_snapshot::BalanceSnapshot),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +193,7 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+            EdgeEvent::BalanceSnapshot(_) => RecordKind::BalanceSnapshot,
         }
     }
 
@@ -208,6 +210,7 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+            EdgeEvent::BalanceSnapshot(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -231,6 +234,7 @@ impl EdgeEvent {
             RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
             RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
             RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            RecordKind::BalanceSnapshot => EdgeEvent::BalanceSnapshot(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

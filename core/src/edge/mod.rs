@@ -4,6 +4,7 @@
 //! `apply` is the only way state changes, used both live (right after `decide`) and on replay.
 //! Replaying a log through `apply` therefore rebuilds exactly the live state.
 
+pub mod balance_snapshot;
 mod decide;
 pub mod events;
 mod state;

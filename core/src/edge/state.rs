@@ -346,6 +346,8 @@ impl EdgeState {
                 };
             }
             EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
+            // A statement about the state, checked by the hub; it changes nothing.
+            EdgeEvent::BalanceSnapshot(_) => {}
         }
         Ok(())
     }

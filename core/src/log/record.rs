@@ -72,13 +72,15 @@ pub enum RecordKind {
     BetSettled = 10,
     /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
     DownSkipped = 11,
+    // Hub reconciliation (issue 5r), edge side: periodic balance snapshots.
+    BalanceSnapshot = 56,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 14] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -90,6 +92,7 @@ impl RecordKind {
         RecordKind::EventResulted,
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
+        RecordKind::BalanceSnapshot,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
     ];
@@ -109,6 +112,7 @@ impl RecordKind {
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
+            RecordKind::BalanceSnapshot => "balance_snapshot",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
         }
