@@ -16,8 +16,10 @@ pub mod db;
 mod down;
 mod hub_store;
 mod outbox;
+pub mod reconcile;
 pub mod run;
 pub mod settlement;
+pub mod shard;
 pub mod store;
 pub mod views;
 

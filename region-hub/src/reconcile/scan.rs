@@ -158,7 +158,7 @@ pub fn load(
 }
 
 /// A registered node as the checks see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRef {
     pub id: NodeId,
     pub jurisdiction: Jurisdiction,
