@@ -336,7 +336,8 @@ impl HubConfig {
 
         let reconcile = crate::reconcile::config::ReconcileConfig::from_raw(raw.reconcile)
             .map_err(|(f, p)| field_err(f, p))?;
-        let shard = crate::shard::ShardConfig::from_raw(raw.shard).map_err(|(f, p)| field_err(f, p))?;
+        let shard =
+            crate::shard::ShardConfig::from_raw(raw.shard).map_err(|(f, p)| field_err(f, p))?;
         Ok(HubConfig {
             reconcile,
             shard,

@@ -37,7 +37,10 @@ impl ShardConfig {
         let err = |f: &str, p: String| (format!("shard.{f}"), p);
         if raw.id.is_empty()
             || raw.id.len() > 63
-            || !raw.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !raw
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return Err(err("id", "must be 1-63 chars of a-z 0-9 -".into()));
         }
@@ -48,13 +51,21 @@ impl ShardConfig {
         let mut jurisdictions = BTreeSet::new();
         for (i, j) in raw.jurisdictions.into_iter().enumerate() {
             jurisdictions.insert(
-                Jurisdiction::new(j).map_err(|e| err(&format!("jurisdictions[{i}]"), e.to_string()))?,
+                Jurisdiction::new(j)
+                    .map_err(|e| err(&format!("jurisdictions[{i}]"), e.to_string()))?,
             );
         }
         if nodes.is_empty() && jurisdictions.is_empty() {
-            return Err(err("nodes", "a shard must own at least one node or jurisdiction".into()));
+            return Err(err(
+                "nodes",
+                "a shard must own at least one node or jurisdiction".into(),
+            ));
         }
-        Ok(ShardConfig { id: Some(raw.id), nodes, jurisdictions })
+        Ok(ShardConfig {
+            id: Some(raw.id),
+            nodes,
+            jurisdictions,
+        })
     }
 
     /// Whether this hub serves `node` of `jurisdiction`.
@@ -70,7 +81,12 @@ impl fmt::Display for ShardConfig {
             Some(id) => {
                 let n: Vec<&str> = self.nodes.iter().map(|n| n.as_str()).collect();
                 let j: Vec<&str> = self.jurisdictions.iter().map(|j| j.as_str()).collect();
-                write!(f, "shard {id} (owns nodes [{}], jurisdictions [{}])", n.join(", "), j.join(", "))
+                write!(
+                    f,
+                    "shard {id} (owns nodes [{}], jurisdictions [{}])",
+                    n.join(", "),
+                    j.join(", ")
+                )
             }
         }
     }
@@ -99,9 +115,23 @@ mod tests {
         assert!(s.owns(&n("nj-1"), &nj) && s.owns(&n("gb-9"), &gb));
         assert!(!s.owns(&n("gb-1"), &gb));
         assert!(s.to_string().contains("US-NJ"));
-        assert_eq!(ShardConfig::from_raw(raw("x", &[], &[])).unwrap_err().0, "shard.nodes");
-        assert_eq!(ShardConfig::from_raw(raw("X!", &["a"], &[])).unwrap_err().0, "shard.id");
-        assert_eq!(ShardConfig::from_raw(raw("x", &["bad id"], &[])).unwrap_err().0, "shard.nodes[0]");
-        assert_eq!(ShardConfig::from_raw(raw("x", &[], &["gb"])).unwrap_err().0, "shard.jurisdictions[0]");
+        assert_eq!(
+            ShardConfig::from_raw(raw("x", &[], &[])).unwrap_err().0,
+            "shard.nodes"
+        );
+        assert_eq!(
+            ShardConfig::from_raw(raw("X!", &["a"], &[])).unwrap_err().0,
+            "shard.id"
+        );
+        assert_eq!(
+            ShardConfig::from_raw(raw("x", &["bad id"], &[]))
+                .unwrap_err()
+                .0,
+            "shard.nodes[0]"
+        );
+        assert_eq!(
+            ShardConfig::from_raw(raw("x", &[], &["gb"])).unwrap_err().0,
+            "shard.jurisdictions[0]"
+        );
     }
 }

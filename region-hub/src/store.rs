@@ -64,7 +64,9 @@ pub enum StoreError {
         db: String,
         config: String,
     },
-    #[error("node {node} is not owned by this hub: it is {shard}; connect the node to the hub shard that owns it")]
+    #[error(
+        "node {node} is not owned by this hub: it is {shard}; connect the node to the hub shard that owns it"
+    )]
     NotOwned { node: NodeId, shard: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -182,7 +184,12 @@ impl HubState {
         if self.inner.nodes.contains_key(node) && !self.owns(node) {
             return Err(StoreError::NotOwned {
                 node: node.clone(),
-                shard: self.inner.shard.get().map(|s| s.to_string()).unwrap_or_default(),
+                shard: self
+                    .inner
+                    .shard
+                    .get()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
             });
         }
         Ok(())

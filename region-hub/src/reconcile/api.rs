@@ -20,9 +20,17 @@ use serde_json::json;
 impl From<ReconcileError> for ApiError {
     fn from(e: ReconcileError) -> ApiError {
         match e {
-            ReconcileError::BadHour(_) => ApiError::new(StatusCode::BAD_REQUEST, "INVALID_HOUR", e.to_string()),
-            ReconcileError::NoReport(_) => ApiError::new(StatusCode::NOT_FOUND, "REPORT_NOT_FOUND", e.to_string()),
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", other.to_string()),
+            ReconcileError::BadHour(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "INVALID_HOUR", e.to_string())
+            }
+            ReconcileError::NoReport(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "REPORT_NOT_FOUND", e.to_string())
+            }
+            other => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                other.to_string(),
+            ),
         }
     }
 }
@@ -50,18 +58,23 @@ async fn list(
     State(state): State<HubState>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", r.body_text()))?;
+    let Query(q) =
+        q.map_err(|r| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", r.body_text()))?;
     let body = state
         .blocking(move |s| -> Result<serde_json::Value, ApiError> {
             let conn = s.db().reader();
             Ok(match q.hour {
                 Some(h) => {
                     let hour = Hour::parse(&h)?.to_string();
-                    let reports: Vec<_> = report::for_hour(&conn, &hour)?.into_iter().map(|(_, v)| v).collect();
+                    let reports: Vec<_> = report::for_hour(&conn, &hour)?
+                        .into_iter()
+                        .map(|(_, v)| v)
+                        .collect();
                     json!({ "hour": hour, "reports": reports })
                 }
                 None => {
-                    let latest: Vec<_> = report::latest(&conn)?.into_iter().map(|(_, v)| v).collect();
+                    let latest: Vec<_> =
+                        report::latest(&conn)?.into_iter().map(|(_, v)| v).collect();
                     json!({ "latest": latest, "recent": report::recent(&conn, 50)? })
                 }
             })
@@ -75,11 +88,13 @@ async fn one(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = id?;
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REPORT_ID", "a report id is a positive integer"))?;
+    let id: i64 = id.parse().ok().filter(|i| *i > 0).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPORT_ID",
+            "a report id is a positive integer",
+        )
+    })?;
     let r = state
         .blocking(move |s| -> Result<_, ApiError> { Ok(report::by_id(&s.db().reader(), id)?) })
         .await?;

@@ -118,15 +118,31 @@ fn check_log(
         "SELECT first_seq, last_seq, attempts, last_error FROM audit_outbox WHERE log_id = ?1 AND last_seq >= ?2 AND first_seq <= ?3 ORDER BY id",
     )?;
     for r in stmt.query_map(params![log_id, lo, hi], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
     })? {
         let (a, b, attempts, err) = r?;
-        iv.push((a, b, Where::Queued { attempts, idx: queued.len() }));
+        iv.push((
+            a,
+            b,
+            Where::Queued {
+                attempts,
+                idx: queued.len(),
+            },
+        ));
         queued.push((a, b, err));
     }
     iv.sort_by_key(|x| (x.0, x.1));
     let cut_seq: i64 = conn
-        .query_row("SELECT cut_seq FROM audit_cursors WHERE log_id = ?1", [&log_id], |r| r.get(0))
+        .query_row(
+            "SELECT cut_seq FROM audit_cursors WHERE log_id = ?1",
+            [&log_id],
+            |r| r.get(0),
+        )
         .optional()?
         .unwrap_or(0);
 

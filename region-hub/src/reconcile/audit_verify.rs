@@ -89,7 +89,13 @@ fn rows(state: &HubState, sel: &Selection) -> Result<Vec<Row>, ReconcileError> {
 }
 
 /// Hashes and last timestamp the hub holds for `log` seq `a..=b`.
-fn log_hashes(state: &HubState, info_down: bool, node: &str, a: i64, b: i64) -> Result<(Vec<(i64, String)>, i64), ReconcileError> {
+fn log_hashes(
+    state: &HubState,
+    info_down: bool,
+    node: &str,
+    a: i64,
+    b: i64,
+) -> Result<(Vec<(i64, String)>, i64), ReconcileError> {
     let conn = state.db().reader();
     let sql = if info_down {
         "SELECT down_seq, hash, ts_ms FROM down_records WHERE node_id = ?1 AND down_seq BETWEEN ?2 AND ?3 ORDER BY down_seq"
@@ -99,7 +105,13 @@ fn log_hashes(state: &HubState, info_down: bool, node: &str, a: i64, b: i64) -> 
     let mut st = conn.prepare_cached(sql)?;
     let mut out = Vec::new();
     let mut last_ts = 0;
-    for r in st.query_map(params![node, a, b], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+    for r in st.query_map(params![node, a, b], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
         let (s, h, t) = r?;
         last_ts = t;
         out.push((s, h));
@@ -118,10 +130,33 @@ pub async fn verify(
     let policy = state.audit_policy();
     let longest = policy.retention_years.values().copied().max().unwrap_or(10);
     for n in state.registered_nodes() {
-        let node = NodeRef { id: n.id.clone(), jurisdiction: n.jurisdiction.clone() };
-        let years = policy.retention_years.get(&n.jurisdiction).copied().unwrap_or(longest);
-        logs.insert(up_log_id(&n.id).to_string(), LogInfo { node: node.clone(), key: n.public_key, down: false, years });
-        logs.insert(down_log_id(&n.id).to_string(), LogInfo { node, key: state.hub_public_key(), down: true, years });
+        let node = NodeRef {
+            id: n.id.clone(),
+            jurisdiction: n.jurisdiction.clone(),
+        };
+        let years = policy
+            .retention_years
+            .get(&n.jurisdiction)
+            .copied()
+            .unwrap_or(longest);
+        logs.insert(
+            up_log_id(&n.id).to_string(),
+            LogInfo {
+                node: node.clone(),
+                key: n.public_key,
+                down: false,
+                years,
+            },
+        );
+        logs.insert(
+            down_log_id(&n.id).to_string(),
+            LogInfo {
+                node,
+                key: state.hub_public_key(),
+                down: true,
+                years,
+            },
+        );
     }
     let st = state.clone();
     let rows = tokio::task::spawn_blocking(move || rows(&st, &sel))
@@ -154,15 +189,42 @@ pub async fn verify(
         let body = match store.get(&row.key).await {
             Ok(b) => b,
             Err(AuditError::NotFound(_)) => {
-                fail(&mut out, Severity::Critical, "audit_object_missing", format!("{} seq {}-{} is recorded as uploaded but the store does not have it", row.log_id, row.first_seq, row.last_seq));
+                fail(
+                    &mut out,
+                    Severity::Critical,
+                    "audit_object_missing",
+                    format!(
+                        "{} seq {}-{} is recorded as uploaded but the store does not have it",
+                        row.log_id, row.first_seq, row.last_seq
+                    ),
+                );
                 continue;
             }
             Err(e @ AuditError::Unavailable(_)) => {
-                fail(&mut out, Severity::Major, "audit_store_unavailable", format!("could not re-read audit objects: {e}"));
+                fail(
+                    &mut out,
+                    Severity::Major,
+                    "audit_store_unavailable",
+                    format!("could not re-read audit objects: {e}"),
+                );
                 break;
             }
+            Err(e @ AuditError::Integrity(_)) => {
+                fail(
+                    &mut out,
+                    Severity::Critical,
+                    "audit_object_altered",
+                    e.to_string(),
+                );
+                continue;
+            }
             Err(e) => {
-                fail(&mut out, Severity::Critical, "audit_object_unreadable", e.to_string());
+                fail(
+                    &mut out,
+                    Severity::Critical,
+                    "audit_object_unreadable",
+                    e.to_string(),
+                );
                 continue;
             }
         };
@@ -171,53 +233,120 @@ pub async fn verify(
         out.examined(&info.node.jurisdiction, 1);
         let sha = hex::encode(outpost_core::log::sha256(&body));
         if sha != row.sha256 {
-            fail(&mut out, Severity::Critical, "audit_object_altered", format!("stored object has sha256 {sha}, {} was recorded at upload", row.sha256));
+            fail(
+                &mut out,
+                Severity::Critical,
+                "audit_object_altered",
+                format!(
+                    "stored object has sha256 {sha}, {} was recorded at upload",
+                    row.sha256
+                ),
+            );
             continue;
         }
         let (header, frames) = match decode_segment(&body) {
             Ok(x) => x,
             Err(e) => {
-                fail(&mut out, Severity::Critical, "audit_object_invalid", format!("not a segment: {e}"));
+                fail(
+                    &mut out,
+                    Severity::Critical,
+                    "audit_object_invalid",
+                    format!("not a segment: {e}"),
+                );
                 continue;
             }
         };
-        if header.log_id.as_str() != row.log_id || header.first_seq.0 as i64 != row.first_seq || header.last_seq.0 as i64 != row.last_seq {
-            fail(&mut out, Severity::Critical, "audit_object_invalid", format!("header says {}#{}-{}", header.log_id, header.first_seq, header.last_seq));
+        if header.log_id.as_str() != row.log_id
+            || header.first_seq.0 as i64 != row.first_seq
+            || header.last_seq.0 as i64 != row.last_seq
+        {
+            fail(
+                &mut out,
+                Severity::Critical,
+                "audit_object_invalid",
+                format!(
+                    "header says {}#{}-{}",
+                    header.log_id, header.first_seq, header.last_seq
+                ),
+            );
             continue;
         }
         let hashes: Vec<String> = frames.iter().map(|f| f.hash().to_hex()).collect();
         let start = match header.start() {
             Ok(s) => s,
             Err(e) => {
-                fail(&mut out, Severity::Critical, "audit_object_invalid", e.to_string());
+                fail(
+                    &mut out,
+                    Severity::Critical,
+                    "audit_object_invalid",
+                    e.to_string(),
+                );
                 continue;
             }
         };
         if let Err(e) = verify_frames(&header.log_id, &info.key, start, frames) {
-            fail(&mut out, Severity::Critical, "audit_object_does_not_verify", e.to_string());
+            fail(
+                &mut out,
+                Severity::Critical,
+                "audit_object_does_not_verify",
+                e.to_string(),
+            );
             continue;
         }
         let st = state.clone();
-        let (down, node, a, b) = (info.down, info.node.id.to_string(), row.first_seq, row.last_seq);
-        let (held, last_ts) = tokio::task::spawn_blocking(move || log_hashes(&st, down, &node, a, b))
-            .await
-            .map_err(|e| ReconcileError::Corrupt(format!("verifier task: {e}")))??;
+        let (down, node, a, b) = (
+            info.down,
+            info.node.id.to_string(),
+            row.first_seq,
+            row.last_seq,
+        );
+        let (held, last_ts) =
+            tokio::task::spawn_blocking(move || log_hashes(&st, down, &node, a, b))
+                .await
+                .map_err(|e| ReconcileError::Corrupt(format!("verifier task: {e}")))??;
         sum.records += hashes.len() as u64;
-        let differs = held.len() != hashes.len() || held.iter().zip(&hashes).any(|((_, h), o)| h != o);
+        let differs =
+            held.len() != hashes.len() || held.iter().zip(&hashes).any(|((_, h), o)| h != o);
         if differs {
-            fail(&mut out, Severity::Critical, "audit_object_differs_from_log", format!("records {}-{} in the object are not the records the hub committed", row.first_seq, row.last_seq));
+            fail(
+                &mut out,
+                Severity::Critical,
+                "audit_object_differs_from_log",
+                format!(
+                    "records {}-{} in the object are not the records the hub committed",
+                    row.first_seq, row.last_seq
+                ),
+            );
             continue;
         }
         match store.retention(&row.key).await {
             Ok(r) => {
                 let needed = add_years(UnixMillis(last_ts), info.years).0;
                 if r.mode != RETENTION_MODE {
-                    fail(&mut out, Severity::Critical, "audit_retention_mode", format!("object is locked in {} mode, not {RETENTION_MODE}", r.mode));
+                    fail(
+                        &mut out,
+                        Severity::Critical,
+                        "audit_retention_mode",
+                        format!("object is locked in {} mode, not {RETENTION_MODE}", r.mode),
+                    );
                 } else if r.retain_until.0 + 999 < needed {
-                    fail(&mut out, Severity::Critical, "audit_retention_short", format!("retained until {} ms, {} requires {} years after the last record ({needed} ms)", r.retain_until.0, info.node.jurisdiction, info.years));
+                    fail(
+                        &mut out,
+                        Severity::Critical,
+                        "audit_retention_short",
+                        format!(
+                            "retained until {} ms, {} requires {} years after the last record ({needed} ms)",
+                            r.retain_until.0, info.node.jurisdiction, info.years
+                        ),
+                    );
                 }
             }
-            Err(e) => fail(&mut out, Severity::Critical, "audit_retention_missing", e.to_string()),
+            Err(e) => fail(
+                &mut out,
+                Severity::Critical,
+                "audit_retention_missing",
+                e.to_string(),
+            ),
         }
     }
     progress(total, total);

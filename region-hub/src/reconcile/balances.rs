@@ -22,8 +22,8 @@ struct Bal {
 
 pub fn check(node: &NodeRef, log: &NodeLog, th: &Thresholds, out: &mut CheckOutput) {
     let j = &node.jurisdiction;
-    let finding = |severity, code: &str, subject: String, amount: Option<i64>, detail: String| {
-        Discrepancy {
+    let finding =
+        |severity, code: &str, subject: String, amount: Option<i64>, detail: String| Discrepancy {
             check: Check::Balances,
             severity,
             code: code.into(),
@@ -33,8 +33,7 @@ pub fn check(node: &NodeRef, log: &NodeLog, th: &Thresholds, out: &mut CheckOutp
             amount_minor: amount,
             event_ids: vec![],
             detail,
-        }
-    };
+        };
     // Group the parts of each snapshot by position.
     let mut snaps: BTreeMap<u64, Vec<(u64, &BalanceSnapshot)>> = BTreeMap::new();
     for r in &log.snapshots {
@@ -51,7 +50,10 @@ pub fn check(node: &NodeRef, log: &NodeLog, th: &Thresholds, out: &mut CheckOutp
             ));
             continue;
         }
-        snaps.entry(r.v.as_of_seq.0).or_default().push((r.seq, &r.v));
+        snaps
+            .entry(r.v.as_of_seq.0)
+            .or_default()
+            .push((r.seq, &r.v));
     }
 
     let mut derived: HashMap<&PlayerId, Bal> = HashMap::new();
@@ -175,12 +177,18 @@ pub fn check(node: &NodeRef, log: &NodeLog, th: &Thresholds, out: &mut CheckOutp
             ));
         }
         // Players the log knows that the snapshot leaves out.
-        let mut missing: Vec<&&PlayerId> = registered.iter().filter(|p| !listed.contains(**p)).collect();
+        let mut missing: Vec<&&PlayerId> = registered
+            .iter()
+            .filter(|p| !listed.contains(**p))
+            .collect();
         missing.sort();
         for p in missing {
             out.examined(j, 1);
             let d = derived.get(*p).copied().unwrap_or_default();
-            let amount = d.cash.saturating_abs().saturating_add(d.stakes.saturating_abs());
+            let amount = d
+                .cash
+                .saturating_abs()
+                .saturating_add(d.stakes.saturating_abs());
             let severity = if amount == 0 {
                 Severity::Minor
             } else {

@@ -32,7 +32,12 @@ pub struct ReconcileConfig {
 
 impl Default for ReconcileConfig {
     fn default() -> Self {
-        ReconcileConfig { enabled: true, every_minutes: 60, delay_minutes: 5, thresholds: Thresholds::default() }
+        ReconcileConfig {
+            enabled: true,
+            every_minutes: 60,
+            delay_minutes: 5,
+            thresholds: Thresholds::default(),
+        }
     }
 }
 
@@ -41,11 +46,19 @@ impl ReconcileConfig {
         let raw = raw.unwrap_or_default();
         let d = ReconcileConfig::default();
         let t = d.thresholds;
-        let minutes = |name: &str, v: Option<i64>, default_ms: i64, lo: i64, hi: i64| -> Result<i64, (String, String)> {
+        let minutes = |name: &str,
+                       v: Option<i64>,
+                       default_ms: i64,
+                       lo: i64,
+                       hi: i64|
+         -> Result<i64, (String, String)> {
             match v {
                 None => Ok(default_ms),
                 Some(m) if (lo..=hi).contains(&m) => Ok(m * 60_000),
-                Some(_) => Err((format!("reconcile.{name}"), format!("must be between {lo} and {hi} minutes"))),
+                Some(_) => Err((
+                    format!("reconcile.{name}"),
+                    format!("must be between {lo} and {hi} minutes"),
+                )),
             }
         };
         let money = |name: &str, v: Option<i64>, default: i64| -> Result<i64, (String, String)> {
@@ -58,20 +71,51 @@ impl ReconcileConfig {
         let thresholds = Thresholds {
             minor_max_minor: money("minor_max_minor", raw.minor_max_minor, t.minor_max_minor)?,
             major_max_minor: money("major_max_minor", raw.major_max_minor, t.major_max_minor)?,
-            audit_minor_after_ms: minutes("audit_minor_after_minutes", raw.audit_minor_after_minutes, t.audit_minor_after_ms, 1, 10_080)?,
-            audit_major_after_ms: minutes("audit_major_after_minutes", raw.audit_major_after_minutes, t.audit_major_after_ms, 1, 10_080)?,
-            audit_uncut_critical_after_ms: minutes("audit_uncut_critical_after_minutes", raw.audit_uncut_critical_after_minutes, t.audit_uncut_critical_after_ms, 1, 10_080)?,
-            settle_grace_ms: minutes("settle_grace_minutes", raw.settle_grace_minutes, t.settle_grace_ms, 0, 10_080)?,
+            audit_minor_after_ms: minutes(
+                "audit_minor_after_minutes",
+                raw.audit_minor_after_minutes,
+                t.audit_minor_after_ms,
+                1,
+                10_080,
+            )?,
+            audit_major_after_ms: minutes(
+                "audit_major_after_minutes",
+                raw.audit_major_after_minutes,
+                t.audit_major_after_ms,
+                1,
+                10_080,
+            )?,
+            audit_uncut_critical_after_ms: minutes(
+                "audit_uncut_critical_after_minutes",
+                raw.audit_uncut_critical_after_minutes,
+                t.audit_uncut_critical_after_ms,
+                1,
+                10_080,
+            )?,
+            settle_grace_ms: minutes(
+                "settle_grace_minutes",
+                raw.settle_grace_minutes,
+                t.settle_grace_ms,
+                0,
+                10_080,
+            )?,
         };
         if thresholds.major_max_minor < thresholds.minor_max_minor {
-            return Err(("reconcile.major_max_minor".into(), "must be at least minor_max_minor".into()));
+            return Err((
+                "reconcile.major_max_minor".into(),
+                "must be at least minor_max_minor".into(),
+            ));
         }
         if thresholds.audit_major_after_ms < thresholds.audit_minor_after_ms {
-            return Err(("reconcile.audit_major_after_minutes".into(), "must be at least audit_minor_after_minutes".into()));
+            return Err((
+                "reconcile.audit_major_after_minutes".into(),
+                "must be at least audit_minor_after_minutes".into(),
+            ));
         }
         Ok(ReconcileConfig {
             enabled: raw.enabled.unwrap_or(true),
-            every_minutes: minutes("every_minutes", raw.every_minutes, 60 * 60_000, 1, 60)? / 60_000,
+            every_minutes: minutes("every_minutes", raw.every_minutes, 60 * 60_000, 1, 60)?
+                / 60_000,
             delay_minutes: minutes("delay_minutes", raw.delay_minutes, 5 * 60_000, 0, 59)? / 60_000,
             thresholds,
         })

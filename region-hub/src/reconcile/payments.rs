@@ -73,7 +73,8 @@ pub fn load(conn: &Connection, w: Window) -> Result<Statements, ReconcileError> 
     )?;
     for row in rows {
         let (statement_id, line_no, reference, ty, created_ms, currency, gross_minor, j) = row?;
-        let corrupt = || ReconcileError::Corrupt(format!("statement {statement_id} line {line_no}"));
+        let corrupt =
+            || ReconcileError::Corrupt(format!("statement {statement_id} line {line_no}"));
         out.lines.push(Line {
             statement_id,
             line_no,
@@ -85,10 +86,18 @@ pub fn load(conn: &Connection, w: Window) -> Result<Statements, ReconcileError> 
             jurisdiction: Jurisdiction::new(j).map_err(|_| corrupt())?,
         });
     }
-    let mut stmt = conn.prepare("SELECT jurisdiction, period_start_ms, period_end_ms FROM provider_statements")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+    let mut stmt = conn
+        .prepare("SELECT jurisdiction, period_start_ms, period_end_ms FROM provider_statements")?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
         let (j, a, b) = row?;
-        let j = Jurisdiction::new(j).map_err(|e| ReconcileError::Corrupt(format!("statement jurisdiction: {e}")))?;
+        let j = Jurisdiction::new(j)
+            .map_err(|e| ReconcileError::Corrupt(format!("statement jurisdiction: {e}")))?;
         out.periods.push((j, a, b));
     }
     Ok(out)
@@ -131,12 +140,14 @@ pub fn check(
                 continue;
             }
             // The provider's side of the movement is the money that moved to or from it.
-            let amount_minor = m
-                .v
-                .postings
-                .iter()
-                .filter(|p| matches!(p.from, Account::PaymentProvider) || matches!(p.to, Account::PaymentProvider))
-                .fold(0i64, |a, p| a.saturating_add(p.amount_minor));
+            let amount_minor =
+                m.v.postings
+                    .iter()
+                    .filter(|p| {
+                        matches!(p.from, Account::PaymentProvider)
+                            || matches!(p.to, Account::PaymentProvider)
+                    })
+                    .fold(0i64, |a, p| a.saturating_add(p.amount_minor));
             moves.push(Movement {
                 node,
                 movement_id: m.v.movement_id,
@@ -153,7 +164,13 @@ pub fn check(
     for l in &st.lines {
         by_ref.entry(l.reference.as_str()).or_default().push(l);
     }
-    let finding = |node: Option<&NodeId>, j: &Jurisdiction, severity, code: &str, subject: &str, amount, detail: String| Discrepancy {
+    let finding = |node: Option<&NodeId>,
+                   j: &Jurisdiction,
+                   severity,
+                   code: &str,
+                   subject: &str,
+                   amount,
+                   detail: String| Discrepancy {
         check: Check::Payments,
         severity,
         code: code.into(),
@@ -171,13 +188,33 @@ pub fn check(
         out.examined(j, 1);
         let id = format!("{}#{} (movement {})", m.node.id, m.seq, m.movement_id);
         let Some(reference) = m.reference else {
-            out.found.push(finding(Some(&m.node.id), j, th.by_amount(m.amount_minor, Severity::Major), "movement_without_reference", &id, Some(m.amount_minor),
-                format!("{} of {} has no provider reference and cannot be reconciled", m.kind.as_str(), m.amount_minor)));
+            out.found.push(finding(
+                Some(&m.node.id),
+                j,
+                th.by_amount(m.amount_minor, Severity::Major),
+                "movement_without_reference",
+                &id,
+                Some(m.amount_minor),
+                format!(
+                    "{} of {} has no provider reference and cannot be reconciled",
+                    m.kind.as_str(),
+                    m.amount_minor
+                ),
+            ));
             continue;
         };
         if let Some((n, s)) = seen.insert(reference, (&m.node.id, m.seq)) {
-            out.found.push(finding(Some(&m.node.id), j, Severity::Critical, "duplicate_reference", reference, Some(m.amount_minor),
-                format!("provider reference used by {id} and by {n}#{s}: one payment credited twice")));
+            out.found.push(finding(
+                Some(&m.node.id),
+                j,
+                Severity::Critical,
+                "duplicate_reference",
+                reference,
+                Some(m.amount_minor),
+                format!(
+                    "provider reference used by {id} and by {n}#{s}: one payment credited twice"
+                ),
+            ));
             continue;
         }
         let lines: Vec<&&Line> = by_ref
@@ -186,7 +223,10 @@ pub fn check(
             .unwrap_or_default();
         match lines.as_slice() {
             [] => {
-                let covered = st.periods.iter().any(|(pj, a, b)| pj == j && (*a..=*b).contains(&m.ts_ms));
+                let covered = st
+                    .periods
+                    .iter()
+                    .any(|(pj, a, b)| pj == j && (*a..=*b).contains(&m.ts_ms));
                 if covered {
                     out.found.push(finding(Some(&m.node.id), j, th.by_amount(m.amount_minor, Severity::Major), "movement_not_in_statement", reference, Some(m.amount_minor),
                         format!("{} {id} of {} {} is in no statement line, though a statement covers its time", m.kind.as_str(), m.amount_minor, m.currency)));
@@ -196,17 +236,44 @@ pub fn check(
             }
             [l] => {
                 if l.currency != m.currency {
-                    out.found.push(finding(Some(&m.node.id), j, Severity::Critical, "currency_mismatch", reference, Some(m.amount_minor),
-                        format!("{id} is in {} but statement {} line {} is in {}", m.currency, l.statement_id, l.line_no, l.currency)));
+                    out.found.push(finding(
+                        Some(&m.node.id),
+                        j,
+                        Severity::Critical,
+                        "currency_mismatch",
+                        reference,
+                        Some(m.amount_minor),
+                        format!(
+                            "{id} is in {} but statement {} line {} is in {}",
+                            m.currency, l.statement_id, l.line_no, l.currency
+                        ),
+                    ));
                 } else if l.gross_minor != m.amount_minor {
                     let diff = m.amount_minor.saturating_sub(l.gross_minor);
-                    out.found.push(finding(Some(&m.node.id), j, th.by_amount(diff, Severity::Minor), "amount_mismatch", reference, Some(diff),
-                        format!("{id} moved {} but statement {} line {} says {}", m.amount_minor, l.statement_id, l.line_no, l.gross_minor)));
+                    out.found.push(finding(
+                        Some(&m.node.id),
+                        j,
+                        th.by_amount(diff, Severity::Minor),
+                        "amount_mismatch",
+                        reference,
+                        Some(diff),
+                        format!(
+                            "{id} moved {} but statement {} line {} says {}",
+                            m.amount_minor, l.statement_id, l.line_no, l.gross_minor
+                        ),
+                    ));
                 }
             }
             many => {
-                out.found.push(finding(Some(&m.node.id), j, Severity::Major, "reference_on_several_lines", reference, Some(m.amount_minor),
-                    format!("{} statement lines carry the reference of {id}", many.len())));
+                out.found.push(finding(
+                    Some(&m.node.id),
+                    j,
+                    Severity::Major,
+                    "reference_on_several_lines",
+                    reference,
+                    Some(m.amount_minor),
+                    format!("{} statement lines carry the reference of {id}", many.len()),
+                ));
             }
         }
     }
@@ -225,8 +292,20 @@ pub fn check(
                 out.pending(&l.jurisdiction, 1);
                 continue;
             }
-            out.found.push(finding(None, &l.jurisdiction, th.by_amount(l.gross_minor, Severity::Major), "statement_line_without_movement", &l.reference, Some(l.gross_minor),
-                format!("{subject}: {} {} {} has no wallet movement on any node", l.line_type.as_str(), l.gross_minor, l.currency)));
+            out.found.push(finding(
+                None,
+                &l.jurisdiction,
+                th.by_amount(l.gross_minor, Severity::Major),
+                "statement_line_without_movement",
+                &l.reference,
+                Some(l.gross_minor),
+                format!(
+                    "{subject}: {} {} {} has no wallet movement on any node",
+                    l.line_type.as_str(),
+                    l.gross_minor,
+                    l.currency
+                ),
+            ));
         }
     }
 }

@@ -75,7 +75,12 @@ impl Report {
         let mut checks = Vec::new();
         for c in Check::ALL {
             let s = stats.get(&c).cloned().unwrap_or_default();
-            let n = |sev| found.iter().filter(|d| d.check == c && d.severity == sev).count() as u64;
+            let n = |sev| {
+                found
+                    .iter()
+                    .filter(|d| d.check == c && d.severity == sev)
+                    .count() as u64
+            };
             checks.push(CheckEntry {
                 check: c,
                 examined: s.examined,
@@ -156,7 +161,8 @@ pub(crate) fn store(
     tx: &Transaction<'_>,
     report: &Report,
 ) -> Result<ReportRow, ReconcileError> {
-    let json = serde_json::to_vec(report).map_err(|e| ReconcileError::Corrupt(format!("report: {e}")))?;
+    let json =
+        serde_json::to_vec(report).map_err(|e| ReconcileError::Corrupt(format!("report: {e}")))?;
     tx.execute(
         "INSERT INTO reconciliation_reports (hour, jurisdiction, window_start_ms, window_end_ms, run_ms, trigger, worst, minor, major, critical, report_json, audit_key)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, '')",
@@ -186,7 +192,10 @@ pub(crate) fn store(
         hour = report.hour,
     );
     validate_key(&key)?;
-    tx.execute("UPDATE reconciliation_reports SET audit_key = ?2 WHERE id = ?1", params![id, key])?;
+    tx.execute(
+        "UPDATE reconciliation_reports SET audit_key = ?2 WHERE id = ?1",
+        params![id, key],
+    )?;
     let policy = state.audit_policy();
     let years = policy
         .retention_years
@@ -212,9 +221,19 @@ pub(crate) fn store(
             report.run_ms
         ],
     )?;
-    for d in report.discrepancies.iter().filter(|d| d.severity == Severity::Critical) {
+    for d in report
+        .discrepancies
+        .iter()
+        .filter(|d| d.severity == Severity::Critical)
+    {
         for e in &d.event_ids {
-            suspend::suspend(tx, e, id, &format!("{}: {}", d.code, d.subject), report.run_ms)?;
+            suspend::suspend(
+                tx,
+                e,
+                id,
+                &format!("{}: {}", d.code, d.subject),
+                report.run_ms,
+            )?;
         }
     }
     Ok(ReportRow {
@@ -246,7 +265,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
     })
 }
 
-const COLS: &str = "id, hour, jurisdiction, run_ms, trigger, worst, minor, major, critical, audit_key";
+const COLS: &str =
+    "id, hour, jurisdiction, run_ms, trigger, worst, minor, major, critical, audit_key";
 
 /// The newest report of each jurisdiction.
 pub fn latest(conn: &Connection) -> Result<Vec<(ReportRow, serde_json::Value)>, ReconcileError> {
@@ -257,7 +277,10 @@ pub fn latest(conn: &Connection) -> Result<Vec<(ReportRow, serde_json::Value)>, 
 }
 
 /// Every report for `hour`, oldest first.
-pub fn for_hour(conn: &Connection, hour: &str) -> Result<Vec<(ReportRow, serde_json::Value)>, ReconcileError> {
+pub fn for_hour(
+    conn: &Connection,
+    hour: &str,
+) -> Result<Vec<(ReportRow, serde_json::Value)>, ReconcileError> {
     let mut st = conn.prepare(&format!(
         "SELECT {COLS}, report_json FROM reconciliation_reports WHERE hour = ?1 ORDER BY id"
     ))?;
@@ -266,13 +289,20 @@ pub fn for_hour(conn: &Connection, hour: &str) -> Result<Vec<(ReportRow, serde_j
 
 /// The `limit` newest report rows.
 pub fn recent(conn: &Connection, limit: i64) -> Result<Vec<ReportRow>, ReconcileError> {
-    let mut st = conn.prepare(&format!("SELECT {COLS} FROM reconciliation_reports ORDER BY id DESC LIMIT ?1"))?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLS} FROM reconciliation_reports ORDER BY id DESC LIMIT ?1"
+    ))?;
     let rows = st.query_map([limit], row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn by_id(conn: &Connection, id: i64) -> Result<Option<(ReportRow, serde_json::Value)>, ReconcileError> {
-    let mut st = conn.prepare(&format!("SELECT {COLS}, report_json FROM reconciliation_reports WHERE id = ?1"))?;
+pub fn by_id(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<(ReportRow, serde_json::Value)>, ReconcileError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLS}, report_json FROM reconciliation_reports WHERE id = ?1"
+    ))?;
     Ok(with_json(&mut st, [id])?.into_iter().next())
 }
 
@@ -294,7 +324,11 @@ fn with_json<P: rusqlite::Params>(
 /// Whether `id` exists (for the API's 404).
 pub fn exists(conn: &Connection, id: i64) -> Result<bool, ReconcileError> {
     Ok(conn
-        .query_row("SELECT 1 FROM reconciliation_reports WHERE id = ?1", [id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM reconciliation_reports WHERE id = ?1",
+            [id],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }

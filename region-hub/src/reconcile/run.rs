@@ -73,9 +73,17 @@ pub struct RunSummary {
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "reconciliation of {} (window {} and the hour before), {} log records read", self.hour, self.hour, self.records_read)?;
+        writeln!(
+            f,
+            "reconciliation of {} (window {} and the hour before), {} log records read",
+            self.hour, self.hour, self.records_read
+        )?;
         if let Some(v) = &self.audit_verified {
-            writeln!(f, "  audit objects re-read from the store: {} objects, {} records, {} bytes", v.objects, v.records, v.bytes)?;
+            writeln!(
+                f,
+                "  audit objects re-read from the store: {} objects, {} records, {} bytes",
+                v.objects, v.records, v.bytes
+            )?;
         }
         for r in &self.reports {
             writeln!(
@@ -108,7 +116,10 @@ fn snapshot(state: &HubState) -> Result<Connection, ReconcileError> {
         .map(str::to_owned)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ReconcileError::Corrupt("the hub database has no file path".into()))?;
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch("BEGIN DEFERRED; SELECT COUNT(*) FROM nodes;")?;
     Ok(conn)
@@ -119,7 +130,10 @@ fn scope(state: &HubState) -> Vec<NodeRef> {
     state
         .registered_nodes()
         .filter(|n| state.owns(&n.id))
-        .map(|n| NodeRef { id: n.id.clone(), jurisdiction: n.jurisdiction.clone() })
+        .map(|n| NodeRef {
+            id: n.id.clone(),
+            jurisdiction: n.jurisdiction.clone(),
+        })
         .collect()
 }
 
@@ -140,7 +154,11 @@ pub fn collect_blocking(
     };
     let mut total = 0u64;
     for n in &nodes {
-        let head: Option<i64> = conn.query_row("SELECT MAX(seq) FROM records WHERE node_id = ?1", [n.id.as_str()], |r| r.get(0))?;
+        let head: Option<i64> = conn.query_row(
+            "SELECT MAX(seq) FROM records WHERE node_id = ?1",
+            [n.id.as_str()],
+            |r| r.get(0),
+        )?;
         total += head.unwrap_or(0) as u64;
     }
     progress.phase("reading logs", total);
@@ -223,12 +241,21 @@ pub fn store_blocking(
         }
         tx.commit()?;
     }
-    state.after_commit(TxEffects { segments: reports.len(), ..TxEffects::default() });
+    state.after_commit(TxEffects {
+        segments: reports.len(),
+        ..TxEffects::default()
+    });
     for r in &reports {
         match r.worst.as_deref() {
-            Some("critical") => tracing::error!(report = r.id, jurisdiction = %r.jurisdiction, critical = r.critical, major = r.major, minor = r.minor, hour = %hour, "reconciliation found critical discrepancies"),
-            Some(_) => tracing::warn!(report = r.id, jurisdiction = %r.jurisdiction, major = r.major, minor = r.minor, hour = %hour, "reconciliation found discrepancies"),
-            None => tracing::info!(report = r.id, jurisdiction = %r.jurisdiction, hour = %hour, "reconciliation clean"),
+            Some("critical") => {
+                tracing::error!(report = r.id, jurisdiction = %r.jurisdiction, critical = r.critical, major = r.major, minor = r.minor, hour = %hour, "reconciliation found critical discrepancies")
+            }
+            Some(_) => {
+                tracing::warn!(report = r.id, jurisdiction = %r.jurisdiction, major = r.major, minor = r.minor, hour = %hour, "reconciliation found discrepancies")
+            }
+            None => {
+                tracing::info!(report = r.id, jurisdiction = %r.jurisdiction, hour = %hour, "reconciliation clean")
+            }
         }
     }
     Ok(RunSummary {
@@ -270,7 +297,13 @@ pub async fn reconcile_hour(
     let mut verified = None;
     if let Some(store) = store {
         progress.phase("re-reading audit objects", 0);
-        let (out, sum) = audit_verify::verify(state, store, Selection::Ranges(f.ranges.clone()), &|d, _| progress.advance(d)).await?;
+        let (out, sum) = audit_verify::verify(
+            state,
+            store,
+            Selection::Ranges(f.ranges.clone()),
+            &|d, _| progress.advance(d),
+        )
+        .await?;
         let o = f.outputs.entry(Check::AuditCompleteness).or_default();
         o.found.extend(out.found);
         f.audit_objects_verified = true;

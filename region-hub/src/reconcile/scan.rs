@@ -7,8 +7,7 @@ use super::ReconcileError;
 use super::window::Window;
 use outpost_core::edge::balance_snapshot::BalanceSnapshot;
 use outpost_core::edge::events::{
-    BetPlaced, BetSettled, ComplianceDecision, EdgeEvent, Genesis, PlayerRegistered,
-    WalletMovement,
+    BetPlaced, BetSettled, ComplianceDecision, EdgeEvent, Genesis, PlayerRegistered, WalletMovement,
 };
 use outpost_core::ids::{Jurisdiction, NodeId};
 use outpost_core::log::{Frame, RecordKind};

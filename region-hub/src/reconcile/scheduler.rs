@@ -39,9 +39,23 @@ pub async fn run(
         }
         let now = now_ms().0;
         let hour = Hour::containing(UnixMillis(now)).previous();
-        match reconcile_hour(&state, store.as_ref(), hour, Trigger::Scheduled, cfg.thresholds, now, Arc::new(Quiet)).await {
-            Ok(s) => tracing::info!(hour = %s.hour, reports = s.reports.len(), suspended = s.suspended_events.len(), "reconciliation run stored"),
-            Err(e) => tracing::error!(hour = %hour, error = %e, "reconciliation run failed; retried at the next tick"),
+        match reconcile_hour(
+            &state,
+            store.as_ref(),
+            hour,
+            Trigger::Scheduled,
+            cfg.thresholds,
+            now,
+            Arc::new(Quiet),
+        )
+        .await
+        {
+            Ok(s) => {
+                tracing::info!(hour = %s.hour, reports = s.reports.len(), suspended = s.suspended_events.len(), "reconciliation run stored")
+            }
+            Err(e) => {
+                tracing::error!(hour = %hour, error = %e, "reconciliation run failed; retried at the next tick")
+            }
         }
     }
 }

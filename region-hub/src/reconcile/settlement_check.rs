@@ -36,7 +36,13 @@ pub fn check(
 
     let mut results: HashMap<String, (i64, i64)> = HashMap::new();
     let mut st = conn.prepare("SELECT event_id, result_version, received_ms FROM results")?;
-    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
         let (e, v, t) = r?;
         results.insert(e, (v, t));
     }
@@ -49,15 +55,26 @@ pub fn check(
     // (bet) -> [(version, payout)]
     let mut settled: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
     let mut st = conn.prepare("SELECT bet_id, result_version, payout_minor FROM settlements")?;
-    for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
         let (b, v, p) = r?;
         settled.entry(b).or_default().push((v, p));
     }
     // (bet, version) -> down seqs of hub_settlement records.
     let mut down: HashMap<(String, i64), Vec<i64>> = HashMap::new();
-    let mut st = conn.prepare("SELECT node_id, down_seq, frame FROM down_records WHERE kind = ?1")?;
+    let mut st =
+        conn.prepare("SELECT node_id, down_seq, frame FROM down_records WHERE kind = ?1")?;
     for r in st.query_map([RecordKind::HubSettlement as u8 as i64], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
     })? {
         let (node, seq, bytes) = r?;
         if !scope.contains_key(node.as_str()) {
@@ -79,21 +96,37 @@ pub fn check(
     let mut edge: HashMap<&str, Vec<(u64, u32, i64)>> = HashMap::new();
     for (_, log) in nodes {
         for s in &log.settled {
-            edge.entry(s.v.bet_id.as_str())
-                .or_default()
-                .push((s.seq, s.v.result_version, s.v.payout_minor));
+            edge.entry(s.v.bet_id.as_str()).or_default().push((
+                s.seq,
+                s.v.result_version,
+                s.v.payout_minor,
+            ));
         }
     }
 
-    let mut st = conn.prepare("SELECT bet_id, node_id, status, settle_error FROM bets ORDER BY bet_id")?;
+    let mut st =
+        conn.prepare("SELECT bet_id, node_id, status, settle_error FROM bets ORDER BY bet_id")?;
     let bets = st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
     })?;
     for b in bets {
         let (bet, node, status, settle_error) = b?;
-        let Some(&j) = scope.get(node.as_str()) else { continue };
-        let events: Vec<&String> = legs.get(&bet).map(|v| v.iter().collect()).unwrap_or_default();
-        let event_ids: Vec<EventId> = events.iter().filter_map(|e| EventId::new(e.as_str()).ok()).collect();
+        let Some(&j) = scope.get(node.as_str()) else {
+            continue;
+        };
+        let events: Vec<&String> = legs
+            .get(&bet)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        let event_ids: Vec<EventId> = events
+            .iter()
+            .filter_map(|e| EventId::new(e.as_str()).ok())
+            .collect();
         let node_id = NodeId::new(node.as_str()).ok();
         let finding = |severity, code: &str, amount: Option<i64>, detail: String| Discrepancy {
             check: Check::SettlementCompleteness,
@@ -103,16 +136,30 @@ pub fn check(
             jurisdiction: j.clone(),
             subject: bet.clone(),
             amount_minor: amount,
-            event_ids: if severity == Severity::Critical { event_ids.clone() } else { vec![] },
+            event_ids: if severity == Severity::Critical {
+                event_ids.clone()
+            } else {
+                vec![]
+            },
             detail,
         };
-        let known: Vec<(i64, i64)> = events.iter().filter_map(|e| results.get(*e).copied()).collect();
+        let known: Vec<(i64, i64)> = events
+            .iter()
+            .filter_map(|e| results.get(*e).copied())
+            .collect();
         let all_resulted = !events.is_empty() && known.len() == events.len();
         let rows = settled.get(&bet).map(Vec::as_slice).unwrap_or(&[]);
         if !all_resulted {
             if !rows.is_empty() {
-                out.found.push(finding(Severity::Critical, "settled_without_result", None,
-                    format!("bet {bet} has {} settlement(s) but not all of its events have results", rows.len())));
+                out.found.push(finding(
+                    Severity::Critical,
+                    "settled_without_result",
+                    None,
+                    format!(
+                        "bet {bet} has {} settlement(s) but not all of its events have results",
+                        rows.len()
+                    ),
+                ));
             }
             continue;
         }
@@ -142,8 +189,15 @@ pub fn check(
         if let Some(logged) = edge.get(bet.as_str()) {
             if logged.len() > 1 {
                 let seqs: Vec<u64> = logged.iter().map(|l| l.0).collect();
-                out.found.push(finding(Severity::Critical, "edge_settled_twice", None,
-                    format!("the edge logged bet {bet} settled {} times (seqs {seqs:?})", logged.len())));
+                out.found.push(finding(
+                    Severity::Critical,
+                    "edge_settled_twice",
+                    None,
+                    format!(
+                        "the edge logged bet {bet} settled {} times (seqs {seqs:?})",
+                        logged.len()
+                    ),
+                ));
             }
             for &(seq, v, paid) in logged {
                 if let Some(&(_, payout)) = rows.iter().find(|(rv, _)| *rv == i64::from(v))

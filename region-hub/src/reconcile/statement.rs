@@ -186,14 +186,21 @@ pub fn parse_amount(s: &str, currency: Currency) -> Result<i64, String> {
     }
     let mut v: i64 = int.parse().map_err(|_| format!("{s:?} is too large"))?;
     for _ in 0..digits {
-        v = v.checked_mul(10).ok_or_else(|| format!("{s:?} is too large"))?;
+        v = v
+            .checked_mul(10)
+            .ok_or_else(|| format!("{s:?} is too large"))?;
     }
     let mut f: i64 = 0;
     for i in 0..digits {
-        let d = frac.as_bytes().get(i).map(|b| i64::from(b - b'0')).unwrap_or(0);
+        let d = frac
+            .as_bytes()
+            .get(i)
+            .map(|b| i64::from(b - b'0'))
+            .unwrap_or(0);
         f = f * 10 + d;
     }
-    v.checked_add(f).ok_or_else(|| format!("{s:?} is too large"))
+    v.checked_add(f)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn tz_offset_ms(tz: &str) -> Option<i64> {
@@ -212,7 +219,10 @@ fn parse_datetime(s: &str, tz: &str) -> Result<UnixMillis, String> {
     let (d, t) = s.split_once(' ').ok_or_else(bad)?;
     let date = CivilDate::parse(d).map_err(|_| bad())?;
     let p: Vec<&str> = t.split(':').collect();
-    if p.len() != 3 || p.iter().any(|x| x.len() != 2 || !x.bytes().all(|b| b.is_ascii_digit())) {
+    if p.len() != 3
+        || p.iter()
+            .any(|x| x.len() != 2 || !x.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(bad());
     }
     let (h, m, sec): (i64, i64, i64) = (
@@ -237,10 +247,18 @@ fn reference_ok(s: &str) -> bool {
 /// Parse a settlement report. Every problem is reported with its line number.
 pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        StatementError::NotUtf8(1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count())
+        StatementError::NotUtf8(
+            1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count(),
+        )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     let Some((_, header)) = lines.by_ref().find(|(_, l)| !l.trim().is_empty()) else {
         return Err(StatementError::Empty);
     };
@@ -254,10 +272,16 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         }
     };
     let cols = match split_csv(header) {
-        Ok(c) => c.into_iter().map(|c| c.trim().to_string()).collect::<Vec<_>>(),
+        Ok(c) => c
+            .into_iter()
+            .map(|c| c.trim().to_string())
+            .collect::<Vec<_>>(),
         Err(e) => {
             return Err(StatementError::Invalid {
-                errors: vec![LineError { line: 1, message: format!("header: {e}") }],
+                errors: vec![LineError {
+                    line: 1,
+                    message: format!("header: {e}"),
+                }],
                 more: 0,
             });
         }
@@ -311,14 +335,23 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
             }
         };
         if f.len() != cols.len() {
-            err(n, format!("{} fields, the header has {}", f.len(), cols.len()));
+            err(
+                n,
+                format!("{} fields, the header has {}", f.len(), cols.len()),
+            );
             continue;
         }
         let get = |i: usize| f[i].trim();
         match &account {
             None => account = Some(get(c_acct).to_string()),
             Some(a) if a != get(c_acct) => {
-                err(n, format!("Merchant Account {:?} differs from {a:?} on earlier lines", get(c_acct)));
+                err(
+                    n,
+                    format!(
+                        "Merchant Account {:?} differs from {a:?} on earlier lines",
+                        get(c_acct)
+                    ),
+                );
                 continue;
             }
             Some(_) => {}
@@ -327,13 +360,19 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
             Ok(b) if b > 0 => match batch {
                 None => batch = Some(b),
                 Some(x) if x != b => {
-                    err(n, format!("Batch Number {b} differs from {x} on earlier lines"));
+                    err(
+                        n,
+                        format!("Batch Number {b} differs from {x} on earlier lines"),
+                    );
                     continue;
                 }
                 Some(_) => {}
             },
             _ => {
-                err(n, format!("Batch Number {:?} is not a positive integer", get(c_batch)));
+                err(
+                    n,
+                    format!("Batch Number {:?} is not a positive integer", get(c_batch)),
+                );
                 continue;
             }
         }
@@ -370,9 +409,15 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         };
         let (debit, credit) = (get(c_debit), get(c_credit));
         let amount = match (debit.is_empty(), credit.is_empty()) {
-            (false, true) => parse_amount(debit, currency).map_err(|e| format!("Gross Debit (GC): {e}")),
-            (true, false) => parse_amount(credit, currency).map_err(|e| format!("Gross Credit (GC): {e}")),
-            _ => Err("exactly one of Gross Debit (GC) and Gross Credit (GC) must be given".to_string()),
+            (false, true) => {
+                parse_amount(debit, currency).map_err(|e| format!("Gross Debit (GC): {e}"))
+            }
+            (true, false) => {
+                parse_amount(credit, currency).map_err(|e| format!("Gross Credit (GC): {e}"))
+            }
+            _ => Err(
+                "exactly one of Gross Debit (GC) and Gross Credit (GC) must be given".to_string(),
+            ),
         };
         let gross_minor = match amount {
             Ok(0) => {
@@ -387,7 +432,14 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
         };
         let expect_credit = ty == LineType::Deposit;
         if ty != LineType::Reversal && expect_credit == credit.is_empty() {
-            err(n, format!("a {} line must be a gross {}", get(c_type), if expect_credit { "credit" } else { "debit" }));
+            err(
+                n,
+                format!(
+                    "a {} line must be a gross {}",
+                    get(c_type),
+                    if expect_credit { "credit" } else { "debit" }
+                ),
+            );
             continue;
         }
         let psp = get(c_psp);
@@ -396,7 +448,10 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
             _ => psp,
         };
         if !reference_ok(psp) || !reference_ok(reference) {
-            err(n, "Psp Reference / Modification Reference must be 1-128 printable characters".into());
+            err(
+                n,
+                "Psp Reference / Modification Reference must be 1-128 printable characters".into(),
+            );
             continue;
         }
         out.push(StatementLine {
@@ -415,7 +470,8 @@ pub fn parse(bytes: &[u8]) -> Result<Statement, StatementError> {
     if data_lines == 0 {
         return Err(StatementError::Empty);
     }
-    let (Some(merchant_account), Some(batch_number), Some(period)) = (account, batch, period) else {
+    let (Some(merchant_account), Some(batch_number), Some(period)) = (account, batch, period)
+    else {
         return Err(StatementError::Empty);
     };
     Ok(Statement {
@@ -439,15 +495,16 @@ pub struct ImportSummary {
 impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.already_imported {
-            write!(f, "statement already imported as #{} (nothing changed)", self.statement_id)
+            write!(
+                f,
+                "statement already imported as #{} (nothing changed)",
+                self.statement_id
+            )
         } else {
             write!(
                 f,
                 "imported statement #{}: {} payment lines, {} to {}",
-                self.statement_id,
-                self.payment_lines,
-                self.period_start_ms,
-                self.period_end_ms
+                self.statement_id, self.payment_lines, self.period_start_ms, self.period_end_ms
             )
         }
     }
@@ -467,7 +524,9 @@ pub fn import(
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return Err(StatementError::Provider(provider.chars().take(40).collect()));
+        return Err(StatementError::Provider(
+            provider.chars().take(40).collect(),
+        ));
     }
     let sha = hex::encode(outpost_core::log::sha256(bytes));
     let st = parse(bytes)?;
@@ -526,19 +585,28 @@ pub fn import(
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../fixtures/psp/adyen_settlement_detail_report_batch_412.csv");
+    const FIXTURE: &str =
+        include_str!("../../../fixtures/psp/adyen_settlement_detail_report_batch_412.csv");
 
     #[test]
     fn parses_the_fixture() {
         let st = parse(FIXTURE.as_bytes()).unwrap();
         assert_eq!(st.merchant_account, "OutpostGB");
         assert_eq!(st.batch_number, 412);
-        let deposits: Vec<_> = st.lines.iter().filter(|l| l.line_type == LineType::Deposit).collect();
+        let deposits: Vec<_> = st
+            .lines
+            .iter()
+            .filter(|l| l.line_type == LineType::Deposit)
+            .collect();
         assert!(deposits.len() >= 3);
         assert!(st.lines.iter().any(|l| l.line_type == LineType::Withdrawal));
         assert!(st.lines.iter().any(|l| l.line_type == LineType::Reversal));
         // Exact minor units, no floats.
-        assert!(st.lines.iter().all(|l| l.gross_minor > 0 && l.currency == Currency::GBP));
+        assert!(
+            st.lines
+                .iter()
+                .all(|l| l.gross_minor > 0 && l.currency == Currency::GBP)
+        );
         assert!(st.period.0 <= st.period.1);
     }
 
@@ -549,14 +617,27 @@ mod tests {
         assert_eq!(parse_amount("50.5", gbp), Ok(5050));
         assert_eq!(parse_amount("7", gbp), Ok(700));
         assert_eq!(parse_amount("0.01", gbp), Ok(1));
-        for bad in ["", "1.001", "-1.00", "1,000.00", "1e3", ".5", "5.", "１.00", "99999999999999999.00"] {
+        for bad in [
+            "",
+            "1.001",
+            "-1.00",
+            "1,000.00",
+            "1e3",
+            ".5",
+            "5.",
+            "１.00",
+            "99999999999999999.00",
+        ] {
             assert!(parse_amount(bad, gbp).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn csv_quoting() {
-        assert_eq!(split_csv(r#"a,"b,c","d""e",,"#).unwrap(), vec!["a", "b,c", "d\"e", "", ""]);
+        assert_eq!(
+            split_csv(r#"a,"b,c","d""e",,"#).unwrap(),
+            vec!["a", "b,c", "d\"e", "", ""]
+        );
         assert!(split_csv(r#"a,"b"#).is_err());
         assert!(split_csv(r#"a,b"c"#).is_err());
     }
@@ -570,15 +651,34 @@ mod tests {
         lines[5].push_str(",extra");
         let e = parse(lines.join("\n").as_bytes()).unwrap_err();
         let msg = e.to_string();
-        assert!(matches!(e, StatementError::Invalid { ref errors, .. } if errors.iter().map(|e| e.line).collect::<Vec<_>>() == vec![3, 5, 6]), "{msg}");
-        assert!(msg.contains("line 3: Gross Credit (GC)") && msg.contains("line 5: Type \"Sttled\""), "{msg}");
+        assert!(
+            matches!(e, StatementError::Invalid { ref errors, .. } if errors.iter().map(|e| e.line).collect::<Vec<_>>() == vec![3, 5, 6]),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("line 3: Gross Credit (GC)") && msg.contains("line 5: Type \"Sttled\""),
+            "{msg}"
+        );
 
         let no_col = FIXTURE.replacen("Psp Reference", "PSP Ref", 1);
-        assert!(parse(no_col.as_bytes()).unwrap_err().to_string().contains("line 1: header lacks column(s) Psp Reference"));
+        assert!(
+            parse(no_col.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("line 1: header lacks column(s) Psp Reference")
+        );
         assert!(matches!(parse(b""), Err(StatementError::Empty)));
-        assert!(matches!(parse(b"\xff\xfe"), Err(StatementError::NotUtf8(1))));
+        assert!(matches!(
+            parse(b"\xff\xfe"),
+            Err(StatementError::NotUtf8(1))
+        ));
         let bad_tz = FIXTURE.replacen(",GMT,", ",PST,", 1);
-        assert!(parse(bad_tz.as_bytes()).unwrap_err().to_string().contains("line 2: Creation Date: TimeZone \"PST\""));
+        assert!(
+            parse(bad_tz.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("line 2: Creation Date: TimeZone \"PST\"")
+        );
     }
 
     #[test]
@@ -594,7 +694,9 @@ mod tests {
         assert!(import(&mut conn, "adyen", &gb, bad.as_bytes(), UnixMillis(3)).is_err());
         assert!(import(&mut conn, "Adyen!", &gb, FIXTURE.as_bytes(), UnixMillis(3)).is_err());
         let n: i64 = conn
-            .query_row("SELECT COUNT(*) FROM provider_statement_lines", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM provider_statement_lines", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(n as usize, a.payment_lines, "rejected files stored nothing");
     }

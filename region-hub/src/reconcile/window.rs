@@ -85,12 +85,22 @@ mod tests {
         let h = Hour::parse("2026-11-21T13").unwrap();
         assert_eq!(h.to_string(), "2026-11-21T13");
         assert_eq!(h.previous().to_string(), "2026-11-21T12");
-        assert_eq!(Hour::parse("2026-11-21T00").unwrap().previous().to_string(), "2026-11-20T23");
+        assert_eq!(
+            Hour::parse("2026-11-21T00").unwrap().previous().to_string(),
+            "2026-11-20T23"
+        );
         let w = h.window();
         assert_eq!(w.end_ms - w.start_ms, 2 * HOUR_MS);
         assert!(w.contains(h.start().0 - 1) && !w.contains(h.end().0));
         assert_eq!(Hour::containing(UnixMillis(h.start().0 + 59 * 60_000)), h);
-        for bad in ["2026-11-21", "2026-11-21T24", "2026-11-21T1", "2026-02-30T10", "x", "2026-11-21T13:00"] {
+        for bad in [
+            "2026-11-21",
+            "2026-11-21T24",
+            "2026-11-21T1",
+            "2026-02-30T10",
+            "x",
+            "2026-11-21T13:00",
+        ] {
             assert!(Hour::parse(bad).is_err(), "{bad}");
         }
     }
