@@ -4,6 +4,7 @@
 
 mod demo;
 mod init;
+mod reconcile;
 mod verify;
 
 use anyhow::Context;
@@ -52,6 +53,10 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Reconcile one hour of a region hub now, e.g. `--hour 2026-11-21T13`.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Re-read a region hub's audit objects from S3 and check them against its log.
+    AuditVerify(reconcile::AuditVerifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +88,8 @@ fn main() -> anyhow::Result<()> {
             exit_after_demo,
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
+        Cmd::Reconcile(args) => rt.block_on(reconcile::reconcile(args)),
+        Cmd::AuditVerify(args) => rt.block_on(reconcile::audit_verify(args)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

@@ -453,7 +453,8 @@ pub fn build_demo() -> Demo {
     for ev in outpost_core::edge::balance_snapshot::snapshot_events(&e.state, as_of) {
         let now = UnixMillis(T0 + 3 * 86_400_000 + min);
         e.state.apply(&ev, now).expect("snapshots apply");
-        e.frames.push(e.chain.append(ev.kind(), now, ev.to_payload()));
+        e.frames
+            .push(e.chain.append(ev.kind(), now, ev.to_payload()));
     }
     e.commit();
 

@@ -23,6 +23,7 @@ pub mod api;
 pub mod audit_check;
 pub mod audit_verify;
 pub mod balances;
+pub mod cli;
 pub mod config;
 pub mod jurisdiction_check;
 pub mod payments;
