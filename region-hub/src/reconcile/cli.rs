@@ -4,7 +4,6 @@
 
 use super::audit_verify::{self, Selection};
 use super::run::{Progress, Trigger, reconcile_hour};
-use super::statement;
 use super::window::Hour;
 use crate::config::HubConfig;
 use crate::run::{audit_store, open_state};
@@ -104,7 +103,7 @@ pub async fn reconcile(args: ReconcileArgs) -> anyhow::Result<()> {
         };
         let (st, provider) = (state.clone(), args.provider.clone());
         let summary = tokio::task::spawn_blocking(move || {
-            statement::import(&mut st.db().conn(), &provider, &j, &bytes, UnixMillis(now))
+            st.import_statement_blocking(&provider, &j, &bytes, UnixMillis(now))
         })
         .await?
         .with_context(|| format!("importing {}", path.display()))?;

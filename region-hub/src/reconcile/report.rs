@@ -181,7 +181,8 @@ pub(crate) fn store(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    let d = UnixMillis(report.run_ms).date();
+    // Filed under the day of the hour it reconciles, so a regulator finds it with that day's prefix.
+    let d = UnixMillis(report.window_end_ms - super::window::HOUR_MS).date();
     let key = format!(
         "{j}/{y:04}/{m:02}/{dd:02}/reconciliation~{hub}/{hour}-{id:020}.json",
         j = report.jurisdiction,
