@@ -3,7 +3,8 @@
 //!   the 50 most recent report rows;
 //! - `GET /v1/reconciliation/reports?hour=2026-11-21T13`: every report for that hour, in full;
 //! - `GET /v1/reconciliation/reports/{id}`: one report;
-//! - `GET /v1/reconciliation/suspensions`: events whose settlement is suspended.
+//! - `GET /v1/reconciliation/suspensions`: events whose settlement is suspended;
+//! - `GET /v1/audit/outbox`: audit objects waiting for the store, with attempts and errors.
 
 use super::{ReconcileError, report, suspend, window::Hour};
 use crate::api::ApiError;
@@ -46,6 +47,13 @@ pub fn routes() -> Router<HubState> {
         .route("/v1/reconciliation/reports", get(list))
         .route("/v1/reconciliation/reports/{id}", get(one))
         .route("/v1/reconciliation/suspensions", get(suspensions))
+        .route("/v1/audit/outbox", get(outbox))
+}
+
+/// The first 100 objects waiting for the audit store, with attempts and last error.
+async fn outbox(State(state): State<HubState>) -> Result<Response, ApiError> {
+    let v = state.blocking(|s| s.audit_outbox_view(100)).await?;
+    Ok(Json(json!({ "outbox": v })).into_response())
 }
 
 #[derive(Debug, Deserialize)]

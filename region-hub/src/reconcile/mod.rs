@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod audit_check;
+pub mod audit_status;
 pub mod audit_verify;
 pub mod balances;
 pub mod cli;
