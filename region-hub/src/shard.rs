@@ -134,4 +134,28 @@ mod tests {
             "shard.jurisdictions[0]"
         );
     }
+
+    /// The shard configs shipped in the Kubernetes manifests parse and own what they say.
+    #[test]
+    fn k8s_shard_configs_parse() {
+        let yaml = include_str!("../../deploy/k8s/hub-config.yaml");
+        let mut shards: Vec<(String, String)> = Vec::new();
+        for line in yaml.lines() {
+            if let Some(name) = line.strip_prefix("  shard-").and_then(|l| l.strip_suffix(".toml: |")) {
+                shards.push((name.to_string(), String::new()));
+            } else if let Some((_, body)) = shards.last_mut() {
+                body.push_str(line.strip_prefix("    ").unwrap_or(line));
+                body.push('\n');
+            }
+        }
+        assert_eq!(shards.len(), 2);
+        for (n, body) in shards {
+            let body = body.replace("${S3_ACCESS_KEY}", "AKIA").replace("${S3_SECRET_KEY}", "secret");
+            let c = crate::HubConfig::from_toml(&body, std::path::Path::new("/")).unwrap_or_else(|e| panic!("shard-{n}.toml: {e}"));
+            assert!(c.shard.id.is_some());
+            for node in &c.nodes {
+                assert!(c.shard.owns(&node.id, &node.jurisdiction), "shard-{n} owns its nodes");
+            }
+        }
+    }
 }
