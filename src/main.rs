@@ -5,6 +5,7 @@
 mod demo;
 mod init;
 mod proof;
+mod reconcile;
 mod verify;
 
 use anyhow::Context;
@@ -56,6 +57,10 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Reconcile one hour of a region hub now, e.g. `--hour 2026-11-21T13`.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Re-read a region hub's audit objects from S3 and check them against its log.
+    AuditVerify(reconcile::AuditVerifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +93,8 @@ fn main() -> anyhow::Result<()> {
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
         Cmd::Proof(cmd) => rt.block_on(proof::run(cmd)),
+        Cmd::Reconcile(args) => rt.block_on(reconcile::reconcile(args)),
+        Cmd::AuditVerify(args) => rt.block_on(reconcile::audit_verify(args)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

@@ -64,12 +64,13 @@ KINDS = {
     9: "event_resulted",
     10: "bet_settled",
     11: "down_skipped",
+    56: "balance_snapshot",
     64: "hub_result",
     65: "hub_settlement",
     66: "hub_settlement_reversal",
     67: "bet_settlement_reversed",
 }
-EDGE_KINDS = frozenset(range(1, 12)) | {67}
+EDGE_KINDS = frozenset(range(1, 12)) | {56, 67}
 HUB_KINDS = frozenset({64, 65, 66})
 
 HEADER_FIELDS = (
@@ -605,6 +606,22 @@ PAYLOAD_SCHEMAS = {
         }
     ),
     11: t_struct({"reason": (T_STR, REQ), "down": (T_DOWN, REQ)}),
+    56: t_struct(
+        {
+            "node_id": (T_NODE, REQ),
+            "jurisdiction": (T_JURIS, REQ),
+            "currency": (T_CURRENCY, REQ),
+            "as_of_seq": (T_U64, REQ),
+            "part": (T_U32, REQ),
+            "parts": (T_U32, REQ),
+            "players": (
+                t_list(t_struct({"player_id": (T_PLAYER, REQ), "cash_minor": (T_I64, REQ), "stakes_held_minor": (T_I64, REQ)})),
+                REQ,
+            ),
+            "total_cash_minor": (T_I64, REQ),
+            "total_stakes_held_minor": (T_I64, REQ),
+        }
+    ),
     64: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     65: t_struct(
         {

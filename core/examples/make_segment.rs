@@ -473,6 +473,15 @@ pub fn build_demo() -> Demo {
         T0 + 3 * 86_400_000,
     );
     e.commit();
+    // Group: the periodic balance snapshot (kind 56) as of the withdrawal.
+    let as_of = e.chain.head().seq;
+    for ev in outpost_core::edge::balance_snapshot::snapshot_events(&e.state, as_of) {
+        let now = UnixMillis(T0 + 3 * 86_400_000 + min);
+        e.state.apply(&ev, now).expect("snapshots apply");
+        e.frames
+            .push(e.chain.append(ev.kind(), now, ev.to_payload()));
+    }
+    e.commit();
 
     Demo {
         edge_key: e.key,

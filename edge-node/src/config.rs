@@ -20,6 +20,9 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub fixtures: Vec<FixtureSource>,
     pub hub: Option<HubLinkConfig>,
+    /// When balance-snapshot records are written (for the hub's reconciliation).
+    #[serde(default)]
+    pub balance_snapshot: crate::balance_snapshot::BalanceSnapshotPolicy,
 }
 
 /// A football-data.co.uk CSV whose matches are opened as markets on first start.

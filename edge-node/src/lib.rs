@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod checkpoints;
+pub mod balance_snapshot;
 pub mod config;
 pub mod link;
 

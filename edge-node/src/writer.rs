@@ -112,6 +112,8 @@ pub struct WriterParts {
     pub hub_key: Option<PublicKey>,
     pub store: Arc<LogStore>,
     pub records_since_snapshot: u64,
+    /// When to append a balance-snapshot record (see `balance_snapshot.rs`).
+    pub balance_snapshots: crate::balance_snapshot::SnapshotClock,
 }
 
 struct Group {
@@ -208,6 +210,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.p.balance_snapshots.note(g.commit.frames.len() as u64);
+            self.append_balance_snapshot_if_due(&mut g);
             if let Some((_, last)) = g.commit.frames.last_mut() {
                 ChainWriter::seal(last, &self.p.key);
             }
@@ -281,6 +285,24 @@ impl Writer {
             }
         }
         Ok(decided.reply)
+    }
+
+    /// Append a balance snapshot as the group's last records when the clock says so.
+    fn append_balance_snapshot_if_due(&mut self, g: &mut Group) {
+        let at = now().max(self.p.chain.head().timestamp);
+        if !self.p.balance_snapshots.due(at) {
+            return;
+        }
+        let as_of = self.p.chain.head().seq;
+        for ev in outpost_core::edge::balance_snapshot::snapshot_events(&self.p.state, as_of) {
+            if let Err(e) = self.p.state.apply(&ev, at) {
+                tracing::error!("balance snapshot does not apply: {e}; aborting");
+                std::process::abort();
+            }
+            let frame = self.p.chain.append(ev.kind(), at, ev.to_payload());
+            g.commit.frames.push((self.p.chain.head().seq, frame));
+        }
+        self.p.balance_snapshots.done(at);
     }
 
     /// Verify hub downstream frames (the hub's chain for this node) and apply each in order.

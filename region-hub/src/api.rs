@@ -121,6 +121,7 @@ pub fn router(state: HubState) -> Router {
             get(crate::witness::api::checkpoint),
         )
         .merge(crate::results_api::routes())
+        .merge(crate::reconcile::api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })

@@ -71,6 +71,9 @@ struct OutboxRow {
 /// Rows fetched per pass; bounds memory (bodies are whole segments).
 const BATCH: usize = 32;
 
+/// How `AuditError::Unavailable` starts when displayed (stored as `last_error`).
+const UNAVAILABLE_PREFIX: &str = "audit store unavailable:";
+
 impl HubState {
     /// Cut segments that are due by age (all pending ones with `force`). Returns how many.
     pub async fn cut_due_segments(&self, force: bool) -> Result<usize, StoreError> {
@@ -95,14 +98,29 @@ impl HubState {
         Ok(n)
     }
 
+    /// The due rows, oldest first. A row waiting out its backoff because the store was
+    /// unavailable is a barrier: nothing behind it may overtake it, so objects reach the store
+    /// in the order they were committed, also after an outage. A row the store refused
+    /// permanently (kept for the operator, see the module docs) is skipped instead, so one bad
+    /// object cannot hold up the trail.
     fn due_outbox(&self, now: UnixMillis) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.db().reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, log_id, first_seq, last_seq, key, body, retain_until_ms, attempts FROM audit_outbox
-             WHERE next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, log_id, first_seq, last_seq, key, body, retain_until_ms, attempts, next_attempt_ms, last_error
+             FROM audit_outbox ORDER BY id LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![now.0, BATCH as i64], |r| {
-            Ok(OutboxRow {
+        let mut rows = stmt.query([(BATCH * 4) as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let next_attempt_ms: i64 = r.get(8)?;
+            if next_attempt_ms > now.0 {
+                let last_error: Option<String> = r.get(9)?;
+                if last_error.is_some_and(|e| e.starts_with(UNAVAILABLE_PREFIX)) {
+                    break;
+                }
+                continue;
+            }
+            out.push(OutboxRow {
                 id: r.get(0)?,
                 log_id: r.get(1)?,
                 first_seq: r.get(2)?,
@@ -111,9 +129,12 @@ impl HubState {
                 body: r.get(5)?,
                 retain_until_ms: r.get(6)?,
                 attempts: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            });
+            if out.len() >= BATCH {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn outbox_uploaded(
@@ -405,6 +426,47 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn an_unavailable_head_is_a_barrier_a_refused_one_is_not() {
+        let t = hub(eager());
+        let mut edge = Edge::new();
+        for g in [
+            vec![genesis()],
+            vec![bet("b-1", 100, vec![leg("e-1", Outcome::Home, "2.0")])],
+        ] {
+            t.state
+                .commit_upstream_blocking(&node_id(), edge.group(&g), now())
+                .unwrap();
+        }
+        let ids = |s: &HubState| -> Vec<i64> {
+            s.due_outbox(now()).unwrap().iter().map(|r| r.id).collect()
+        };
+        let all = ids(&t.state);
+        assert_eq!(all.len(), 2);
+        let set = |err: &str| {
+            t.state
+                .db()
+                .conn()
+                .execute(
+                    "UPDATE audit_outbox SET next_attempt_ms = ?1, last_error = ?2 WHERE id = ?3",
+                    params![now().0 + 60_000, err, all[0]],
+                )
+                .unwrap();
+        };
+        set("audit store unavailable: connection refused");
+        assert_eq!(
+            ids(&t.state),
+            Vec::<i64>::new(),
+            "nothing overtakes a head waiting for the store"
+        );
+        set("audit store rejected the request: AccessDenied");
+        assert_eq!(
+            ids(&t.state),
+            vec![all[1]],
+            "a permanently refused object does not block the trail"
+        );
     }
 
     #[test]

@@ -47,6 +47,10 @@ struct RawConfig {
     #[serde(default)]
     nodes: Vec<RawNode>,
     audit: RawAudit,
+    #[serde(default)]
+    reconcile: Option<crate::reconcile::config::RawReconcile>,
+    #[serde(default)]
+    shard: Option<crate::shard::RawShard>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +119,10 @@ pub struct HubConfig {
     pub signing_key_file: PathBuf,
     pub nodes: Vec<NodeConfig>,
     pub audit: AuditConfig,
+    /// `[reconcile]`: schedule and thresholds of the hourly reconciliation.
+    pub reconcile: crate::reconcile::config::ReconcileConfig,
+    /// `[shard]`: which nodes this hub owns.
+    pub shard: crate::shard::ShardConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,7 +334,13 @@ impl HubConfig {
             }
         };
 
+        let reconcile = crate::reconcile::config::ReconcileConfig::from_raw(raw.reconcile)
+            .map_err(|(f, p)| field_err(f, p))?;
+        let shard =
+            crate::shard::ShardConfig::from_raw(raw.shard).map_err(|(f, p)| field_err(f, p))?;
         Ok(HubConfig {
+            reconcile,
+            shard,
             hub_id,
             data_dir,
             quic_listen,

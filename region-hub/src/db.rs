@@ -242,6 +242,7 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         Db::migrate(&mut conn)?;
+        crate::reconcile::schema::ensure(&conn)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(Duration::from_secs(10))?;
         Ok(Db {

@@ -38,6 +38,10 @@ enum Cmd {
         #[arg(long)]
         div: String,
     },
+    /// Reconcile one hour now (balances, payments, audit trail, settlement, jurisdiction).
+    Reconcile(region_hub::reconcile::cli::ReconcileArgs),
+    /// Re-read every audit object from the audit store and check it against the log.
+    AuditVerify(region_hub::reconcile::cli::AuditVerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +92,8 @@ fn real_main() -> anyhow::Result<()> {
             println!("{summary}");
             Ok(())
         }
+        Cmd::Reconcile(args) => rt.block_on(region_hub::reconcile::cli::reconcile(args)),
+        Cmd::AuditVerify(args) => rt.block_on(region_hub::reconcile::cli::audit_verify(args)),
     }
 }
 

@@ -175,6 +175,14 @@ pub async fn start(cfg: HubConfig, shutdown: watch::Receiver<bool>) -> anyhow::R
         });
     }
     {
+        let (state, store, shutdown) = (state.clone(), audit_store(&cfg)?, shutdown.clone());
+        let rc = cfg.reconcile;
+        tasks.spawn(async move {
+            crate::reconcile::scheduler::run(state, Some(store), rc, shutdown).await;
+            Ok(())
+        });
+    }
+    {
         let (state, mut shutdown) = (state.clone(), shutdown.clone());
         tasks.spawn(async move {
             if prepare_store(&store, &mut shutdown).await {

@@ -64,6 +64,10 @@ pub enum StoreError {
         db: String,
         config: String,
     },
+    #[error(
+        "node {node} is not owned by this hub: it is {shard}; connect the node to the hub shard that owns it"
+    )]
+    NotOwned { node: NodeId, shard: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -152,6 +156,8 @@ struct Inner {
     /// Wakes the audit uploader when new segments are queued.
     audit_wakeup: Notify,
     witness: crate::witness::Witness,
+    /// Which nodes this hub shard owns (`shard.rs`); unset = all.
+    shard: std::sync::OnceLock<crate::shard::ShardConfig>,
 }
 
 /// Cheap to clone; all clones share one database and one set of watch channels.
@@ -202,14 +208,47 @@ impl HubState {
     /// Open the state from a validated config (database at `data_dir/hub.sqlite`).
     pub fn open(cfg: &HubConfig, hub_key: NodeKey) -> Result<HubState, StoreError> {
         let db = Db::open(&cfg.db_path())?;
-        HubState::new(
+        let state = HubState::new(
             db,
             cfg.hub_id.clone(),
             hub_key,
             cfg.nodes.clone(),
             cfg.audit.retention_years.clone(),
             cfg.audit.segment,
-        )
+        )?;
+        state.set_shard(cfg.shard.clone());
+        Ok(state)
+    }
+
+    /// Restrict this hub to the nodes `shard` owns (once, right after opening).
+    pub fn set_shard(&self, shard: crate::shard::ShardConfig) {
+        if self.inner.shard.set(shard).is_err() {
+            tracing::warn!("shard ownership already set; ignoring the second setting");
+        }
+    }
+
+    /// Whether this hub shard owns `node` (unregistered nodes are not owned).
+    pub fn owns(&self, node: &NodeId) -> bool {
+        match (self.inner.nodes.get(node), self.inner.shard.get()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(e), Some(s)) => s.owns(node, &e.reg.jurisdiction),
+        }
+    }
+
+    fn check_owned(&self, node: &NodeId) -> Result<(), StoreError> {
+        if self.inner.nodes.contains_key(node) && !self.owns(node) {
+            return Err(StoreError::NotOwned {
+                node: node.clone(),
+                shard: self
+                    .inner
+                    .shard
+                    .get()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(())
     }
 
     /// Build the state over an open database, registering `nodes` (new ones are inserted; a
@@ -300,6 +339,7 @@ impl HubState {
                 metrics: Metrics::default(),
                 audit_wakeup: Notify::new(),
                 witness,
+                shard: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -358,6 +398,7 @@ impl HubState {
 
     /// The durable head of `node`'s upstream log.
     pub fn upstream_head(&self, node: &NodeId) -> Result<ChainHead, StoreError> {
+        self.check_owned(node)?;
         Ok(self
             .entry(node)?
             .live
@@ -376,6 +417,7 @@ impl HubState {
         now: UnixMillis,
     ) -> Result<Seq, StoreError> {
         let entry = self.entry(node)?;
+        self.check_owned(node)?;
         if let Some(reason) = entry
             .live
             .lock()
@@ -655,6 +697,12 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<SettleOutcome, StoreError> {
         let bet_id = &bet.bet_id;
+        // Reconciliation hook: a critical finding suspends settlement of its events.
+        for leg in &bet.legs {
+            if crate::reconcile::suspend::suspended(tx, &leg.event_id)?.is_some() {
+                return Ok(SettleOutcome::NotReady);
+            }
+        }
         for leg in &bet.legs {
             results.load(tx, &leg.event_id)?;
         }

@@ -186,6 +186,7 @@ pub enum EdgeEvent {
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
     BetSettlementReversed(BetSettlementReversed),
+    BalanceSnapshot(super::balance_snapshot::BalanceSnapshot),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,6 +212,7 @@ impl EdgeEvent {
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
             EdgeEvent::BetSettlementReversed(_) => RecordKind::BetSettlementReversed,
+            EdgeEvent::BalanceSnapshot(_) => RecordKind::BalanceSnapshot,
         }
     }
 
@@ -228,6 +230,7 @@ impl EdgeEvent {
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettlementReversed(x) => serde_json::to_vec(x),
+            EdgeEvent::BalanceSnapshot(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -254,6 +257,7 @@ impl EdgeEvent {
             RecordKind::BetSettlementReversed => {
                 EdgeEvent::BetSettlementReversed(de(kind, payload)?)
             }
+            RecordKind::BalanceSnapshot => EdgeEvent::BalanceSnapshot(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

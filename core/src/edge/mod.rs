@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 mod correction_tests;
+pub mod balance_snapshot;
 mod decide;
 pub mod events;
 mod state;

@@ -374,6 +374,8 @@ impl EdgeState {
                 }
                 bet.status = BetStatus::Open;
             }
+            // A statement about the state, checked by the hub; it changes nothing.
+            EdgeEvent::BalanceSnapshot(_) => {}
         }
         Ok(())
     }

@@ -72,6 +72,8 @@ pub enum RecordKind {
     BetSettled = 10,
     /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
     DownSkipped = 11,
+    // Hub reconciliation (issue 5r), edge side: periodic balance snapshots.
+    BalanceSnapshot = 56,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
@@ -84,7 +86,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 15] = [
+    pub const ALL: [RecordKind; 16] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -96,6 +98,7 @@ impl RecordKind {
         RecordKind::EventResulted,
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
+        RecordKind::BalanceSnapshot,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
         RecordKind::HubSettlementReversal,
@@ -117,6 +120,7 @@ impl RecordKind {
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
+            RecordKind::BalanceSnapshot => "balance_snapshot",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
             RecordKind::HubSettlementReversal => "hub_settlement_reversal",

@@ -13,7 +13,7 @@ pub mod local;
 pub mod s3;
 
 pub use local::LocalWormStore;
-pub use s3::{S3Credentials, S3Store};
+pub use s3::{S3Credentials, S3Store, S3Timeouts};
 
 use outpost_core::ids::{Jurisdiction, LogId, Seq};
 use outpost_core::log::{Frame, SegmentHeader, encode_segment};

@@ -63,6 +63,25 @@ impl fmt::Debug for S3Credentials {
     }
 }
 
+/// Bounds on one S3 call: TCP connect, one attempt, and the whole operation with the SDK's
+/// retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Timeouts {
+    pub connect: Duration,
+    pub attempt: Duration,
+    pub operation: Duration,
+}
+
+impl Default for S3Timeouts {
+    fn default() -> Self {
+        S3Timeouts {
+            connect: Duration::from_secs(5),
+            attempt: Duration::from_secs(30),
+            operation: Duration::from_secs(90),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
@@ -85,6 +104,17 @@ impl S3Store {
         endpoint: &str,
         bucket: &str,
         creds: S3Credentials,
+    ) -> Result<S3Store, AuditError> {
+        S3Store::connect_with_timeouts(endpoint, bucket, creds, S3Timeouts::default())
+    }
+
+    /// [`S3Store::connect`] with explicit timeouts (e.g. short ones for an outage test, so a
+    /// frozen server turns into `Unavailable` within seconds).
+    pub fn connect_with_timeouts(
+        endpoint: &str,
+        bucket: &str,
+        creds: S3Credentials,
+        timeouts: S3Timeouts,
     ) -> Result<S3Store, AuditError> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(AuditError::Rejected(format!(
@@ -110,9 +140,9 @@ impl S3Store {
             // an audit upload hang on a dead endpoint.
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .operation_timeout(Duration::from_secs(90))
+                    .connect_timeout(timeouts.connect)
+                    .operation_attempt_timeout(timeouts.attempt)
+                    .operation_timeout(timeouts.operation)
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(3))
