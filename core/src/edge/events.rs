@@ -14,6 +14,8 @@ use crate::price::Price;
 use crate::settle::{FinalScore, LegResult};
 use serde::{Deserialize, Serialize};
 
+pub use super::gate_events::*;
+
 /// Client idempotency key plus the SHA-256 of the canonical request it was first used with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdemTag {
@@ -92,6 +94,14 @@ pub struct ComplianceDecision {
     /// Present on rejections, whose decision is the command's only record.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub idem: Option<IdemTag>,
+    /// AML rules that fired (each also has its own `AmlFlagged` record).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flags: Vec<crate::gate::AmlHit>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub reality_check_due: bool,
+    /// Deposits: the movement the decision allowed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub movement_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +178,15 @@ pub enum EdgeEvent {
     EventResulted(EventResulted),
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
+    // Issue 3: gate, wallet and risk.
+    LimitChanged(LimitChanged),
+    RegisterLoaded(RegisterLoaded),
+    AmlFlagged(AmlFlagged),
+    PlayerTimedOut(PlayerTimedOut),
+    RealityCheckAcknowledged(RealityCheckAcknowledged),
+    RulesActivated(RulesActivated),
+    CrossOperatorFigure(CrossOperatorFigure),
+    WithdrawalCompleted(WithdrawalCompleted),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +211,15 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+            // Issue 3.
+            EdgeEvent::LimitChanged(_) => RecordKind::LimitChanged,
+            EdgeEvent::RegisterLoaded(_) => RecordKind::RegisterLoaded,
+            EdgeEvent::AmlFlagged(_) => RecordKind::AmlFlagged,
+            EdgeEvent::PlayerTimedOut(_) => RecordKind::PlayerTimedOut,
+            EdgeEvent::RealityCheckAcknowledged(_) => RecordKind::RealityCheckAcknowledged,
+            EdgeEvent::RulesActivated(_) => RecordKind::RulesActivated,
+            EdgeEvent::CrossOperatorFigure(_) => RecordKind::CrossOperatorFigure,
+            EdgeEvent::WithdrawalCompleted(_) => RecordKind::WithdrawalCompleted,
         }
     }
 
@@ -208,6 +236,15 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+            // Issue 3.
+            EdgeEvent::LimitChanged(x) => serde_json::to_vec(x),
+            EdgeEvent::RegisterLoaded(x) => serde_json::to_vec(x),
+            EdgeEvent::AmlFlagged(x) => serde_json::to_vec(x),
+            EdgeEvent::PlayerTimedOut(x) => serde_json::to_vec(x),
+            EdgeEvent::RealityCheckAcknowledged(x) => serde_json::to_vec(x),
+            EdgeEvent::RulesActivated(x) => serde_json::to_vec(x),
+            EdgeEvent::CrossOperatorFigure(x) => serde_json::to_vec(x),
+            EdgeEvent::WithdrawalCompleted(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -231,6 +268,17 @@ impl EdgeEvent {
             RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
             RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
             RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            // Issue 3.
+            RecordKind::LimitChanged => EdgeEvent::LimitChanged(de(kind, payload)?),
+            RecordKind::RegisterLoaded => EdgeEvent::RegisterLoaded(de(kind, payload)?),
+            RecordKind::AmlFlagged => EdgeEvent::AmlFlagged(de(kind, payload)?),
+            RecordKind::PlayerTimedOut => EdgeEvent::PlayerTimedOut(de(kind, payload)?),
+            RecordKind::RealityCheckAcknowledged => {
+                EdgeEvent::RealityCheckAcknowledged(de(kind, payload)?)
+            }
+            RecordKind::RulesActivated => EdgeEvent::RulesActivated(de(kind, payload)?),
+            RecordKind::CrossOperatorFigure => EdgeEvent::CrossOperatorFigure(de(kind, payload)?),
+            RecordKind::WithdrawalCompleted => EdgeEvent::WithdrawalCompleted(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

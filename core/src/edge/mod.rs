@@ -4,9 +4,12 @@
 //! `apply` is the only way state changes, used both live (right after `decide`) and on replay.
 //! Replaying a log through `apply` therefore rebuilds exactly the live state.
 
+mod compliance;
 mod decide;
 pub mod events;
+mod gate_events;
 mod state;
 
 pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
+pub use compliance::{GateState, NodeGateConfig, PlayerCompliance};
 pub use state::{ApplyError, Bet, BetStatus, BetView, EdgeState, IdemOutcome, Player, PlayerView};

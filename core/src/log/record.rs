@@ -72,13 +72,22 @@ pub enum RecordKind {
     BetSettled = 10,
     /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
     DownSkipped = 11,
+    // Edge gate, wallet and risk (issue 3): codes 12-27.
+    LimitChanged = 12,
+    RegisterLoaded = 13,
+    AmlFlagged = 14,
+    PlayerTimedOut = 15,
+    RealityCheckAcknowledged = 16,
+    RulesActivated = 17,
+    CrossOperatorFigure = 18,
+    WithdrawalCompleted = 19,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 21] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -90,6 +99,15 @@ impl RecordKind {
         RecordKind::EventResulted,
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
+        // Issue 3.
+        RecordKind::LimitChanged,
+        RecordKind::RegisterLoaded,
+        RecordKind::AmlFlagged,
+        RecordKind::PlayerTimedOut,
+        RecordKind::RealityCheckAcknowledged,
+        RecordKind::RulesActivated,
+        RecordKind::CrossOperatorFigure,
+        RecordKind::WithdrawalCompleted,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
     ];
@@ -109,6 +127,15 @@ impl RecordKind {
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
+            // Issue 3.
+            RecordKind::LimitChanged => "limit_changed",
+            RecordKind::RegisterLoaded => "register_loaded",
+            RecordKind::AmlFlagged => "aml_flagged",
+            RecordKind::PlayerTimedOut => "player_timed_out",
+            RecordKind::RealityCheckAcknowledged => "reality_check_acknowledged",
+            RecordKind::RulesActivated => "rules_activated",
+            RecordKind::CrossOperatorFigure => "cross_operator_figure",
+            RecordKind::WithdrawalCompleted => "withdrawal_completed",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
         }
