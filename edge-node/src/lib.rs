@@ -3,6 +3,7 @@
 //! over QUIC when it is up.
 
 pub mod api;
+pub mod compliance_watch;
 pub mod config;
 pub mod link;
 

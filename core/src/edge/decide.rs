@@ -503,6 +503,7 @@ impl EdgeState {
             bet_id,
             provider_ref,
             idem,
+            decision: None,
         };
         Ok(Decided {
             events: vec![EdgeEvent::WalletMovement(ev)],
@@ -544,7 +545,6 @@ impl EdgeState {
         jurisdiction: &Jurisdiction,
         d: &GateDecision,
         bet_id: Option<BetId>,
-        movement_id: Option<u64>,
         idem: Option<IdemTag>,
     ) -> EdgeEvent {
         EdgeEvent::ComplianceDecision(ComplianceDecision {
@@ -559,7 +559,6 @@ impl EdgeState {
             idem,
             flags: d.flags.clone(),
             reality_check_due: d.reality_check_due,
-            movement_id,
         })
     }
 
@@ -571,7 +570,7 @@ impl EdgeState {
         amount_minor: i64,
         idem: IdemTag,
     ) -> Decided {
-        let mut events = vec![Self::decision_record(action, player_id, jurisdiction, &d, None, None, Some(idem))];
+        let mut events = vec![Self::decision_record(action, player_id, jurisdiction, &d, None, Some(idem))];
         events.extend(Self::aml_events(action, player_id, &d, amount_minor, None, None));
         Decided {
             events,
@@ -601,12 +600,17 @@ impl EdgeState {
         if !decision.accepted {
             return Ok(Self::refusal(action, &player_id, &jurisdiction, decision, amount_minor, idem));
         }
-        let mv = self.movement(player_id.clone(), reason, postings, Some(provider_ref), Some(idem), None)?;
+        let mut mv = self.movement(player_id.clone(), reason, postings, Some(provider_ref), Some(idem), None)?;
         let movement_id = self.next_movement_no;
-        let mut events = vec![Self::decision_record(action, &player_id, &jurisdiction, &decision, None, Some(movement_id), None)];
-        events.extend(Self::aml_events(action, &player_id, &decision, amount_minor, None, Some(movement_id)));
-        events.extend(mv.events);
-        Ok(Decided { events, reply: mv.reply })
+        if let Some(EdgeEvent::WalletMovement(m)) = mv.events.first_mut() {
+            m.decision = Some(MovementDecision {
+                rules_version: decision.rules_version.clone(),
+                checks: decision.checks.clone(),
+                flags: decision.flags.clone(),
+            });
+        }
+        mv.events.extend(Self::aml_events(action, &player_id, &decision, amount_minor, None, Some(movement_id)));
+        Ok(mv)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -730,7 +734,6 @@ impl EdgeState {
             &player.jurisdiction,
             &decision,
             Some(bet_id.clone()),
-            None,
             None,
         )];
         events.extend(Self::aml_events("place_bet", &player_id, &decision, stake.minor, Some(&bet_id), None));

@@ -77,6 +77,18 @@ pub struct WalletMovement {
     pub provider_ref: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub idem: Option<IdemTag>,
+    /// Deposits and withdrawals: the gate's decision that allowed this movement (a refused
+    /// one is a `ComplianceDecision` record instead).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<MovementDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementDecision {
+    pub rules_version: String,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flags: Vec<crate::gate::AmlHit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,9 +111,6 @@ pub struct ComplianceDecision {
     pub flags: Vec<crate::gate::AmlHit>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub reality_check_due: bool,
-    /// Deposits: the movement the decision allowed.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub movement_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -575,52 +575,5 @@ pub fn evaluate_withdrawal(env: &Env<'_>, p: &PlayerFacts<'_>) -> GateDecision {
 /// A small, valid rule set for unit tests across the crate.
 #[cfg(test)]
 pub fn test_rules() -> JurisdictionRules {
-    use crate::jurisdiction::*;
-    JurisdictionRules {
-        code: Jurisdiction::new("GB").unwrap(),
-        name: "Test".into(),
-        rules_version: "test-1".into(),
-        currency: crate::money::Currency::parse("GBP").unwrap(),
-        min_age_years: 18,
-        stake_minor_min: 10,
-        stake_minor_max: 1_000_000,
-        payout_minor_max: 100_000_000,
-        accumulator_legs_max: 20,
-        audit_retention_years: 6,
-        bets: BetRules {
-            sports_allowed: vec!["football".into()],
-            bet_types_allowed: vec![BetType::Single, BetType::Accumulator],
-            market_kinds_allowed: vec!["match_result".into(), "total_goals".into(), "asian_handicap".into()],
-            in_play_allowed: true,
-            in_play_market_kinds: vec!["match_result".into()],
-            in_play_delay_ms: 0,
-        },
-        limits: LimitRules {
-            deposit_default: WindowAmounts::default(),
-            deposit_cap: WindowAmounts::default(),
-            cross_operator_deposit_cap_month_minor: None,
-            increase_cooling_off_hours: 24,
-            time_out_hours_min: 24,
-            time_out_hours_max: 24 * 42,
-            reality_check_interval_minutes: 60,
-        },
-        register: None,
-        aml: AmlRules {
-            due_diligence_minor: 200_000,
-            due_diligence_action: AmlAction::Flag,
-            retail_cash_threshold_minor: 1_000_000,
-            velocity_bets_per_minute_max: 30,
-            velocity_action: AmlAction::Refuse,
-            structuring_count: 3,
-            structuring_window_hours: 24,
-            structuring_band_percent: 90,
-            structuring_action: AmlAction::Flag,
-            new_account_hours: 24,
-            new_account_stake_minor: 100_000,
-            new_account_action: AmlAction::Flag,
-            no_play_withdrawal_action: AmlAction::Flag,
-        },
-        geo: None,
-        banned_events: vec![],
-    }
+    crate::jurisdiction::example_rules()
 }

@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 const FUTURE_SKEW_MS: i64 = 5 * 60_000;
 
 /// The upload form: the exact payload bytes (base64) and the authority's signature over them.
+/// (Unknown fields are refused by the upload endpoint's own body type; the log keeps this.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SignedRegisterDoc {
     pub payload_b64: String,
     pub signature_hex: String,

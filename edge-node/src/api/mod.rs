@@ -2,6 +2,7 @@
 //! every decision is made by `outpost_core` inside the writer.
 
 mod bets;
+mod compliance;
 pub mod error;
 mod extract;
 mod log;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub node_id: NodeId,
     pub public_key: String,
     pub link: Option<watch::Receiver<serde_json::Value>>,
+    /// Rules version, register status and the betting-suspended alarm (issue 3).
+    pub compliance: watch::Receiver<serde_json::Value>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,8 +47,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bets/{id}", get(bets::get))
         .route("/v1/log", get(log::page))
         .route("/v1/log/segment", get(log::segment))
+        .merge(compliance_routes())
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
+}
+
+fn compliance_routes() -> Router<AppState> {
+    use compliance as c;
+    Router::new()
+        .route("/v1/players/{id}/limits", get(c::get_limits).post(c::set_limit))
+        .route("/v1/players/{id}/time-out", post(c::time_out))
+        .route("/v1/players/{id}/reality-check", post(c::reality_check))
+        .route("/v1/players/{id}/cross-operator", post(c::cross_operator))
+        .route("/v1/admin/register", get(c::get_register).post(c::load_register))
+        .route("/v1/withdrawals/{provider_ref}/complete", post(c::complete_withdrawal))
+        .route("/v1/rules", get(c::rules))
 }
 
 async fn health(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
@@ -54,6 +70,7 @@ async fn health(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "status": "ok", "node_id": s.node_id, "durable_seq": head.seq, "head_hash": head.hash.to_hex(),
         "down_applied": s.writer.down_applied(), "link": link,
+        "compliance": s.compliance.borrow().clone(),
     }))
 }
 
