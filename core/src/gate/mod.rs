@@ -577,3 +577,6 @@ pub fn evaluate_withdrawal(env: &Env<'_>, p: &PlayerFacts<'_>) -> GateDecision {
 pub fn test_rules() -> JurisdictionRules {
     crate::jurisdiction::example_rules()
 }
+
+#[cfg(test)]
+mod tests;
