@@ -2,6 +2,7 @@
 //! node (optionally driving a demo session), `init` writes a local stack's keys, certificates
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
+mod bench_place;
 mod demo;
 mod init;
 mod verify;
@@ -45,6 +46,9 @@ enum Cmd {
         public_key: String,
         files: Vec<PathBuf>,
     },
+    /// Benchmarks against real binaries (`outpost bench place`).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -52,6 +56,12 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Load-generate bet placement through the HTTP API of a real edge node on loopback.
+    Place(bench_place::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,6 +93,7 @@ fn main() -> anyhow::Result<()> {
             exit_after_demo,
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
+        Cmd::Bench(BenchCmd::Place(a)) => rt.block_on(bench_place::run(a)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?
