@@ -174,7 +174,10 @@ pub fn verify(
     {
         return bad(
             ReasonCode::RegisterOutOfOrder,
-            format!("document seq {} is not newer than the cached seq {}", p.seq, c.seq),
+            format!(
+                "document (seq {}, issued {}) is not newer than the cached copy (seq {}, issued {})",
+                p.seq, p.issued_at_ms, c.seq, c.issued_at_ms
+            ),
         );
     }
     match p.kind {
