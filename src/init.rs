@@ -77,6 +77,8 @@ pub fn init(a: &InitArgs) -> anyhow::Result<Stack> {
     )?;
     let hub_key = key(&dir.join("hub.key"))?;
     let node_key = key(&dir.join(format!("{NODE}.key")))?;
+    // A local stand-in for the GAMSTOP register authority (GB rules require the register).
+    let register_key = key(&dir.join("register-authority.key"))?;
     let audit = match &a.s3_endpoint {
         Some(ep) => format!(
             "[audit.store]\nkind = \"s3\"\nendpoint = \"{ep}\"\nbucket = \"{}\"\naccess_key = \"test\"\nsecret_key = \"test\"\n",
@@ -104,15 +106,17 @@ pub fn init(a: &InitArgs) -> anyhow::Result<Stack> {
     write_new(
         &edge_config,
         &format!(
-            "node_id = \"{NODE}\"\njurisdiction = \"GB\"\ndata_dir = \"{d}/{NODE}\"\nhttp_listen = \"{e}\"\nkey_file = \"{d}/{NODE}.key\"\nrules_file = \"{r}/deploy/jurisdictions/gb.toml\"\n\n[[fixtures]]\nfootball_data = \"{r}/fixtures/football-data/E0_2324.csv\"\ndiv = \"E0\"\n\n[hub]\naddr = \"{q}\"\nserver_name = \"hub.outpost\"\nca_cert = \"{p}/ca.pem\"\ncert = \"{p}/node-{NODE}.pem\"\nkey = \"{p}/node-{NODE}.key\"\npublic_key = \"{hk}\"\n",
+            "node_id = \"{NODE}\"\njurisdiction = \"GB\"\ndata_dir = \"{d}/{NODE}\"\nhttp_listen = \"{e}\"\nkey_file = \"{d}/{NODE}.key\"\nrules_file = \"{r}/deploy/jurisdictions/gb.toml\"\n\n[[fixtures]]\nfootball_data = \"{r}/fixtures/football-data/E0_2324.csv\"\ndiv = \"E0\"\n\n[register]\nauthority_public_key = \"{rk}\"\ninbox_dir = \"{d}/register-inbox\"\n\n[hub]\naddr = \"{q}\"\nserver_name = \"hub.outpost\"\nca_cert = \"{p}/ca.pem\"\ncert = \"{p}/node-{NODE}.pem\"\nkey = \"{p}/node-{NODE}.key\"\npublic_key = \"{hk}\"\n",
             d = dir.display(),
             e = a.edge_http,
             r = r.display(),
             q = a.hub_quic,
             p = pki.display(),
             hk = hub_key.public().to_hex(),
+            rk = register_key.public().to_hex(),
         ),
     )?;
+    write_local_register(&dir, &register_key)?;
     Ok(Stack {
         hub_config,
         edge_config,
@@ -143,4 +147,33 @@ Try it:
 "#,
         dir = a.dir.display()
     )
+}
+
+/// Sign a fresh (empty) GAMSTOP snapshot into the node's register inbox, as the register
+/// authority's distribution would, so the local node's register copy is current at start.
+fn write_local_register(dir: &Path, k: &NodeKey) -> anyhow::Result<()> {
+    use outpost_core::gate::register::{RegisterDocKind, RegisterPayload, sign};
+    let inbox = dir.join("register-inbox");
+    std::fs::create_dir_all(&inbox)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let doc = sign(
+        k,
+        &RegisterPayload {
+            register: "GAMSTOP".into(),
+            jurisdiction: outpost_core::ids::Jurisdiction::new("GB").expect("valid"),
+            kind: RegisterDocKind::Snapshot,
+            seq: now as u64,
+            base_seq: None,
+            issued_at_ms: now,
+            add: vec![],
+            remove: vec![],
+        },
+    );
+    std::fs::write(
+        inbox.join(format!("snapshot-{now}.json")),
+        serde_json::to_vec(&doc)?,
+    )?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! node (optionally driving a demo session), `init` writes a local stack's keys, certificates
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
+mod bench_place;
 mod demo;
 mod init;
 mod proof;
@@ -50,6 +51,9 @@ enum Cmd {
     /// Fetch a Merkle inclusion or consistency proof from a node and verify it locally.
     #[command(subcommand)]
     Proof(proof::ProofCmd),
+    /// Benchmarks against real binaries (`outpost bench place`).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -61,6 +65,12 @@ enum Cmd {
     Reconcile(reconcile::ReconcileArgs),
     /// Re-read a region hub's audit objects from S3 and check them against its log.
     AuditVerify(reconcile::AuditVerifyArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Load-generate bet placement through the HTTP API of a real edge node on loopback.
+    Place(bench_place::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Proof(cmd) => rt.block_on(proof::run(cmd)),
         Cmd::Reconcile(args) => rt.block_on(reconcile::reconcile(args)),
         Cmd::AuditVerify(args) => rt.block_on(reconcile::audit_verify(args)),
+        Cmd::Bench(BenchCmd::Place(a)) => rt.block_on(bench_place::run(a)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

@@ -3,6 +3,11 @@
 //! exactly once, a retry of its request returns the same bet, the balances equal those
 //! recomputed from the log, and the chain verifies.
 //!
+//! The bets go through the full compliance gate: the national register is loaded (one player
+//! is listed on it), players have daily stake and loss limits that some of them reach during
+//! the run, and AML velocity applies. Every refusal that got a 422 is logged: its retry gets
+//! the same code, and every bet in the log has an accepting decision record.
+//!
 //! Cycles default to 50 (`OUTPOST_CRASH_CYCLES`); the seed is printed and can be replayed with
 //! `OUTPOST_CRASH_SEED`.
 
@@ -19,6 +24,12 @@ struct Acked {
     idem: String,
     body: serde_json::Value,
     bet_id: String,
+}
+
+struct Refused {
+    idem: String,
+    body: serde_json::Value,
+    code: String,
 }
 
 fn xorshift(s: &mut u64) -> u64 {
@@ -79,8 +90,33 @@ async fn kill9_loses_no_acknowledged_bet() {
         );
         let (st, _) = post(&c, &format!("{base}/v1/players/{id}/deposits"), &format!("dep-{i}"), serde_json::json!({"amount_minor": 100_000_000, "currency":"GBP","provider_ref":format!("psp-{i}")})).await;
         assert_eq!(st, 201);
+        // Stake and loss limits, low enough that some players reach them mid-run.
+        for (kind, amount) in [("stake", 150_000 + i * 50_000), ("loss", 5_000_000)] {
+            let (st, v) = post(&c, &format!("{base}/v1/players/{id}/limits"), &format!("lim-{kind}-{i}"), serde_json::json!({"kind": kind, "window": "day", "amount_minor": amount})).await;
+            assert_eq!(st, 200, "{v}");
+        }
         players.push(id);
     }
+    // The last player is on the national register: every bet of theirs is refused.
+    let excluded = players.last().unwrap().clone();
+    let update = {
+        use outpost_core::gate::register::*;
+        let id = identity_sha256("Crash Tester 7", outpost_core::time::CivilDate::new(1990, 1, 1).unwrap());
+        let (_, reg) = get(&c, &format!("{base}/v1/admin/register")).await;
+        let seq = reg["seq"].as_u64().unwrap();
+        sign(&register_key(), &RegisterPayload {
+            register: "GAMSTOP".into(),
+            jurisdiction: outpost_core::ids::Jurisdiction::new("GB").unwrap(),
+            kind: RegisterDocKind::Update,
+            seq: seq + 1,
+            base_seq: Some(seq),
+            issued_at_ms: now_ms(),
+            add: vec![id],
+            remove: vec![],
+        })
+    };
+    let (st, v) = post(&c, &format!("{base}/v1/admin/register"), "reg-update", serde_json::to_value(&update).unwrap()).await;
+    assert_eq!(st, 201, "{v}");
     let (_, m) = get(&c, &format!("{base}/v1/markets?limit=60")).await;
     let selections: Vec<(String, String)> = m["markets"]
         .as_array()
@@ -99,6 +135,7 @@ async fn kill9_loses_no_acknowledged_bet() {
     node.kill9();
 
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::new(Mutex::new(Vec::new()));
+    let refused: Arc<Mutex<Vec<Refused>>> = Arc::new(Mutex::new(Vec::new()));
     let players = Arc::new(players);
     let selections = Arc::new(selections);
     for cycle in 0..cycles {
@@ -112,11 +149,12 @@ async fn kill9_loses_no_acknowledged_bet() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for t in 0..6u64 {
-            let (c, base, stop, acked, players, selections) = (
+            let (c, base, stop, acked, refused, players, selections) = (
                 c.clone(),
                 base.clone(),
                 stop.clone(),
                 acked.clone(),
+                refused.clone(),
                 players.clone(),
                 selections.clone(),
             );
@@ -140,7 +178,14 @@ async fn kill9_loses_no_acknowledged_bet() {
                         Ok(r) => {
                             let st = r.status().as_u16();
                             let v: serde_json::Value = r.json().await.unwrap_or_default();
-                            panic!("unexpected {st}: {v}");
+                            let code = v["error"]["code"].as_str().unwrap_or("").to_string();
+                            // Only gate refusals are expected (logged decisions).
+                            let gate = ["STAKE_LIMIT", "LOSS_LIMIT", "AML_REFUSED", "REGISTER_EXCLUDED"];
+                            if st == 422 && gate.contains(&code.as_str()) {
+                                refused.lock().unwrap().push(Refused { idem, body, code });
+                            } else if st != 503 {
+                                panic!("unexpected {st}: {v}");
+                            }
                         }
                         Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
@@ -173,6 +218,20 @@ async fn kill9_loses_no_acknowledged_bet() {
         "too few bets were acknowledged to test anything"
     );
 
+    // Every refusal that was answered was logged: its retry gets the same code.
+    let refused = std::mem::take(&mut *refused.lock().unwrap());
+    eprintln!("{} refused by the gate", refused.len());
+    assert!(
+        refused.iter().any(|r| r.code == "REGISTER_EXCLUDED"),
+        "the excluded player was never refused"
+    );
+    // (A sample keeps the runtime in check; which ones is decided by the seed.)
+    for r in refused.iter().step_by((refused.len() / 200).max(1)) {
+        let (st, b) = post(&c, &format!("{base}/v1/bets"), &r.idem, r.body.clone()).await;
+        assert_eq!((st, b["error"]["code"].as_str()), (422, Some(r.code.as_str())), "retry of refused {}", r.idem);
+    }
+    assert!(acked.iter().all(|a| a.body["player_id"] != excluded.as_str()), "an excluded player's bet was accepted");
+
     // Every acknowledged bet is present, and a retry of its request returns the same bet.
     for a in &acked {
         let (st, b) = get(&c, &format!("{base}/v1/bets/{}", a.bet_id)).await;
@@ -193,6 +252,7 @@ async fn kill9_loses_no_acknowledged_bet() {
     let mut after = 0u64;
     let mut bets_by_id: HashMap<String, usize> = HashMap::new();
     let mut bets_by_key: HashMap<String, usize> = HashMap::new();
+    let mut accepting_decisions: HashMap<String, usize> = HashMap::new();
     let mut balances: HashMap<String, i64> = HashMap::new();
     loop {
         let (_, page) = get(&c, &format!("{base}/v1/log?after={after}&limit=1000")).await;
@@ -210,6 +270,13 @@ async fn kill9_loses_no_acknowledged_bet() {
                     *bets_by_key
                         .entry(r["payload"]["idem"]["key"].as_str().unwrap().into())
                         .or_default() += 1;
+                }
+                "compliance_decision" => {
+                    assert!(r["payload"]["rules_version"].as_str().is_some_and(|v| !v.is_empty()));
+                    if let Some(b) = r["payload"]["bet_id"].as_str() {
+                        assert_eq!(r["payload"]["accepted"], true);
+                        *accepting_decisions.entry(b.into()).or_default() += 1;
+                    }
                 }
                 "wallet_movement" => {
                     for p in r["payload"]["postings"].as_array().unwrap() {
@@ -236,6 +303,9 @@ async fn kill9_loses_no_acknowledged_bet() {
     );
     for a in &acked {
         assert_eq!(bets_by_id.get(&a.bet_id), Some(&1));
+    }
+    for b in bets_by_id.keys() {
+        assert_eq!(accepting_decisions.get(b), Some(&1), "bet {b} has no single accepting decision");
     }
     assert_eq!(
         balances.values().sum::<i64>(),

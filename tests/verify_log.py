@@ -65,12 +65,21 @@ KINDS = {
     10: "bet_settled",
     11: "down_skipped",
     56: "balance_snapshot",
+    # Edge gate, wallet and risk (issue 3).
+    12: "limit_changed",
+    13: "register_loaded",
+    14: "aml_flagged",
+    15: "player_timed_out",
+    16: "reality_check_acknowledged",
+    17: "rules_activated",
+    18: "cross_operator_figure",
+    19: "withdrawal_completed",
     64: "hub_result",
     65: "hub_settlement",
     66: "hub_settlement_reversal",
     67: "bet_settlement_reversed",
 }
-EDGE_KINDS = frozenset(range(1, 12)) | {56, 67}
+EDGE_KINDS = frozenset(range(1, 20)) | {56, 67}
 HUB_KINDS = frozenset({64, 65, 66})
 
 HEADER_FIELDS = (
@@ -428,7 +437,20 @@ T_REASON_CODE = t_enum(
     "JURISDICTION_NOT_SERVED", "KYC_REQUIRED", "AGE_UNKNOWN", "UNDER_AGE", "SELF_EXCLUDED", "CURRENCY_MISMATCH",
     "STAKE_TOO_LOW", "STAKE_TOO_HIGH", "NO_LEGS", "TOO_MANY_LEGS", "DUPLICATE_EVENT", "SELECTION_NOT_FOUND",
     "MARKET_NOT_OPEN", "PRICE_CHANGED", "PAYOUT_TOO_HIGH", "INSUFFICIENT_FUNDS",
+    # Issue 3.
+    "REGISTER_EXCLUDED", "REGISTER_MISSING", "REGISTER_STALE", "REGISTER_NOT_USED", "REGISTER_UNSIGNED",
+    "REGISTER_BAD_SIGNATURE", "REGISTER_CORRUPT", "REGISTER_OUT_OF_ORDER", "TIMED_OUT", "DEPOSIT_LIMIT",
+    "LOSS_LIMIT", "STAKE_LIMIT", "CROSS_OPERATOR_LIMIT", "CROSS_OPERATOR_UNKNOWN", "LIMIT_ABOVE_CAP",
+    "LIMIT_INVALID", "TIME_OUT_INVALID", "AML_REFUSED", "GEO_REQUIRED", "GEO_OUTSIDE", "SPORT_NOT_ALLOWED",
+    "BET_TYPE_NOT_ALLOWED", "MARKET_KIND_NOT_ALLOWED", "IN_PLAY_NOT_ALLOWED", "BANNED_EVENT",
+    "SELECTION_LIABILITY", "EVENT_LIABILITY",
 )  # fmt: skip
+T_LIMIT_KIND = t_enum("deposit", "loss", "stake")
+T_WINDOW = t_enum("day", "week", "month")
+T_AML_RULE = t_enum(
+    "large_bet", "large_deposit", "velocity", "structuring", "new_account_large_bet", "withdrawal_without_play"
+)
+T_AML_ACTION = t_enum("flag", "refuse")
 
 
 def T_PRICE(v, path):
@@ -461,9 +483,9 @@ def T_ACCOUNT(v, path):
     ok = False
     if v.startswith("player:"):
         pid, _, kind = v[len("player:") :].rpartition(":")
-        ok = kind in ("cash", "stakes", "debt") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
+        ok = kind in ("cash", "stakes", "debt", "pending_withdrawal") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
     if not ok:
-        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, player:{{id}}:debt)")
+        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, player:{{id}}:debt, player:{{id}}:pending_withdrawal)")
 
 
 def t_list(item):
@@ -544,6 +566,18 @@ T_BET_LEG = t_struct(
     }
 )
 
+def T_OPT_I64(v, path):
+    if v is not None:
+        T_I64(v, path)
+
+
+T_AML_HIT = t_struct({"rule": (T_AML_RULE, REQ), "action": (T_AML_ACTION, REQ), "detail": (T_STR, REQ)})
+T_LIMIT_CHANGE = t_struct(
+    {"amount_minor": (T_OPT_I64, OPT), "immediate": (T_BOOL, REQ), "requested_at": (T_I64, REQ), "effective_at": (T_I64, REQ)}
+)
+T_REGISTER_DOC = t_struct({"payload_b64": (T_STR, REQ), "signature_hex": (T_STR, REQ)})
+T_MOVEMENT_DECISION = t_struct({"rules_version": (T_STR, REQ), "checks": (t_list(T_CHECK), REQ), "flags": (t_list(T_AML_HIT), OPT)})
+
 PAYLOAD_SCHEMAS = {
     1: t_struct(
         {
@@ -566,6 +600,7 @@ PAYLOAD_SCHEMAS = {
             "bet_id": (T_BET, OPT),
             "provider_ref": (T_STR, OPT),
             "idem": (T_IDEM, OPT),
+            "decision": (T_MOVEMENT_DECISION, OPT),
         }
     ),
     5: t_struct(
@@ -579,6 +614,8 @@ PAYLOAD_SCHEMAS = {
             "checks": (t_list(T_CHECK), REQ),
             "bet_id": (T_BET, OPT),
             "idem": (T_IDEM, OPT),
+            "flags": (t_list(T_AML_HIT), OPT),
+            "reality_check_due": (T_BOOL, OPT),
         }
     ),
     6: t_struct(
@@ -621,6 +658,46 @@ PAYLOAD_SCHEMAS = {
             "total_cash_minor": (T_I64, REQ),
             "total_stakes_held_minor": (T_I64, REQ),
         }
+    ),
+    # Issue 3: gate, wallet and risk.
+    12: t_struct(
+        {
+            "player_id": (T_PLAYER, REQ),
+            "kind": (T_LIMIT_KIND, REQ),
+            "window": (T_WINDOW, REQ),
+            "change": (T_LIMIT_CHANGE, REQ),
+            "rules_version": (T_STR, REQ),
+            "idem": (T_IDEM, REQ),
+        }
+    ),
+    13: t_struct(
+        {
+            "register": (T_STR, REQ),
+            "doc_kind": (t_enum("snapshot", "update"), REQ),
+            "seq": (T_U64, REQ),
+            "issued_at_ms": (T_I64, REQ),
+            "entries": (T_U64, REQ),
+            "doc": (T_REGISTER_DOC, REQ),
+        }
+    ),
+    14: t_struct(
+        {
+            "player_id": (T_PLAYER, REQ),
+            "action": (T_STR, REQ),
+            "hit": (T_AML_HIT, REQ),
+            "accepted": (T_BOOL, REQ),
+            "amount_minor": (T_I64, REQ),
+            "bet_id": (T_BET, OPT),
+            "movement_id": (T_U64, OPT),
+            "rules_version": (T_STR, REQ),
+        }
+    ),
+    15: t_struct({"player_id": (T_PLAYER, REQ), "kind": (t_enum("time_out", "cool_off"), REQ), "until": (T_I64, REQ), "idem": (T_IDEM, REQ)}),
+    16: t_struct({"player_id": (T_PLAYER, REQ), "idem": (T_IDEM, REQ)}),
+    17: t_struct({"jurisdiction": (T_JURIS, REQ), "rules_version": (T_STR, REQ), "rules_sha256": (T_STR, REQ)}),
+    18: t_struct({"player_id": (T_PLAYER, REQ), "other_operators_month_minor": (T_I64, REQ), "source": (T_STR, REQ), "idem": (T_IDEM, REQ)}),
+    19: t_struct(
+        {"player_id": (T_PLAYER, REQ), "provider_ref": (T_STR, REQ), "paid": (T_BOOL, REQ), "movement_id": (T_U64, REQ), "idem": (T_IDEM, REQ)}
     ),
     64: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     65: t_struct(

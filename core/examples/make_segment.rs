@@ -17,7 +17,10 @@
 //! fixed, so the output is byte-for-byte reproducible (Ed25519 signatures are deterministic).
 
 use outpost_core::edge::events::{DownRef, EdgeEvent, Genesis, IdemTag};
-use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, Reply};
+use outpost_core::edge::events::TimeOutKind;
+use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply};
+use outpost_core::gate::register;
+use outpost_core::gate::{LimitKind, Window};
 use outpost_core::hub::{self, HubEvent, HubResult, down_log_id};
 use outpost_core::ids::{
     BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId,
@@ -74,6 +77,7 @@ fn rules() -> JurisdictionRules {
         payout_minor_max: 100_000_000,
         accumulator_legs_max: 20,
         audit_retention_years: 6,
+        ..outpost_core::jurisdiction::example_rules()
     }
 }
 
@@ -100,6 +104,9 @@ struct Edge {
     chain: ChainWriter,
     key: NodeKey,
     rules: JurisdictionRules,
+    gate: NodeGateConfig,
+    /// The register identity the shell would prefetch from its vault (player 1's).
+    identity: Option<String>,
     frames: Vec<Frame>,
 }
 
@@ -113,6 +120,9 @@ impl Edge {
                 &DecideCtx {
                     now,
                     rules: &self.rules,
+                    gate: &self.gate,
+                    identity_sha256: self.identity.as_deref(),
+                    date_of_birth: Some(CivilDate::new(1990, 5, 17).unwrap()),
                 },
             )
             .expect("demo command is valid");
@@ -180,6 +190,8 @@ pub fn build_demo() -> Demo {
         chain: ChainWriter::new(edge_log.clone(), ChainHead::EMPTY),
         key: edge_key(),
         rules: rules(),
+        gate: NodeGateConfig::default(),
+        identity: None,
         frames: vec![],
     };
 
@@ -299,6 +311,8 @@ pub fn build_demo() -> Demo {
                 price: Price::parse("2.5").unwrap(),
             }],
             date_of_birth: Some(dob),
+            geo: None,
+            price_policy: Default::default(),
             idem: idem("bet-0001", "single arsenal"),
         },
         T0 + 5 * min,
@@ -320,6 +334,8 @@ pub fn build_demo() -> Demo {
                 },
             ],
             date_of_birth: Some(dob),
+            geo: None,
+            price_policy: Default::default(),
             idem: idem("bet-0002", "acca"),
         },
         T0 + 6 * min,
@@ -342,6 +358,8 @@ pub fn build_demo() -> Demo {
                 price: Price::parse("3.4").unwrap(),
             }],
             date_of_birth: Some(CivilDate::parse("2001-11-30").unwrap()),
+            geo: None,
+            price_policy: Default::default(),
             idem: idem("bet-0003", "john draw"),
         },
         T0 + 7 * min,
@@ -481,6 +499,106 @@ pub fn build_demo() -> Demo {
         e.frames
             .push(e.chain.append(ev.kind(), now, ev.to_payload()));
     }
+    e.commit();
+
+    // The gate's own records (kinds 12-19), one group, after everything above so the earlier
+    // seqs stay as docs/log-format.md describes them. The rules gain a register (GAMSTOP,
+    // signed by an example authority key) and a cross-operator cap for this part.
+    let t_gate = T0 + 3 * 86_400_000 + 60_000;
+    let authority = NodeKey::from_seed(sha256(b"outpost example register authority"));
+    e.gate.register_authority = Some(authority.public());
+    e.rules.register = Some(outpost_core::jurisdiction::RegisterRules {
+        name: "GAMSTOP".into(),
+        refresh_interval_minutes: 60,
+        staleness_bound_minutes: 1440,
+    });
+    e.rules.limits.cross_operator_deposit_cap_month_minor = Some(100_000);
+    e.identity = Some(register::identity_sha256("Jane Example", dob));
+    e.run(
+        Command::ActivateRules {
+            rules_sha256: hex::encode(sha256(b"example rules file")),
+        },
+        t_gate,
+    );
+    e.run(
+        Command::LoadRegister {
+            doc: register::sign(
+                &authority,
+                &register::RegisterPayload {
+                    register: "GAMSTOP".into(),
+                    jurisdiction: gb.clone(),
+                    kind: register::RegisterDocKind::Snapshot,
+                    seq: 1,
+                    base_seq: None,
+                    issued_at_ms: t_gate - 60_000,
+                    add: vec![register::identity_sha256(
+                        "John Example",
+                        CivilDate::parse("2001-11-30").unwrap(),
+                    )],
+                    remove: vec![],
+                },
+            ),
+        },
+        t_gate,
+    );
+    e.run(
+        Command::SetLimit {
+            player_id: p1.clone(),
+            kind: LimitKind::Deposit,
+            window: Window::Week,
+            amount_minor: Some(50_000),
+            idem: idem("lim-0001", "deposit limit 500/week"),
+        },
+        t_gate,
+    );
+    e.run(
+        Command::AckRealityCheck {
+            player_id: p1.clone(),
+            idem: idem("rc-0001", "reality check"),
+        },
+        t_gate,
+    );
+    e.run(
+        Command::ReportCrossOperator {
+            player_id: p1.clone(),
+            other_operators_month_minor: 20_000,
+            source: "LUGAS-example".into(),
+            idem: idem("xo-0001", "lugas figure"),
+        },
+        t_gate,
+    );
+    e.run(
+        Command::CompleteWithdrawal {
+            provider_ref: "psp-7f3a-0002".into(),
+            paid: true,
+            idem: idem("wdc-0001", "withdrawal paid"),
+        },
+        t_gate,
+    );
+    // Three deposits just under the (example) due-diligence threshold: the structuring rule
+    // flags the third (AmlFlagged).
+    e.rules.aml.due_diligence_minor = 10_000;
+    for (i, amount) in [9_500, 9_600, 9_700].into_iter().enumerate() {
+        let r = e.run(
+            Command::Deposit {
+                player_id: p1.clone(),
+                amount: Money::new(amount, Currency::GBP),
+                provider_ref: format!("psp-7f3a-01{i:02}"),
+                idem: idem(&format!("dep-01{i:02}"), &format!("deposit {amount}")),
+            },
+            t_gate,
+        );
+        assert!(matches!(r, Reply::Movement { .. }), "{r:?}");
+    }
+    e.run(
+        Command::TimeOut {
+            player_id: p1.clone(),
+            kind: TimeOutKind::TimeOut,
+            hours: 24,
+            idem: idem("to-0001", "time out 24h"),
+        },
+        t_gate,
+    );
     e.commit();
 
     Demo {

@@ -18,6 +18,8 @@ pub enum Account {
     PlayerCash(PlayerId),
     /// Stakes of a player's open bets, held until settlement.
     PlayerStakes(PlayerId),
+    /// Withdrawals requested and not yet confirmed paid by the payment provider.
+    PlayerPendingWithdrawal(PlayerId),
     /// Money in transit with the payment provider: debited by deposits, credited by
     /// withdrawals. Its balance is minus the net amount players have paid in.
     PaymentProvider,
@@ -31,7 +33,10 @@ pub enum Account {
 
 impl Account {
     pub fn is_player(&self) -> bool {
-        matches!(self, Account::PlayerCash(_) | Account::PlayerStakes(_))
+        matches!(
+            self,
+            Account::PlayerCash(_) | Account::PlayerStakes(_) | Account::PlayerPendingWithdrawal(_)
+        )
     }
 }
 
@@ -40,6 +45,7 @@ impl fmt::Display for Account {
         match self {
             Account::PlayerCash(p) => write!(f, "player:{p}:cash"),
             Account::PlayerStakes(p) => write!(f, "player:{p}:stakes"),
+            Account::PlayerPendingWithdrawal(p) => write!(f, "player:{p}:pending_withdrawal"),
             Account::PaymentProvider => f.write_str("provider"),
             Account::House => f.write_str("house"),
             Account::PlayerDebt(p) => write!(f, "player:{p}:debt"),
@@ -70,6 +76,7 @@ impl TryFrom<String> for Account {
             "cash" => Ok(Account::PlayerCash(p)),
             "stakes" => Ok(Account::PlayerStakes(p)),
             "debt" => Ok(Account::PlayerDebt(p)),
+            "pending_withdrawal" => Ok(Account::PlayerPendingWithdrawal(p)),
             _ => Err(format!("unknown account {s:?}")),
         }
     }

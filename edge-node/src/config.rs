@@ -23,6 +23,24 @@ pub struct EdgeConfig {
     /// When balance-snapshot records are written (for the hub's reconciliation).
     #[serde(default)]
     pub balance_snapshot: crate::balance_snapshot::BalanceSnapshotPolicy,
+    /// Operator trading limits (liability per selection and per event).
+    #[serde(default)]
+    pub risk: outpost_core::gate::RiskLimits,
+    /// The national self-exclusion register source, where the jurisdiction has one.
+    #[serde(default)]
+    pub register: Option<RegisterSource>,
+}
+
+/// Where this node gets its copy of the national self-exclusion register.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSource {
+    /// The register authority's Ed25519 public key (hex) that signs snapshots and updates.
+    pub authority_public_key: String,
+    /// A directory the register's documents are delivered into (`*.json`, each a
+    /// `{"payload_b64","signature_hex"}` document). Polled; imported in name order.
+    #[serde(default)]
+    pub inbox_dir: Option<PathBuf>,
 }
 
 /// A football-data.co.uk CSV whose matches are opened as markets on first start.
@@ -59,9 +77,11 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {error}")]
+    #[error("{path}:{line}: {error}")]
     Invalid {
         path: PathBuf,
+        /// Line of the offending field (0 when the field is absent from the file).
+        line: usize,
         error: outpost_core::jurisdiction::RulesError,
     },
 }
@@ -84,11 +104,58 @@ impl EdgeConfig {
     }
 }
 
-pub fn load_rules(path: &Path) -> Result<JurisdictionRules, ConfigError> {
-    let r: JurisdictionRules = parse(path)?;
-    r.validate().map_err(|error| ConfigError::Invalid {
+/// Load and validate a rules file; also returns the SHA-256 (hex) of its bytes, recorded when
+/// the rules are activated.
+pub fn load_rules_with_hash(path: &Path) -> Result<(JurisdictionRules, String), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|error| ConfigError::Read {
         path: path.into(),
         error,
     })?;
-    Ok(r)
+    let text = String::from_utf8(bytes.clone()).map_err(|_| ConfigError::Parse {
+        path: path.into(),
+        message: "not UTF-8".into(),
+    })?;
+    let r: JurisdictionRules = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    r.validate().map_err(|error| ConfigError::Invalid {
+        path: path.into(),
+        line: field_line(&text, error.field),
+        error,
+    })?;
+    Ok((r, hex::encode(outpost_core::log::sha256(&bytes))))
+}
+
+pub fn load_rules(path: &Path) -> Result<JurisdictionRules, ConfigError> {
+    load_rules_with_hash(path).map(|(r, _)| r)
+}
+
+/// The 1-based line where a dotted field (`limits.time_out_hours_max`) is set: the key inside
+/// its table (or the table header itself when the key is the table). 0 if not found.
+pub fn field_line(text: &str, field: &str) -> usize {
+    let (table, key) = match field.rsplit_once('.') {
+        Some((t, k)) => (Some(t), k),
+        None => (None, field),
+    };
+    let mut current: Option<String> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if let Some(h) = line.strip_prefix('[') {
+            let name = h.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if table.is_none() && name == key {
+                return i + 1;
+            }
+            current = Some(name);
+            continue;
+        }
+        let in_table = current.as_deref() == table;
+        if in_table
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return i + 1;
+        }
+    }
+    0
 }

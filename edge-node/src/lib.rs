@@ -5,6 +5,7 @@
 pub mod api;
 pub mod checkpoints;
 pub mod balance_snapshot;
+pub mod compliance_watch;
 pub mod config;
 pub mod link;
 

@@ -8,7 +8,7 @@ use crate::store::LogStore;
 use crate::writer::{self, WriterHandle, WriterParts};
 use anyhow::Context;
 use outpost_core::edge::events::Genesis;
-use outpost_core::edge::{Command, CommandError};
+use outpost_core::edge::{Command, CommandError, NodeGateConfig};
 use outpost_core::ids::LogId;
 use outpost_core::log::{ChainWriter, NodeKey, PublicKey};
 use std::path::Path;
@@ -109,6 +109,16 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
         chain: ChainWriter::new(log_id, rec.head),
         key,
         rules: Arc::new(rules.clone()),
+        gate: NodeGateConfig {
+            risk: cfg.risk,
+            register_authority: match &cfg.register {
+                Some(r) => Some(
+                    PublicKey::from_hex(&r.authority_public_key)
+                        .context("register.authority_public_key")?,
+                ),
+                None => None,
+            },
+        },
         hub_key,
         store: store.clone(),
         records_since_snapshot: 0,
@@ -131,6 +141,10 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
             .await?
             .context("writing genesis")?;
     }
+    // Record the rules in force if they differ from the last activation in the log.
+    crate::compliance_watch::reload_rules(cfg, &writer)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(Started {
         writer,
         checkpoints,
@@ -206,7 +220,16 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         )?),
         None => None,
     };
+    let (status_tx, status_rx) = watch::channel(serde_json::Value::Null);
+    crate::compliance_watch::start(
+        cfg.clone(),
+        started.writer.clone(),
+        status_tx,
+        shutdown.clone(),
+    )
+    .await;
     let state = AppState {
+        compliance: status_rx,
         writer: started.writer.clone(),
         store: started.store.clone(),
         node_id: cfg.node_id.clone(),

@@ -15,7 +15,8 @@
 use crate::store::{CommitGroup, LogStore};
 use crate::vault::{Pii, Vault};
 use outpost_core::edge::events::{DownRef, EdgeEvent};
-use outpost_core::edge::{Command, CommandError, DecideCtx, EdgeState, Reply};
+use outpost_core::edge::{Command, CommandError, DecideCtx, EdgeState, NodeGateConfig, Reply};
+use outpost_core::gate::register::identity_sha256;
 use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::jurisdiction::JurisdictionRules;
@@ -43,6 +44,12 @@ pub enum Op {
         frames: Vec<Frame>,
         reply: oneshot::Sender<Result<Seq, String>>,
     },
+    /// Put new jurisdiction rules in force (logged as `RulesActivated`).
+    SetRules {
+        rules: Arc<JurisdictionRules>,
+        sha256: String,
+        reply: oneshot::Sender<Result<Reply, CommandError>>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +61,7 @@ pub struct WriterHandle {
     tx: mpsc::Sender<Op>,
     durable: watch::Receiver<ChainHead>,
     down_applied: watch::Receiver<Seq>,
+    rules: watch::Receiver<Arc<JurisdictionRules>>,
 }
 
 impl WriterHandle {
@@ -95,6 +103,29 @@ impl WriterHandle {
         rx.await.map_err(|_| WriterGone.to_string())?
     }
 
+    /// Activate new rules: they apply to every command decided after the returned record.
+    pub async fn set_rules(
+        &self,
+        rules: Arc<JurisdictionRules>,
+        sha256: String,
+    ) -> Result<Result<Reply, CommandError>, WriterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::SetRules {
+                rules,
+                sha256,
+                reply,
+            })
+            .await
+            .map_err(|_| WriterGone)?;
+        rx.await.map_err(|_| WriterGone)
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<JurisdictionRules> {
+        self.rules.borrow().clone()
+    }
+
     pub fn durable(&self) -> watch::Receiver<ChainHead> {
         self.durable.clone()
     }
@@ -109,6 +140,7 @@ pub struct WriterParts {
     pub chain: ChainWriter,
     pub key: NodeKey,
     pub rules: Arc<JurisdictionRules>,
+    pub gate: NodeGateConfig,
     pub hub_key: Option<PublicKey>,
     pub store: Arc<LogStore>,
     pub records_since_snapshot: u64,
@@ -136,6 +168,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     let (tx, rx) = mpsc::channel::<Op>(65_536);
     let (durable_tx, durable_rx) = watch::channel(parts.chain.head());
     let (down_tx, down_rx) = watch::channel(parts.state.down_applied);
+    let (rules_tx, rules_rx) = watch::channel(parts.rules.clone());
     // Capacity 1: at most one group waits while another is being flushed.
     let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
     let store = parts.store.clone();
@@ -145,12 +178,19 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || Writer { p: parts }.run(rx, persist_tx))
+        .spawn(move || {
+            Writer {
+                p: parts,
+                rules_tx,
+            }
+            .run(rx, persist_tx)
+        })
         .expect("spawn writer");
     WriterHandle {
         tx,
         durable: durable_rx,
         down_applied: down_rx,
+        rules: rules_rx,
     }
 }
 
@@ -191,6 +231,7 @@ fn persister(
 
 struct Writer {
     p: WriterParts,
+    rules_tx: watch::Sender<Arc<JurisdictionRules>>,
 }
 
 impl Writer {
@@ -243,6 +284,28 @@ impl Writer {
                     let _ = reply.send(r);
                 }));
             }
+            Op::SetRules {
+                rules,
+                sha256,
+                reply,
+            } => {
+                let old = std::mem::replace(&mut self.p.rules, rules);
+                let r = self.execute(
+                    Command::ActivateRules {
+                        rules_sha256: sha256,
+                    },
+                    None,
+                    g,
+                );
+                if r.is_ok() {
+                    self.rules_tx.send_replace(self.p.rules.clone());
+                } else {
+                    self.p.rules = old;
+                }
+                g.completions.push(Box::new(move || {
+                    let _ = reply.send(r);
+                }));
+            }
         }
     }
 
@@ -253,14 +316,24 @@ impl Writer {
         pii: Option<Pii>,
         g: &mut Group,
     ) -> Result<Reply, CommandError> {
-        // Prefetch: the gate needs the date of birth, which lives only in the vault.
+        // Prefetch: the gate needs the date of birth and the register identity, which live
+        // only in the vault.
+        let vault_pii = match &cmd {
+            Command::PlaceBet { player_id, .. }
+            | Command::Deposit { player_id, .. }
+            | Command::Withdraw { player_id, .. } => self.p.vault.get(player_id),
+            _ => None,
+        };
+        let date_of_birth = vault_pii.map(|p| p.date_of_birth);
+        let identity = match (vault_pii, &self.p.rules.register) {
+            (Some(p), Some(_)) => Some(identity_sha256(&p.name, p.date_of_birth)),
+            _ => None,
+        };
         if let Command::PlaceBet {
-            player_id,
-            date_of_birth,
-            ..
+            date_of_birth: dob, ..
         } = &mut cmd
         {
-            *date_of_birth = self.p.vault.get(player_id).map(|p| p.date_of_birth);
+            *dob = date_of_birth;
         }
         let at = now().max(self.p.chain.head().timestamp);
         let decided = self.p.state.decide(
@@ -268,6 +341,9 @@ impl Writer {
             &DecideCtx {
                 now: at,
                 rules: &self.p.rules,
+                gate: &self.p.gate,
+                identity_sha256: identity.as_deref(),
+                date_of_birth,
             },
         )?;
         for ev in &decided.events {

@@ -147,6 +147,16 @@ pub fn write_edge_config(dir: &Path, node: &str, http: &str, hub: Option<&str>) 
         rules = root.join("deploy/jurisdictions/gb.toml").display(),
         fx = root.join("fixtures/football-data/E0_2324.csv").display(),
     );
+    // GB requires the national register (GAMSTOP): a test register authority signs a fresh
+    // empty snapshot into the node's inbox, imported before the node serves bets.
+    let inbox = dir.join(format!("{node}-register"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    write_register_doc(&inbox, "0-snapshot.json", &register_snapshot(1, now_ms(), vec![]));
+    cfg.push_str(&format!(
+        "\n[register]\nauthority_public_key = \"{}\"\ninbox_dir = \"{}\"\n",
+        register_key().public().to_hex(),
+        inbox.display()
+    ));
     if let Some(h) = hub {
         cfg.push_str(h);
     }
@@ -176,4 +186,46 @@ pub async fn get(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
     let r = c.get(url).send().await.expect("request");
     let st = r.status().as_u16();
     (st, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// The test stand-in for the GAMSTOP register authority's signing key.
+pub fn register_key() -> outpost_core::log::NodeKey {
+    outpost_core::log::NodeKey::from_seed([0x42; 32])
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A signed GB (GAMSTOP) register snapshot listing `entries` (identity hashes).
+pub fn register_snapshot(
+    seq: u64,
+    issued_at_ms: i64,
+    entries: Vec<String>,
+) -> outpost_core::gate::register::SignedRegisterDoc {
+    use outpost_core::gate::register::*;
+    sign(
+        &register_key(),
+        &RegisterPayload {
+            register: "GAMSTOP".into(),
+            jurisdiction: outpost_core::ids::Jurisdiction::new("GB").unwrap(),
+            kind: RegisterDocKind::Snapshot,
+            seq,
+            base_seq: None,
+            issued_at_ms,
+            add: entries,
+            remove: vec![],
+        },
+    )
+}
+
+pub fn write_register_doc(
+    dir: &Path,
+    name: &str,
+    doc: &outpost_core::gate::register::SignedRegisterDoc,
+) {
+    std::fs::write(dir.join(name), serde_json::to_vec(doc).unwrap()).unwrap();
 }

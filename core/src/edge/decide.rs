@@ -4,7 +4,13 @@
 
 use super::events::*;
 use super::state::{BetStatus, BetView, EdgeState, IdemOutcome, PlayerView};
-use crate::gate::{self, BetFacts, GateDecision, LegFacts, PlayerFacts, ReasonCode};
+use super::compliance::NodeGateConfig;
+use crate::gate::geo::GeoAttestation;
+use crate::gate::register::SignedRegisterDoc;
+use crate::gate::{
+    self, BetFacts, DepositFacts, GateDecision, LegFacts, LimitKind, PricePolicy, ReasonCode,
+    Window,
+};
 use crate::hub::{HubEvent, HubResult, HubSettlement, HubSettlementReversal};
 use crate::ids::{BetId, Jurisdiction, NodeId, PlayerId, SelectionId, Seq};
 use crate::jurisdiction::JurisdictionRules;
@@ -55,6 +61,9 @@ pub enum Command {
         stake: Money,
         legs: Vec<LegRequest>,
         date_of_birth: Option<CivilDate>,
+        /// Where the player is, for jurisdictions that require presence.
+        geo: Option<GeoAttestation>,
+        price_policy: PricePolicy,
         idem: IdemTag,
     },
     OpenMarket {
@@ -66,12 +75,56 @@ pub enum Command {
         down: DownRef,
         event: HubEvent,
     },
+    // Issue 3: limits, time-outs, reality checks, register, rules, cross-operator figures,
+    // withdrawal completion.
+    SetLimit {
+        player_id: PlayerId,
+        kind: LimitKind,
+        window: Window,
+        /// None removes the limit (a raise: waits for the cooling-off period).
+        amount_minor: Option<i64>,
+        idem: IdemTag,
+    },
+    TimeOut {
+        player_id: PlayerId,
+        kind: TimeOutKind,
+        hours: u32,
+        idem: IdemTag,
+    },
+    AckRealityCheck {
+        player_id: PlayerId,
+        idem: IdemTag,
+    },
+    ReportCrossOperator {
+        player_id: PlayerId,
+        other_operators_month_minor: i64,
+        source: String,
+        idem: IdemTag,
+    },
+    LoadRegister {
+        doc: SignedRegisterDoc,
+    },
+    /// Record that `ctx.rules` (whose file hashes to `rules_sha256`) are now in force.
+    ActivateRules {
+        rules_sha256: String,
+    },
+    CompleteWithdrawal {
+        provider_ref: String,
+        paid: bool,
+        idem: IdemTag,
+    },
 }
 
 /// Inputs the shell passes in: time and the jurisdiction rules in force.
 pub struct DecideCtx<'a> {
     pub now: UnixMillis,
     pub rules: &'a JurisdictionRules,
+    /// Risk limits and the register authority key.
+    pub gate: &'a NodeGateConfig,
+    /// The command's player's register identity and date of birth, prefetched from the PII
+    /// vault.
+    pub identity_sha256: Option<&'a str>,
+    pub date_of_birth: Option<CivilDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +184,15 @@ pub enum CommandError {
         "the player owes {debt_minor} (minor units) after a settlement correction; withdrawals are refused until it is repaid"
     )]
     DebtOutstanding { debt_minor: i64 },
+    // Issue 3.
+    /// A request the gate refuses without logging (it changes nothing): a limit above the
+    /// jurisdiction's cap, a bad time-out, a register document that does not verify.
+    #[error("{detail}")]
+    Refused { code: ReasonCode, detail: String },
+    #[error("payment provider reference {0} was already used")]
+    DuplicateProviderRef(String),
+    #[error("no pending withdrawal with provider reference {0}")]
+    UnknownWithdrawal(String),
 }
 
 impl EdgeState {
@@ -210,7 +272,12 @@ impl EdgeState {
             | Command::SelfExclude { idem, .. }
             | Command::Deposit { idem, .. }
             | Command::Withdraw { idem, .. }
-            | Command::PlaceBet { idem, .. } => Some(idem),
+            | Command::PlaceBet { idem, .. }
+            | Command::SetLimit { idem, .. }
+            | Command::TimeOut { idem, .. }
+            | Command::AckRealityCheck { idem, .. }
+            | Command::ReportCrossOperator { idem, .. }
+            | Command::CompleteWithdrawal { idem, .. } => Some(idem),
             _ => None,
         };
         if let Some(tag) = idem
@@ -289,20 +356,34 @@ impl EdgeState {
                 provider_ref,
                 idem,
             } => {
-                self.player(&player_id)?;
+                let player = self.player(&player_id)?;
                 self.check_amount(amount)?;
+                if self.gate.provider_refs.contains_key(&provider_ref) {
+                    return Err(CommandError::DuplicateProviderRef(provider_ref));
+                }
+                let served = [self.node.as_ref().expect("initialised").jurisdiction.clone()];
+                let env = self.gate_env(ctx, &served);
+                let facts = self.player_facts(player, ctx.date_of_birth, ctx.identity_sha256);
+                let decision = gate::evaluate_deposit(&DepositFacts {
+                    env: &env,
+                    player: &facts,
+                    amount,
+                    other_operators_month_minor: self.other_operators(player, ctx.now),
+                });
                 let postings = vec![Posting {
                     from: Account::PaymentProvider,
                     to: Account::PlayerCash(player_id.clone()),
                     amount_minor: amount.minor,
                 }];
-                self.movement(
+                self.gated_movement(
+                    "deposit",
                     player_id,
+                    amount.minor,
+                    decision,
                     MovementReason::Deposit,
                     postings,
-                    Some(provider_ref),
-                    Some(idem),
-                    None,
+                    provider_ref,
+                    idem,
                 )
             }
             Command::Withdraw {
@@ -311,13 +392,16 @@ impl EdgeState {
                 provider_ref,
                 idem,
             } => {
-                self.player(&player_id)?;
+                let player = self.player(&player_id)?;
                 self.check_amount(amount)?;
                 let debt_minor = -self
                     .ledger()
                     .balance(&Account::PlayerDebt(player_id.clone()));
                 if debt_minor > 0 {
                     return Err(CommandError::DebtOutstanding { debt_minor });
+                }
+                if self.gate.provider_refs.contains_key(&provider_ref) {
+                    return Err(CommandError::DuplicateProviderRef(provider_ref));
                 }
                 let balance = self
                     .ledger()
@@ -328,18 +412,25 @@ impl EdgeState {
                         amount_minor: amount.minor,
                     });
                 }
+                let served = [self.node.as_ref().expect("initialised").jurisdiction.clone()];
+                let env = self.gate_env(ctx, &served);
+                let facts = self.player_facts(player, None, ctx.identity_sha256);
+                let decision = gate::evaluate_withdrawal(&env, &facts);
+                // Held as pending until the provider confirms the payout (CompleteWithdrawal).
                 let postings = vec![Posting {
                     from: Account::PlayerCash(player_id.clone()),
-                    to: Account::PaymentProvider,
+                    to: Account::PlayerPendingWithdrawal(player_id.clone()),
                     amount_minor: amount.minor,
                 }];
-                self.movement(
+                self.gated_movement(
+                    "withdraw",
                     player_id,
+                    amount.minor,
+                    decision,
                     MovementReason::Withdrawal,
                     postings,
-                    Some(provider_ref),
-                    Some(idem),
-                    None,
+                    provider_ref,
+                    idem,
                 )
             }
             Command::PlaceBet {
@@ -347,8 +438,18 @@ impl EdgeState {
                 stake,
                 legs,
                 date_of_birth,
+                geo,
+                price_policy,
                 idem,
-            } => self.place_bet(&node_id, player_id, stake, legs, date_of_birth, idem, ctx),
+            } => self.place_bet(
+                &node_id,
+                player_id,
+                stake,
+                legs,
+                (date_of_birth, geo, price_policy),
+                idem,
+                ctx,
+            ),
             Command::OpenMarket { event, market } => {
                 if self.markets.contains_key(&market.market_id) {
                     return Err(CommandError::MarketExists(market.market_id.to_string()));
@@ -360,10 +461,17 @@ impl EdgeState {
                 )
             }
             Command::ApplyDown { down, event } => self.apply_down(&node_id, down, event),
+            c @ (Command::SetLimit { .. }
+            | Command::TimeOut { .. }
+            | Command::AckRealityCheck { .. }
+            | Command::ReportCrossOperator { .. }
+            | Command::LoadRegister { .. }
+            | Command::ActivateRules { .. }
+            | Command::CompleteWithdrawal { .. }) => self.decide_gate(c, ctx),
         }
     }
 
-    fn movement(
+    pub(super) fn movement(
         &self,
         player_id: PlayerId,
         reason: MovementReason,
@@ -406,6 +514,7 @@ impl EdgeState {
             bet_id,
             provider_ref,
             idem,
+            decision: None,
         };
         Ok(Decided {
             events: vec![EdgeEvent::WalletMovement(ev)],
@@ -416,6 +525,105 @@ impl EdgeState {
         })
     }
 
+    /// Events for one AML flag each.
+    fn aml_events(
+        action: &str,
+        player_id: &PlayerId,
+        decision: &GateDecision,
+        amount_minor: i64,
+        bet_id: Option<&BetId>,
+        movement_id: Option<u64>,
+    ) -> impl Iterator<Item = EdgeEvent> {
+        let (action, player_id, bet_id) = (action.to_string(), player_id.clone(), bet_id.cloned());
+        let (accepted, version) = (decision.accepted, decision.rules_version.clone());
+        decision.flags.clone().into_iter().map(move |hit| {
+            EdgeEvent::AmlFlagged(AmlFlagged {
+                player_id: player_id.clone(),
+                action: action.clone(),
+                hit,
+                accepted,
+                amount_minor,
+                bet_id: bet_id.clone(),
+                movement_id,
+                rules_version: version.clone(),
+            })
+        })
+    }
+
+    fn decision_record(
+        action: &str,
+        player_id: &PlayerId,
+        jurisdiction: &Jurisdiction,
+        d: &GateDecision,
+        bet_id: Option<BetId>,
+        idem: Option<IdemTag>,
+    ) -> EdgeEvent {
+        EdgeEvent::ComplianceDecision(ComplianceDecision {
+            player_id: player_id.clone(),
+            action: action.into(),
+            accepted: d.accepted,
+            reason: d.reason,
+            jurisdiction: jurisdiction.clone(),
+            rules_version: d.rules_version.clone(),
+            checks: d.checks.clone(),
+            bet_id,
+            idem,
+            flags: d.flags.clone(),
+            reality_check_due: d.reality_check_due,
+        })
+    }
+
+    fn refusal(
+        action: &str,
+        player_id: &PlayerId,
+        jurisdiction: &Jurisdiction,
+        d: GateDecision,
+        amount_minor: i64,
+        idem: IdemTag,
+    ) -> Decided {
+        let mut events = vec![Self::decision_record(action, player_id, jurisdiction, &d, None, Some(idem))];
+        events.extend(Self::aml_events(action, player_id, &d, amount_minor, None, None));
+        Decided {
+            events,
+            reply: Reply::BetRejected {
+                reason: d.reason.expect("rejections carry a reason"),
+                rules_version: d.rules_version,
+                checks: d.checks,
+            },
+        }
+    }
+
+    /// A deposit or withdrawal the gate decided: the decision record, any AML flags, and (if
+    /// accepted) the movement.
+    #[allow(clippy::too_many_arguments)]
+    fn gated_movement(
+        &self,
+        action: &str,
+        player_id: PlayerId,
+        amount_minor: i64,
+        decision: GateDecision,
+        reason: MovementReason,
+        postings: Vec<Posting>,
+        provider_ref: String,
+        idem: IdemTag,
+    ) -> Result<Decided, CommandError> {
+        let jurisdiction = self.player(&player_id)?.jurisdiction.clone();
+        if !decision.accepted {
+            return Ok(Self::refusal(action, &player_id, &jurisdiction, decision, amount_minor, idem));
+        }
+        let mut mv = self.movement(player_id.clone(), reason, postings, Some(provider_ref), Some(idem), None)?;
+        let movement_id = self.next_movement_no;
+        if let Some(EdgeEvent::WalletMovement(m)) = mv.events.first_mut() {
+            m.decision = Some(MovementDecision {
+                rules_version: decision.rules_version.clone(),
+                checks: decision.checks.clone(),
+                flags: decision.flags.clone(),
+            });
+        }
+        mv.events.extend(Self::aml_events(action, &player_id, &decision, amount_minor, None, Some(movement_id)));
+        Ok(mv)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn place_bet(
         &self,
@@ -423,7 +631,7 @@ impl EdgeState {
         player_id: PlayerId,
         stake: Money,
         legs: Vec<LegRequest>,
-        date_of_birth: Option<CivilDate>,
+        (date_of_birth, geo, price_policy): (Option<CivilDate>, Option<GeoAttestation>, PricePolicy),
         idem: IdemTag,
         ctx: &DecideCtx<'_>,
     ) -> Result<Decided, CommandError> {
@@ -437,68 +645,51 @@ impl EdgeState {
             return Err(CommandError::UnknownSelection(l.selection_id.clone()));
         }
         let node = self.node.as_ref().expect("initialised");
-        let facts = PlayerFacts {
-            jurisdiction: player.jurisdiction.clone(),
-            kyc_verified: player.kyc_verified,
-            date_of_birth,
-            self_excluded: player.self_excluded,
-            cash_minor: self
-                .ledger()
-                .balance(&Account::PlayerCash(player_id.clone())),
-        };
+        let served = [node.jurisdiction.clone()];
+        let env = self.gate_env(ctx, &served);
+        let facts = self.player_facts(player, date_of_birth.or(ctx.date_of_birth), ctx.identity_sha256);
         let leg_facts: Vec<LegFacts<'_>> = legs
             .iter()
-            .map(|l| LegFacts {
-                selection_id: &l.selection_id,
-                requested_price: l.price,
-                market: self
+            .map(|l| {
+                let market = self
                     .selection_index
                     .get(&l.selection_id)
-                    .and_then(|m| self.markets.get(m)),
+                    .and_then(|m| self.markets.get(m));
+                LegFacts {
+                    selection_id: &l.selection_id,
+                    requested_price: l.price,
+                    market,
+                    event: market.and_then(|m| self.events.get(&m.event_id)),
+                    selection_liability_minor: self
+                        .gate
+                        .liability_selection
+                        .get(&l.selection_id)
+                        .copied()
+                        .unwrap_or(0),
+                    event_liability_minor: market
+                        .and_then(|m| self.gate.liability_event.get(&m.event_id))
+                        .copied()
+                        .unwrap_or(0),
+                }
             })
             .collect();
-        let served = [node.jurisdiction.clone()];
         let decision: GateDecision = gate::evaluate_bet(&BetFacts {
-            rules: ctx.rules,
-            served: &served,
+            env: &env,
             player: &facts,
-            today: ctx.now.date(),
             stake,
             legs: &leg_facts,
+            price_policy,
+            geo: geo.as_ref(),
         });
-        let record =
-            |accepted: bool, bet_id: Option<BetId>, idem: Option<IdemTag>| ComplianceDecision {
-                player_id: player_id.clone(),
-                action: "place_bet".into(),
-                accepted,
-                reason: decision.reason,
-                jurisdiction: player.jurisdiction.clone(),
-                rules_version: decision.rules_version.clone(),
-                checks: decision.checks.clone(),
-                bet_id,
-                idem,
-            };
-        let Some(()) = decision.accepted.then_some(()) else {
-            let reason = decision.reason.expect("rejections carry a reason");
-            let reply = Reply::BetRejected {
-                reason,
-                rules_version: decision.rules_version.clone(),
-                checks: decision.checks.clone(),
-            };
-            return Ok(Decided {
-                events: vec![EdgeEvent::ComplianceDecision(record(
-                    false,
-                    None,
-                    Some(idem),
-                ))],
-                reply,
-            });
-        };
+        if !decision.accepted {
+            return Ok(Self::refusal("place_bet", &player_id, &player.jurisdiction, decision, stake.minor, idem));
+        }
         // The gate passed, so every leg resolved to an open market selection.
         let bet_legs: Vec<BetLeg> = legs
             .iter()
             .zip(&leg_facts)
-            .map(|(l, f)| {
+            .zip(&decision.strike_prices)
+            .map(|((l, f), price)| {
                 let m = f.market.expect("gate checked");
                 let sel = m.selection(&l.selection_id).expect("gate checked");
                 BetLeg {
@@ -507,13 +698,12 @@ impl EdgeState {
                     event_id: m.event_id.clone(),
                     kind: m.kind,
                     outcome: sel.outcome,
-                    price: l.price,
+                    price: *price,
                 }
             })
             .collect();
-        let prices: Vec<Price> = bet_legs.iter().map(|l| l.price).collect();
-        let potential =
-            potential_payout_minor(stake.minor, &prices).expect("gate checked payout limit");
+        let potential = potential_payout_minor(stake.minor, &decision.strike_prices)
+            .expect("gate checked payout limit");
         let bet_id = BetId::new(format!("{node_id}-b{}", self.next_bet_no))
             .expect("generated ids are valid");
         let stake_postings = vec![Posting {
@@ -547,12 +737,17 @@ impl EdgeState {
             potential_payout_minor: potential,
             legs: bet_legs,
             status: BetStatus::Open,
+            reality_check_due: decision.reality_check_due,
         };
-        let mut events = vec![EdgeEvent::ComplianceDecision(record(
-            true,
-            Some(bet_id),
+        let mut events = vec![Self::decision_record(
+            "place_bet",
+            &player_id,
+            &player.jurisdiction,
+            &decision,
+            Some(bet_id.clone()),
             None,
-        ))];
+        )];
+        events.extend(Self::aml_events("place_bet", &player_id, &decision, stake.minor, Some(&bet_id), None));
         events.extend(mv.events);
         events.push(EdgeEvent::BetPlaced(placed));
         Ok(Decided {

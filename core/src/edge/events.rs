@@ -14,6 +14,8 @@ use crate::price::Price;
 use crate::settle::{FinalScore, LegResult};
 use serde::{Deserialize, Serialize};
 
+pub use super::gate_events::*;
+
 /// Client idempotency key plus the SHA-256 of the canonical request it was first used with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdemTag {
@@ -75,6 +77,18 @@ pub struct WalletMovement {
     pub provider_ref: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub idem: Option<IdemTag>,
+    /// Deposits and withdrawals: the gate's decision that allowed this movement (a refused
+    /// one is a `ComplianceDecision` record instead).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<MovementDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementDecision {
+    pub rules_version: String,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flags: Vec<crate::gate::AmlHit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +106,11 @@ pub struct ComplianceDecision {
     /// Present on rejections, whose decision is the command's only record.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub idem: Option<IdemTag>,
+    /// AML rules that fired (each also has its own `AmlFlagged` record).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub flags: Vec<crate::gate::AmlHit>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub reality_check_due: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +206,15 @@ pub enum EdgeEvent {
     DownSkipped(DownSkipped),
     BetSettlementReversed(BetSettlementReversed),
     BalanceSnapshot(super::balance_snapshot::BalanceSnapshot),
+    // Issue 3: gate, wallet and risk.
+    LimitChanged(LimitChanged),
+    RegisterLoaded(RegisterLoaded),
+    AmlFlagged(AmlFlagged),
+    PlayerTimedOut(PlayerTimedOut),
+    RealityCheckAcknowledged(RealityCheckAcknowledged),
+    RulesActivated(RulesActivated),
+    CrossOperatorFigure(CrossOperatorFigure),
+    WithdrawalCompleted(WithdrawalCompleted),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,6 +241,15 @@ impl EdgeEvent {
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
             EdgeEvent::BetSettlementReversed(_) => RecordKind::BetSettlementReversed,
             EdgeEvent::BalanceSnapshot(_) => RecordKind::BalanceSnapshot,
+            // Issue 3.
+            EdgeEvent::LimitChanged(_) => RecordKind::LimitChanged,
+            EdgeEvent::RegisterLoaded(_) => RecordKind::RegisterLoaded,
+            EdgeEvent::AmlFlagged(_) => RecordKind::AmlFlagged,
+            EdgeEvent::PlayerTimedOut(_) => RecordKind::PlayerTimedOut,
+            EdgeEvent::RealityCheckAcknowledged(_) => RecordKind::RealityCheckAcknowledged,
+            EdgeEvent::RulesActivated(_) => RecordKind::RulesActivated,
+            EdgeEvent::CrossOperatorFigure(_) => RecordKind::CrossOperatorFigure,
+            EdgeEvent::WithdrawalCompleted(_) => RecordKind::WithdrawalCompleted,
         }
     }
 
@@ -231,6 +268,15 @@ impl EdgeEvent {
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettlementReversed(x) => serde_json::to_vec(x),
             EdgeEvent::BalanceSnapshot(x) => serde_json::to_vec(x),
+            // Issue 3.
+            EdgeEvent::LimitChanged(x) => serde_json::to_vec(x),
+            EdgeEvent::RegisterLoaded(x) => serde_json::to_vec(x),
+            EdgeEvent::AmlFlagged(x) => serde_json::to_vec(x),
+            EdgeEvent::PlayerTimedOut(x) => serde_json::to_vec(x),
+            EdgeEvent::RealityCheckAcknowledged(x) => serde_json::to_vec(x),
+            EdgeEvent::RulesActivated(x) => serde_json::to_vec(x),
+            EdgeEvent::CrossOperatorFigure(x) => serde_json::to_vec(x),
+            EdgeEvent::WithdrawalCompleted(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -258,6 +304,17 @@ impl EdgeEvent {
                 EdgeEvent::BetSettlementReversed(de(kind, payload)?)
             }
             RecordKind::BalanceSnapshot => EdgeEvent::BalanceSnapshot(de(kind, payload)?),
+            // Issue 3.
+            RecordKind::LimitChanged => EdgeEvent::LimitChanged(de(kind, payload)?),
+            RecordKind::RegisterLoaded => EdgeEvent::RegisterLoaded(de(kind, payload)?),
+            RecordKind::AmlFlagged => EdgeEvent::AmlFlagged(de(kind, payload)?),
+            RecordKind::PlayerTimedOut => EdgeEvent::PlayerTimedOut(de(kind, payload)?),
+            RecordKind::RealityCheckAcknowledged => {
+                EdgeEvent::RealityCheckAcknowledged(de(kind, payload)?)
+            }
+            RecordKind::RulesActivated => EdgeEvent::RulesActivated(de(kind, payload)?),
+            RecordKind::CrossOperatorFigure => EdgeEvent::CrossOperatorFigure(de(kind, payload)?),
+            RecordKind::WithdrawalCompleted => EdgeEvent::WithdrawalCompleted(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

@@ -7,9 +7,12 @@
 #[cfg(test)]
 mod correction_tests;
 pub mod balance_snapshot;
+mod compliance;
 mod decide;
 pub mod events;
+mod gate_events;
 mod state;
 
 pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
+pub use compliance::{GateState, NodeGateConfig, PlayerCompliance};
 pub use state::{ApplyError, Bet, BetStatus, BetView, EdgeState, IdemOutcome, Player, PlayerView};

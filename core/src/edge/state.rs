@@ -21,6 +21,9 @@ pub struct Player {
     pub kyc_verified: bool,
     pub self_excluded: bool,
     pub registered_at: UnixMillis,
+    /// Limits, activity, time-out, reality check (issue 3).
+    #[serde(default)]
+    pub rg: super::compliance::PlayerCompliance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +91,9 @@ pub struct EdgeState {
     pub next_bet_no: u64,
     pub next_movement_no: u64,
     pub bets_rejected: u64,
+    /// Register, liabilities, payment references, rules in force (issue 3).
+    #[serde(default)]
+    pub gate: super::compliance::GateState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +116,8 @@ pub enum ApplyError {
     DownOrder { expected: Seq, found: Seq },
     #[error("duplicate id {0}")]
     Duplicate(String),
+    #[error("unreadable record: {0}")]
+    Corrupt(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,6 +150,9 @@ pub struct BetView {
     pub legs: Vec<BetLeg>,
     #[serde(flatten)]
     pub status: BetStatus,
+    /// The player is due a reality check (returned with a newly placed bet).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reality_check_due: bool,
 }
 
 impl Default for EdgeState {
@@ -163,6 +174,7 @@ impl Default for EdgeState {
             next_bet_no: 1,
             next_movement_no: 1,
             bets_rejected: 0,
+            gate: Default::default(),
         }
     }
 }
@@ -198,10 +210,11 @@ impl EdgeState {
             potential_payout_minor: b.placed.potential_payout_minor,
             legs: b.placed.legs.clone(),
             status: b.status.clone(),
+            reality_check_due: false,
         })
     }
 
-    fn remember(&mut self, tag: &IdemTag, outcome: IdemOutcome) {
+    pub(super) fn remember(&mut self, tag: &IdemTag, outcome: IdemOutcome) {
         self.idem.insert(
             tag.key.clone(),
             IdemEntry {
@@ -256,6 +269,10 @@ impl EdgeState {
                         kyc_verified: false,
                         self_excluded: false,
                         registered_at: at,
+                        rg: super::compliance::PlayerCompliance {
+                            last_reality_check_at: at,
+                            ..Default::default()
+                        },
                     },
                 );
                 self.next_player_no += 1;
@@ -288,11 +305,14 @@ impl EdgeState {
                 if let Some(tag) = &m.idem {
                     self.remember(tag, IdemOutcome::Movement(m.movement_id));
                 }
+                self.gate_on_movement(m, at);
                 self.movements.insert(m.movement_id, m.clone());
             }
             EdgeEvent::ComplianceDecision(d) => {
                 if !d.accepted {
-                    self.bets_rejected += 1;
+                    if d.action == "place_bet" {
+                        self.bets_rejected += 1;
+                    }
                     if let (Some(tag), Some(reason)) = (&d.idem, d.reason) {
                         self.remember(
                             tag,
@@ -319,6 +339,7 @@ impl EdgeState {
                 );
                 self.next_bet_no += 1;
                 self.remember(&b.idem, IdemOutcome::Bet(b.bet_id.clone()));
+                self.gate_on_bet_placed(b);
             }
             EdgeEvent::MarketOpened(m) => {
                 self.events
@@ -355,6 +376,8 @@ impl EdgeState {
                     leg_results: s.leg_results.clone(),
                     payout_minor: s.payout_minor,
                 };
+                let placed = bet.placed.clone();
+                self.gate_on_bet_settled(&placed, &BetStatus::Open);
             }
             EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
             EdgeEvent::BetSettlementReversed(r) => {
@@ -376,6 +399,15 @@ impl EdgeState {
             }
             // A statement about the state, checked by the hub; it changes nothing.
             EdgeEvent::BalanceSnapshot(_) => {}
+            // Issue 3: the gate's own records.
+            EdgeEvent::LimitChanged(_)
+            | EdgeEvent::RegisterLoaded(_)
+            | EdgeEvent::AmlFlagged(_)
+            | EdgeEvent::PlayerTimedOut(_)
+            | EdgeEvent::RealityCheckAcknowledged(_)
+            | EdgeEvent::RulesActivated(_)
+            | EdgeEvent::CrossOperatorFigure(_)
+            | EdgeEvent::WithdrawalCompleted(_) => self.apply_gate(ev, at)?,
         }
         Ok(())
     }

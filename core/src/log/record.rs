@@ -74,6 +74,15 @@ pub enum RecordKind {
     DownSkipped = 11,
     // Hub reconciliation (issue 5r), edge side: periodic balance snapshots.
     BalanceSnapshot = 56,
+    // Edge gate, wallet and risk (issue 3): codes 12-27.
+    LimitChanged = 12,
+    RegisterLoaded = 13,
+    AmlFlagged = 14,
+    PlayerTimedOut = 15,
+    RealityCheckAcknowledged = 16,
+    RulesActivated = 17,
+    CrossOperatorFigure = 18,
+    WithdrawalCompleted = 19,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
@@ -86,7 +95,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 16] = [
+    pub const ALL: [RecordKind; 24] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -99,6 +108,15 @@ impl RecordKind {
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
         RecordKind::BalanceSnapshot,
+        // Issue 3.
+        RecordKind::LimitChanged,
+        RecordKind::RegisterLoaded,
+        RecordKind::AmlFlagged,
+        RecordKind::PlayerTimedOut,
+        RecordKind::RealityCheckAcknowledged,
+        RecordKind::RulesActivated,
+        RecordKind::CrossOperatorFigure,
+        RecordKind::WithdrawalCompleted,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
         RecordKind::HubSettlementReversal,
@@ -121,6 +139,15 @@ impl RecordKind {
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
             RecordKind::BalanceSnapshot => "balance_snapshot",
+            // Issue 3.
+            RecordKind::LimitChanged => "limit_changed",
+            RecordKind::RegisterLoaded => "register_loaded",
+            RecordKind::AmlFlagged => "aml_flagged",
+            RecordKind::PlayerTimedOut => "player_timed_out",
+            RecordKind::RealityCheckAcknowledged => "reality_check_acknowledged",
+            RecordKind::RulesActivated => "rules_activated",
+            RecordKind::CrossOperatorFigure => "cross_operator_figure",
+            RecordKind::WithdrawalCompleted => "withdrawal_completed",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
             RecordKind::HubSettlementReversal => "hub_settlement_reversal",

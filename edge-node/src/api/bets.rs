@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use outpost_core::edge::{BetView, Command, LegRequest, Reply};
+use outpost_core::gate::PricePolicy;
+use outpost_core::gate::geo::GeoAttestation;
 use outpost_core::ids::{BetId, EventId, PlayerId, SelectionId};
 use outpost_core::market::MarketStatus;
 use outpost_core::money::{Currency, Money};
@@ -32,6 +34,12 @@ pub struct PlaceBetBody {
     stake_minor: i64,
     currency: Currency,
     legs: Vec<LegBody>,
+    /// Where the player is (required where the jurisdiction requires presence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    geo: Option<GeoAttestation>,
+    /// What to do if the price moved: exact, accept_better (default), within_tolerance.
+    #[serde(default)]
+    price_policy: PricePolicy,
 }
 
 pub async fn place(
@@ -52,6 +60,7 @@ pub async fn place(
         ));
     }
     let tag = idem.tag("POST /v1/bets", &b);
+    in_play_delay(&s, &b.legs).await?;
     let legs = b
         .legs
         .into_iter()
@@ -65,6 +74,8 @@ pub async fn place(
         stake: Money::new(b.stake_minor, b.currency),
         legs,
         date_of_birth: None,
+        geo: b.geo,
+        price_policy: b.price_policy,
         idem: tag,
     };
     match s.writer.command(cmd, None).await?? {
@@ -80,6 +91,39 @@ pub async fn place(
         }),
         other => Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     }
+}
+
+/// Where the rules impose an in-play delay, an in-play bet waits it out before it is decided
+/// (at the prices current then). Pre-match bets and jurisdictions without a delay skip this.
+async fn in_play_delay(s: &AppState, legs: &[LegBody]) -> Result<(), ApiError> {
+    let rules = s.writer.rules();
+    if !rules.bets.in_play_allowed || rules.bets.in_play_delay_ms == 0 {
+        return Ok(());
+    }
+    let sels: Vec<SelectionId> = legs.iter().map(|l| l.selection_id.clone()).collect();
+    let now = crate::writer::now();
+    let in_play = s
+        .writer
+        .read(move |st, _| {
+            sels.iter().any(|sel| {
+                st.selection_index
+                    .get(sel)
+                    .and_then(|m| st.markets.get(m))
+                    .and_then(|m| st.events.get(&m.event_id))
+                    .is_some_and(|e| {
+                        e.kickoff <= now
+                            && now.0 < e.kickoff.0 + outpost_core::gate::IN_PLAY_WINDOW_MS
+                    })
+            })
+        })
+        .await?;
+    if in_play {
+        tokio::time::sleep(std::time::Duration::from_millis(
+            rules.bets.in_play_delay_ms as u64,
+        ))
+        .await;
+    }
+    Ok(())
 }
 
 pub async fn get(

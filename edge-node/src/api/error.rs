@@ -74,6 +74,12 @@ impl From<CommandError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "DOWNSTREAM_REFUSED", msg)
             }
             E::DebtOutstanding { .. } => ApiError::unprocessable("DEBT_OUTSTANDING", msg),
+            // Issue 3.
+            E::Refused { code, .. } => ApiError::unprocessable(code.as_str(), msg),
+            E::DuplicateProviderRef(_) => {
+                ApiError::new(StatusCode::CONFLICT, "DUPLICATE_PROVIDER_REF", msg)
+            }
+            E::UnknownWithdrawal(_) => ApiError::not_found("WITHDRAWAL_NOT_FOUND", msg),
         }
     }
 }
@@ -102,7 +108,7 @@ impl IntoResponse for ApiError {
                     .collect();
                 let body = serde_json::json!({ "error": {
                     "code": reason.as_str(),
-                    "message": format!("bet refused: {}", failed.join("; ")),
+                    "message": format!("refused: {}", failed.join("; ")),
                     "rules_version": rules_version,
                     "checks": checks,
                 }});

@@ -2,6 +2,7 @@
 //! every decision is made by `outpost_core` inside the writer.
 
 mod bets;
+mod compliance;
 pub mod error;
 mod extract;
 mod log;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub public_key: String,
     pub link: Option<watch::Receiver<serde_json::Value>>,
     pub checkpoints: Arc<crate::checkpoints::Checkpointer>,
+    /// Rules version, register status and the betting-suspended alarm (issue 3).
+    pub compliance: watch::Receiver<serde_json::Value>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,8 +52,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/checkpoint", get(proofs::checkpoint))
         .route("/v1/proofs/inclusion", get(proofs::inclusion))
         .route("/v1/proofs/consistency", get(proofs::consistency))
+        .merge(compliance_routes())
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
+}
+
+fn compliance_routes() -> Router<AppState> {
+    use compliance as c;
+    Router::new()
+        .route("/v1/players/{id}/limits", get(c::get_limits).post(c::set_limit))
+        .route("/v1/players/{id}/time-out", post(c::time_out))
+        .route("/v1/players/{id}/reality-check", post(c::reality_check))
+        .route("/v1/players/{id}/cross-operator", post(c::cross_operator))
+        .route("/v1/admin/register", get(c::get_register).post(c::load_register))
+        .route("/v1/withdrawals/{provider_ref}/complete", post(c::complete_withdrawal))
+        .route("/v1/rules", get(c::rules))
 }
 
 async fn health(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
@@ -59,6 +75,7 @@ async fn health(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({
         "status": "ok", "node_id": s.node_id, "durable_seq": head.seq, "head_hash": head.hash.to_hex(),
         "down_applied": s.writer.down_applied(), "link": link,
+        "compliance": s.compliance.borrow().clone(),
     }))
 }
 

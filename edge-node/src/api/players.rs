@@ -156,6 +156,16 @@ async fn movement(
             StatusCode::CREATED,
             Json(serde_json::json!({ "movement_id": movement_id, "wallet": player })),
         )),
+        // Refused by the compliance gate (limits, exclusion, AML): the decision was logged.
+        Reply::BetRejected {
+            reason,
+            rules_version,
+            checks,
+        } => Err(ApiError::Rejected {
+            reason,
+            rules_version,
+            checks,
+        }),
         other => Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     }
 }
