@@ -357,7 +357,7 @@ async fn heads_are_cosigned_and_proofs_verify_independently() {
     let nodes = get(&c, &format!("{h}/v1/nodes")).await.1;
     assert!(nodes["nodes"][0]["quarantined"].is_null(), "{nodes}");
     assert!(
-        get(&c, &format!("{h}/v1/alerts")).await.1["alerts"]
+        get(&c, &format!("{h}/v1/node-alerts")).await.1["alerts"]
             .as_array()
             .unwrap()
             .is_empty()

@@ -32,6 +32,8 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         fixtures: vec![],
         hub: None,
         balance_snapshot: BalanceSnapshotPolicy { every_records: 4, every_minutes: 60 },
+        risk: Default::default(),
+        register: None,
     };
     let core = start_core(&cfg).await.unwrap();
     let w = core.writer.clone();

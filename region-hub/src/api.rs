@@ -115,7 +115,7 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/nodes", get(get_nodes))
         .route("/v1/bets/{bet_id}", get(get_bet))
         .route("/v1/stats", get(get_stats))
-        .route("/v1/alerts", get(crate::witness::api::alerts))
+        .route("/v1/node-alerts", get(crate::witness::api::alerts))
         .route(
             "/v1/nodes/{node_id}/checkpoint",
             get(crate::witness::api::checkpoint),

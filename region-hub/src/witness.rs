@@ -345,7 +345,7 @@ impl HubState {
     }
 
     /// All alerts, newest first.
-    pub fn alerts_view(&self) -> Result<Vec<AlertView>, StoreError> {
+    pub fn node_alerts_view(&self) -> Result<Vec<AlertView>, StoreError> {
         let conn = self.db().reader();
         let mut stmt = conn.prepare_cached(
             "SELECT id, node_id, severity, kind, message, evidence, created_ms FROM alerts ORDER BY id DESC",
@@ -438,7 +438,7 @@ mod tests {
             Witnessed::Equivocation(reason) => assert!(reason.contains("size 3"), "{reason}"),
             other => panic!("{other:?}"),
         }
-        let alerts = h.state.alerts_view().unwrap();
+        let alerts = h.state.node_alerts_view().unwrap();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].evidence["previous_size"], 10);
         assert!(h.state.quarantine_reason(&node_id()).is_some());

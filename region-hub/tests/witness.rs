@@ -241,7 +241,7 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
         state.quarantine_reason(&node).is_some()
     })
     .await;
-    let alerts = state.alerts_view().unwrap();
+    let alerts = state.node_alerts_view().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(
@@ -284,13 +284,13 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
     outpost_core::log::merkle::verify_consistency(10, 15, &proof, &prev_root, &hub_root).unwrap();
     assert_ne!(hub_root, [0xab; 32]);
 
-    // Visible on /v1/nodes and /v1/alerts; further records are refused.
+    // Visible on /v1/nodes and /v1/node-alerts; further records are refused.
     let nodes = http_get(hub.http_addr, "/v1/nodes").await;
     assert!(
         nodes.contains("\"quarantined\":\"CRITICAL: node gb-1 equivocated"),
         "{nodes}"
     );
-    let alerts_http = http_get(hub.http_addr, "/v1/alerts").await;
+    let alerts_http = http_get(hub.http_addr, "/v1/node-alerts").await;
     assert!(
         alerts_http.contains("inconsistent_checkpoint"),
         "{alerts_http}"
@@ -320,7 +320,7 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
         .unwrap();
     let (hub, stop) = start_hub(dir.path(), &node_key).await;
     assert!(hub.state.quarantine_reason(&node).is_some());
-    assert_eq!(hub.state.alerts_view().unwrap().len(), 1);
+    assert_eq!(hub.state.node_alerts_view().unwrap().len(), 1);
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(15), hub.wait())
         .await
@@ -361,7 +361,7 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
         state.quarantine_reason(&node).is_some()
     })
     .await;
-    let alerts = state.alerts_view().unwrap();
+    let alerts = state.node_alerts_view().unwrap();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(a.kind, "forked_record");

@@ -149,6 +149,7 @@ mod tests {
                     }],
                     bet_id: None,
                     provider_ref: Some(format!("psp-{i}")),
+                    decision: None,
                     idem: None,
                 }),
                 t,

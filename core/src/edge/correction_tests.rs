@@ -18,18 +18,7 @@ use crate::settle::LegResult;
 use crate::time::UnixMillis;
 
 fn rules() -> JurisdictionRules {
-    JurisdictionRules {
-        code: Jurisdiction::new("GB").unwrap(),
-        name: "Great Britain (test)".into(),
-        rules_version: "gb-test".into(),
-        currency: Currency::GBP,
-        min_age_years: 18,
-        stake_minor_min: 10,
-        stake_minor_max: 1_000_000,
-        payout_minor_max: 100_000_000,
-        accumulator_legs_max: 20,
-        audit_retention_years: 6,
-    }
+    crate::jurisdiction::example_rules()
 }
 
 fn idem(k: &str) -> IdemTag {
@@ -79,6 +68,7 @@ impl Edge {
                 }],
                 bet_id: None,
                 provider_ref: Some("dep-1".into()),
+                decision: None,
                 idem: Some(idem("dep")),
             }),
             EdgeEvent::WalletMovement(WalletMovement {
@@ -93,6 +83,7 @@ impl Edge {
                 }],
                 bet_id: Some(BetId::new("b-1").unwrap()),
                 provider_ref: None,
+                decision: None,
                 idem: None,
             }),
             EdgeEvent::BetPlaced(BetPlaced {
@@ -135,6 +126,9 @@ impl Edge {
         let ctx = DecideCtx {
             now: UnixMillis(10),
             rules: &rules,
+            gate: &crate::edge::NodeGateConfig::default(),
+            identity_sha256: None,
+            date_of_birth: None,
         };
         let decided = self
             .s
@@ -188,6 +182,9 @@ impl Edge {
         let ctx = DecideCtx {
             now: UnixMillis(10),
             rules: &rules,
+            gate: &crate::edge::NodeGateConfig::default(),
+            identity_sha256: None,
+            date_of_birth: None,
         };
         self.s
             .decide(
@@ -245,6 +242,9 @@ fn correction_beyond_the_cash_books_a_debt_and_blocks_withdrawals() {
     let ctx = DecideCtx {
         now: UnixMillis(10),
         rules: &rules,
+        gate: &crate::edge::NodeGateConfig::default(),
+        identity_sha256: None,
+        date_of_birth: None,
     };
     let w =
         e.s.decide(

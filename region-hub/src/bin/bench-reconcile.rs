@@ -145,6 +145,7 @@ impl Gen {
             postings,
             bet_id: bet,
             provider_ref: r,
+            decision: None,
             idem: None,
         }));
     }
@@ -198,6 +199,8 @@ impl Gen {
             rules_version: "gb-2026.1".into(),
             checks: vec![],
             bet_id: Some(bet_id.clone()),
+            flags: vec![],
+            reality_check_due: false,
             idem: None,
         }));
         let postings = vec![Posting {

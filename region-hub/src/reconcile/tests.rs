@@ -124,6 +124,7 @@ impl Log {
                 postings,
                 bet_id: bet.map(|b| BetId::new(b).unwrap()),
                 provider_ref: r.map(String::from),
+                decision: None,
                 idem: None,
             }),
             ts,
@@ -156,6 +157,8 @@ impl Log {
                 rules_version: "test".into(),
                 checks: vec![],
                 bet_id: Some(BetId::new(b).unwrap()),
+                flags: vec![],
+                reality_check_due: false,
                 idem: None,
             }),
             ts,
@@ -631,7 +634,9 @@ async fn settlement_completeness_and_the_suspension_hook() {
             stake_minor: 1_000,
             payout_minor: 2_000,
         });
-        crate::down::append(&tx, t.state.hub_key(), &node_id(), &dup, UnixMillis(at(88))).unwrap();
+        let mut batch = crate::down::DownBatch::default();
+        batch.append(&tx, t.state.hub_key(), &node_id(), &dup, UnixMillis(at(88))).unwrap();
+        batch.flush(&tx, t.state.hub_key(), UnixMillis(at(88))).unwrap();
         tx.commit().unwrap();
     }
     drain(&t.state, t.dir.path()).await;
@@ -724,6 +729,8 @@ async fn jurisdiction_consistency() {
             rules_version: "ie-2026".into(),
             checks: vec![],
             bet_id: None,
+            flags: vec![],
+            reality_check_due: false,
             idem: None,
         }),
         at(83),

@@ -9,7 +9,6 @@ use outpost_core::edge::events::{
 };
 use outpost_core::edge::{Command, DecideCtx, EdgeState};
 use outpost_core::ids::{IdemKey, PlayerId, Seq};
-use outpost_core::jurisdiction::JurisdictionRules;
 use outpost_core::ledger::{Account, Posting};
 use outpost_core::market::{Line, MarketKind, Outcome};
 use outpost_core::money::Currency;
@@ -41,6 +40,7 @@ fn movement(id: u64, reason: MovementReason, from: Account, to: Account, amount:
         }],
         bet_id: None,
         provider_ref: None,
+        decision: None,
         idem: None,
     })
 }
@@ -126,18 +126,7 @@ impl World {
     }
     /// Apply every new down record at the edge (decide + apply, as the edge writer does).
     fn sync_down(&mut self) -> Vec<EdgeEvent> {
-        let rules = JurisdictionRules {
-            code: gb(),
-            name: "GB".into(),
-            rules_version: "t".into(),
-            currency: Currency::GBP,
-            min_age_years: 18,
-            stake_minor_min: 1,
-            stake_minor_max: 1_000_000,
-            payout_minor_max: 100_000_000,
-            accumulator_legs_max: 20,
-            audit_retention_years: 5,
-        };
+        let rules = outpost_core::jurisdiction::example_rules();
         let mut logged = Vec::new();
         for f in self
             .t
@@ -159,6 +148,9 @@ impl World {
                     &DecideCtx {
                         now: now(),
                         rules: &rules,
+                        gate: &Default::default(),
+                        identity_sha256: None,
+                        date_of_birth: None,
                     },
                 )
                 .unwrap();

@@ -1,4 +1,4 @@
-//! HTTP handlers for the witness: `GET /v1/alerts` (critical alerts with their evidence) and
+//! HTTP handlers for the witness: `GET /v1/node-alerts` (critical alerts with their evidence) and
 //! `GET /v1/nodes/{node_id}/checkpoint` (the node's latest cosigned tree head, as a complete
 //! C2SP note a third party can verify).
 
@@ -13,7 +13,7 @@ use outpost_core::ids::NodeId;
 use serde_json::json;
 
 pub async fn alerts(State(state): State<HubState>) -> Result<Response, ApiError> {
-    let alerts = state.blocking(|s| s.alerts_view()).await?;
+    let alerts = state.blocking(|s| s.node_alerts_view()).await?;
     Ok(Json(json!({ "alerts": alerts })).into_response())
 }
 
