@@ -355,3 +355,102 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CommitGroup;
+    use outpost_core::log::{ChainHead, ChainWriter, cosign, open_checkpoint};
+
+    fn store_with(dir: &std::path::Path, n: u64) -> Arc<LogStore> {
+        let key = NodeKey::from_seed([1; 32]);
+        let mut w = ChainWriter::new(LogId::new("gb-1").unwrap(), ChainHead::EMPTY);
+        let mut group = CommitGroup::default();
+        for i in 1..=n {
+            let mut f = w.append(
+                RecordKind::KycVerified,
+                UnixMillis(i as i64),
+                b"{}".to_vec(),
+            );
+            if i == n {
+                ChainWriter::seal(&mut f, &key);
+            }
+            group.frames.push((Seq(i), f));
+        }
+        let s = Arc::new(LogStore::open(dir).unwrap());
+        s.commit(&group).unwrap();
+        s
+    }
+
+    #[test]
+    fn heads_are_signed_stored_and_only_the_hubs_cosignature_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), 1500);
+        let hub = NodeKey::from_seed([2; 32]);
+        let log_id = LogId::new("gb-1").unwrap();
+        let open = |store: Arc<LogStore>| {
+            Checkpointer::open(
+                store,
+                &log_id,
+                NodeKey::from_seed([1; 32]),
+                Some(hub.public()),
+                Seq(1500),
+            )
+            .unwrap()
+        };
+        let cp = open(store.clone());
+        assert_eq!(cp.size(), 1500);
+        let head = cp.sign_head().unwrap().unwrap();
+        assert!(
+            cp.sign_head().unwrap().is_none(),
+            "no new head without growth"
+        );
+        let (parsed, body) = open_checkpoint(
+            &head.note,
+            "outpost/gb-1",
+            &NodeKey::from_seed([1; 32]).public(),
+        )
+        .unwrap();
+        assert_eq!(parsed.size, 1500);
+        assert_eq!(
+            cp.subscribe_heads().borrow().clone(),
+            Some((Seq(1500), head.note.clone()))
+        );
+
+        // A cosignature by another key, or for a size never signed, is refused.
+        let forged = cosign(&body, "outpost-hub/x", &NodeKey::from_seed([3; 32]), 5);
+        assert!(cp.add_cosignature(Seq(1500), &forged).is_err());
+        let good = cosign(&body, "outpost-hub/x", &hub, 5);
+        assert!(cp.add_cosignature(Seq(1499), &good).is_err());
+        assert!(cp.latest_cosigned().unwrap().is_none());
+        cp.add_cosignature(Seq(1500), &good).unwrap();
+        cp.add_cosignature(Seq(1500), &good).unwrap();
+        assert_eq!(cp.latest().unwrap().cosignatures, vec![good.clone()]);
+
+        // Proofs over forgotten low levels (1500 > one 1024-record block) verify.
+        let root = cp.root_at(1500).unwrap();
+        for seq in [1u64, 700, 1024, 1025, 1500] {
+            let leaf = leaf_hash(&store.read_frames(Seq(seq), 1).unwrap()[0].hash().0);
+            let p = cp.inclusion_proof(seq - 1, 1500).unwrap();
+            outpost_core::log::merkle::verify_inclusion(&leaf, seq - 1, 1500, &p, &root).unwrap();
+        }
+        let c = cp.consistency_proof(1000, 1500).unwrap();
+        outpost_core::log::merkle::verify_consistency(
+            1000,
+            1500,
+            &c,
+            &cp.root_at(1000).unwrap(),
+            &root,
+        )
+        .unwrap();
+
+        // Durable: a reopened checkpointer has the head with its cosignature.
+        drop(cp);
+        drop(store);
+        let store = Arc::new(LogStore::open(dir.path()).unwrap());
+        let cp = open(store);
+        let again = cp.latest_cosigned().unwrap().unwrap();
+        assert_eq!((again.size, again.cosignatures.clone()), (1500, vec![good]));
+        assert!(again.full_note().starts_with(&head.note));
+    }
+}
