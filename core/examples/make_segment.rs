@@ -74,6 +74,7 @@ fn rules() -> JurisdictionRules {
         payout_minor_max: 100_000_000,
         accumulator_legs_max: 20,
         audit_retention_years: 6,
+        retail: None,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct JurisdictionRules {
     pub accumulator_legs_max: u8,
     /// How long audit objects are locked (S3 Object Lock COMPLIANCE retention).
     pub audit_retention_years: u16,
+    /// Retail (shop counter) rules; absent means shop bets are refused (fail closed).
+    #[serde(default)]
+    pub retail: Option<crate::edge::shop::RetailRules>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +64,9 @@ impl JurisdictionRules {
         }
         if !(1..=100).contains(&self.audit_retention_years) {
             return e("audit_retention_years", "must be between 1 and 100");
+        }
+        if let Some(r) = &self.retail {
+            r.validate(self).map_err(|(field, p)| RulesError { field, problem: p.into() })?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! Player accounts can never go negative: a posting that would do so is refused before any
 //! posting of the movement is applied.
 
-use crate::ids::PlayerId;
+use crate::ids::{PlayerId, ShopId};
 use crate::money::Currency;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -23,6 +23,9 @@ pub enum Account {
     PaymentProvider,
     /// The house's betting result: credited with losing stakes, debited with winnings.
     House,
+    /// Cash over a shop's counters (issue 6), like `PaymentProvider`: debited by cash stakes
+    /// taken in, credited by payouts and refunds paid out; minus the shop's net cash taken.
+    ShopCash(ShopId),
 }
 
 impl Account {
@@ -38,6 +41,7 @@ impl fmt::Display for Account {
             Account::PlayerStakes(p) => write!(f, "player:{p}:stakes"),
             Account::PaymentProvider => f.write_str("provider"),
             Account::House => f.write_str("house"),
+            Account::ShopCash(s) => write!(f, "shop:{s}:cash"),
         }
     }
 }
@@ -53,6 +57,9 @@ impl TryFrom<String> for Account {
             "provider" => return Ok(Account::PaymentProvider),
             "house" => return Ok(Account::House),
             _ => {}
+        }
+        if let Some(shop) = s.strip_prefix("shop:").and_then(|r| r.strip_suffix(":cash")) {
+            return ShopId::new(shop).map(Account::ShopCash).map_err(|e| e.to_string());
         }
         let rest = s
             .strip_prefix("player:")

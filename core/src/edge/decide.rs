@@ -66,6 +66,8 @@ pub enum Command {
         down: DownRef,
         event: HubEvent,
     },
+    /// A shop till's command (issue 6).
+    Shop(super::shop::ShopCommand),
 }
 
 /// Inputs the shell passes in: time and the jurisdiction rules in force.
@@ -88,6 +90,7 @@ pub enum Reply {
         checks: Vec<crate::gate::CheckResult>,
     },
     Done,
+    Shop(super::shop::ShopReply),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +130,8 @@ pub enum CommandError {
     DownOutOfOrder { expected: Seq, found: Seq },
     #[error("downstream settlement is for node {0}, not this node")]
     WrongNode(NodeId),
+    #[error(transparent)]
+    Shop(#[from] super::shop::ShopError),
 }
 
 impl EdgeState {
@@ -349,6 +354,7 @@ impl EdgeState {
                 )
             }
             Command::ApplyDown { down, event } => self.apply_down(&node_id, down, event),
+            Command::Shop(c) => self.decide_shop(&node_id, c, ctx),
         }
     }
 

@@ -59,6 +59,10 @@ pub enum MovementReason {
     Withdrawal,
     Stake,
     Settlement,
+    // Shop counter (issue 6): cash stake in, ticket payout, void refund.
+    ShopStake,
+    ShopPayout,
+    ShopVoid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +172,9 @@ pub enum EdgeEvent {
     EventResulted(EventResulted),
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
+    ShopTicketIssued(super::shop::ShopTicketIssued),
+    ShopTicketPaid(super::shop::ShopTicketPaid),
+    ShopTicketVoided(super::shop::ShopTicketVoided),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +199,9 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+            EdgeEvent::ShopTicketIssued(_) => RecordKind::ShopTicketIssued,
+            EdgeEvent::ShopTicketPaid(_) => RecordKind::ShopTicketPaid,
+            EdgeEvent::ShopTicketVoided(_) => RecordKind::ShopTicketVoided,
         }
     }
 
@@ -208,6 +218,9 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketIssued(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketPaid(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketVoided(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -231,6 +244,9 @@ impl EdgeEvent {
             RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
             RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
             RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            RecordKind::ShopTicketIssued => EdgeEvent::ShopTicketIssued(de(kind, payload)?),
+            RecordKind::ShopTicketPaid => EdgeEvent::ShopTicketPaid(de(kind, payload)?),
+            RecordKind::ShopTicketVoided => EdgeEvent::ShopTicketVoided(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

@@ -6,6 +6,7 @@
 
 mod decide;
 pub mod events;
+pub mod shop;
 mod state;
 
 pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};

@@ -88,6 +88,9 @@ pub struct EdgeState {
     pub next_bet_no: u64,
     pub next_movement_no: u64,
     pub bets_rejected: u64,
+    /// Shop tickets (issue 6).
+    #[serde(default)]
+    pub shop: super::shop::ShopState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +111,8 @@ pub enum ApplyError {
     DownOrder { expected: Seq, found: Seq },
     #[error("duplicate id {0}")]
     Duplicate(String),
+    #[error("shop: {0}")]
+    Shop(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,6 +158,7 @@ impl Default for EdgeState {
             next_bet_no: 1,
             next_movement_no: 1,
             bets_rejected: 0,
+            shop: Default::default(),
         }
     }
 }
@@ -346,6 +352,9 @@ impl EdgeState {
                 };
             }
             EdgeEvent::DownSkipped(s) => self.advance_down(&s.down)?,
+            EdgeEvent::ShopTicketIssued(_)
+            | EdgeEvent::ShopTicketPaid(_)
+            | EdgeEvent::ShopTicketVoided(_) => self.apply_shop(ev, at)?,
         }
         Ok(())
     }

@@ -72,13 +72,17 @@ pub enum RecordKind {
     BetSettled = 10,
     /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
     DownSkipped = 11,
+    // Shop terminal (issue 6): 40–47.
+    ShopTicketIssued = 40,
+    ShopTicketPaid = 41,
+    ShopTicketVoided = 42,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 16] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -90,6 +94,9 @@ impl RecordKind {
         RecordKind::EventResulted,
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
+        RecordKind::ShopTicketIssued,
+        RecordKind::ShopTicketPaid,
+        RecordKind::ShopTicketVoided,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
     ];
@@ -109,6 +116,9 @@ impl RecordKind {
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
+            RecordKind::ShopTicketIssued => "shop_ticket_issued",
+            RecordKind::ShopTicketPaid => "shop_ticket_paid",
+            RecordKind::ShopTicketVoided => "shop_ticket_voided",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
         }
