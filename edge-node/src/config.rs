@@ -20,6 +20,9 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub fixtures: Vec<FixtureSource>,
     pub hub: Option<HubLinkConfig>,
+    /// Shop tills allowed to use `/v1/shop` (issue 6).
+    #[serde(default)]
+    pub shop_terminals: Vec<crate::api::shop::TerminalCredential>,
 }
 
 /// A football-data.co.uk CSV whose matches are opened as markets on first start.

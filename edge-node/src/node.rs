@@ -172,6 +172,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         node_id: cfg.node_id.clone(),
         public_key: started.key_public.clone(),
         link,
+        shop_terminals: Arc::new(cfg.shop_terminals.clone()),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod log;
 mod players;
+pub mod shop;
 
 use crate::store::LogStore;
 use crate::writer::WriterHandle;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub node_id: NodeId,
     pub public_key: String,
     pub link: Option<watch::Receiver<serde_json::Value>>,
+    pub shop_terminals: Arc<Vec<shop::TerminalCredential>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +46,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bets/{id}", get(bets::get))
         .route("/v1/log", get(log::page))
         .route("/v1/log/segment", get(log::segment))
+        .route("/v1/shop/terminal", get(shop::whoami))
+        .route("/v1/shop/bets", post(shop::place))
+        .route("/v1/shop/tickets/{id}", get(shop::get))
+        .route("/v1/shop/tickets/{id}/payout", post(shop::payout))
+        .route("/v1/shop/tickets/{id}/void", post(shop::void))
+        .route("/v1/shop/report", get(shop::report))
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
 }
