@@ -74,3 +74,22 @@ impl TillConfig {
 pub fn pin_hash(staff: &str, pin: &str) -> String {
     hex::encode(outpost_core::log::sha256(format!("{staff}:{pin}").as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_bad_ones_are_refused() {
+        let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/shop/till.example.toml");
+        let c = TillConfig::load(Path::new(ex)).unwrap();
+        assert_eq!(c.staff[0].pin_sha256, pin_hash("ann", "1234"));
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(ex).unwrap();
+        for (from, to) in [("kind = \"network\"", "kind = \"carrier-pigeon\""), ("terminal_id = \"t1\"", "terminal_id = \"T 1\""), ("shop_id = \"s1\"", "shop_id = \"s1\"\ncolour = \"red\"")] {
+            let p = dir.path().join("bad.toml");
+            std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+            assert!(TillConfig::load(&p).is_err(), "{to} accepted");
+        }
+    }
+}

@@ -243,3 +243,33 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen_and_keeps_slips_and_periods() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            let mut j = Journal::open(&path).unwrap();
+            let p = j.start_period(1_000, "ann", 10_000).unwrap();
+            j.record_slip(2_000, "ann", "T1", 500, 500, "{\"slip\":1}").unwrap();
+            // The same slip twice (a retried bet) is journaled once.
+            j.record_slip(2_001, "ann", "T1", 500, 500, "{\"slip\":1}").unwrap();
+            j.append(3_000, "ann", Kind::Payout, Some("T0"), 700, -700, "").unwrap();
+            assert_eq!(p.id, j.open_period().unwrap().unwrap().id);
+        }
+        let j = Journal::open(&path).unwrap();
+        let p = j.open_period().unwrap().expect("period survives restart");
+        assert_eq!(p.float_minor, 10_000);
+        let e = j.period_entries(p.id).unwrap();
+        assert_eq!(e.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>(), vec!["float", "slip", "payout"]);
+        assert_eq!(crate::cashup::expected_drawer(&e), 10_000 + 500 - 700);
+        assert_eq!(j.slip_json("T1").unwrap().as_deref(), Some("{\"slip\":1}"));
+        j.close_period(p.id, 4_000, "ann", "meg", 9_800, 9_800).unwrap();
+        assert!(j.open_period().unwrap().is_none());
+        assert_eq!(j.closed_periods(0).unwrap(), vec![(p.id, 9_800, 9_800, "meg".to_string())]);
+    }
+}

@@ -93,3 +93,24 @@ pub fn print(cfg: &PrinterConfig, bytes: &[u8]) -> Result<(), PrintError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_offline_and_file_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = PrinterConfig::Device { path: dir.path().join("no-such-lp0") };
+        assert!(matches!(print(&dev, b"x"), Err(PrintError::Offline(_))));
+        let f = dir.path().join("spool.bin");
+        let file = PrinterConfig::File { path: f.clone() };
+        print(&file, b"ab").unwrap();
+        print(&file, b"cd").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"abcd");
+        // Nothing listening on the port: offline.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let net = PrinterConfig::Network { addr: format!("127.0.0.1:{port}") };
+        assert!(matches!(print(&net, b"x"), Err(PrintError::Offline(_))));
+    }
+}
