@@ -64,10 +64,14 @@ KINDS = {
     9: "event_resulted",
     10: "bet_settled",
     11: "down_skipped",
+    # Shop terminal (issue 6): 40-47.
+    40: "shop_ticket_issued",
+    41: "shop_ticket_paid",
+    42: "shop_ticket_voided",
     64: "hub_result",
     65: "hub_settlement",
 }
-EDGE_KINDS = frozenset(range(1, 12))
+EDGE_KINDS = frozenset(range(1, 12)) | frozenset({40, 41, 42})
 HUB_KINDS = frozenset({64, 65})
 
 HEADER_FIELDS = (
@@ -406,6 +410,22 @@ T_SELECTION = t_token("selection id", 160)
 T_IDEMKEY = t_token("idempotency key", 128)
 T_JURIS = t_pattern("jurisdiction", JURISDICTION_RE)
 T_SHA256 = t_pattern("SHA-256 (64 lowercase hex chars)", LOWER_HEX64_RE)
+T_SHOP = t_pattern("shop id", DNS_LABEL_RE, 32)
+T_TERMINAL = t_pattern("terminal id", DNS_LABEL_RE, 32)
+T_STAFF = t_pattern("staff id", DNS_LABEL_RE, 32)
+
+
+def T_TICKET(v, path):
+    """18 digits, the last a Luhn (ISO/IEC 7812-1) check digit."""
+    T_STR(v, path)
+    if len(v) != 18 or not v.isdigit() or not v.isascii():
+        _fail(path, f"invalid ticket id {v[:32]!r} (18 digits)")
+    total = 0
+    for i, c in enumerate(reversed(v[:-1])):
+        d = int(c) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    if (10 - total % 10) % 10 != int(v[-1]):
+        _fail(path, f"ticket id {v!r} fails its Luhn check digit")
 
 
 def t_enum(*values):
@@ -420,7 +440,7 @@ T_CURRENCY = t_enum("GBP", "EUR", "USD", "DKK")
 T_OUTCOME = t_enum("home", "draw", "away", "over", "under")
 T_LEG_RESULT = t_enum("win", "lose", "push", "void", "half_win", "half_lose")
 T_MARKET_STATUS = t_enum("open", "suspended", "closed")
-T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement")
+T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement", "shop_stake", "shop_payout", "shop_void")
 T_REASON_CODE = t_enum(
     "JURISDICTION_NOT_SERVED", "KYC_REQUIRED", "AGE_UNKNOWN", "UNDER_AGE", "SELF_EXCLUDED", "CURRENCY_MISMATCH",
     "STAKE_TOO_LOW", "STAKE_TOO_HIGH", "NO_LEGS", "TOO_MANY_LEGS", "DUPLICATE_EVENT", "SELECTION_NOT_FOUND",
@@ -456,11 +476,14 @@ def T_ACCOUNT(v, path):
     if v in ("provider", "house"):
         return
     ok = False
+    if v.startswith("shop:") and v.endswith(":cash"):
+        sid = v[len("shop:") : -len(":cash")]
+        ok = 1 <= len(sid) <= 32 and DNS_LABEL_RE.match(sid) is not None
     if v.startswith("player:"):
         pid, _, kind = v[len("player:") :].rpartition(":")
         ok = kind in ("cash", "stakes") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
     if not ok:
-        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes)")
+        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, shop:{{id}}:cash)")
 
 
 def t_list(item):
@@ -603,6 +626,47 @@ PAYLOAD_SCHEMAS = {
         }
     ),
     11: t_struct({"reason": (T_STR, REQ), "down": (T_DOWN, REQ)}),
+    40: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "holder": (t_enum("cash", "account"), REQ),
+            "player_id": (T_PLAYER, REQ),
+            "currency": (T_CURRENCY, REQ),
+            "stake_minor": (T_I64, REQ),
+            "potential_payout_minor": (T_I64, REQ),
+            "expires_at_ms": (T_I64, REQ),
+            "rules_version": (T_STR, REQ),
+        }
+    ),
+    41: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "payout_minor": (T_I64, REQ),
+            "id_checked": (T_BOOL, REQ),
+            "idem": (T_IDEM, REQ),
+        }
+    ),
+    42: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "authorised_by": (T_STAFF, OPT),
+            "reason": (T_STR, REQ),
+            "refund_minor": (T_I64, REQ),
+            "idem": (T_IDEM, REQ),
+        }
+    ),
     64: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     65: t_struct(
         {
