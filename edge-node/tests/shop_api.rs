@@ -248,3 +248,13 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
     let (_, r2) = call(&c, format!("{}/v1/shop/report?from_ms=0&to_ms=9999999999999", n.base), Some("token-three"), None, None).await;
     assert_eq!(r2["entries"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn shipped_jurisdictions_have_valid_retail_rules() {
+    let gb = edge_node::config::load_rules(&repo().join("deploy/jurisdictions/gb.toml")).unwrap();
+    let dk = edge_node::config::load_rules(&repo().join("deploy/jurisdictions/dk.toml")).unwrap();
+    assert!(!gb.retail.unwrap().player_id_required);
+    let dk_retail = dk.retail.unwrap();
+    assert!(dk_retail.player_id_required, "DK: a player id on every shop bet");
+    assert_eq!(dk.currency, Currency::DKK);
+}

@@ -453,3 +453,20 @@ fn account_bet_goes_through_the_gate() {
     assert_eq!(w.st.ledger().balance(&Account::PlayerStakes(p)), 500);
     let _ = Seq::ZERO;
 }
+
+#[test]
+fn shop_cash_account_round_trips() {
+    let a = Account::ShopCash(ShopId::new("s-12").unwrap());
+    let j = serde_json::to_string(&a).unwrap();
+    assert_eq!(j, "\"shop:s-12:cash\"");
+    assert_eq!(serde_json::from_str::<Account>(&j).unwrap(), a);
+    assert!(serde_json::from_str::<Account>("\"shop:S 1:cash\"").is_err());
+    assert!(serde_json::from_str::<Account>("\"shop:s1:stakes\"").is_err());
+}
+
+#[test]
+fn retail_rules_validate() {
+    let r = rules(Some(RetailRules { ticket_expiry_days: 0, ..gb_retail() }));
+    assert_eq!(r.validate().unwrap_err().field, "retail.ticket_expiry_days");
+    assert!(rules(Some(gb_retail())).validate().is_ok());
+}
