@@ -258,3 +258,43 @@ fn shipped_jurisdictions_have_valid_retail_rules() {
     assert!(dk_retail.player_id_required, "DK: a player id on every shop bet");
     assert_eq!(dk.currency, Currency::DKK);
 }
+
+/// An account bet at the counter: the player card id makes the node run the full gate on the
+/// registered player (date of birth prefetched from the PII vault) and stake from the wallet.
+#[tokio::test]
+async fn account_bet_at_the_counter_uses_the_players_wallet_and_gate() {
+    let mut n = start().await;
+    let c = reqwest::Client::new();
+    let (st, p) = call(&c, format!("{}/v1/players", n.base), None, Some("reg-1"),
+        Some(json!({"jurisdiction": "GB", "name": "Ada Example", "date_of_birth": "1990-02-03"}))).await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["player_id"].as_str().unwrap().to_string();
+    let bet = |key: &'static str| {
+        let (c, url, pid) = (c.clone(), format!("{}/v1/shop/bets", n.base), pid.clone());
+        async move {
+            call(&c, url, Some("token-one"), Some(key),
+                Some(json!({"staff_id": "ann", "stake_minor": 800, "currency": "GBP", "player_id": pid, "legs": [{"selection_id": SEL, "price": "1.33"}]}))).await
+        }
+    };
+    // Not yet KYC-verified: the ordinary gate refuses, with its reason code.
+    let (st, e) = bet("acct-1").await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("KYC_REQUIRED")), "{e}");
+    assert_eq!(call(&c, format!("{}/v1/players/{pid}/kyc", n.base), None, Some("kyc-1"), Some(json!({}))).await.0, 200);
+    let (st, e) = bet("acct-2").await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("INSUFFICIENT_FUNDS")), "{e}");
+    assert_eq!(call(&c, format!("{}/v1/players/{pid}/deposits", n.base), None, Some("dep-1"),
+        Some(json!({"amount_minor": 1000, "currency": "GBP", "provider_ref": "psp-1"}))).await.0, 201);
+    let (st, v) = bet("acct-3").await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["ticket"]["holder"], "account");
+    assert_eq!(v["ticket"]["bet"]["player_id"], pid.as_str());
+    let (_, w) = call(&c, format!("{}/v1/players/{pid}/wallet", n.base), None, None, None).await;
+    assert_eq!((w["cash_minor"].as_i64(), w["stakes_held_minor"].as_i64()), (Some(200), Some(800)));
+    // Settled and paid out in cash at the till: the winnings leave the player's wallet.
+    n.settle(&v["ticket"]["bet"], 1064).await;
+    let t = v["ticket"]["ticket_id"].as_str().unwrap();
+    let (st, paid) = call(&c, format!("{}/v1/shop/tickets/{t}/payout", n.base), Some("token-two"), Some("pay-acct"), Some(json!({"staff_id": "bob"}))).await;
+    assert_eq!((st, paid["state"].as_str()), (200, Some("paid")), "{paid}");
+    let (_, w) = call(&c, format!("{}/v1/players/{pid}/wallet", n.base), None, None, None).await;
+    assert_eq!(w["cash_minor"].as_i64(), Some(200));
+}
