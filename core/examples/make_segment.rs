@@ -376,7 +376,7 @@ pub fn build_demo() -> Demo {
         }),
         at,
     ) {
-        Reply::Shop(ShopReply::Ticket(t)) => t,
+        Reply::Shop(ShopReply::Ticket(t)) => *t,
         other => panic!("expected a ticket, got {other:?}"),
     };
     let ticket1 = shop_bet(&mut e, sel(&mou, Outcome::Over), "1.8", 1_000, "shop-bet-0001", 123_456_789, T0 + 8 * min);

@@ -28,7 +28,7 @@ pub struct NotDigitPairs;
 /// Symbol values for `digits` in code set C, with start, checksum and stop.
 pub fn encode_c(digits: &str) -> Result<Vec<u8>, NotDigitPairs> {
     let b = digits.as_bytes();
-    if b.is_empty() || b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() || !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_digit) {
         return Err(NotDigitPairs);
     }
     let mut v = vec![START_C];

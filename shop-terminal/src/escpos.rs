@@ -68,7 +68,7 @@ impl EscPos {
     }
     /// Code 128, code set C (`{C`), two digits per data byte; human-readable text below.
     pub fn code128_digits(&mut self, digits: &str) -> &mut Self {
-        debug_assert!(digits.len() % 2 == 0 && digits.bytes().all(|b| b.is_ascii_digit()));
+        debug_assert!(digits.len().is_multiple_of(2) && digits.bytes().all(|b| b.is_ascii_digit()));
         let pairs: Vec<u8> = digits
             .as_bytes()
             .chunks(2)

@@ -50,7 +50,7 @@ pub struct Frame<'a> {
 
 pub fn page(f: &Frame<'_>, body: &str) -> String {
     let status = if f.online {
-        format!("<span id=\"edge-status\" class=\"online\" role=\"status\">Edge online</span>")
+        "<span id=\"edge-status\" class=\"online\" role=\"status\">Edge online</span>".to_string()
     } else {
         format!(
             "<span id=\"edge-status\" class=\"offline\" role=\"status\">EDGE OFFLINE: bets and payouts refused, nothing queued, reconnecting automatically ({})</span>",

@@ -110,11 +110,11 @@ pub async fn status_loop(app: Shared) {
                     }
                     *s = EdgeStatus { online: true, text: "online".into(), currency, digits, node_id: v["node_id"].as_str().unwrap_or("").into() };
                 }
-                if last_coupon.elapsed() > Duration::from_secs(30) {
-                    if let Ok(m) = app.edge.markets().await {
-                        *app.coupon.write().unwrap() = coupon::build(&m);
-                        last_coupon = std::time::Instant::now();
-                    }
+                if last_coupon.elapsed() > Duration::from_secs(30)
+                    && let Ok(m) = app.edge.markets().await
+                {
+                    *app.coupon.write().unwrap() = coupon::build(&m);
+                    last_coupon = std::time::Instant::now();
                 }
             }
             Err(e) => {
@@ -147,10 +147,12 @@ struct Ctx {
     role: Role,
 }
 
-fn ctx(app: &App, h: &HeaderMap) -> Result<Ctx, Response> {
-    let sid = cookie(h).ok_or_else(|| Redirect::to("/login").into_response())?;
+/// The logged-in session, or a redirect to the login page (boxed: a response is large).
+fn ctx(app: &App, h: &HeaderMap) -> Result<Ctx, Box<Response>> {
+    let login = || Box::new(Redirect::to("/login").into_response());
+    let sid = cookie(h).ok_or_else(login)?;
     let s = app.sessions.lock().unwrap();
-    let sess = s.get(&sid).ok_or_else(|| Redirect::to("/login").into_response())?;
+    let sess = s.get(&sid).ok_or_else(login)?;
     Ok(Ctx { staff_id: sess.staff_id.clone(), role: sess.role, sid })
 }
 
@@ -275,7 +277,7 @@ struct HomeQuery {
 async fn home(State(app): State<Shared>, h: HeaderMap, Query(hq): Query<HomeQuery>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (legs, idem) = {
         let s = app.sessions.lock().unwrap();
@@ -317,7 +319,7 @@ struct AddLegForm {
 async fn add_leg(State(app): State<Shared>, h: HeaderMap, Form(f): Form<AddLegForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let found = {
         let coupon = app.coupon.read().unwrap();
@@ -359,7 +361,7 @@ struct BetForm {
 async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let legs = app.sessions.lock().unwrap()[&c.sid].legs.clone();
     let (currency, dig) = {
@@ -465,7 +467,7 @@ fn load_slip(app: &App, ticket: &str) -> Option<Slip> {
 async fn slip_page(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = match load_slip(&app, &ticket) {
         Some(s) => format!(
@@ -483,7 +485,7 @@ async fn slip_page(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<S
 async fn reprint(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match load_slip(&app, &ticket) {
         Some(s) => print_slip(&app, &c, &s, true).await,
@@ -507,7 +509,7 @@ struct TicketQuery {
 async fn payout_page(State(app): State<Shared>, h: HeaderMap, Query(q): Query<TicketQuery>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut body = String::from("<form method=\"get\" action=\"/payout\" aria-label=\"Scan ticket\"><label for=\"scan\">Scan or type the ticket number</label><input id=\"scan\" name=\"ticket\" inputmode=\"numeric\" autocomplete=\"off\" autofocus required> <button id=\"lookup\">Look up</button></form>");
     if let Some(raw) = q.ticket.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -554,7 +556,7 @@ struct PayForm {
 async fn pay(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>, Form(f): Form<PayForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // One key per (terminal, ticket): a retry after a lost reply cannot pay twice.
     let idem = format!("payout-{}-{}", app.cfg.terminal_id, ticket);
@@ -580,7 +582,7 @@ async fn pay(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>
 async fn void_page(State(app): State<Shared>, h: HeaderMap) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = "<form method=\"post\" action=\"/void\"><label for=\"void-ticket\">Ticket number</label><input id=\"void-ticket\" name=\"ticket\" inputmode=\"numeric\" required autofocus> <label for=\"void-reason\">Reason</label><input id=\"void-reason\" name=\"reason\" required maxlength=\"200\"><fieldset><legend>Shop manager (after the void window, or another cashier's ticket)</legend><label for=\"mgr\">Manager id</label><input id=\"mgr\" name=\"manager_id\"> <label for=\"mgr-pin\">Manager PIN</label><input id=\"mgr-pin\" name=\"manager_pin\" type=\"password\" inputmode=\"numeric\"></fieldset><button id=\"void\" class=\"danger\">Void ticket and refund stake</button></form>";
     render(&app, Some(&c.sid), "Void", body).into_response()
@@ -599,7 +601,7 @@ struct VoidForm {
 async fn void(State(app): State<Shared>, h: HeaderMap, Form(f): Form<VoidForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ticket = f.ticket.trim().to_string();
     // A logged-in shop manager authorises their own voids.
@@ -643,7 +645,7 @@ async fn void(State(app): State<Shared>, h: HeaderMap, Form(f): Form<VoidForm>) 
 async fn drawer_page(State(app): State<Shared>, h: HeaderMap) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let expected = {
         let j = app.journal.lock().unwrap();
@@ -666,7 +668,7 @@ struct DrawerForm {
 async fn drawer(State(app): State<Shared>, h: HeaderMap, Form(f): Form<DrawerForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(a) = parse_minor(&f.amount, digits(&app)).filter(|a| *a > 0) else {
         flash(&app, &c.sid, false, "INVALID_AMOUNT", "enter an amount, e.g. 20 or 12.50");
@@ -694,7 +696,7 @@ async fn drawer(State(app): State<Shared>, h: HeaderMap, Form(f): Form<DrawerFor
 async fn cashup_page(State(app): State<Shared>, h: HeaderMap) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = "<p>Count the drawer, then a shop manager signs off. The till compares its journal with the edge node's records and lists every difference.</p><form method=\"post\" action=\"/cashup\"><label for=\"counted\">Cash counted</label><input id=\"counted\" name=\"counted\" inputmode=\"decimal\" required autofocus><fieldset><legend>Shop manager sign-off</legend><label for=\"cu-mgr\">Manager id</label><input id=\"cu-mgr\" name=\"manager_id\" required> <label for=\"cu-pin\">PIN</label><input id=\"cu-pin\" name=\"manager_pin\" type=\"password\" inputmode=\"numeric\" required></fieldset><button id=\"do-cashup\" class=\"primary\">Cash up</button></form>";
     render(&app, Some(&c.sid), "Cash-up", body).into_response()
@@ -710,7 +712,7 @@ struct CashupForm {
 async fn cashup(State(app): State<Shared>, h: HeaderMap, Form(f): Form<CashupForm>) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let back = |code: &str, msg: String| {
         flash(&app, &c.sid, false, code, msg);
@@ -767,7 +769,7 @@ async fn cashup(State(app): State<Shared>, h: HeaderMap, Form(f): Form<CashupFor
 async fn report(State(app): State<Shared>, h: HeaderMap) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let now = now_ms();
     let day_start = now - now.rem_euclid(86_400_000);

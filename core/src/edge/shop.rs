@@ -344,7 +344,8 @@ pub struct TicketView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShopReply {
-    Ticket(TicketView),
+    /// Boxed: a ticket view is large next to the other replies.
+    Ticket(Box<TicketView>),
 }
 
 /// The pseudonymous account holding a shop's anonymous cash bets.
@@ -389,9 +390,9 @@ impl EdgeState {
     }
 
     fn ticket_reply(&self, id: &TicketId, now: UnixMillis) -> Reply {
-        Reply::Shop(ShopReply::Ticket(
+        Reply::Shop(ShopReply::Ticket(Box::new(
             self.ticket_view(id, now).expect("ticket exists"),
-        ))
+        )))
     }
 
     /// A view of a ticket as it will be once `events` are applied (for the reply).

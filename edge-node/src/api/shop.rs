@@ -151,7 +151,7 @@ pub async fn place(
     };
     let from = s.writer.durable().borrow().seq;
     let ticket = match s.writer.command(Command::Shop(cmd), None).await?? {
-        Reply::Shop(ShopReply::Ticket(t)) => t,
+        Reply::Shop(ShopReply::Ticket(t)) => *t,
         Reply::BetRejected { reason, rules_version, checks } => {
             return Err(ApiError::Rejected { reason, rules_version, checks });
         }
@@ -266,7 +266,7 @@ pub async fn void(
 
 fn ticket_reply(r: Reply) -> Result<Json<TicketView>, ApiError> {
     match r {
-        Reply::Shop(ShopReply::Ticket(t)) => Ok(Json(t)),
+        Reply::Shop(ShopReply::Ticket(t)) => Ok(Json(*t)),
         other => Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     }
 }

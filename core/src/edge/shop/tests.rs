@@ -182,7 +182,7 @@ impl World {
 
 fn ticket(r: Reply) -> TicketView {
     match r {
-        Reply::Shop(ShopReply::Ticket(t)) => t,
+        Reply::Shop(ShopReply::Ticket(t)) => *t,
         other => panic!("expected a ticket, got {other:?}"),
     }
 }
