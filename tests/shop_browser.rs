@@ -2,7 +2,8 @@
 //! `shop-terminal` binaries, Debian's headless Chromium driven through chromedriver
 //! (WebDriver). A cashier logs in with a PIN and a float, builds a bet by event code and
 //! selection code, takes the cash and prints the slip; the result arrives at the hub and the
-//! settlement flows down; the ticket is scanned and paid; bad scans are refused with a code;
+//! settlement flows down; the ticket is scanned and paid; a mis-keyed ticket is voided; bad
+//! scans are refused with a code;
 //! the printer runs out of paper and the slip is reprinted from the journal; the drawer is
 //! cashed up against the node's records; the edge goes away and the till refuses money.
 //! A screenshot of each step is kept under `target/tmp/shop-browser/`.
@@ -227,6 +228,29 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     assert!(String::from_utf8_lossy(&reprint).contains("DUPLICATE"));
     assert!(String::from_utf8_lossy(&reprint).contains(&format!("Ticket {ticket2}")));
 
+    // 3b. A mis-keyed bet, voided by its own cashier inside the window: the stake goes back.
+    b.goto(&format!("{t}/")).await;
+    b.type_into("#event-code", "1000").await;
+    b.type_into("#selection-code", "1").await;
+    b.click("#add-leg").await;
+    b.type_into("#stake", "3").await;
+    b.click("#age-confirmed").await;
+    b.click("#place-bet").await;
+    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PRINTED");
+    let ticket3 = b.text("#slip-ticket").await;
+    b.goto(&format!("{t}/void")).await;
+    b.type_into("#void-ticket", &ticket3).await;
+    b.type_into("#void-reason", "keyed the wrong selection").await;
+    b.click("#void").await;
+    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "VOIDED", "{}", b.page_text().await);
+    assert!(b.text("#flash").await.contains("GBP 3.00"));
+    b.screenshot(&shots.join("04b-void.png")).await;
+    // Voiding again is refused with a code.
+    b.type_into("#void-ticket", &ticket3).await;
+    b.type_into("#void-reason", "again").await;
+    b.click("#void").await;
+    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "TICKET_VOIDED");
+
     // 4. Bad scans are refused with a code.
     b.goto(&format!("{t}/payout")).await;
     b.type_into("#scan", "12345").await;
@@ -272,7 +296,8 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("#lookup").await;
     assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "PAID");
 
-    // 7. Cash-up: 100 float + 10 + 5 stakes - 13.30 paid = 101.70; a manager signs off.
+    // 7. Cash-up: 100 float + 10 + 5 + 3 stakes - 3 refunded - 13.30 paid = 101.70; a manager
+    // signs off.
     b.goto(&format!("{t}/cashup")).await;
     b.type_into("#counted", "101.70").await;
     b.type_into("#cu-mgr", "meg").await;
@@ -291,12 +316,13 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("#login").await;
     b.wait("#event-code").await;
     b.goto(&format!("{t}/report")).await;
-    assert_eq!(b.wait_text("#t-sold-count", |s| !s.is_empty()).await, "2");
-    assert_eq!(b.text("#t-sold-amount").await, "GBP 15.00");
+    assert_eq!(b.wait_text("#t-sold-count", |s| !s.is_empty()).await, "3");
+    assert_eq!(b.text("#t-sold-amount").await, "GBP 18.00");
+    assert_eq!(b.text("#t-cancelled-count").await, "1");
     assert_eq!(b.text("#t-paid-count").await, "1");
     assert_eq!(b.text("#t-over-short").await, "GBP 0.00");
     let shop = b.wait_text("#shop-report", |s| s.contains("t1")).await;
-    assert!(shop.contains("2 / GBP 15.00"), "{shop}");
+    assert!(shop.contains("3 / GBP 18.00"), "{shop}");
     b.screenshot(&shots.join("08-report.png")).await;
 
     // 9. The edge goes away: the till says so and refuses a bet; nothing is queued.
@@ -315,7 +341,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
     reload_until(&b, &format!("{t}/"), "#edge-status", |s| s.contains("Edge online")).await;
     let (_, report) = get(&c, &format!("{e}/v1/node")).await;
-    assert_eq!(report["bets"], 2, "a bet was queued while the node was down: {report}");
+    assert_eq!(report["bets"], 3, "a bet was queued while the node was down: {report}");
     b.quit().await;
     drop(till);
 }

@@ -494,6 +494,12 @@ async fn reprint(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<Str
     Redirect::to(&format!("/slip/{}", urlenc(&ticket))).into_response()
 }
 
+/// Idempotency key for a till action: the terminal plus a hash of what the action is.
+fn action_key(app: &App, prefix: &str, parts: &[&str]) -> String {
+    let h = outpost_core::log::sha256(parts.join("\u{1f}").as_bytes());
+    format!("{prefix}-{}-{}", app.cfg.terminal_id, &hex::encode(h)[..32])
+}
+
 fn urlenc(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
@@ -558,8 +564,9 @@ async fn pay(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>
         Ok(c) => c,
         Err(r) => return *r,
     };
-    // One key per (terminal, ticket): a retry after a lost reply cannot pay twice.
-    let idem = format!("payout-{}-{}", app.cfg.terminal_id, ticket);
+    // The same request from this till (a retry after a lost reply) reuses its key, so it cannot
+    // pay twice; any other till or request is a new key, refused by the node once paid.
+    let idem = action_key(&app, "payout", &[&ticket, &c.staff_id, if f.id_checked.is_some() { "id" } else { "" }]);
     match app.edge.payout(&ticket, &idem, json!({"staff_id": c.staff_id, "id_checked": f.id_checked.is_some()})).await {
         Err(e) => {
             let _ = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, Kind::Refused, Some(&ticket), 0, 0, &format!("payout: {}", e.code()));
@@ -613,7 +620,7 @@ async fn void(State(app): State<Shared>, h: HeaderMap, Form(f): Form<VoidForm>) 
         flash(&app, &c.sid, false, "MANAGER_PIN_WRONG", "that is not a shop manager's id and PIN");
         return Redirect::to("/void").into_response();
     };
-    let idem = format!("void-{}-{}", app.cfg.terminal_id, urlenc(&ticket));
+    let idem = action_key(&app, "void", &[&ticket, &c.staff_id, f.reason.trim(), manager.as_deref().unwrap_or("")]);
     let mut body = json!({"staff_id": c.staff_id, "reason": f.reason});
     if let Some(m) = &manager {
         body["authorised_by"] = json!(m);
