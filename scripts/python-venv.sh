@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (if missing) the repo's Python virtualenv at .venv and install the pinned tool set:
-# LocalStack in host mode (our S3 Object Lock test server) and `cryptography`, which the
-# Python log verifier uses.
+# LocalStack in host mode (our S3 Object Lock test server), `cryptography`, which the
+# Python log verifier uses, and zxing-cpp, which reads back the shop slip's barcode.
 #
 # Usage: scripts/python-venv.sh            # idempotent; fast when already up to date
 #        PYTHON=python3.11 scripts/python-venv.sh
@@ -23,6 +23,9 @@ REQUIREMENTS=(
   'cryptography==43.0.3'
   'pyopenssl==24.2.1'
   'service-identity==24.2.0'
+  # Shop slips: an independent Code 128 reader for the printed barcode (shop-terminal tests).
+  'zxing-cpp==3.1.1'
+  'numpy==2.4.6'
 )
 
 # The marker records exactly what was installed, so editing the pins above triggers a

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 echo "== Python tools (.venv)"
 scripts/python-venv.sh
 
+echo "== Browser for the shop till UI tests (chromium + chromium-driver)"
+scripts/browser.sh
+
 echo "== Build (all binaries and tests)"
 cargo build --workspace --bins --tests --quiet
 

@@ -74,12 +74,16 @@ KINDS = {
     17: "rules_activated",
     18: "cross_operator_figure",
     19: "withdrawal_completed",
+    # Shop terminal (issue 6): 40-47.
+    40: "shop_ticket_issued",
+    41: "shop_ticket_paid",
+    42: "shop_ticket_voided",
     64: "hub_result",
     65: "hub_settlement",
     66: "hub_settlement_reversal",
     67: "bet_settlement_reversed",
 }
-EDGE_KINDS = frozenset(range(1, 20)) | {56, 67}
+EDGE_KINDS = frozenset(range(1, 20)) | {40, 41, 42, 56, 67}
 HUB_KINDS = frozenset({64, 65, 66})
 
 HEADER_FIELDS = (
@@ -418,6 +422,22 @@ T_SELECTION = t_token("selection id", 160)
 T_IDEMKEY = t_token("idempotency key", 128)
 T_JURIS = t_pattern("jurisdiction", JURISDICTION_RE)
 T_SHA256 = t_pattern("SHA-256 (64 lowercase hex chars)", LOWER_HEX64_RE)
+T_SHOP = t_pattern("shop id", DNS_LABEL_RE, 32)
+T_TERMINAL = t_pattern("terminal id", DNS_LABEL_RE, 32)
+T_STAFF = t_pattern("staff id", DNS_LABEL_RE, 32)
+
+
+def T_TICKET(v, path):
+    """18 digits, the last a Luhn (ISO/IEC 7812-1) check digit."""
+    T_STR(v, path)
+    if len(v) != 18 or not v.isdigit() or not v.isascii():
+        _fail(path, f"invalid ticket id {v[:32]!r} (18 digits)")
+    total = 0
+    for i, c in enumerate(reversed(v[:-1])):
+        d = int(c) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    if (10 - total % 10) % 10 != int(v[-1]):
+        _fail(path, f"ticket id {v!r} fails its Luhn check digit")
 
 
 def t_enum(*values):
@@ -432,7 +452,7 @@ T_CURRENCY = t_enum("GBP", "EUR", "USD", "DKK")
 T_OUTCOME = t_enum("home", "draw", "away", "over", "under")
 T_LEG_RESULT = t_enum("win", "lose", "push", "void", "half_win", "half_lose")
 T_MARKET_STATUS = t_enum("open", "suspended", "closed")
-T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement")
+T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement", "shop_stake", "shop_payout", "shop_void")
 T_REASON_CODE = t_enum(
     "JURISDICTION_NOT_SERVED", "KYC_REQUIRED", "AGE_UNKNOWN", "UNDER_AGE", "SELF_EXCLUDED", "CURRENCY_MISMATCH",
     "STAKE_TOO_LOW", "STAKE_TOO_HIGH", "NO_LEGS", "TOO_MANY_LEGS", "DUPLICATE_EVENT", "SELECTION_NOT_FOUND",
@@ -481,11 +501,14 @@ def T_ACCOUNT(v, path):
     if v in ("provider", "house"):
         return
     ok = False
+    if v.startswith("shop:") and v.endswith(":cash"):
+        sid = v[len("shop:") : -len(":cash")]
+        ok = 1 <= len(sid) <= 32 and DNS_LABEL_RE.match(sid) is not None
     if v.startswith("player:"):
         pid, _, kind = v[len("player:") :].rpartition(":")
         ok = kind in ("cash", "stakes", "debt", "pending_withdrawal") and 1 <= len(pid) <= 64 and TOKEN_RE.match(pid) is not None
     if not ok:
-        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, player:{{id}}:debt, player:{{id}}:pending_withdrawal)")
+        _fail(path, f"unknown account {v[:80]!r} (provider, house, player:{{id}}:cash, player:{{id}}:stakes, player:{{id}}:debt, player:{{id}}:pending_withdrawal, shop:{{id}}:cash)")
 
 
 def t_list(item):
@@ -698,6 +721,47 @@ PAYLOAD_SCHEMAS = {
     18: t_struct({"player_id": (T_PLAYER, REQ), "other_operators_month_minor": (T_I64, REQ), "source": (T_STR, REQ), "idem": (T_IDEM, REQ)}),
     19: t_struct(
         {"player_id": (T_PLAYER, REQ), "provider_ref": (T_STR, REQ), "paid": (T_BOOL, REQ), "movement_id": (T_U64, REQ), "idem": (T_IDEM, REQ)}
+    ),
+    40: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "holder": (t_enum("cash", "account"), REQ),
+            "player_id": (T_PLAYER, REQ),
+            "currency": (T_CURRENCY, REQ),
+            "stake_minor": (T_I64, REQ),
+            "potential_payout_minor": (T_I64, REQ),
+            "expires_at_ms": (T_I64, REQ),
+            "rules_version": (T_STR, REQ),
+        }
+    ),
+    41: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "payout_minor": (T_I64, REQ),
+            "id_checked": (T_BOOL, REQ),
+            "idem": (T_IDEM, REQ),
+        }
+    ),
+    42: t_struct(
+        {
+            "ticket_id": (T_TICKET, REQ),
+            "bet_id": (T_BET, REQ),
+            "shop_id": (T_SHOP, REQ),
+            "terminal_id": (T_TERMINAL, REQ),
+            "staff_id": (T_STAFF, REQ),
+            "authorised_by": (T_STAFF, OPT),
+            "reason": (T_STR, REQ),
+            "refund_minor": (T_I64, REQ),
+            "idem": (T_IDEM, REQ),
+        }
     ),
     64: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     65: t_struct(

@@ -21,9 +21,11 @@ use outpost_core::edge::events::TimeOutKind;
 use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply};
 use outpost_core::gate::register;
 use outpost_core::gate::{LimitKind, Window};
+use outpost_core::edge::shop::{Holder, ShopCommand, ShopReply, Till};
 use outpost_core::hub::{self, HubEvent, HubResult, down_log_id};
 use outpost_core::ids::{
-    BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId,
+    BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId, ShopId, StaffId,
+    TerminalId,
 };
 use outpost_core::jurisdiction::JurisdictionRules;
 use outpost_core::log::{
@@ -77,6 +79,13 @@ fn rules() -> JurisdictionRules {
         payout_minor_max: 100_000_000,
         accumulator_legs_max: 20,
         audit_retention_years: 6,
+        retail: Some(outpost_core::edge::shop::RetailRules {
+            cash_id_threshold_minor: 200_000,
+            player_id_required: false,
+            ticket_expiry_days: 180,
+            cross_shop_redemption: true,
+            void_window_secs: 120,
+        }),
         ..outpost_core::jurisdiction::example_rules()
     }
 }
@@ -367,6 +376,43 @@ pub fn build_demo() -> Demo {
     assert!(matches!(r, Reply::BetRejected { .. }), "{r:?}");
     e.commit();
 
+    // Shop counter (docs/shop-operations.md): two anonymous cash tickets at till s1/t1, the
+    // second voided by its cashier inside the void window (seq 17-25).
+    let till = |term: &str, staff: &str| Till {
+        shop_id: ShopId::new("s1").unwrap(),
+        terminal_id: TerminalId::new(term).unwrap(),
+        staff_id: StaffId::new(staff).unwrap(),
+    };
+    let shop_bet = |e: &mut Edge, s: SelectionId, p: &str, stake: i64, key: &str, random: u64, at: i64| match e.run(
+        Command::Shop(ShopCommand::PlaceBet {
+            till: till("t1", "ann"),
+            stake: Money::new(stake, Currency::GBP),
+            legs: vec![LegRequest { selection_id: s, price: Price::parse(p).unwrap() }],
+            holder: Holder::Cash { age_confirmed: true },
+            ticket_random: random,
+            idem: idem(key, key),
+        }),
+        at,
+    ) {
+        Reply::Shop(ShopReply::Ticket(t)) => *t,
+        other => panic!("expected a ticket, got {other:?}"),
+    };
+    let ticket1 = shop_bet(&mut e, sel(&mou, Outcome::Over), "1.8", 1_000, "shop-bet-0001", 123_456_789, T0 + 8 * min);
+    let ticket2 = shop_bet(&mut e, sel(&m1x2, Outcome::Draw), "3.4", 500, "shop-bet-0002", 987_654_321, T0 + 8 * min);
+    e.commit();
+    e.run(
+        Command::Shop(ShopCommand::Void {
+            till: till("t1", "ann"),
+            ticket_id: ticket2.ticket_id.clone(),
+            reason: "keyed the wrong selection".into(),
+            authorised_by: None,
+            idem: idem("void-t1-0002", "void ticket 2"),
+        }),
+        T0 + 9 * min,
+    );
+    e.commit();
+    let shop_placed = e.state.bets[&ticket1.bet.bet_id].placed.clone();
+
     // The hub's downstream chain for gb-1: results and settlements, every record sealed
     // (region-hub/src/down.rs).
     let hk = hub_key();
@@ -598,6 +644,24 @@ pub fn build_demo() -> Demo {
             idem: idem("to-0001", "time out 24h"),
         },
         t_gate,
+    );
+    e.commit();
+
+    // The hub settles the shop ticket (appended to its chain); the edge applies it and the
+    // ticket is paid at the shop's other till.
+    let st_shop = hub::settle_bet(&node, &shop_placed, results((s1b, 2))).unwrap().unwrap();
+    push_hub(&mut hub, &HubEvent::Settlement(st_shop), t_res + 3_600_000 + 60_000);
+    let last = hub.last().unwrap().clone();
+    apply(&mut e, &last, T0 + 3 * 86_400_000 + min);
+    e.commit();
+    e.run(
+        Command::Shop(ShopCommand::Payout {
+            till: till("t2", "bob"),
+            ticket_id: ticket1.ticket_id.clone(),
+            id_checked: false,
+            idem: idem("payout-t2-0001", "pay ticket 1"),
+        }),
+        T0 + 3 * 86_400_000 + 2 * min,
     );
     e.commit();
 

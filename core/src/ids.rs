@@ -132,6 +132,20 @@ string_id!(
     IdemKey, "idempotency key", 128, token, "1-128 chars of A-Z a-z 0-9 - _ . : /"
 );
 
+// Shop estate ids (issue 6: retail).
+string_id!(
+    /// A betting shop of the operator's estate served by this edge node.
+    ShopId, "shop id", 32, dns_label, "1-32 chars of a-z, 0-9, '-'"
+);
+string_id!(
+    /// One till in a shop; bound with its shop id to the terminal's credential.
+    TerminalId, "terminal id", 32, dns_label, "1-32 chars of a-z, 0-9, '-'"
+);
+string_id!(
+    /// A member of shop staff (cashier or manager), as the till authenticated them by PIN.
+    StaffId, "staff id", 32, dns_label, "1-32 chars of a-z, 0-9, '-'"
+);
+
 /// A jurisdiction code such as `GB`, `IE`, `US-NJ`, `DE`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -38,6 +38,9 @@ pub struct JurisdictionRules {
     /// Events nobody in this jurisdiction may bet on, expressed as data.
     #[serde(default)]
     pub banned_events: Vec<BannedEvents>,
+    /// Retail (shop counter) rules; absent means shop bets are refused (fail closed).
+    #[serde(default)]
+    pub retail: Option<crate::edge::shop::RetailRules>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -350,6 +353,9 @@ impl JurisdictionRules {
                     "each ban needs competitions and teams or venue_regions",
                 );
             }
+        }
+        if let Some(r) = &self.retail {
+            r.validate(self).map_err(|(field, p)| RulesError { field, problem: p.into() })?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! Player accounts can never go negative: a posting that would do so is refused before any
 //! posting of the movement is applied.
 
-use crate::ids::PlayerId;
+use crate::ids::{PlayerId, ShopId};
 use crate::money::Currency;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -29,6 +29,9 @@ pub enum Account {
     /// cash (`docs/settlement.md`, "Corrections that exceed the balance"). Never positive: its
     /// balance is minus the debt, and later credits repay it first.
     PlayerDebt(PlayerId),
+    /// Cash over a shop's counters (issue 6), like `PaymentProvider`: debited by cash stakes
+    /// taken in, credited by payouts and refunds paid out; minus the shop's net cash taken.
+    ShopCash(ShopId),
 }
 
 impl Account {
@@ -49,6 +52,7 @@ impl fmt::Display for Account {
             Account::PaymentProvider => f.write_str("provider"),
             Account::House => f.write_str("house"),
             Account::PlayerDebt(p) => write!(f, "player:{p}:debt"),
+            Account::ShopCash(s) => write!(f, "shop:{s}:cash"),
         }
     }
 }
@@ -64,6 +68,9 @@ impl TryFrom<String> for Account {
             "provider" => return Ok(Account::PaymentProvider),
             "house" => return Ok(Account::House),
             _ => {}
+        }
+        if let Some(shop) = s.strip_prefix("shop:").and_then(|r| r.strip_suffix(":cash")) {
+            return ShopId::new(shop).map(Account::ShopCash).map_err(|e| e.to_string());
         }
         let rest = s
             .strip_prefix("player:")

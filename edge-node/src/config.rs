@@ -29,6 +29,9 @@ pub struct EdgeConfig {
     /// The national self-exclusion register source, where the jurisdiction has one.
     #[serde(default)]
     pub register: Option<RegisterSource>,
+    /// Shop tills allowed to use `/v1/shop` (issue 6).
+    #[serde(default)]
+    pub shop_terminals: Vec<crate::api::shop::TerminalCredential>,
 }
 
 /// Where this node gets its copy of the national self-exclusion register.

@@ -236,6 +236,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         public_key: started.key_public.clone(),
         link,
         checkpoints: started.checkpoints.clone(),
+        shop_terminals: Arc::new(cfg.shop_terminals.clone()),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

@@ -113,6 +113,8 @@ pub enum Command {
         paid: bool,
         idem: IdemTag,
     },
+    /// A shop till's command (issue 6).
+    Shop(super::shop::ShopCommand),
 }
 
 /// Inputs the shell passes in: time and the jurisdiction rules in force.
@@ -141,6 +143,7 @@ pub enum Reply {
         checks: Vec<crate::gate::CheckResult>,
     },
     Done,
+    Shop(super::shop::ShopReply),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,6 +196,8 @@ pub enum CommandError {
     DuplicateProviderRef(String),
     #[error("no pending withdrawal with provider reference {0}")]
     UnknownWithdrawal(String),
+    #[error(transparent)]
+    Shop(#[from] super::shop::ShopError),
 }
 
 impl EdgeState {
@@ -468,6 +473,7 @@ impl EdgeState {
             | Command::LoadRegister { .. }
             | Command::ActivateRules { .. }
             | Command::CompleteWithdrawal { .. }) => self.decide_gate(c, ctx),
+            Command::Shop(c) => self.decide_shop(&node_id, c, ctx),
         }
     }
 

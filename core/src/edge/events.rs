@@ -61,6 +61,10 @@ pub enum MovementReason {
     Withdrawal,
     Stake,
     Settlement,
+    // Shop counter (issue 6): cash stake in, ticket payout, void refund.
+    ShopStake,
+    ShopPayout,
+    ShopVoid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +219,9 @@ pub enum EdgeEvent {
     RulesActivated(RulesActivated),
     CrossOperatorFigure(CrossOperatorFigure),
     WithdrawalCompleted(WithdrawalCompleted),
+    ShopTicketIssued(super::shop::ShopTicketIssued),
+    ShopTicketPaid(super::shop::ShopTicketPaid),
+    ShopTicketVoided(super::shop::ShopTicketVoided),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -250,6 +257,9 @@ impl EdgeEvent {
             EdgeEvent::RulesActivated(_) => RecordKind::RulesActivated,
             EdgeEvent::CrossOperatorFigure(_) => RecordKind::CrossOperatorFigure,
             EdgeEvent::WithdrawalCompleted(_) => RecordKind::WithdrawalCompleted,
+            EdgeEvent::ShopTicketIssued(_) => RecordKind::ShopTicketIssued,
+            EdgeEvent::ShopTicketPaid(_) => RecordKind::ShopTicketPaid,
+            EdgeEvent::ShopTicketVoided(_) => RecordKind::ShopTicketVoided,
         }
     }
 
@@ -277,6 +287,9 @@ impl EdgeEvent {
             EdgeEvent::RulesActivated(x) => serde_json::to_vec(x),
             EdgeEvent::CrossOperatorFigure(x) => serde_json::to_vec(x),
             EdgeEvent::WithdrawalCompleted(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketIssued(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketPaid(x) => serde_json::to_vec(x),
+            EdgeEvent::ShopTicketVoided(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -315,6 +328,9 @@ impl EdgeEvent {
             RecordKind::RulesActivated => EdgeEvent::RulesActivated(de(kind, payload)?),
             RecordKind::CrossOperatorFigure => EdgeEvent::CrossOperatorFigure(de(kind, payload)?),
             RecordKind::WithdrawalCompleted => EdgeEvent::WithdrawalCompleted(de(kind, payload)?),
+            RecordKind::ShopTicketIssued => EdgeEvent::ShopTicketIssued(de(kind, payload)?),
+            RecordKind::ShopTicketPaid => EdgeEvent::ShopTicketPaid(de(kind, payload)?),
+            RecordKind::ShopTicketVoided => EdgeEvent::ShopTicketVoided(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

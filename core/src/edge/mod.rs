@@ -11,6 +11,7 @@ mod compliance;
 mod decide;
 pub mod events;
 mod gate_events;
+pub mod shop;
 mod state;
 
 pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};

@@ -94,6 +94,9 @@ pub struct EdgeState {
     /// Register, liabilities, payment references, rules in force (issue 3).
     #[serde(default)]
     pub gate: super::compliance::GateState,
+    /// Shop tickets (issue 6).
+    #[serde(default)]
+    pub shop: super::shop::ShopState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +121,8 @@ pub enum ApplyError {
     Duplicate(String),
     #[error("unreadable record: {0}")]
     Corrupt(String),
+    #[error("shop: {0}")]
+    Shop(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -175,6 +180,7 @@ impl Default for EdgeState {
             next_movement_no: 1,
             bets_rejected: 0,
             gate: Default::default(),
+            shop: Default::default(),
         }
     }
 }
@@ -408,6 +414,9 @@ impl EdgeState {
             | EdgeEvent::RulesActivated(_)
             | EdgeEvent::CrossOperatorFigure(_)
             | EdgeEvent::WithdrawalCompleted(_) => self.apply_gate(ev, at)?,
+            EdgeEvent::ShopTicketIssued(_)
+            | EdgeEvent::ShopTicketPaid(_)
+            | EdgeEvent::ShopTicketVoided(_) => self.apply_shop(ev, at)?,
         }
         Ok(())
     }

@@ -83,6 +83,10 @@ pub enum RecordKind {
     RulesActivated = 17,
     CrossOperatorFigure = 18,
     WithdrawalCompleted = 19,
+    // Shop terminal (issue 6): 40–47.
+    ShopTicketIssued = 40,
+    ShopTicketPaid = 41,
+    ShopTicketVoided = 42,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
@@ -95,7 +99,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 24] = [
+    pub const ALL: [RecordKind; 27] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -117,6 +121,9 @@ impl RecordKind {
         RecordKind::RulesActivated,
         RecordKind::CrossOperatorFigure,
         RecordKind::WithdrawalCompleted,
+        RecordKind::ShopTicketIssued,
+        RecordKind::ShopTicketPaid,
+        RecordKind::ShopTicketVoided,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
         RecordKind::HubSettlementReversal,
@@ -148,6 +155,9 @@ impl RecordKind {
             RecordKind::RulesActivated => "rules_activated",
             RecordKind::CrossOperatorFigure => "cross_operator_figure",
             RecordKind::WithdrawalCompleted => "withdrawal_completed",
+            RecordKind::ShopTicketIssued => "shop_ticket_issued",
+            RecordKind::ShopTicketPaid => "shop_ticket_paid",
+            RecordKind::ShopTicketVoided => "shop_ticket_voided",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
             RecordKind::HubSettlementReversal => "hub_settlement_reversal",

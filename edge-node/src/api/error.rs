@@ -80,8 +80,32 @@ impl From<CommandError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "DUPLICATE_PROVIDER_REF", msg)
             }
             E::UnknownWithdrawal(_) => ApiError::not_found("WITHDRAWAL_NOT_FOUND", msg),
+            E::Shop(e) => shop_error(e),
         }
     }
+}
+
+/// Shop till refusals (issue 6): stable codes the till shows and keys on.
+fn shop_error(e: outpost_core::edge::shop::ShopError) -> ApiError {
+    use outpost_core::edge::shop::ShopError as S;
+    let msg = e.to_string();
+    let (status, code) = match e {
+        S::RetailRulesMissing => (StatusCode::UNPROCESSABLE_ENTITY, "RETAIL_RULES_MISSING"),
+        S::PlayerIdRequired => (StatusCode::UNPROCESSABLE_ENTITY, "PLAYER_ID_REQUIRED"),
+        S::IdRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ID_REQUIRED"),
+        S::AgeNotConfirmed => (StatusCode::UNPROCESSABLE_ENTITY, "AGE_NOT_CONFIRMED"),
+        S::TicketNotFound(_) => (StatusCode::NOT_FOUND, "TICKET_NOT_FOUND"),
+        S::AlreadyPaid { .. } => (StatusCode::CONFLICT, "TICKET_ALREADY_PAID"),
+        S::TicketVoided(_) => (StatusCode::CONFLICT, "TICKET_VOIDED"),
+        S::NotSettled(_) => (StatusCode::CONFLICT, "TICKET_NOT_SETTLED"),
+        S::NothingToPay(_) => (StatusCode::CONFLICT, "TICKET_NOT_A_WINNER"),
+        S::TicketExpired { .. } => (StatusCode::CONFLICT, "TICKET_EXPIRED"),
+        S::OtherShop(_) => (StatusCode::FORBIDDEN, "TICKET_OTHER_SHOP"),
+        S::VoidRefused(_) => (StatusCode::FORBIDDEN, "VOID_REFUSED"),
+        S::Ledger(_) => (StatusCode::UNPROCESSABLE_ENTITY, "LEDGER_REFUSED"),
+        S::TicketIdCollision => (StatusCode::SERVICE_UNAVAILABLE, "TICKET_ID_COLLISION"),
+    };
+    ApiError::new(status, code, msg)
 }
 
 impl IntoResponse for ApiError {

@@ -8,6 +8,7 @@ mod extract;
 mod log;
 mod players;
 mod proofs;
+pub mod shop;
 
 use crate::store::LogStore;
 use crate::writer::WriterHandle;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub checkpoints: Arc<crate::checkpoints::Checkpointer>,
     /// Rules version, register status and the betting-suspended alarm (issue 3).
     pub compliance: watch::Receiver<serde_json::Value>,
+    pub shop_terminals: Arc<Vec<shop::TerminalCredential>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,6 +55,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/proofs/inclusion", get(proofs::inclusion))
         .route("/v1/proofs/consistency", get(proofs::consistency))
         .merge(compliance_routes())
+        .route("/v1/shop/terminal", get(shop::whoami))
+        .route("/v1/shop/bets", post(shop::place))
+        .route("/v1/shop/tickets/{id}", get(shop::get))
+        .route("/v1/shop/tickets/{id}/payout", post(shop::payout))
+        .route("/v1/shop/tickets/{id}/void", post(shop::void))
+        .route("/v1/shop/report", get(shop::report))
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
 }
