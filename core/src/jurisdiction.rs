@@ -410,5 +410,6 @@ pub fn example_rules() -> JurisdictionRules {
         },
         geo: None,
         banned_events: vec![],
+        retail: None,
     }
 }

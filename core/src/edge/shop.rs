@@ -354,7 +354,27 @@ pub fn bearer_player(shop: &ShopId) -> PlayerId {
 }
 
 /// Gate checks that describe the player; replaced for anonymous cash bets by counter checks.
-const PLAYER_CHECKS: [&str; 3] = ["kyc", "age", "self_exclusion"];
+/// The gate's checks on the bet itself, kept for an anonymous cash bet; the player's checks
+/// (identity, age, exclusion, limits, AML patterns, geolocation) are replaced by the counter's.
+const BET_CHECKS: [&str; 17] = [
+    "currency",
+    "stake_min",
+    "stake_max",
+    "legs",
+    "legs_max",
+    "bet_type",
+    "one_leg_per_event",
+    "sport",
+    "market_kind",
+    "market_open",
+    "in_play",
+    "banned_event",
+    "price",
+    "payout_max",
+    "selection_liability",
+    "event_liability",
+    "funds",
+];
 
 impl EdgeState {
     pub fn ticket_view(&self, id: &TicketId, now: UnixMillis) -> Option<TicketView> {
@@ -559,6 +579,8 @@ impl EdgeState {
                         stake,
                         legs,
                         date_of_birth,
+                        geo: None,
+                        price_policy: gate::PricePolicy::Exact,
                         idem,
                     },
                     ctx,
@@ -629,37 +651,63 @@ impl EdgeState {
         }
         // The shared gate for everything about the bet itself (stake, legs, markets, prices);
         // the player checks are replaced by what the counter established.
+        let limits = crate::gate::PlayerLimits::default();
+        let activity = crate::gate::Activity::default();
         let facts = PlayerFacts {
-            jurisdiction: node.jurisdiction.clone(),
+            jurisdiction: &node.jurisdiction,
             kyc_verified: false,
             date_of_birth: None,
             self_excluded: false,
+            identity_sha256: None,
             cash_minor: stake.minor,
+            registered_at: ctx.now,
+            timed_out_until: None,
+            limits: &limits,
+            activity: &activity,
+            last_reality_check_at: ctx.now,
         };
         let leg_facts: Vec<LegFacts<'_>> = legs
             .iter()
-            .map(|l| LegFacts {
-                selection_id: &l.selection_id,
-                requested_price: l.price,
-                market: self
+            .map(|l| {
+                let market = self
                     .selection_index
                     .get(&l.selection_id)
-                    .and_then(|m| self.markets.get(m)),
+                    .and_then(|m| self.markets.get(m));
+                LegFacts {
+                    selection_id: &l.selection_id,
+                    requested_price: l.price,
+                    market,
+                    event: market.and_then(|m| self.events.get(&m.event_id)),
+                    selection_liability_minor: self
+                        .gate
+                        .liability_selection
+                        .get(&l.selection_id)
+                        .copied()
+                        .unwrap_or(0),
+                    event_liability_minor: market
+                        .and_then(|m| self.gate.liability_event.get(&m.event_id))
+                        .copied()
+                        .unwrap_or(0),
+                }
             })
             .collect();
         let served = [node.jurisdiction.clone()];
+        let env = self.gate_env(ctx, &served);
+        // A cash bet has no player: the counter's own checks (age seen by the cashier, the
+        // retail cash threshold) replace the player's, and the till is inside the
+        // jurisdiction by licence, so only the checks on the bet itself are kept.
         let decision = gate::evaluate_bet(&BetFacts {
-            rules: ctx.rules,
-            served: &served,
+            env: &env,
             player: &facts,
-            today: ctx.now.date(),
             stake,
             legs: &leg_facts,
+            price_policy: gate::PricePolicy::Exact,
+            geo: None,
         });
         let mut checks: Vec<_> = decision
             .checks
             .into_iter()
-            .filter(|c| !PLAYER_CHECKS.contains(&c.check.as_str()))
+            .filter(|c| BET_CHECKS.contains(&c.check.as_str()))
             .collect();
         checks.push(gate::CheckResult {
             check: "retail_age_at_counter".into(),
@@ -687,6 +735,8 @@ impl EdgeState {
             rules_version: decision.rules_version.clone(),
             checks: checks.clone(),
             bet_id,
+            flags: vec![],
+            reality_check_due: false,
             idem,
         };
         if !accepted {
@@ -749,6 +799,7 @@ impl EdgeState {
             postings,
             bet_id: Some(bet_id),
             provider_ref: Some(format!("{}/{}", till.shop_id, till.terminal_id)),
+            decision: None,
             idem: None,
         }));
         events.push(EdgeEvent::BetPlaced(placed));
@@ -832,6 +883,7 @@ impl EdgeState {
                 postings,
                 bet_id: Some(t.issued.bet_id.clone()),
                 provider_ref: Some(format!("{}/{}", till.shop_id, till.terminal_id)),
+                decision: None,
                 idem: None,
             }),
             EdgeEvent::ShopTicketPaid(ShopTicketPaid {
@@ -918,6 +970,7 @@ impl EdgeState {
                 postings,
                 bet_id: Some(t.issued.bet_id.clone()),
                 provider_ref: Some(format!("{}/{}", till.shop_id, till.terminal_id)),
+                decision: None,
                 idem: None,
             }),
             EdgeEvent::ShopTicketVoided(ShopTicketVoided {

@@ -14,17 +14,10 @@ const T0: UnixMillis = UnixMillis(1_700_000_000_000);
 
 fn rules(retail: Option<RetailRules>) -> JurisdictionRules {
     JurisdictionRules {
-        code: Jurisdiction::new("GB").unwrap(),
         name: "GB".into(),
         rules_version: "gb-test".into(),
-        currency: Currency::GBP,
-        min_age_years: 18,
-        stake_minor_min: 10,
-        stake_minor_max: 1_000_000,
-        payout_minor_max: 100_000_000,
-        accumulator_legs_max: 20,
-        audit_retention_years: 6,
         retail,
+        ..crate::jurisdiction::example_rules()
     }
 }
 
@@ -98,6 +91,9 @@ impl World {
             &DecideCtx {
                 now,
                 rules: &self.rules,
+                gate: &Default::default(),
+                identity_sha256: None,
+                date_of_birth: None,
             },
         )?;
         for ev in &d.events {
