@@ -61,6 +61,9 @@ async fn start() -> Node {
             key: "unused".into(),
             public_key: hub_key.public().to_hex(),
         }),
+        balance_snapshot: Default::default(),
+        risk: Default::default(),
+        register: None,
         shop_terminals: vec![
             creds("s1", "t1", "token-one"),
             creds("s1", "t2", "token-two"),
@@ -75,6 +78,8 @@ async fn start() -> Node {
         node_id: cfg.node_id.clone(),
         public_key: started.key_public.clone(),
         link: None,
+        checkpoints: started.checkpoints.clone(),
+        compliance: tokio::sync::watch::channel(serde_json::Value::Null).1,
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
