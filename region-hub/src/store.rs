@@ -529,14 +529,12 @@ impl HubState {
                 params![node.as_str(), body.seq.0 as i64, body.kind as u8 as i64, body.timestamp.0, hash.to_hex(), frame.encode()],
             )?;
             inserted = true;
-            if body.kind == RecordKind::MarketOpened {
-                if let Ok(EdgeEvent::MarketOpened(m)) =
+            if body.kind == RecordKind::MarketOpened
+                && let Ok(EdgeEvent::MarketOpened(m)) =
                     EdgeEvent::from_payload(body.kind, &body.payload)
-                {
-                    if crate::settlement::note_event(&tx, &m.event.event_id, now)? {
-                        new_events.push(m.event.event_id);
-                    }
-                }
+                && crate::settlement::note_event(&tx, &m.event.event_id, now)?
+            {
+                new_events.push(m.event.event_id);
             }
             if body.kind == RecordKind::BetPlaced {
                 match EdgeEvent::from_payload(body.kind, &body.payload) {
