@@ -56,6 +56,12 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         .status()
         .unwrap();
     assert!(st.success());
+    // Balance snapshots every few records, so the hub's reconciliation has some to check and
+    // the Python verifier sees kind 56.
+    let edge_cfg = dir.path().join("gb-1.toml");
+    let mut text = std::fs::read_to_string(&edge_cfg).unwrap();
+    text.push_str("\n[balance_snapshot]\nevery_records = 4\n");
+    std::fs::write(&edge_cfg, text).unwrap();
     let mut hub = Proc::start(
         "hub",
         &bin("region-hub"),
@@ -394,6 +400,67 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // On-demand reconciliation of the current hour against the running hub: the five checks
+    // plus re-reading the window's audit objects from S3. A correct session has no major or
+    // critical finding; the signed report is served to ops.
+    let hour = region_hub::reconcile::Hour::containing(outpost_core::time::UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    ))
+    .to_string();
+    let out = std::process::Command::new(outpost_bin())
+        .args([
+            "reconcile",
+            "--config",
+            &format!("{d}/hub.toml"),
+            "--hour",
+            &hour,
+            "--json",
+        ])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    let report = &summary["reports"][0];
+    assert_eq!(report["jurisdiction"], "GB", "{summary}");
+    assert_eq!(
+        (report["major"].as_i64(), report["critical"].as_i64()),
+        (Some(0), Some(0)),
+        "{summary}"
+    );
+    assert!(
+        summary["audit_verified"]["objects"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let reports: serde_json::Value = c
+        .get(format!("{h}/v1/reconciliation/reports?hour={hour}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let served = &reports["reports"][0];
+    assert_eq!(served["hour"], hour.as_str());
+    let balances = served["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "balances")
+        .unwrap();
+    assert!(
+        balances["examined"].as_u64().unwrap() > 0,
+        "balance snapshots were checked: {served}"
     );
     edge.terminate();
     hub.terminate();

@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn idem(k: &str) -> IdemTag {
-    IdemTag { key: IdemKey::new(k).unwrap(), request_sha256: "00".repeat(32) }
+    IdemTag {
+        key: IdemKey::new(k).unwrap(),
+        request_sha256: "00".repeat(32),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,14 +94,23 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
                 snapshots += 1;
                 assert_eq!(b.kind, RecordKind::BalanceSnapshot);
                 assert_eq!(s.as_of_seq.0 + 1, b.seq.0, "as of the record before it");
-                assert!(f.seal.is_some(), "a snapshot ends its commit group, so it is sealed");
+                assert!(
+                    f.seal.is_some(),
+                    "a snapshot ends its commit group, so it is sealed"
+                );
                 assert_eq!((s.part, s.parts), (1, 1));
                 for pb in &s.players {
-                    assert_eq!(pb.cash_minor, derived.get(pb.player_id.as_str()).copied().unwrap_or(0));
+                    assert_eq!(
+                        pb.cash_minor,
+                        derived.get(pb.player_id.as_str()).copied().unwrap_or(0)
+                    );
                 }
                 let total: i64 = derived.values().sum();
                 assert_eq!(s.total_cash_minor, total);
-                assert!(i + 1 == frames.len() || frames[i + 1].parse_body().unwrap().kind != RecordKind::BalanceSnapshot);
+                assert!(
+                    i + 1 == frames.len()
+                        || frames[i + 1].parse_body().unwrap().kind != RecordKind::BalanceSnapshot
+                );
             }
             _ => {}
         }

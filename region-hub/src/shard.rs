@@ -141,7 +141,10 @@ mod tests {
         let yaml = include_str!("../../deploy/k8s/hub-config.yaml");
         let mut shards: Vec<(String, String)> = Vec::new();
         for line in yaml.lines() {
-            if let Some(name) = line.strip_prefix("  shard-").and_then(|l| l.strip_suffix(".toml: |")) {
+            if let Some(name) = line
+                .strip_prefix("  shard-")
+                .and_then(|l| l.strip_suffix(".toml: |"))
+            {
                 shards.push((name.to_string(), String::new()));
             } else if let Some((_, body)) = shards.last_mut() {
                 body.push_str(line.strip_prefix("    ").unwrap_or(line));
@@ -150,11 +153,17 @@ mod tests {
         }
         assert_eq!(shards.len(), 2);
         for (n, body) in shards {
-            let body = body.replace("${S3_ACCESS_KEY}", "AKIA").replace("${S3_SECRET_KEY}", "secret");
-            let c = crate::HubConfig::from_toml(&body, std::path::Path::new("/")).unwrap_or_else(|e| panic!("shard-{n}.toml: {e}"));
+            let body = body
+                .replace("${S3_ACCESS_KEY}", "AKIA")
+                .replace("${S3_SECRET_KEY}", "secret");
+            let c = crate::HubConfig::from_toml(&body, std::path::Path::new("/"))
+                .unwrap_or_else(|e| panic!("shard-{n}.toml: {e}"));
             assert!(c.shard.id.is_some());
             for node in &c.nodes {
-                assert!(c.shard.owns(&node.id, &node.jurisdiction), "shard-{n} owns its nodes");
+                assert!(
+                    c.shard.owns(&node.id, &node.jurisdiction),
+                    "shard-{n} owns its nodes"
+                );
             }
         }
     }

@@ -121,3 +121,44 @@ impl ReconcileConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ReconcileConfig, (String, String)> {
+        ReconcileConfig::from_raw(Some(toml::from_str::<RawReconcile>(text).unwrap()))
+    }
+
+    #[test]
+    fn defaults_overrides_and_errors_name_the_field() {
+        assert_eq!(
+            ReconcileConfig::from_raw(None).unwrap(),
+            ReconcileConfig::default()
+        );
+        let c = parse("every_minutes = 15\nminor_max_minor = 50\naudit_major_after_minutes = 120\nenabled = false").unwrap();
+        assert_eq!((c.every_minutes, c.enabled), (15, false));
+        assert_eq!(c.thresholds.minor_max_minor, 50);
+        assert_eq!(c.thresholds.audit_major_after_ms, 120 * 60_000);
+        for (text, field) in [
+            ("every_minutes = 0", "reconcile.every_minutes"),
+            ("every_minutes = 61", "reconcile.every_minutes"),
+            ("delay_minutes = 60", "reconcile.delay_minutes"),
+            ("minor_max_minor = -1", "reconcile.minor_max_minor"),
+            (
+                "minor_max_minor = 500\nmajor_max_minor = 100",
+                "reconcile.major_max_minor",
+            ),
+            (
+                "audit_minor_after_minutes = 90",
+                "reconcile.audit_major_after_minutes",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().0, field, "{text}");
+        }
+        assert!(
+            toml::from_str::<RawReconcile>("every_minute = 5").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}
