@@ -665,7 +665,16 @@ fn validate_market(event: &SportEvent, m: &Market) -> Result<(), CommandError> {
         return bad("market id does not match its event and kind");
     }
     let outcomes: Vec<_> = m.selections.iter().map(|s| s.outcome).collect();
-    if outcomes != m.kind.outcomes() {
+    if !m.kind.is_valid() {
+        return bad("invalid market kind (each-way terms, places or score range)");
+    }
+    if m.kind.is_open_set() {
+        // Runner markets: at least two distinct runners.
+        let distinct: std::collections::BTreeSet<_> = outcomes.iter().collect();
+        if outcomes.len() < 2 || distinct.len() != outcomes.len() || !outcomes.iter().all(|o| m.kind.accepts(o)) {
+            return bad("selections do not match the market kind");
+        }
+    } else if outcomes != m.kind.outcomes() {
         return bad("selections do not match the market kind");
     }
     for s in &m.selections {

@@ -242,7 +242,7 @@ struct RawRunnerDef {
 #[serde(untagged)]
 enum RawNum {
     Num(f64),
-    Text(String),
+    Text(#[allow(dead_code)] String),
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@
 //! typed errors, never panic, and turn feed prices into exact thousandths.
 
 pub mod betfair;
-// pub mod book;
+pub mod book;
 pub mod decimal;
-// pub mod records;
+pub mod records;
 pub mod uof;
