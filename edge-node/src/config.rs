@@ -20,6 +20,8 @@ pub struct EdgeConfig {
     #[serde(default)]
     pub fixtures: Vec<FixtureSource>,
     pub hub: Option<HubLinkConfig>,
+    #[serde(default)]
+    pub odds: crate::odds::config::OddsConfig,
 }
 
 /// A football-data.co.uk CSV whose matches are opened as markets on first start.

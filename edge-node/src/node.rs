@@ -166,12 +166,14 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         )?),
         None => None,
     };
+    let odds = crate::odds::start(&cfg, &started.writer, &shutdown).await?;
     let state = AppState {
         writer: started.writer.clone(),
         store: started.store.clone(),
         node_id: cfg.node_id.clone(),
         public_key: started.key_public.clone(),
         link,
+        odds: Some(odds),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

@@ -4,6 +4,7 @@
 
 use super::events::*;
 use super::state::{BetStatus, BetView, EdgeState, IdemOutcome, PlayerView};
+use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::gate::{self, BetFacts, GateDecision, LegFacts, PlayerFacts, ReasonCode};
 use crate::hub::{HubEvent, HubResult, HubSettlement};
 use crate::ids::{BetId, Jurisdiction, NodeId, PlayerId, SelectionId, Seq};
@@ -65,6 +66,11 @@ pub enum Command {
     ApplyDown {
         down: DownRef,
         event: HubEvent,
+    },
+    /// Changes decided by the odds book (`feed::book`) to be logged: one record each.
+    RecordOdds {
+        producers: Vec<ProducerChanged>,
+        changes: Vec<OddsChanged>,
     },
 }
 
@@ -349,6 +355,14 @@ impl EdgeState {
                 )
             }
             Command::ApplyDown { down, event } => self.apply_down(&node_id, down, event),
+            Command::RecordOdds { producers, changes } => Ok(Decided {
+                events: producers
+                    .into_iter()
+                    .map(EdgeEvent::ProducerChanged)
+                    .chain(changes.into_iter().map(EdgeEvent::OddsChanged))
+                    .collect(),
+                reply: Reply::Done,
+            }),
         }
     }
 

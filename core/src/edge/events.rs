@@ -7,6 +7,7 @@ use crate::ids::{
     BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
 };
 use crate::ledger::Posting;
+use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::log::RecordKind;
 use crate::market::{Market, MarketKind, Outcome, SportEvent};
 use crate::money::Currency;
@@ -168,6 +169,8 @@ pub enum EdgeEvent {
     EventResulted(EventResulted),
     BetSettled(BetSettled),
     DownSkipped(DownSkipped),
+    OddsChanged(OddsChanged),
+    ProducerChanged(ProducerChanged),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +195,8 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(_) => RecordKind::EventResulted,
             EdgeEvent::BetSettled(_) => RecordKind::BetSettled,
             EdgeEvent::DownSkipped(_) => RecordKind::DownSkipped,
+            EdgeEvent::OddsChanged(_) => RecordKind::OddsChanged,
+            EdgeEvent::ProducerChanged(_) => RecordKind::ProducerChanged,
         }
     }
 
@@ -208,6 +213,8 @@ impl EdgeEvent {
             EdgeEvent::EventResulted(x) => serde_json::to_vec(x),
             EdgeEvent::BetSettled(x) => serde_json::to_vec(x),
             EdgeEvent::DownSkipped(x) => serde_json::to_vec(x),
+            EdgeEvent::OddsChanged(x) => serde_json::to_vec(x),
+            EdgeEvent::ProducerChanged(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -231,6 +238,8 @@ impl EdgeEvent {
             RecordKind::EventResulted => EdgeEvent::EventResulted(de(kind, payload)?),
             RecordKind::BetSettled => EdgeEvent::BetSettled(de(kind, payload)?),
             RecordKind::DownSkipped => EdgeEvent::DownSkipped(de(kind, payload)?),
+            RecordKind::OddsChanged => EdgeEvent::OddsChanged(de(kind, payload)?),
+            RecordKind::ProducerChanged => EdgeEvent::ProducerChanged(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

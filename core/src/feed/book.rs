@@ -477,6 +477,8 @@ impl OddsBook {
             return; // no reopening a market whose betting has ended
         }
         bm.view.in_play |= in_play;
+        // A market restored from the log learns its producer from the first fresh message.
+        bm.view.producer = producer.to_string();
         bm.bet_stopped = false;
         let mut reason = ChangeReason::FeedOdds;
         match m.status {

@@ -72,13 +72,18 @@ pub enum RecordKind {
     BetSettled = 10,
     /// A downstream record the edge acknowledged without effect (e.g. a duplicate settlement).
     DownSkipped = 11,
+    // --- odds/markets (issue 4): 28–39 ---
+    /// A feed market's status or offered prices changed (payload `feed::records::OddsChanged`).
+    OddsChanged = 28,
+    /// A feed producer went up (recovery complete) or down (silent, lost).
+    ProducerChanged = 29,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -90,6 +95,8 @@ impl RecordKind {
         RecordKind::EventResulted,
         RecordKind::BetSettled,
         RecordKind::DownSkipped,
+        RecordKind::OddsChanged,
+        RecordKind::ProducerChanged,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
     ];
@@ -109,6 +116,8 @@ impl RecordKind {
             RecordKind::EventResulted => "event_resulted",
             RecordKind::BetSettled => "bet_settled",
             RecordKind::DownSkipped => "down_skipped",
+            RecordKind::OddsChanged => "odds_changed",
+            RecordKind::ProducerChanged => "producer_changed",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
         }

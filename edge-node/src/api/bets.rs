@@ -52,6 +52,7 @@ pub async fn place(
         ));
     }
     let tag = idem.tag("POST /v1/bets", &b);
+    crate::odds::hold_in_play(s.odds.as_ref(), b.legs.iter().map(|l| &l.selection_id)).await;
     let legs = b
         .legs
         .into_iter()

@@ -5,6 +5,7 @@ mod bets;
 pub mod error;
 mod extract;
 mod log;
+mod odds;
 mod players;
 
 use crate::store::LogStore;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub node_id: NodeId,
     pub public_key: String,
     pub link: Option<watch::Receiver<serde_json::Value>>,
+    pub odds: Option<Arc<crate::odds::OddsHub>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bets/{id}", get(bets::get))
         .route("/v1/log", get(log::page))
         .route("/v1/log/segment", get(log::segment))
+        .route("/v1/feed/uof", post(odds::push_uof))
+        .route("/v1/feed/betfair", post(odds::push_betfair))
+        .route("/v1/feed/stats", get(odds::stats))
+        .route("/v1/odds", get(odds::snapshot))
+        .route("/v1/odds/stream", get(odds::stream))
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
 }
