@@ -3,6 +3,7 @@
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
 mod demo;
+mod feed_replay;
 mod init;
 mod verify;
 
@@ -45,6 +46,11 @@ enum Cmd {
         public_key: String,
         files: Vec<PathBuf>,
     },
+    /// Feed tools (replay a recorded feed into a node).
+    Feed {
+        #[command(subcommand)]
+        cmd: feed_replay::FeedCmd,
+    },
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -83,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             exit_after_demo,
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
+        Cmd::Feed { cmd } => rt.block_on(feed_replay::run(cmd)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

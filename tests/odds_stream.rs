@@ -235,3 +235,52 @@ async fn real_uof_messages_reach_a_stream_client() {
     assert_eq!(markets.len(), 2);
     assert!(markets.iter().all(|m| m["status"] == "suspended"), "{o}");
 }
+
+/// `outpost feed replay` plays the real Hamilton race (historical file, 480 messages) and a
+/// UOF recording into a node: the race ends settled with its two non-runners removed, and the
+/// stream sequence matches the number of logged changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_tool_plays_recorded_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let base = format!("http://{http}");
+    let mut node = start(dir.path(), &http);
+    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let c = client();
+    let race = repo_root().join("fixtures/betfair/betfairlightweight/BASIC-1.132153978");
+    let out = std::process::Command::new(outpost_bin())
+        .args(["feed", "replay", "--file", race.to_str().unwrap(), "--speed", "max", "--historical", "--to", &base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(report.contains("\"200\": 480"), "{report}");
+    let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
+    let m = &o["markets"][0];
+    assert_eq!(m["status"], "settled", "{o}");
+    assert_eq!(m["selections"].as_array().unwrap().len(), 12);
+    let (_, s) = get(&c, &format!("{base}/v1/feed/stats")).await;
+    assert_eq!(s["messages"]["applied"], 480, "{s}");
+    assert_eq!(s["odds_seq"], o["seq"]);
+
+    // A UOF recording, one message per line, at 1000x: alive, snapshot, odds, bet_stop.
+    let flat = |p: &str| fixture(p).lines().filter(|l| !l.starts_with("<?xml")).collect::<Vec<_>>().join(" ");
+    let lines = [
+        flat("uof/schema-samples/alive.xml").replace("product=\"1\"", "product=\"3\""),
+        flat("uof/schema-samples/snapshot_complete.xml").replace("product=\"1\"", "product=\"3\""),
+        flat("uof/schema-samples/odds_change.xml"),
+        flat("uof/schema-samples/bet_stop.xml").replace("1653576646190", "1653576646191"),
+        "not a feed message".to_string(),
+    ];
+    let rec = dir.path().join("uof.rec");
+    std::fs::write(&rec, lines.join("\n")).unwrap();
+    let out = std::process::Command::new(outpost_bin())
+        .args(["feed", "replay", "--file", rec.to_str().unwrap(), "--speed", "1000x", "--to", &base])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
+    let uof = o["markets"].as_array().unwrap().iter().find(|m| m["market_id"] == "sr:match:42:1x2").unwrap().clone();
+    assert_eq!(uof["status"], "suspended", "bet_stop after the odds: {uof}");
+    assert!(uof["selections"].as_array().unwrap().iter().all(|s| s["price"].is_string()));
+}

@@ -61,8 +61,21 @@ pub async fn push_uof(State(s): State<AppState>, body: Bytes) -> Result<Json<ser
     push(s, FeedKind::Uof, body).await
 }
 
-pub async fn push_betfair(State(s): State<AppState>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
-    push(s, FeedKind::Betfair, body).await
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BetfairQuery {
+    /// The message is a line of a Betfair historical-data file (a complete recorded state).
+    #[serde(default)]
+    historical: bool,
+}
+
+pub async fn push_betfair(
+    State(s): State<AppState>,
+    super::extract::Query(q): super::extract::Query<BetfairQuery>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let kind = if q.historical { FeedKind::BetfairHistorical } else { FeedKind::Betfair };
+    push(s, kind, body).await
 }
 
 pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
