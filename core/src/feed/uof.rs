@@ -232,7 +232,9 @@ struct Attrs<'a> {
 impl<'a> Attrs<'a> {
     fn read(element: &'static str, e: &'a BytesStart<'a>) -> Result<Attrs<'a>, UofError> {
         let mut list = Vec::with_capacity(8);
-        for a in e.attributes() {
+        // Duplicate-attribute checks are quadratic and the XML spec makes duplicates an error we
+        // need not diagnose: the first occurrence wins.
+        for a in e.attributes().with_checks(false) {
             let a = a.map_err(|err| UofError::Xml {
                 position: 0,
                 detail: err.to_string(),
@@ -363,6 +365,7 @@ pub fn parse(xml: &[u8]) -> Result<UofMessage, UofError> {
     }
     let mut r = Reader::from_reader(xml);
     r.config_mut().check_end_names = true;
+    r.config_mut().trim_text(true);
     // Find the root element.
     let (root, root_empty) = loop {
         match r.read_event().map_err(|e| xml_err(&r, e))? {
