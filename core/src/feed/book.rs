@@ -21,6 +21,7 @@ use super::uof::{self, UofMarket, UofMarketStatus, UofMessage};
 use crate::ids::{EventId, MarketId};
 use crate::market::{Line, Market, MarketKind, MarketStatus, Outcome};
 use crate::price::{PRICE_MILLI_MAX, Price};
+use crate::pricing::each_way::standard_terms;
 use crate::pricing::policy::PricingPolicy;
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
@@ -733,7 +734,14 @@ impl OddsBook {
         let mid = match (&mc.definition, self.bf_index(&key)) {
             (Some(d), _) => {
                 let kind = match d.market_type.as_deref() {
-                    Some("WIN") => MarketKind::RaceWin { each_way: None },
+                    Some("WIN") => {
+                        // Place terms from the declared field (fixed when the market is first
+                        // seen); a handicap is named "… Hcap"/"… Handicap" by Betfair.
+                        let runners = d.runners.iter().filter(|r| r.status == RunnerStatus::Active).count();
+                        let name = d.name.as_deref().unwrap_or("");
+                        let handicap = name.contains("Hcap") || name.contains("Handicap");
+                        MarketKind::RaceWin { each_way: standard_terms(runners, handicap) }
+                    }
                     Some("PLACE") if (1..=10).contains(&d.number_of_winners) => {
                         MarketKind::RacePlace { places: d.number_of_winners as u8 }
                     }

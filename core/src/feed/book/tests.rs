@@ -189,6 +189,9 @@ fn betfair_hamilton_non_runners_and_settlement() {
     }
     let last = all.last().unwrap();
     assert_eq!(last.market.status, MarketStatus::Settled);
+    // "1m Hcap" with 14 declared runners: standard each-way terms 3 places at 1/4.
+    let MarketKind::RaceWin { each_way: Some(t) } = last.market.kind else { panic!("{:?}", last.market.kind) };
+    assert_eq!((t.places, t.fraction_num, t.fraction_den), (3, 1, 4));
     assert_eq!(last.market.selections.len(), 12);
     assert!(all.windows(2).all(|w| w[1].odds_seq == w[0].odds_seq + 1), "gap-free sequence");
 }
