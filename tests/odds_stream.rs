@@ -312,3 +312,60 @@ async fn replay_tool_plays_recorded_feeds() {
     assert_eq!(uof["status"], "suspended", "bet_stop after the odds: {uof}");
     assert!(uof["selections"].as_array().unwrap().iter().all(|s| s["price"].is_string()));
 }
+
+/// The WebSocket feed source: the node connects to a provider socket (here a real WebSocket
+/// server in the test) and applies every frame; a malformed frame is counted and skipped, and
+/// after the provider drops the connection the node reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_feed_source() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = listener.local_addr().unwrap();
+    let snap_done = fixture("uof/schema-samples/snapshot_complete.xml").replace("product=\"1\"", "product=\"3\"");
+    let odds = fixture("uof/schema-samples/odds_change.xml");
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let conns = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = listener.accept().await.unwrap();
+            let n = conns.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut ws = tokio_tungstenite::accept_async(sock).await.unwrap();
+            if n == 0 {
+                // First connection: odds, a malformed frame, recovery; then drop the socket.
+                for m in [odds.clone(), "<odds_change".to_string(), snap_done.clone()] {
+                    ws.send(Message::text(m)).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                drop(ws);
+            } else {
+                // Reconnected: keep the connection open.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(ws);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let base = format!("http://{http}");
+    let cfg = write_edge_config(
+        dir.path(),
+        "gb-ws",
+        &http,
+        Some(&format!("\n[odds]\n[[odds.websockets]]\nurl = \"ws://{ws_addr}/feed\"\nformat = \"uof\"\n")),
+    );
+    let mut node = Proc::start("edge", &bin("edge-node"), &["run", "--config", cfg.to_str().unwrap()], dir.path());
+    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
+        let (_, s) = get(&c, &format!("{base}/v1/feed/stats")).await;
+        let open = o["markets"].as_array().is_some_and(|m| m.iter().any(|m| m["status"] == "open"));
+        if open && s["messages"]["malformed"] == 1 && connections.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "websocket feed not applied: {o} {s}\n{}", node.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
