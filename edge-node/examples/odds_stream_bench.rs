@@ -133,20 +133,28 @@ async fn main() -> anyhow::Result<()> {
         let (http, base, sent) = (http.clone(), base.clone(), sent.clone());
         posts.push(tokio::spawn(async move {
             let at = Instant::now();
-            let r: serde_json::Value = http.post(format!("{base}/v1/feed/uof")).body(body).send().await.ok()?.json().await.ok()?;
-            let seq = r["first_seq"].as_u64()?;
+            let r = http.post(format!("{base}/v1/feed/uof")).body(body).send().await.map_err(|e| e.to_string())?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            let rtt = at.elapsed();
+            let seq = v["first_seq"].as_u64().ok_or_else(|| format!("{status}: {}", v["error"]["code"]))?;
             sent.lock().unwrap().insert(seq, at);
-            Some(seq)
+            Ok::<_, String>((seq, rtt))
         }));
     }
     let mut last = 0;
-    let mut failed = 0;
+    let mut failed: HashMap<String, usize> = HashMap::new();
+    let mut rtts = Vec::new();
     for p in posts {
         match p.await? {
-            Some(s) => last = last.max(s),
-            None => failed += 1,
+            Ok((s, rtt)) => {
+                last = last.max(s);
+                rtts.push(rtt);
+            }
+            Err(e) => *failed.entry(e).or_default() += 1,
         }
     }
+    rtts.sort();
     let send_elapsed = t0.elapsed();
     stop_seq.store(last, std::sync::atomic::Ordering::Relaxed);
     let mut lat = Vec::new();
@@ -164,9 +172,14 @@ async fn main() -> anyhow::Result<()> {
     lat.sort();
     println!(
         "odds stream: {clients} clients, {messages} odds_change messages ({} selection updates) in {:.2?} \
-         (target {rate} selection updates/s), {failed} failed posts",
+         (target {rate} selection updates/s), failed posts {failed:?}",
         messages * SELECTIONS_PER_MESSAGE,
         send_elapsed
+    );
+    println!(
+        "POST /v1/feed/uof round trip (parse, price, log durably, publish) p50 {:.3?} p99 {:.3?}",
+        percentile(&rtts, 0.50),
+        percentile(&rtts, 0.99)
     );
     println!(
         "deliveries {received} (expected {}), arrival→client latency p50 {:.3?} p90 {:.3?} p99 {:.3?} p99.9 {:.3?} max {:.3?}",

@@ -14,16 +14,18 @@ use super::AppState;
 use super::error::ApiError;
 use crate::odds::{FeedKind, OddsHub};
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use futures_util::stream;
 use outpost_core::feed::book::Skip;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::broadcast::error::RecvError;
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Feed messages above this are refused before parsing (the parsers also bound input).
 const FEED_BODY_MAX: usize = 4 * 1024 * 1024;
@@ -95,34 +97,48 @@ pub async fn snapshot(State(s): State<AppState>) -> Result<Json<serde_json::Valu
     Ok(Json(serde_json::json!({ "seq": seq, "markets": markets })))
 }
 
-pub async fn stream(
-    State(s): State<AppState>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+/// Frames already waiting for a client are written together (one write, not one per change),
+/// which keeps a slow moment from turning into a backlog when many clients are connected.
+const COALESCE_MAX: usize = 256;
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn stream(State(s): State<AppState>) -> Result<Response, ApiError> {
     let (seq, markets, rx) = hub(&s)?.subscribe();
-    let first = Event::default()
-        .event("snapshot")
-        .id(seq.to_string())
-        .data(serde_json::json!({ "seq": seq, "markets": markets }).to_string());
-    // State: (pending first event, receiver, finished).
-    let st = (Some(first), rx, false);
-    let s = stream::unfold(st, |(first, mut rx, done)| async move {
+    let snapshot = serde_json::json!({ "seq": seq, "markets": markets }).to_string();
+    let first = Bytes::from(format!("event: snapshot\nid: {seq}\ndata: {snapshot}\n\n"));
+    // State: (pending first frame, receiver, finished).
+    let body = stream::unfold((Some(first), rx, false), |(first, mut rx, done)| async move {
         if done {
             return None;
         }
-        if let Some(ev) = first {
-            return Some((Ok(ev), (None, rx, false)));
+        if let Some(f) = first {
+            return Some((Ok::<Bytes, Infallible>(f), (None, rx, false)));
         }
-        match rx.recv().await {
-            Ok(p) => {
-                let ev = Event::default().event("change").id(p.seq.to_string()).data(&*p.json);
-                Some((Ok(ev), (None, rx, false)))
+        let p = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+            Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (None, rx, false))),
+            Ok(Ok(p)) => p,
+            Ok(Err(RecvError::Lagged(n))) => {
+                let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
+                return Some((Ok(f), (None, rx, true)));
             }
-            Err(RecvError::Lagged(n)) => {
-                let ev = Event::default().event("resync").data(format!("{{\"missed\":{n}}}"));
-                Some((Ok(ev), (None, rx, true)))
+            Ok(Err(RecvError::Closed)) => return None,
+        };
+        let mut out = BytesMut::from(&p.frame[..]);
+        for _ in 0..COALESCE_MAX {
+            match rx.try_recv() {
+                Ok(p) => out.extend_from_slice(&p.frame),
+                Err(TryRecvError::Lagged(n)) => {
+                    out.extend_from_slice(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n").as_bytes());
+                    return Some((Ok(out.freeze()), (None, rx, true)));
+                }
+                Err(_) => break,
             }
-            Err(RecvError::Closed) => None,
         }
+        Some((Ok(out.freeze()), (None, rx, false)))
     });
-    Ok(Sse::new(s).keep_alive(KeepAlive::default()))
+    Ok((
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }

@@ -50,11 +50,12 @@ struct Input {
     reply: Option<oneshot::Sender<Result<IngestReport, Skip>>>,
 }
 
-/// One published change, pre-serialised once for every client.
+/// One published change, pre-serialised once for every client as a complete SSE frame
+/// (`event: change`, `id: <seq>`, `data: <json>`).
 #[derive(Clone)]
 pub struct Published {
     pub seq: u64,
-    pub json: Arc<str>,
+    pub frame: bytes::Bytes,
 }
 
 #[derive(Default)]
@@ -152,11 +153,13 @@ impl OddsHub {
     fn publish(&self, changes: &[OddsChanged]) {
         let mut v = self.view.lock().expect("view lock");
         for c in changes {
-            let json: Arc<str> = serde_json::to_string(c).expect("changes serialise").into();
+            let json = serde_json::to_string(c).expect("changes serialise");
+            // JSON from serde_json has no raw newlines, so it is one SSE data line.
+            let frame = bytes::Bytes::from(format!("event: change\nid: {}\ndata: {json}\n\n", c.odds_seq));
             v.markets.insert(c.market.market_id.clone(), c.market.clone());
             v.seq = c.odds_seq;
             // No receivers is fine: nobody is watching.
-            let _ = self.broadcast.send(Published { seq: c.odds_seq, json });
+            let _ = self.broadcast.send(Published { seq: c.odds_seq, frame });
         }
     }
 }
