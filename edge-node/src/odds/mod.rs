@@ -238,7 +238,21 @@ pub fn now() -> UnixMillis {
 
 const BATCH_MAX: usize = 512;
 
+type Reply = (Option<oneshot::Sender<Result<IngestReport, Skip>>>, Result<IngestReport, Skip>);
+
+/// A batch whose records are in the writer's pipeline: published and answered once durable.
+struct InFlight {
+    durable: Option<oneshot::Receiver<Result<outpost_core::edge::Reply, outpost_core::edge::CommandError>>>,
+    changes: Vec<OddsChanged>,
+    replies: Vec<Reply>,
+}
+
+/// Applies messages to the book in arrival order and hands each batch's records to the writer
+/// without waiting for the fsync, so batches pipeline through group commit; `publisher`
+/// releases them in the same order once durable.
 async fn ingest_task(hub: Arc<OddsHub>, mut book: OddsBook, writer: WriterHandle, mut rx: mpsc::Receiver<Input>) {
+    let (ptx, prx) = mpsc::channel::<InFlight>(1024);
+    tokio::spawn(publisher(hub.clone(), prx));
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(hub.config.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -289,24 +303,39 @@ async fn ingest_task(hub: Arc<OddsHub>, mut book: OddsBook, writer: WriterHandle
         for p in &all.producers {
             tracing::info!(producer = %p.producer, up = p.up, reason = p.reason.code(), "feed producer changed");
         }
-        if !all.changes.is_empty() || !all.producers.is_empty() {
+        *hub.stats.lock().expect("stats lock") = (book.stats.clone(), book.producers());
+        let durable = if all.changes.is_empty() && all.producers.is_empty() {
+            None
+        } else {
             let cmd = Command::RecordOdds { producers: all.producers, changes: all.changes.clone() };
-            match writer.command(cmd, None).await {
-                Ok(Ok(_)) => hub.publish(&all.changes),
-                Ok(Err(e)) => {
-                    // Cannot happen for RecordOdds on an initialised node; never publish what
-                    // is not logged.
-                    tracing::error!("odds changes not logged: {e}");
-                    for (reply, _) in replies.drain(..) {
-                        if let Some(r) = reply {
-                            let _ = r.send(Err(Skip::Malformed(format!("not logged: {e}"))));
-                        }
-                    }
-                }
+            match writer.submit(cmd, None).await {
+                Ok(rx) => Some(rx),
                 Err(_) => return,
             }
+        };
+        if ptx.send(InFlight { durable, changes: all.changes, replies }).await.is_err() {
+            return;
         }
-        *hub.stats.lock().expect("stats lock") = (book.stats.clone(), book.producers());
+    }
+}
+
+async fn publisher(hub: Arc<OddsHub>, mut rx: mpsc::Receiver<InFlight>) {
+    while let Some(f) = rx.recv().await {
+        let mut replies = f.replies;
+        if let Some(d) = f.durable {
+            match d.await {
+                Ok(Ok(_)) => hub.publish(&f.changes),
+                Ok(Err(e)) => {
+                    // Cannot happen for RecordOdds on an initialised node; never publish what is
+                    // not logged.
+                    tracing::error!("odds changes not logged: {e}");
+                    for r in &mut replies {
+                        r.1 = Err(Skip::Malformed(format!("not logged: {e}")));
+                    }
+                }
+                Err(_) => return, // writer stopped
+            }
+        }
         for (reply, r) in replies {
             if let Some(reply) = reply {
                 let _ = reply.send(r);
