@@ -24,7 +24,6 @@ use outpost_core::feed::book::Skip;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Feed messages above this are refused before parsing (the parsers also bound input).
@@ -100,7 +99,6 @@ pub async fn snapshot(State(s): State<AppState>) -> Result<Json<serde_json::Valu
 /// Frames already waiting for a client are written together (one write, not one per change),
 /// which keeps a slow moment from turning into a backlog when many clients are connected.
 const COALESCE_MAX: usize = 256;
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 pub async fn stream(State(s): State<AppState>) -> Result<Response, ApiError> {
     let (seq, markets, rx) = hub(&s)?.subscribe();
@@ -114,16 +112,26 @@ pub async fn stream(State(s): State<AppState>) -> Result<Response, ApiError> {
         if let Some(f) = first {
             return Some((Ok::<Bytes, Infallible>(f), (None, rx, false)));
         }
-        let p = match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
-            Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (None, rx, false))),
-            Ok(Ok(p)) => p,
-            Ok(Err(RecvError::Lagged(n))) => {
+        // No per-client timer: the hub broadcasts a keep-alive comment when idle.
+        let p = match rx.recv().await {
+            Ok(p) => p,
+            Err(RecvError::Lagged(n)) => {
                 let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
                 return Some((Ok(f), (None, rx, true)));
             }
-            Ok(Err(RecvError::Closed)) => return None,
+            Err(RecvError::Closed) => return None,
+        };
+        // The common case (nothing else waiting) sends the shared frame without copying.
+        let next = match rx.try_recv() {
+            Ok(n) => n,
+            Err(TryRecvError::Lagged(n)) => {
+                let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
+                return Some((Ok(f), (None, rx, true)));
+            }
+            Err(_) => return Some((Ok(p.frame), (None, rx, false))),
         };
         let mut out = BytesMut::from(&p.frame[..]);
+        out.extend_from_slice(&next.frame);
         for _ in 0..COALESCE_MAX {
             match rx.try_recv() {
                 Ok(p) => out.extend_from_slice(&p.frame),

@@ -150,6 +150,11 @@ impl OddsHub {
             .any(|m| m.in_play && m.selections.iter().any(|s| &s.selection_id == selection))
     }
 
+    /// An SSE comment to every client, so idle connections are not cut by proxies.
+    fn keep_alive(&self) {
+        let _ = self.broadcast.send(Published { seq: 0, frame: bytes::Bytes::from_static(b": keep-alive\n\n") });
+    }
+
     fn publish(&self, changes: &[OddsChanged]) {
         let mut v = self.view.lock().expect("view lock");
         for c in changes {
@@ -237,6 +242,7 @@ pub fn now() -> UnixMillis {
 }
 
 const BATCH_MAX: usize = 512;
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 type Reply = (Option<oneshot::Sender<Result<IngestReport, Skip>>>, Result<IngestReport, Skip>);
 
@@ -255,7 +261,12 @@ async fn ingest_task(hub: Arc<OddsHub>, mut book: OddsBook, writer: WriterHandle
     tokio::spawn(publisher(hub.clone(), prx));
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(hub.config.tick_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_keep_alive = std::time::Instant::now();
     loop {
+        if last_keep_alive.elapsed() >= KEEP_ALIVE {
+            hub.keep_alive();
+            last_keep_alive = std::time::Instant::now();
+        }
         let mut batch: Vec<Input> = Vec::new();
         tokio::select! {
             m = rx.recv() => match m {
