@@ -379,7 +379,7 @@ fn good_logs_pass_both_verifiers() {
         "segments out of order",
         &[("p2.seg", p2), ("p1.seg", p1)],
         &edge_pub(),
-        Expect::Fail(Some(1), "expected seq 26, found 1"),
+        Expect::Fail(Some(1), "expected seq 28, found 1"),
     );
 
     let hub = seg(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub);
@@ -595,7 +595,7 @@ fn unsealed_tail_fails() {
         "last seal stripped",
         &[("gb-1.seg", edge_seg(&t))],
         &edge_pub(),
-        Expect::Fail(Some(25), "not covered by any seal"),
+        Expect::Fail(Some(26), "not covered by any seal"),
     );
     // Two segments where the first ends inside a group: each segment must end on a seal.
     let p1 = seg(&d.edge_log, &d.edge_key, ChainHead::EMPTY, &d.edge[..9]);
@@ -639,9 +639,9 @@ fn broken_headers_fail() {
     );
     check(
         "records altered",
-        &[("gb-1.seg", with_header(&good, |h| h["records"] = 26.into()))],
+        &[("gb-1.seg", with_header(&good, |h| h["records"] = 28.into()))],
         &edge_pub(),
-        Expect::Fail(Some(last), "header says 26 records, found 25"),
+        Expect::Fail(Some(last), "header says 28 records, found 27"),
     );
     check(
         "first_seq altered",
