@@ -24,3 +24,6 @@ export OUTPOST_PYTHON="$PWD/.venv/bin/python"
 
 echo "== cargo test"
 cargo test --workspace --quiet -- --test-threads=2
+
+echo "== Fuzz the feed parsers and the odds book (bounded, ~60 s per target)"
+scripts/fuzz.sh

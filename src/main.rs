@@ -4,6 +4,7 @@
 
 mod bench_place;
 mod demo;
+mod feed_replay;
 mod init;
 mod proof;
 mod reconcile;
@@ -54,6 +55,11 @@ enum Cmd {
     /// Benchmarks against real binaries (`outpost bench place`).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Feed tools (replay a recorded feed into a node).
+    Feed {
+        #[command(subcommand)]
+        cmd: feed_replay::FeedCmd,
+    },
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -106,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Reconcile(args) => rt.block_on(reconcile::reconcile(args)),
         Cmd::AuditVerify(args) => rt.block_on(reconcile::audit_verify(args)),
         Cmd::Bench(BenchCmd::Place(a)) => rt.block_on(bench_place::run(a)),
+        Cmd::Feed { cmd } => rt.block_on(feed_replay::run(cmd)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

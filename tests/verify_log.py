@@ -78,12 +78,14 @@ KINDS = {
     40: "shop_ticket_issued",
     41: "shop_ticket_paid",
     42: "shop_ticket_voided",
+    28: "odds_changed",
+    29: "producer_changed",
     64: "hub_result",
     65: "hub_settlement",
     66: "hub_settlement_reversal",
     67: "bet_settlement_reversed",
 }
-EDGE_KINDS = frozenset(range(1, 20)) | {40, 41, 42, 56, 67}
+EDGE_KINDS = frozenset(range(1, 20)) | {28, 29, 40, 41, 42, 56, 67}
 HUB_KINDS = frozenset({64, 65, 66})
 
 HEADER_FIELDS = (
@@ -449,9 +451,22 @@ def t_enum(*values):
 
 
 T_CURRENCY = t_enum("GBP", "EUR", "USD", "DKK")
-T_OUTCOME = t_enum("home", "draw", "away", "over", "under")
+_T_OUTCOME_NAME = t_enum("home", "draw", "away", "over", "under", "other_score", "yes", "no")
+
+
+def T_OUTCOME(v, path):
+    """A named outcome, or {"score": {"home", "away"}} (correct score), or {"runner": {"id"}}."""
+    if isinstance(v, dict) and len(v) == 1 and "score" in v:
+        t_struct({"home": (t_int(0, 255), REQ), "away": (t_int(0, 255), REQ)})(v["score"], f"{path}.score")
+    elif isinstance(v, dict) and len(v) == 1 and "runner" in v:
+        t_struct({"id": (T_U64, REQ)})(v["runner"], f"{path}.runner")
+    else:
+        _T_OUTCOME_NAME(v, path)
+
+
+
 T_LEG_RESULT = t_enum("win", "lose", "push", "void", "half_win", "half_lose")
-T_MARKET_STATUS = t_enum("open", "suspended", "closed")
+T_MARKET_STATUS = t_enum("open", "suspended", "closed", "settled", "cancelled")
 T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement", "shop_stake", "shop_payout", "shop_void")
 T_REASON_CODE = t_enum(
     "JURISDICTION_NOT_SERVED", "KYC_REQUIRED", "AGE_UNKNOWN", "UNDER_AGE", "SELF_EXCLUDED", "CURRENCY_MISMATCH",
@@ -544,6 +559,10 @@ def t_struct(fields):
     return check
 
 
+def T_EACH_WAY(v, path):
+    t_struct({"places": (t_int(1, 10), REQ), "fraction_num": (t_int(1, 255), REQ), "fraction_den": (t_int(2, 255), REQ)})(v, path)
+
+
 def T_MARKET_KIND(v, path):
     if not isinstance(v, dict):
         _fail(path, "expected an object")
@@ -553,6 +572,11 @@ def T_MARKET_KIND(v, path):
         "match_result": {},
         "total_goals": {"line": (T_LINE, REQ)},
         "asian_handicap": {"home_line": (T_LINE, REQ)},
+        "correct_score": {"max_goals": (t_int(1, 9), REQ)},
+        "both_teams_to_score": {},
+        "race_win": {"each_way": (T_EACH_WAY, OPT)},
+        "race_place": {"places": (t_int(1, 10), REQ)},
+        "outright": {"winners": (t_int(1, 10), REQ)},
     }
     tag = v.get("type")
     if tag not in variants or not isinstance(tag, str):
@@ -600,6 +624,33 @@ T_LIMIT_CHANGE = t_struct(
 )
 T_REGISTER_DOC = t_struct({"payload_b64": (T_STR, REQ), "signature_hex": (T_STR, REQ)})
 T_MOVEMENT_DECISION = t_struct({"rules_version": (T_STR, REQ), "checks": (t_list(T_CHECK), REQ), "flags": (t_list(T_AML_HIT), OPT)})
+T_ODDS_REASON = t_struct(
+    {
+        "code": (
+            t_enum(
+                "feed_odds", "provider_suspended", "bet_stop", "producer_silent", "producer_lost", "recovery_complete",
+                "impossible_price", "pricing_failed", "incomplete_prices", "provider_closed", "settled", "cancelled",
+                "rollback_settlement", "rollback_cancel", "non_runner", "restored",
+            ),
+            REQ,
+        )
+    }
+)  # fmt: skip
+T_FEED_MARKET = t_struct(
+    {
+        "market_id": (T_MARKET, REQ),
+        "event_id": (T_EVENT, REQ),
+        "kind": (T_MARKET_KIND, REQ),
+        "status": (T_MARKET_STATUS, REQ),
+        "in_play": (T_BOOL, REQ),
+        "producer": (T_STR, REQ),
+        # price is null for a selection not offered
+        "selections": (
+            t_list(t_struct({"selection_id": (T_SELECTION, REQ), "outcome": (T_OUTCOME, REQ), "price": (T_PRICE, OPT)})),
+            REQ,
+        ),
+    }
+)
 
 PAYLOAD_SCHEMAS = {
     1: t_struct(
@@ -763,6 +814,15 @@ PAYLOAD_SCHEMAS = {
             "idem": (T_IDEM, REQ),
         }
     ),
+    28: t_struct(
+        {
+            "odds_seq": (T_U64, REQ),
+            "reason": (T_ODDS_REASON, REQ),
+            "source_ts": (T_I64, REQ),
+            "market": (T_FEED_MARKET, REQ),
+        }
+    ),
+    29: t_struct({"producer": (T_STR, REQ), "up": (T_BOOL, REQ), "reason": (T_ODDS_REASON, REQ), "at": (T_I64, REQ)}),
     64: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     65: t_struct(
         {

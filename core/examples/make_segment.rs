@@ -665,6 +665,10 @@ pub fn build_demo() -> Demo {
     );
     e.commit();
 
+    // Group: a feed producer recovers and a feed market's prices are logged (odds records).
+    e.run(odds_demo(), T0 + 3 * 86_400_000 + 3 * min);
+    e.commit();
+
     Demo {
         edge_key: e.key,
         hub_key: hk,
@@ -674,6 +678,44 @@ pub fn build_demo() -> Demo {
         hub,
         split,
         pii: (salt, doc, commitment),
+    }
+}
+
+/// A UOF producer's recovery and one 1X2 feed market opening at laddered prices.
+fn odds_demo() -> Command {
+    use outpost_core::feed::records::{ChangeReason, MarketView, OddsChanged, ProducerChanged, SelectionView};
+    let event = EventId::new("sr:match:42").unwrap();
+    let kind = MarketKind::MatchResult;
+    let market_id = Market::market_id_for(&event, &kind);
+    let selections = [(Outcome::Home, "2.220"), (Outcome::Draw, "3.550"), (Outcome::Away, "3.100")]
+        .into_iter()
+        .map(|(o, p)| SelectionView {
+            selection_id: Market::selection_id_for(&market_id, o),
+            outcome: o,
+            price: Some(Price::parse(p).unwrap()),
+        })
+        .collect();
+    Command::RecordOdds {
+        producers: vec![ProducerChanged {
+            producer: "uof:3".into(),
+            up: true,
+            reason: ChangeReason::RecoveryComplete,
+            at: UnixMillis(1_653_576_646_191),
+        }],
+        changes: vec![OddsChanged {
+            odds_seq: 1,
+            reason: ChangeReason::RecoveryComplete,
+            source_ts: UnixMillis(1_653_576_646_191),
+            market: MarketView {
+                market_id,
+                event_id: event,
+                kind,
+                status: outpost_core::market::MarketStatus::Open,
+                in_play: true,
+                producer: "uof:3".into(),
+                selections,
+            },
+        }],
     }
 }
 

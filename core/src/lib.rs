@@ -5,6 +5,7 @@
 //! decide, then persist what it produced ("prefetch, then execute").
 
 pub mod edge;
+pub mod feed;
 pub mod fixtures;
 pub mod gate;
 pub mod hub;
@@ -16,6 +17,7 @@ pub mod market;
 pub mod money;
 pub mod payout;
 pub mod price;
+pub mod pricing;
 pub mod settle;
 pub mod settlement;
 pub mod time;

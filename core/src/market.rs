@@ -1,6 +1,10 @@
-//! Sport events, markets and selections for football: 1X2 (match result), total goals
-//! over/under, and Asian handicap. Lines are held in quarter goals so that quarter lines
+//! Sport events, markets and selections: football 1X2 (match result), total goals over/under,
+//! Asian handicap, correct score and both teams to score; horse racing win (with each-way
+//! terms) and place; outrights. Lines are held in quarter goals so that quarter lines
 //! (-0.75, 2.25) are exact.
+//!
+//! Football kinds have a fixed outcome set (`outcomes()`); racing and outright markets have an
+//! open set of runners/competitors (`Outcome::Runner`), checked with `accepts`.
 
 use crate::ids::{EventId, MarketId, SelectionId};
 use crate::price::Price;
@@ -84,22 +88,119 @@ pub enum MarketKind {
     /// Asian handicap; `home_line` is added to the home team's goals (the away line is its
     /// negation), as in football-data.co.uk's `AHh` column.
     AsianHandicap { home_line: Line },
+    /// Exact final score: every score with both sides ≤ `max_goals`, plus "any other score".
+    CorrectScore { max_goals: u8 },
+    /// Both teams to score: yes / no.
+    BothTeamsToScore,
+    /// Horse (or greyhound) race winner; `each_way` terms when the book offers each-way.
+    RaceWin { each_way: Option<EachWayTerms> },
+    /// Finish in the first `places` (a separate place market, e.g. Betfair PLACE).
+    RacePlace { places: u8 },
+    /// Outright winner of a competition, `winners` paying places (1 for a plain outright).
+    Outright { winners: u8 },
+}
+
+/// Each-way terms: the place part pays at `fraction_num/fraction_den` of the win odds if the
+/// runner finishes in the first `places`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EachWayTerms {
+    pub places: u8,
+    pub fraction_num: u8,
+    pub fraction_den: u8,
+}
+
+impl EachWayTerms {
+    /// Valid terms: 1–10 places, fraction strictly between 0 and 1 (1/4, 1/5 in practice).
+    pub fn is_valid(&self) -> bool {
+        (1..=10).contains(&self.places)
+            && self.fraction_num > 0
+            && self.fraction_den > self.fraction_num
+    }
 }
 
 impl MarketKind {
-    /// The market-id suffix: `1x2`, `ou:2.5`, `ah:-0.75`.
+    /// The market-id suffix: `1x2`, `ou:2.5`, `ah:-0.75`, `cs:4`, `btts`, `win`, `place:3`,
+    /// `outright:1`.
     pub fn slug(&self) -> String {
         match self {
             MarketKind::MatchResult => "1x2".into(),
             MarketKind::TotalGoals { line } => format!("ou:{line}"),
             MarketKind::AsianHandicap { home_line } => format!("ah:{home_line}"),
+            MarketKind::CorrectScore { max_goals } => format!("cs:{max_goals}"),
+            MarketKind::BothTeamsToScore => "btts".into(),
+            MarketKind::RaceWin { .. } => "win".into(),
+            MarketKind::RacePlace { places } => format!("place:{places}"),
+            MarketKind::Outright { winners } => format!("outright:{winners}"),
         }
     }
-    pub fn outcomes(&self) -> &'static [Outcome] {
+    /// The pricing class (target margins are set per class): `1x2`, `ou`, `ah`,
+    /// `correct_score`, `btts`, `win`, `place`, `outright`.
+    pub fn class(&self) -> &'static str {
         match self {
-            MarketKind::MatchResult => &[Outcome::Home, Outcome::Draw, Outcome::Away],
-            MarketKind::TotalGoals { .. } => &[Outcome::Over, Outcome::Under],
-            MarketKind::AsianHandicap { .. } => &[Outcome::Home, Outcome::Away],
+            MarketKind::MatchResult => "1x2",
+            MarketKind::TotalGoals { .. } => "ou",
+            MarketKind::AsianHandicap { .. } => "ah",
+            MarketKind::CorrectScore { .. } => "correct_score",
+            MarketKind::BothTeamsToScore => "btts",
+            MarketKind::RaceWin { .. } => "win",
+            MarketKind::RacePlace { .. } => "place",
+            MarketKind::Outright { .. } => "outright",
+        }
+    }
+    /// How many selections win (for margin: probabilities sum to this).
+    pub fn winners(&self) -> u32 {
+        match self {
+            MarketKind::RacePlace { places } => u32::from(*places),
+            MarketKind::Outright { winners } => u32::from(*winners),
+            _ => 1,
+        }
+    }
+    /// The fixed outcome set, in order; empty for open sets (racing, outrights), whose
+    /// selections are runners checked with [`MarketKind::accepts`].
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        match self {
+            MarketKind::MatchResult => vec![Outcome::Home, Outcome::Draw, Outcome::Away],
+            MarketKind::TotalGoals { .. } => vec![Outcome::Over, Outcome::Under],
+            MarketKind::AsianHandicap { .. } => vec![Outcome::Home, Outcome::Away],
+            MarketKind::CorrectScore { max_goals } => {
+                let mut v = Vec::new();
+                for home in 0..=*max_goals {
+                    for away in 0..=*max_goals {
+                        v.push(Outcome::Score { home, away });
+                    }
+                }
+                v.push(Outcome::OtherScore);
+                v
+            }
+            MarketKind::BothTeamsToScore => vec![Outcome::Yes, Outcome::No],
+            MarketKind::RaceWin { .. } | MarketKind::RacePlace { .. } | MarketKind::Outright { .. } => {
+                Vec::new()
+            }
+        }
+    }
+    /// Runner-based markets whose selections are not a fixed list.
+    pub fn is_open_set(&self) -> bool {
+        matches!(
+            self,
+            MarketKind::RaceWin { .. } | MarketKind::RacePlace { .. } | MarketKind::Outright { .. }
+        )
+    }
+    /// Is the kind itself well-formed (each-way terms, places, score range)?
+    pub fn is_valid(&self) -> bool {
+        match self {
+            MarketKind::CorrectScore { max_goals } => (1..=9).contains(max_goals),
+            MarketKind::RaceWin { each_way } => each_way.is_none_or(|t| t.is_valid()),
+            MarketKind::RacePlace { places } => (1..=10).contains(places),
+            MarketKind::Outright { winners } => (1..=10).contains(winners),
+            _ => true,
+        }
+    }
+    /// Does `outcome` belong to this kind?
+    pub fn accepts(&self, outcome: &Outcome) -> bool {
+        if self.is_open_set() {
+            matches!(outcome, Outcome::Runner { .. })
+        } else {
+            self.outcomes().contains(outcome)
         }
     }
 }
@@ -112,16 +213,29 @@ pub enum Outcome {
     Away,
     Over,
     Under,
+    /// Correct score `home`-`away`.
+    Score { home: u8, away: u8 },
+    /// Correct score: any score not listed in the market.
+    OtherScore,
+    Yes,
+    No,
+    /// A runner or competitor, by the provider's numeric id (Betfair selection id).
+    Runner { id: u64 },
 }
 
 impl Outcome {
-    pub fn slug(&self) -> &'static str {
+    pub fn slug(&self) -> String {
         match self {
-            Outcome::Home => "home",
-            Outcome::Draw => "draw",
-            Outcome::Away => "away",
-            Outcome::Over => "over",
-            Outcome::Under => "under",
+            Outcome::Home => "home".into(),
+            Outcome::Draw => "draw".into(),
+            Outcome::Away => "away".into(),
+            Outcome::Over => "over".into(),
+            Outcome::Under => "under".into(),
+            Outcome::Score { home, away } => format!("{home}-{away}"),
+            Outcome::OtherScore => "other".into(),
+            Outcome::Yes => "yes".into(),
+            Outcome::No => "no".into(),
+            Outcome::Runner { id } => format!("r{id}"),
         }
     }
 }
@@ -133,6 +247,10 @@ pub enum MarketStatus {
     Suspended,
     /// No more bets; waiting for (or holding) a result.
     Closed,
+    /// Resulted by the provider (may still be rolled back to `Closed`).
+    Settled,
+    /// Voided by the provider (may be rolled back to `Closed`).
+    Cancelled,
 }
 
 impl MarketStatus {
@@ -141,7 +259,22 @@ impl MarketStatus {
             MarketStatus::Open => "open",
             MarketStatus::Suspended => "suspended",
             MarketStatus::Closed => "closed",
+            MarketStatus::Settled => "settled",
+            MarketStatus::Cancelled => "cancelled",
         }
+    }
+    /// The lifecycle open ⇄ suspended → closed → settled | cancelled; a rollback takes
+    /// settled/cancelled back to closed. Anything else is refused.
+    pub fn can_become(self, next: MarketStatus) -> bool {
+        use MarketStatus::*;
+        matches!(
+            (self, next),
+            (Open, Suspended)
+                | (Suspended, Open)
+                | (Open | Suspended, Closed)
+                | (Open | Suspended | Closed, Settled | Cancelled)
+                | (Settled | Cancelled, Closed)
+        )
     }
 }
 
@@ -207,5 +340,42 @@ mod tests {
         assert_eq!(Line(10).to_string(), "2.5");
         assert_eq!(Line(0).to_string(), "0");
         assert!(Line(-3).is_quarter() && !Line(2).is_quarter());
+    }
+
+    #[test]
+    fn new_kinds() {
+        let cs = MarketKind::CorrectScore { max_goals: 3 };
+        assert_eq!(cs.outcomes().len(), 17);
+        assert!(cs.accepts(&Outcome::Score { home: 3, away: 0 }));
+        assert!(!cs.accepts(&Outcome::Score { home: 4, away: 0 }));
+        assert!(cs.accepts(&Outcome::OtherScore));
+        let ew = MarketKind::RaceWin {
+            each_way: Some(EachWayTerms { places: 3, fraction_num: 1, fraction_den: 5 }),
+        };
+        assert!(ew.is_valid() && ew.is_open_set());
+        assert!(ew.accepts(&Outcome::Runner { id: 12115648 }));
+        assert!(!ew.accepts(&Outcome::Home));
+        let bad = MarketKind::RaceWin {
+            each_way: Some(EachWayTerms { places: 3, fraction_num: 1, fraction_den: 1 }),
+        };
+        assert!(!bad.is_valid());
+        assert_eq!(MarketKind::RacePlace { places: 2 }.winners(), 2);
+        let ev = EventId::new("bf:31389771").unwrap();
+        let id = Market::market_id_for(&ev, &MarketKind::RacePlace { places: 2 });
+        assert_eq!(id.as_str(), "bf:31389771:place:2");
+        assert_eq!(
+            Market::selection_id_for(&id, Outcome::Runner { id: 7 }).as_str(),
+            "bf:31389771:place:2:r7"
+        );
+        assert_eq!(Outcome::Score { home: 2, away: 1 }.slug(), "2-1");
+    }
+
+    #[test]
+    fn lifecycle() {
+        use MarketStatus::*;
+        assert!(Open.can_become(Suspended) && Suspended.can_become(Open));
+        assert!(Suspended.can_become(Closed) && Closed.can_become(Settled));
+        assert!(Settled.can_become(Closed) && Cancelled.can_become(Closed));
+        assert!(!Closed.can_become(Open) && !Settled.can_become(Open) && !Cancelled.can_become(Suspended));
     }
 }

@@ -1,4 +1,6 @@
-//! Settlement of football selections from a final score, and of whole bets.
+//! Settlement of football selections from a final score (1X2, totals, Asian handicap,
+//! correct score, both teams to score), and of whole bets. Racing and outright markets settle
+//! from a finishing order, not a score, and are refused here.
 //!
 //! Each leg settles to a [`LegResult`]; each result maps to one exact [`Factor`] applied to the
 //! stake, and the payout is `payout::payout_minor` of the product. Void and push legs are
@@ -105,6 +107,16 @@ pub fn settle_selection(
         (MarketKind::AsianHandicap { home_line }, Outcome::Away) => {
             split_line((a - h) * 4, Line(-home_line.quarters()))
         }
+        (MarketKind::CorrectScore { max_goals }, Outcome::Score { home, away })
+            if home <= *max_goals && away <= *max_goals =>
+        {
+            won(h == i32::from(home) && a == i32::from(away))
+        }
+        (MarketKind::CorrectScore { max_goals }, Outcome::OtherScore) => {
+            won(h > i32::from(*max_goals) || a > i32::from(*max_goals))
+        }
+        (MarketKind::BothTeamsToScore, Outcome::Yes) => won(h > 0 && a > 0),
+        (MarketKind::BothTeamsToScore, Outcome::No) => won(h == 0 || a == 0),
         _ => return Err(mismatch()),
     })
 }
@@ -170,6 +182,42 @@ mod tests {
                 away,
                 "away {line} {score:?}"
             );
+        }
+    }
+
+    #[test]
+    fn correct_score_and_btts() {
+        let cs = MarketKind::CorrectScore { max_goals: 3 };
+        let sc = |h, a| Outcome::Score { home: h, away: a };
+        assert_eq!(settle_selection(&cs, sc(2, 1), s(2, 1)).unwrap(), Win);
+        assert_eq!(settle_selection(&cs, sc(1, 2), s(2, 1)).unwrap(), Lose);
+        assert_eq!(settle_selection(&cs, Outcome::OtherScore, s(2, 1)).unwrap(), Lose);
+        assert_eq!(settle_selection(&cs, Outcome::OtherScore, s(4, 1)).unwrap(), Win);
+        assert_eq!(settle_selection(&cs, sc(3, 3), s(3, 3)).unwrap(), Win);
+        assert!(settle_selection(&cs, sc(4, 0), s(4, 0)).is_err());
+        assert!(settle_selection(&cs, Outcome::Home, s(1, 0)).is_err());
+        let b = MarketKind::BothTeamsToScore;
+        for (score, yes) in [(s(1, 1), Win), (s(2, 0), Lose), (s(0, 0), Lose), (s(0, 3), Lose), (s(3, 2), Win)] {
+            assert_eq!(settle_selection(&b, Outcome::Yes, score).unwrap(), yes);
+            let no = if yes == Win { Lose } else { Win };
+            assert_eq!(settle_selection(&b, Outcome::No, score).unwrap(), no);
+        }
+        assert!(settle_selection(&MarketKind::RaceWin { each_way: None }, Outcome::Runner { id: 1 }, s(1, 0)).is_err());
+    }
+
+    proptest::proptest! {
+        /// Exactly one correct-score selection wins for any score, and BTTS yes/no are exclusive.
+        #[test]
+        fn exactly_one_correct_score_wins(h in 0u16..12, a in 0u16..12, max in 1u8..=9) {
+            let cs = MarketKind::CorrectScore { max_goals: max };
+            let winners = cs.outcomes().iter()
+                .filter(|o| settle_selection(&cs, **o, s(h, a)).unwrap() == Win)
+                .count();
+            proptest::prop_assert_eq!(winners, 1);
+            let b = MarketKind::BothTeamsToScore;
+            let y = settle_selection(&b, Outcome::Yes, s(h, a)).unwrap();
+            let n = settle_selection(&b, Outcome::No, s(h, a)).unwrap();
+            proptest::prop_assert!(y != n);
         }
     }
 

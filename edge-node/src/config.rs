@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     /// Shop tills allowed to use `/v1/shop` (issue 6).
     #[serde(default)]
     pub shop_terminals: Vec<crate::api::shop::TerminalCredential>,
+    /// Feeds, pricing and the odds stream (issue 4).
+    #[serde(default)]
+    pub odds: crate::odds::config::OddsConfig,
 }
 
 /// Where this node gets its copy of the national self-exclusion register.

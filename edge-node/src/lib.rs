@@ -10,6 +10,7 @@ pub mod config;
 pub mod link;
 
 pub mod node;
+pub mod odds;
 pub mod recover;
 pub mod store;
 pub mod vault;

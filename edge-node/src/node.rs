@@ -228,6 +228,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         shutdown.clone(),
     )
     .await;
+    let odds = crate::odds::start(&cfg, &started.writer, &shutdown).await?;
     let state = AppState {
         compliance: status_rx,
         writer: started.writer.clone(),
@@ -237,6 +238,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         link,
         checkpoints: started.checkpoints.clone(),
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
+        odds: Some(odds),
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
@@ -247,6 +249,11 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         cfg.jurisdiction,
         listener.local_addr()?
     );
+    // TCP_NODELAY: small responses and stream events must not wait for Nagle + delayed ACK.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

@@ -78,6 +78,21 @@ impl WriterHandle {
         rx.await.map_err(|_| WriterGone)
     }
 
+    /// Queue a command and return the receiver of its reply (released once durable), so a
+    /// caller can keep several commands in flight while their order is kept.
+    pub async fn submit(
+        &self,
+        cmd: Command,
+        pii: Option<Pii>,
+    ) -> Result<oneshot::Receiver<Result<Reply, CommandError>>, WriterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Command { cmd, pii, reply })
+            .await
+            .map_err(|_| WriterGone)?;
+        Ok(rx)
+    }
+
     /// Run `f` against the state in request order; the result is released once durable.
     pub async fn read<T: Send + 'static>(
         &self,

@@ -4,6 +4,7 @@
 
 use super::events::*;
 use super::state::{BetStatus, BetView, EdgeState, IdemOutcome, PlayerView};
+use crate::feed::records::{OddsChanged, ProducerChanged};
 use super::compliance::NodeGateConfig;
 use crate::gate::geo::GeoAttestation;
 use crate::gate::register::SignedRegisterDoc;
@@ -115,6 +116,11 @@ pub enum Command {
     },
     /// A shop till's command (issue 6).
     Shop(super::shop::ShopCommand),
+    /// Changes decided by the odds book (`feed::book`) to be logged: one record each.
+    RecordOdds {
+        producers: Vec<ProducerChanged>,
+        changes: Vec<OddsChanged>,
+    },
 }
 
 /// Inputs the shell passes in: time and the jurisdiction rules in force.
@@ -474,6 +480,14 @@ impl EdgeState {
             | Command::ActivateRules { .. }
             | Command::CompleteWithdrawal { .. }) => self.decide_gate(c, ctx),
             Command::Shop(c) => self.decide_shop(&node_id, c, ctx),
+            Command::RecordOdds { producers, changes } => Ok(Decided {
+                events: producers
+                    .into_iter()
+                    .map(EdgeEvent::ProducerChanged)
+                    .chain(changes.into_iter().map(EdgeEvent::OddsChanged))
+                    .collect(),
+                reply: Reply::Done,
+            }),
         }
     }
 
@@ -983,7 +997,16 @@ fn validate_market(event: &SportEvent, m: &Market) -> Result<(), CommandError> {
         return bad("market id does not match its event and kind");
     }
     let outcomes: Vec<_> = m.selections.iter().map(|s| s.outcome).collect();
-    if outcomes != m.kind.outcomes() {
+    if !m.kind.is_valid() {
+        return bad("invalid market kind (each-way terms, places or score range)");
+    }
+    if m.kind.is_open_set() {
+        // Runner markets: at least two distinct runners.
+        let distinct: std::collections::BTreeSet<_> = outcomes.iter().collect();
+        if outcomes.len() < 2 || distinct.len() != outcomes.len() || !outcomes.iter().all(|o| m.kind.accepts(o)) {
+            return bad("selections do not match the market kind");
+        }
+    } else if outcomes != m.kind.outcomes() {
         return bad("selections do not match the market kind");
     }
     for s in &m.selections {

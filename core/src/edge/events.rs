@@ -7,6 +7,7 @@ use crate::ids::{
     BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
 };
 use crate::ledger::Posting;
+use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::log::RecordKind;
 use crate::market::{Market, MarketKind, Outcome, SportEvent};
 use crate::money::Currency;
@@ -222,6 +223,8 @@ pub enum EdgeEvent {
     ShopTicketIssued(super::shop::ShopTicketIssued),
     ShopTicketPaid(super::shop::ShopTicketPaid),
     ShopTicketVoided(super::shop::ShopTicketVoided),
+    OddsChanged(OddsChanged),
+    ProducerChanged(ProducerChanged),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -260,6 +263,8 @@ impl EdgeEvent {
             EdgeEvent::ShopTicketIssued(_) => RecordKind::ShopTicketIssued,
             EdgeEvent::ShopTicketPaid(_) => RecordKind::ShopTicketPaid,
             EdgeEvent::ShopTicketVoided(_) => RecordKind::ShopTicketVoided,
+            EdgeEvent::OddsChanged(_) => RecordKind::OddsChanged,
+            EdgeEvent::ProducerChanged(_) => RecordKind::ProducerChanged,
         }
     }
 
@@ -290,6 +295,8 @@ impl EdgeEvent {
             EdgeEvent::ShopTicketIssued(x) => serde_json::to_vec(x),
             EdgeEvent::ShopTicketPaid(x) => serde_json::to_vec(x),
             EdgeEvent::ShopTicketVoided(x) => serde_json::to_vec(x),
+            EdgeEvent::OddsChanged(x) => serde_json::to_vec(x),
+            EdgeEvent::ProducerChanged(x) => serde_json::to_vec(x),
         };
         r.expect("event payloads serialise")
     }
@@ -331,6 +338,8 @@ impl EdgeEvent {
             RecordKind::ShopTicketIssued => EdgeEvent::ShopTicketIssued(de(kind, payload)?),
             RecordKind::ShopTicketPaid => EdgeEvent::ShopTicketPaid(de(kind, payload)?),
             RecordKind::ShopTicketVoided => EdgeEvent::ShopTicketVoided(de(kind, payload)?),
+            RecordKind::OddsChanged => EdgeEvent::OddsChanged(de(kind, payload)?),
+            RecordKind::ProducerChanged => EdgeEvent::ProducerChanged(de(kind, payload)?),
             other => return Err(PayloadError::NotEdge(other)),
         })
     }

@@ -71,6 +71,60 @@ pub struct NodeInfo {
     pub public_key: String,
 }
 
+impl EdgeState {
+    /// A feed market's new status and prices become the bettable market. Selections without
+    /// a price keep their last one (the market is then not open, so it cannot be bet); a
+    /// selection missing from the view (a non-runner) is removed.
+    fn apply_odds(&mut self, c: &crate::feed::records::OddsChanged) {
+        use crate::market::SelectionPrice;
+        self.odds_seq = self.odds_seq.max(c.odds_seq);
+        let v = &c.market;
+        let prev = self.markets.remove(&v.market_id);
+        let selections: Vec<SelectionPrice> = v
+            .selections
+            .iter()
+            .filter_map(|s| {
+                let price = s.price.or_else(|| {
+                    prev.as_ref()
+                        .and_then(|m| m.selection(&s.selection_id))
+                        .map(|p| p.price)
+                })?;
+                Some(SelectionPrice {
+                    selection_id: s.selection_id.clone(),
+                    outcome: s.outcome,
+                    price,
+                })
+            })
+            .collect();
+        if let Some(p) = &prev {
+            for s in &p.selections {
+                if !selections.iter().any(|x| x.selection_id == s.selection_id) {
+                    self.selection_index.remove(&s.selection_id);
+                }
+            }
+        }
+        for s in &selections {
+            self.selection_index
+                .insert(s.selection_id.clone(), v.market_id.clone());
+        }
+        self.markets.insert(
+            v.market_id.clone(),
+            Market {
+                market_id: v.market_id.clone(),
+                event_id: v.event_id.clone(),
+                kind: v.kind,
+                // Unpriced selections can never be bet: such a market is never left open.
+                status: if selections.len() < v.selections.len() && v.status == MarketStatus::Open {
+                    MarketStatus::Suspended
+                } else {
+                    v.status
+                },
+                selections,
+            },
+        );
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EdgeState {
     pub node: Option<NodeInfo>,
@@ -80,6 +134,9 @@ pub struct EdgeState {
     pub events: BTreeMap<EventId, SportEvent>,
     pub markets: BTreeMap<MarketId, Market>,
     pub selection_index: BTreeMap<SelectionId, MarketId>,
+    /// Last odds stream sequence logged (`OddsChanged.odds_seq`), so it continues on restart.
+    #[serde(default)]
+    pub odds_seq: u64,
     pub idem: BTreeMap<IdemKey, IdemEntry>,
     pub movements: BTreeMap<u64, WalletMovement>,
     /// Last downstream (hub → edge) record applied, and its hash and time: where the edge
@@ -170,6 +227,7 @@ impl Default for EdgeState {
             events: BTreeMap::new(),
             markets: BTreeMap::new(),
             selection_index: BTreeMap::new(),
+            odds_seq: 0,
             idem: BTreeMap::new(),
             movements: BTreeMap::new(),
             down_applied: Seq::ZERO,
@@ -417,6 +475,8 @@ impl EdgeState {
             EdgeEvent::ShopTicketIssued(_)
             | EdgeEvent::ShopTicketPaid(_)
             | EdgeEvent::ShopTicketVoided(_) => self.apply_shop(ev, at)?,
+            EdgeEvent::OddsChanged(c) => self.apply_odds(c),
+            EdgeEvent::ProducerChanged(_) => {}
         }
         Ok(())
     }

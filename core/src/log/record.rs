@@ -87,6 +87,11 @@ pub enum RecordKind {
     ShopTicketIssued = 40,
     ShopTicketPaid = 41,
     ShopTicketVoided = 42,
+    // --- odds/markets (issue 4): 28–39 ---
+    /// A feed market's status or offered prices changed (payload `feed::records::OddsChanged`).
+    OddsChanged = 28,
+    /// A feed producer went up (recovery complete) or down (silent, lost).
+    ProducerChanged = 29,
     /// Hub → edge downstream chain records.
     HubResult = 64,
     HubSettlement = 65,
@@ -99,7 +104,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 27] = [
+    pub const ALL: [RecordKind; 29] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -124,6 +129,8 @@ impl RecordKind {
         RecordKind::ShopTicketIssued,
         RecordKind::ShopTicketPaid,
         RecordKind::ShopTicketVoided,
+        RecordKind::OddsChanged,
+        RecordKind::ProducerChanged,
         RecordKind::HubResult,
         RecordKind::HubSettlement,
         RecordKind::HubSettlementReversal,
@@ -158,6 +165,8 @@ impl RecordKind {
             RecordKind::ShopTicketIssued => "shop_ticket_issued",
             RecordKind::ShopTicketPaid => "shop_ticket_paid",
             RecordKind::ShopTicketVoided => "shop_ticket_voided",
+            RecordKind::OddsChanged => "odds_changed",
+            RecordKind::ProducerChanged => "producer_changed",
             RecordKind::HubResult => "hub_result",
             RecordKind::HubSettlement => "hub_settlement",
             RecordKind::HubSettlementReversal => "hub_settlement_reversal",

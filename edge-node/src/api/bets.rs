@@ -97,31 +97,39 @@ pub async fn place(
 /// (at the prices current then). Pre-match bets and jurisdictions without a delay skip this.
 async fn in_play_delay(s: &AppState, legs: &[LegBody]) -> Result<(), ApiError> {
     let rules = s.writer.rules();
-    if !rules.bets.in_play_allowed || rules.bets.in_play_delay_ms == 0 {
+    if !rules.bets.in_play_allowed {
+        return Ok(()); // the gate refuses in-play bets; nothing to hold
+    }
+    // The jurisdiction's delay, or the trading desk's (`[odds]`) if that is longer.
+    let odds_delay_ms = s.odds.as_ref().map_or(0, |h| h.config.in_play_delay_ms);
+    let delay_ms = u64::from(rules.bets.in_play_delay_ms).max(odds_delay_ms);
+    if delay_ms == 0 {
         return Ok(());
     }
+    // Live according to the feed, or (without a feed flag) inside the kick-off window.
+    let feed_live = s
+        .odds
+        .as_ref()
+        .is_some_and(|h| legs.iter().any(|l| h.in_play(&l.selection_id)));
     let sels: Vec<SelectionId> = legs.iter().map(|l| l.selection_id.clone()).collect();
     let now = crate::writer::now();
-    let in_play = s
-        .writer
-        .read(move |st, _| {
-            sels.iter().any(|sel| {
-                st.selection_index
-                    .get(sel)
-                    .and_then(|m| st.markets.get(m))
-                    .and_then(|m| st.events.get(&m.event_id))
-                    .is_some_and(|e| {
-                        e.kickoff <= now
-                            && now.0 < e.kickoff.0 + outpost_core::gate::IN_PLAY_WINDOW_MS
-                    })
+    let in_play = feed_live
+        || s.writer
+            .read(move |st, _| {
+                sels.iter().any(|sel| {
+                    st.selection_index
+                        .get(sel)
+                        .and_then(|m| st.markets.get(m))
+                        .and_then(|m| st.events.get(&m.event_id))
+                        .is_some_and(|e| {
+                            e.kickoff <= now
+                                && now.0 < e.kickoff.0 + outpost_core::gate::IN_PLAY_WINDOW_MS
+                        })
+                })
             })
-        })
-        .await?;
+            .await?;
     if in_play {
-        tokio::time::sleep(std::time::Duration::from_millis(
-            rules.bets.in_play_delay_ms as u64,
-        ))
-        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod compliance;
 pub mod error;
 mod extract;
 mod log;
+mod odds;
 mod players;
 mod proofs;
 pub mod shop;
@@ -30,6 +31,7 @@ pub struct AppState {
     /// Rules version, register status and the betting-suspended alarm (issue 3).
     pub compliance: watch::Receiver<serde_json::Value>,
     pub shop_terminals: Arc<Vec<shop::TerminalCredential>>,
+    pub odds: Option<Arc<crate::odds::OddsHub>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,6 +63,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shop/tickets/{id}/payout", post(shop::payout))
         .route("/v1/shop/tickets/{id}/void", post(shop::void))
         .route("/v1/shop/report", get(shop::report))
+        .route("/v1/feed/uof", post(odds::push_uof))
+        .route("/v1/feed/betfair", post(odds::push_betfair))
+        .route("/v1/feed/stats", get(odds::stats))
+        .route("/v1/odds", get(odds::snapshot))
+        .route("/v1/odds/stream", get(odds::stream))
         .fallback(|| async { error::ApiError::not_found("NOT_FOUND", "no such endpoint") })
         .with_state(state)
 }

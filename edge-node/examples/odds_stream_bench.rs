@@ -1,0 +1,194 @@
+//! Benchmark: feed message arrival → update received by N stream clients, on loopback.
+//!
+//! Starts a real edge node in-process (temp data dir, sled log with fsync), connects N
+//! Server-Sent-Events clients to `/v1/odds/stream`, then pushes UOF `odds_change` messages
+//! (1X2, 3 selections each) to `POST /v1/feed/uof` at a fixed rate, spread over 50 matches,
+//! each message moving the prices so every message is one logged change. For every
+//! (message, client) pair it measures the time from just before the POST is sent to the
+//! client reading the change, and prints percentiles.
+//!
+//! Run: `cargo run --release -p edge-node --example odds_stream_bench -- [clients] [updates/s] [seconds]`
+//! (defaults 200 clients, 2000 selection updates/s, 10 s).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SELECTIONS_PER_MESSAGE: u64 = 3;
+const EVENTS: u64 = 50;
+
+fn odds_change(event: u64, ts: i64, flip: bool) -> String {
+    let (h, d, a) = if flip { ("2.10", "3.40", "3.60") } else { ("2.60", "3.20", "2.80") };
+    format!(
+        r#"<odds_change product="1" event_id="sr:match:{event}" timestamp="{ts}"><odds><market id="1" status="1"><outcome id="1" odds="{h}" active="1"/><outcome id="2" odds="{d}" active="1"/><outcome id="3" odds="{a}" active="1"/></market></odds></odds_change>"#
+    )
+}
+
+async fn client(addr: String, ready: Arc<tokio::sync::Barrier>, stop_seq: Arc<std::sync::atomic::AtomicU64>) -> Vec<(u64, Instant)> {
+    let mut s = TcpStream::connect(&addr).await.expect("connect");
+    s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut got = Vec::new();
+    let mut ready_once = Some(ready);
+    loop {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return got;
+        }
+        let now = Instant::now();
+        buf.extend_from_slice(&chunk[..n]);
+        // Parse complete lines; "id: N" precedes each event's data.
+        let mut start = 0;
+        while let Some(p) = buf[start..].iter().position(|b| *b == b'\n') {
+            let line = &buf[start..start + p];
+            if let Some(id) = line.strip_prefix(b"id: ").or_else(|| line.strip_prefix(b"id:")) {
+                if let Ok(seq) = std::str::from_utf8(id).unwrap_or("").trim().parse::<u64>() {
+                    if let Some(r) = ready_once.take() {
+                        // The snapshot's id: connected and subscribed.
+                        r.wait().await;
+                    } else {
+                        got.push((seq, now));
+                    }
+                    let stop = stop_seq.load(std::sync::atomic::Ordering::Relaxed);
+                    if stop != 0 && seq >= stop {
+                        return got;
+                    }
+                }
+            }
+            start += p + 1;
+        }
+        buf.drain(..start);
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let clients: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
+    let rate: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2000);
+    let secs: u64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let dir = tempfile::tempdir()?;
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.to_string()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cfg_path = dir.path().join("edge.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "node_id = \"bench-1\"\njurisdiction = \"GB\"\ndata_dir = \"{}\"\nhttp_listen = \"{addr}\"\nkey_file = \"{}\"\nrules_file = \"{}\"\n[odds]\nstream_buffer = 1048576\n",
+            dir.path().join("data").display(),
+            dir.path().join("k").display(),
+            root.join("deploy/jurisdictions/gb.toml").display()
+        ),
+    )?;
+    let cfg = edge_node::config::EdgeConfig::load(&cfg_path)?;
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(edge_node::node::run(cfg, stop_rx));
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    http.post(format!("{base}/v1/feed/uof"))
+        .body(r#"<snapshot_complete product="1" timestamp="1" request_id="1"/>"#)
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let stop_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..clients {
+        handles.push(tokio::spawn(client(addr.clone(), ready.clone(), stop_seq.clone())));
+    }
+    ready.wait().await;
+
+    let messages = rate * secs / SELECTIONS_PER_MESSAGE;
+    let interval = Duration::from_secs_f64(SELECTIONS_PER_MESSAGE as f64 / rate as f64);
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let t0 = Instant::now();
+    let mut posts = Vec::new();
+    for i in 0..messages {
+        let due = t0 + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let body = odds_change(1000 + i % EVENTS, 1_000 + i as i64, (i / EVENTS) % 2 == 0);
+        let (http, base, sent) = (http.clone(), base.clone(), sent.clone());
+        posts.push(tokio::spawn(async move {
+            let at = Instant::now();
+            let r = http.post(format!("{base}/v1/feed/uof")).body(body).send().await.map_err(|e| e.to_string())?;
+            let status = r.status();
+            let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            let rtt = at.elapsed();
+            let seq = v["first_seq"].as_u64().ok_or_else(|| format!("{status}: {}", v["error"]["code"]))?;
+            sent.lock().unwrap().insert(seq, at);
+            Ok::<_, String>((seq, rtt))
+        }));
+    }
+    let mut last = 0;
+    let mut failed: HashMap<String, usize> = HashMap::new();
+    let mut rtts = Vec::new();
+    for p in posts {
+        match p.await? {
+            Ok((s, rtt)) => {
+                last = last.max(s);
+                rtts.push(rtt);
+            }
+            Err(e) => *failed.entry(e).or_default() += 1,
+        }
+    }
+    rtts.sort();
+    let send_elapsed = t0.elapsed();
+    stop_seq.store(last, std::sync::atomic::Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let sent = sent.lock().unwrap().clone();
+    let mut received = 0usize;
+    for h in handles {
+        let got = tokio::time::timeout(Duration::from_secs(30), h).await??;
+        received += got.len();
+        for (seq, at) in got {
+            if let Some(s) = sent.get(&seq) {
+                lat.push(at.saturating_duration_since(*s));
+            }
+        }
+    }
+    lat.sort();
+    println!(
+        "odds stream: {clients} clients, {messages} odds_change messages ({} selection updates) in {:.2?} \
+         (target {rate} selection updates/s), failed posts {failed:?}",
+        messages * SELECTIONS_PER_MESSAGE,
+        send_elapsed
+    );
+    println!(
+        "POST /v1/feed/uof round trip (parse, price, log durably, publish) p50 {:.3?} p99 {:.3?}",
+        percentile(&rtts, 0.50),
+        percentile(&rtts, 0.99)
+    );
+    println!(
+        "deliveries {received} (expected {}), arrival→client latency p50 {:.3?} p90 {:.3?} p99 {:.3?} p99.9 {:.3?} max {:.3?}",
+        messages as usize * clients,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.90),
+        percentile(&lat, 0.99),
+        percentile(&lat, 0.999),
+        lat.last().copied().unwrap_or_default()
+    );
+    Ok(())
+}
