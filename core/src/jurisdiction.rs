@@ -215,7 +215,16 @@ impl RulesError {
     }
 }
 
-const MARKET_KINDS: [&str; 3] = ["match_result", "total_goals", "asian_handicap"];
+const MARKET_KINDS: [&str; 8] = [
+    "match_result",
+    "total_goals",
+    "asian_handicap",
+    "correct_score",
+    "both_teams_to_score",
+    "race_win",
+    "race_place",
+    "outright",
+];
 
 impl JurisdictionRules {
     pub fn validate(&self) -> Result<(), RulesError> {

@@ -37,6 +37,7 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         balance_snapshot: BalanceSnapshotPolicy { every_records: 4, every_minutes: 60 },
         risk: Default::default(),
         register: None,
+        odds: Default::default(),
         shop_terminals: vec![],
     };
     let core = start_core(&cfg).await.unwrap();

@@ -64,6 +64,7 @@ async fn start() -> Node {
         balance_snapshot: Default::default(),
         risk: Default::default(),
         register: None,
+        odds: Default::default(),
         shop_terminals: vec![
             creds("s1", "t1", "token-one"),
             creds("s1", "t2", "token-two"),
@@ -80,6 +81,7 @@ async fn start() -> Node {
         link: None,
         checkpoints: started.checkpoints.clone(),
         compliance: tokio::sync::watch::channel(serde_json::Value::Null).1,
+        odds: None,
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

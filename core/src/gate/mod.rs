@@ -349,12 +349,20 @@ fn market_kind_name(k: &MarketKind) -> &'static str {
         MarketKind::MatchResult => "match_result",
         MarketKind::TotalGoals { .. } => "total_goals",
         MarketKind::AsianHandicap { .. } => "asian_handicap",
+        MarketKind::CorrectScore { .. } => "correct_score",
+        MarketKind::BothTeamsToScore => "both_teams_to_score",
+        MarketKind::RaceWin { .. } => "race_win",
+        MarketKind::RacePlace { .. } => "race_place",
+        MarketKind::Outright { .. } => "outright",
     }
 }
 
-/// Every market kind Outpost offers today is football.
-fn sport_of(_k: &MarketKind) -> &'static str {
-    "football"
+/// The sport a market kind belongs to (outrights are offered on football competitions today).
+fn sport_of(k: &MarketKind) -> &'static str {
+    match k {
+        MarketKind::RaceWin { .. } | MarketKind::RacePlace { .. } => "horse_racing",
+        _ => "football",
+    }
 }
 
 fn limit_code(k: LimitKind) -> ReasonCode {
