@@ -48,7 +48,10 @@ fn edge_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let p = me.parent().context("exe dir")?.join("edge-node");
     if !p.exists() {
-        bail!("{} not found: build it (cargo build --release -p edge-node)", p.display());
+        bail!(
+            "{} not found: build it (cargo build --release -p edge-node)",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -90,7 +93,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let authority = NodeKey::from_seed(rand_seed());
     let inbox = dir.join("register-inbox");
     std::fs::create_dir_all(&inbox)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let doc = sign(
         &authority,
         &RegisterPayload {
@@ -151,14 +156,26 @@ fn tempfile_dir(a: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(std::fs::canonicalize(d)?)
 }
 
-async fn post(c: &reqwest::Client, url: &str, idem: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    let r = c.post(url).header("Idempotency-Key", idem).json(body).send().await?;
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    idem: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let r = c
+        .post(url)
+        .header("Idempotency-Key", idem)
+        .json(body)
+        .send()
+        .await?;
     let st = r.status().as_u16();
     Ok((st, r.json().await.unwrap_or(Value::Null)))
 }
 
 async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
-    let c = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency * 2).build()?;
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency * 2)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(r) = c.get(format!("{base}/healthz")).send().await
@@ -175,10 +192,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     // Players: register, KYC, deposit — concurrently.
     let t = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let players: Arc<std::sync::Mutex<Vec<String>>> = Arc::new(std::sync::Mutex::new(Vec::with_capacity(a.players)));
+    let players: Arc<std::sync::Mutex<Vec<String>>> =
+        Arc::new(std::sync::Mutex::new(Vec::with_capacity(a.players)));
     let mut tasks = vec![];
     for _ in 0..a.concurrency {
-        let (c, base, next, players, n) = (c.clone(), base.to_string(), next.clone(), players.clone(), a.players);
+        let (c, base, next, players, n) = (
+            c.clone(),
+            base.to_string(),
+            next.clone(),
+            players.clone(),
+            a.players,
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -217,14 +241,22 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     if a.memory_only {
         return Ok(());
     }
-    let m: Value = c.get(format!("{base}/v1/markets?limit=2000&status=open")).send().await?.json().await?;
+    let m: Value = c
+        .get(format!("{base}/v1/markets?limit=2000&status=open"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let selections: Vec<(String, String)> = m["markets"]
         .as_array()
         .context("markets")?
         .iter()
         .flat_map(|mk| {
             mk["selections"].as_array().into_iter().flatten().map(|s| {
-                (s["selection_id"].as_str().unwrap_or_default().to_string(), s["price"].as_str().unwrap_or_default().to_string())
+                (
+                    s["selection_id"].as_str().unwrap_or_default().to_string(),
+                    s["price"].as_str().unwrap_or_default().to_string(),
+                )
             })
         })
         .collect();
@@ -235,7 +267,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     let head0 = durable_seq(&c, base).await?;
 
     // Phase 1: closed loop, maximum sustained acceptance.
-    let (accepted, refused, lat) = phase(&c, base, &players, &selections, &counter, a.concurrency, a.seconds, None).await?;
+    let (accepted, refused, lat) = phase(
+        &c,
+        base,
+        &players,
+        &selections,
+        &counter,
+        a.concurrency,
+        a.seconds,
+        None,
+    )
+    .await?;
     let head1 = durable_seq(&c, base).await?;
     println!(
         "closed loop, {} clients, {} s: {} accepted ({:.0} bets/s), {} refused; durable log grew by {} records; p50 {:.2} ms, p99 {:.2} ms",
@@ -249,7 +291,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
         ms(pct(&lat, 0.99)),
     );
     // Phase 2: open loop at a fixed rate.
-    let (accepted, refused, lat) = phase(&c, base, &players, &selections, &counter, a.concurrency, a.seconds, Some(a.rate)).await?;
+    let (accepted, refused, lat) = phase(
+        &c,
+        base,
+        &players,
+        &selections,
+        &counter,
+        a.concurrency,
+        a.seconds,
+        Some(a.rate),
+    )
+    .await?;
     println!(
         "open loop at {} bets/s, {} s: {} accepted, {} refused; acceptance latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
         a.rate,
@@ -269,7 +321,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn durable_seq(c: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let h: Value = c.get(format!("{base}/healthz")).send().await?.json().await?;
+    let h: Value = c
+        .get(format!("{base}/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
     h["durable_seq"].as_u64().context("durable_seq")
 }
 
@@ -289,7 +346,13 @@ async fn phase(
     let end = start + Duration::from_secs(seconds);
     let mut tasks = vec![];
     for t in 0..clients {
-        let (c, base, players, selections, counter) = (c.clone(), base.to_string(), players.clone(), selections.clone(), counter.clone());
+        let (c, base, players, selections, counter) = (
+            c.clone(),
+            base.to_string(),
+            players.clone(),
+            selections.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x2545_f491_4f6c_dd1d);
             let (mut ok, mut no, mut lat) = (0u64, 0u64, Vec::new());

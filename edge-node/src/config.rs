@@ -172,7 +172,10 @@ mod tests {
             codes.push(r.code.to_string());
         }
         codes.sort();
-        assert_eq!(codes, ["DE", "DK", "GB", "IE", "IT", "MT", "US-NJ", "US-PA"]);
+        assert_eq!(
+            codes,
+            ["DE", "DK", "GB", "IE", "IT", "MT", "US-NJ", "US-PA"]
+        );
     }
 
     /// A bad value is refused with the file, line and field.
@@ -182,13 +185,28 @@ mod tests {
         let text = std::fs::read_to_string(src).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("de.toml");
-        let bad = text.replace("staleness_bound_minutes = 15", "staleness_bound_minutes = 1");
+        let bad = text.replace(
+            "staleness_bound_minutes = 15",
+            "staleness_bound_minutes = 1",
+        );
         std::fs::write(&p, &bad).unwrap();
-        let line = bad.lines().position(|l| l.starts_with("staleness_bound_minutes")).unwrap() + 1;
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("staleness_bound_minutes"))
+            .unwrap()
+            + 1;
         let e = load_rules(&p).unwrap_err().to_string();
-        assert!(e.contains(&format!("de.toml:{line}:")) && e.contains("register.staleness_bound_minutes"), "{e}");
+        assert!(
+            e.contains(&format!("de.toml:{line}:"))
+                && e.contains("register.staleness_bound_minutes"),
+            "{e}"
+        );
         // Unknown or mistyped fields: toml names the line and key.
-        std::fs::write(&p, text.replace("in_play_allowed = true", "in_play_allowed = \"yes\"")).unwrap();
+        std::fs::write(
+            &p,
+            text.replace("in_play_allowed = true", "in_play_allowed = \"yes\""),
+        )
+        .unwrap();
         let e = load_rules(&p).unwrap_err().to_string();
         assert!(e.contains("in_play_allowed") && e.contains("line"), "{e}");
         std::fs::write(&p, text.replace("[bets]\n", "[bets]\nsurprise = 1\n")).unwrap();

@@ -10,6 +10,6 @@ pub mod events;
 mod gate_events;
 mod state;
 
-pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 pub use compliance::{GateState, NodeGateConfig, PlayerCompliance};
+pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 pub use state::{ApplyError, Bet, BetStatus, BetView, EdgeState, IdemOutcome, Player, PlayerView};
