@@ -67,6 +67,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// (limit in force, pending raise (amount, effective_at))
+type MLimit = (Option<i64>, Option<(Option<i64>, i64)>);
+
 /// The reference model: plain lists and the rules as the docs state them.
 #[derive(Default, Clone)]
 struct MPlayer {
@@ -75,7 +78,7 @@ struct MPlayer {
     deposits: Vec<(i64, i64)>,
     bets: Vec<(i64, i64)>,
     /// (kind, window) -> (in force, pending (amount, effective_at))
-    limits: BTreeMap<(LimitKind, Window), (Option<i64>, Option<(Option<i64>, i64)>)>,
+    limits: BTreeMap<(LimitKind, Window), MLimit>,
     excluded: bool,
     timed_out_until: i64,
 }
@@ -391,11 +394,6 @@ proptest! {
                 prop_assert_eq!((v.cash_minor, v.stakes_held_minor), (m.players[p].cash, m.players[p].stakes));
             }
             prop_assert_eq!(h.state.ledger().sum(), 0);
-        }
-        let bets = h.state.bets.len();
-        if std::env::var("MODEL_STATS").is_ok() {
-            for (ev, _) in &h.log { if let EdgeEvent::ComplianceDecision(d) = ev { if let Some(r) = d.reason { eprintln!("reason {:?}", r); } } }
-            eprintln!("ops {} bets {} rejected {}", ops.len(), bets, h.state.bets_rejected);
         }
         // Replaying the log rebuilds a byte-identical state.
         let mut replayed = EdgeState::default();

@@ -19,8 +19,8 @@ impl Default for RiskLimits {
     fn default() -> Self {
         // Operator policy defaults: 5,000,000 and 20,000,000 minor units (e.g. £50k / £200k).
         RiskLimits {
-            selection_liability_minor_max: 5_000_000_00,
-            event_liability_minor_max: 20_000_000_00,
+            selection_liability_minor_max: 5_000_000,
+            event_liability_minor_max: 20_000_000,
         }
     }
 }
