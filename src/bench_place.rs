@@ -42,9 +42,15 @@ pub struct BenchArgs {
     /// Working directory (default: a fresh temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The edge-node binary (default: the one next to this executable).
+    #[arg(long)]
+    pub edge_bin: Option<PathBuf>,
 }
 
-fn edge_bin() -> anyhow::Result<PathBuf> {
+fn edge_bin(a: &BenchArgs) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &a.edge_bin {
+        return Ok(p.clone());
+    }
     let me = std::env::current_exe()?;
     let p = me.parent().context("exe dir")?.join("edge-node");
     if !p.exists() {
@@ -122,7 +128,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         ),
     )?;
     let log = std::fs::File::create(dir.join("edge.log"))?;
-    let mut child = std::process::Command::new(edge_bin()?)
+    let mut child = std::process::Command::new(edge_bin(&a)?)
         .args(["run", "--config", cfg.to_str().context("utf-8 path")?])
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)
@@ -354,7 +360,7 @@ async fn phase(
             counter.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let (mut ok, mut no, mut lat) = (0u64, 0u64, Vec::new());
             // Open loop: this client's share of the rate, on a fixed schedule.
             let interval = rate.map(|r| Duration::from_secs_f64(clients as f64 / r as f64));
