@@ -42,13 +42,22 @@ pub struct BenchArgs {
     /// Working directory (default: a fresh temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// The edge-node binary (default: the one next to this executable).
+    #[arg(long)]
+    pub edge_bin: Option<PathBuf>,
 }
 
-fn edge_bin() -> anyhow::Result<PathBuf> {
+fn edge_bin(a: &BenchArgs) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &a.edge_bin {
+        return Ok(p.clone());
+    }
     let me = std::env::current_exe()?;
     let p = me.parent().context("exe dir")?.join("edge-node");
     if !p.exists() {
-        bail!("{} not found: build it (cargo build --release -p edge-node)", p.display());
+        bail!(
+            "{} not found: build it (cargo build --release -p edge-node)",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -90,7 +99,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let authority = NodeKey::from_seed(rand_seed());
     let inbox = dir.join("register-inbox");
     std::fs::create_dir_all(&inbox)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let doc = sign(
         &authority,
         &RegisterPayload {
@@ -117,7 +128,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         ),
     )?;
     let log = std::fs::File::create(dir.join("edge.log"))?;
-    let mut child = std::process::Command::new(edge_bin()?)
+    let mut child = std::process::Command::new(edge_bin(&a)?)
         .args(["run", "--config", cfg.to_str().context("utf-8 path")?])
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)
@@ -151,14 +162,26 @@ fn tempfile_dir(a: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(std::fs::canonicalize(d)?)
 }
 
-async fn post(c: &reqwest::Client, url: &str, idem: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    let r = c.post(url).header("Idempotency-Key", idem).json(body).send().await?;
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    idem: &str,
+    body: &Value,
+) -> anyhow::Result<(u16, Value)> {
+    let r = c
+        .post(url)
+        .header("Idempotency-Key", idem)
+        .json(body)
+        .send()
+        .await?;
     let st = r.status().as_u16();
     Ok((st, r.json().await.unwrap_or(Value::Null)))
 }
 
 async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
-    let c = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency * 2).build()?;
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency * 2)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(r) = c.get(format!("{base}/healthz")).send().await
@@ -175,10 +198,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     // Players: register, KYC, deposit — concurrently.
     let t = Instant::now();
     let next = Arc::new(AtomicUsize::new(0));
-    let players: Arc<std::sync::Mutex<Vec<String>>> = Arc::new(std::sync::Mutex::new(Vec::with_capacity(a.players)));
+    let players: Arc<std::sync::Mutex<Vec<String>>> =
+        Arc::new(std::sync::Mutex::new(Vec::with_capacity(a.players)));
     let mut tasks = vec![];
     for _ in 0..a.concurrency {
-        let (c, base, next, players, n) = (c.clone(), base.to_string(), next.clone(), players.clone(), a.players);
+        let (c, base, next, players, n) = (
+            c.clone(),
+            base.to_string(),
+            next.clone(),
+            players.clone(),
+            a.players,
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -217,14 +247,22 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     if a.memory_only {
         return Ok(());
     }
-    let m: Value = c.get(format!("{base}/v1/markets?limit=2000&status=open")).send().await?.json().await?;
+    let m: Value = c
+        .get(format!("{base}/v1/markets?limit=2000&status=open"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let selections: Vec<(String, String)> = m["markets"]
         .as_array()
         .context("markets")?
         .iter()
         .flat_map(|mk| {
             mk["selections"].as_array().into_iter().flatten().map(|s| {
-                (s["selection_id"].as_str().unwrap_or_default().to_string(), s["price"].as_str().unwrap_or_default().to_string())
+                (
+                    s["selection_id"].as_str().unwrap_or_default().to_string(),
+                    s["price"].as_str().unwrap_or_default().to_string(),
+                )
             })
         })
         .collect();
@@ -235,7 +273,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
     let head0 = durable_seq(&c, base).await?;
 
     // Phase 1: closed loop, maximum sustained acceptance.
-    let (accepted, refused, lat) = phase(&c, base, &players, &selections, &counter, a.concurrency, a.seconds, None).await?;
+    let (accepted, refused, lat) = phase(
+        &c,
+        base,
+        &players,
+        &selections,
+        &counter,
+        a.concurrency,
+        a.seconds,
+        None,
+    )
+    .await?;
     let head1 = durable_seq(&c, base).await?;
     println!(
         "closed loop, {} clients, {} s: {} accepted ({:.0} bets/s), {} refused; durable log grew by {} records; p50 {:.2} ms, p99 {:.2} ms",
@@ -249,7 +297,17 @@ async fn drive(a: &BenchArgs, base: &str, pid: u32) -> anyhow::Result<()> {
         ms(pct(&lat, 0.99)),
     );
     // Phase 2: open loop at a fixed rate.
-    let (accepted, refused, lat) = phase(&c, base, &players, &selections, &counter, a.concurrency, a.seconds, Some(a.rate)).await?;
+    let (accepted, refused, lat) = phase(
+        &c,
+        base,
+        &players,
+        &selections,
+        &counter,
+        a.concurrency,
+        a.seconds,
+        Some(a.rate),
+    )
+    .await?;
     println!(
         "open loop at {} bets/s, {} s: {} accepted, {} refused; acceptance latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
         a.rate,
@@ -269,7 +327,12 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn durable_seq(c: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let h: Value = c.get(format!("{base}/healthz")).send().await?.json().await?;
+    let h: Value = c
+        .get(format!("{base}/healthz"))
+        .send()
+        .await?
+        .json()
+        .await?;
     h["durable_seq"].as_u64().context("durable_seq")
 }
 
@@ -289,9 +352,15 @@ async fn phase(
     let end = start + Duration::from_secs(seconds);
     let mut tasks = vec![];
     for t in 0..clients {
-        let (c, base, players, selections, counter) = (c.clone(), base.to_string(), players.clone(), selections.clone(), counter.clone());
+        let (c, base, players, selections, counter) = (
+            c.clone(),
+            base.to_string(),
+            players.clone(),
+            selections.clone(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1) * 0x2545_f491_4f6c_dd1d);
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
             let (mut ok, mut no, mut lat) = (0u64, 0u64, Vec::new());
             // Open loop: this client's share of the rate, on a fixed schedule.
             let interval = rate.map(|r| Duration::from_secs_f64(clients as f64 / r as f64));

@@ -219,18 +219,70 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
     let limits0 = get(&c, &format!("{base}/v1/players/{pid}/limits")).await.1;
     let register0 = get(&c, &format!("{base}/v1/admin/register")).await.1;
     for (idem, path, body, status, code) in [
-        ("l1", "limits", json!({"kind": "stake", "window": "day", "amount_minor": 0}), 422, "LIMIT_INVALID"),
-        ("l2", "limits", json!({"kind": "stake", "window": "fortnight", "amount_minor": 5}), 422, "INVALID_BODY"),
-        ("l3", "limits", json!({"kind": "stake", "window": "day", "amount_minor": 5, "extra": 1}), 422, "INVALID_BODY"),
-        ("l4", "limits", json!({"kind": "bets", "window": "day", "amount_minor": 5}), 422, "INVALID_BODY"),
-        ("t1", "time-out", json!({"hours": 1}), 422, "TIME_OUT_INVALID"),
-        ("t2", "time-out", json!({"hours": 24, "until": "forever"}), 422, "INVALID_BODY"),
+        (
+            "l1",
+            "limits",
+            json!({"kind": "stake", "window": "day", "amount_minor": 0}),
+            422,
+            "LIMIT_INVALID",
+        ),
+        (
+            "l2",
+            "limits",
+            json!({"kind": "stake", "window": "fortnight", "amount_minor": 5}),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            "l3",
+            "limits",
+            json!({"kind": "stake", "window": "day", "amount_minor": 5, "extra": 1}),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            "l4",
+            "limits",
+            json!({"kind": "bets", "window": "day", "amount_minor": 5}),
+            422,
+            "INVALID_BODY",
+        ),
+        (
+            "t1",
+            "time-out",
+            json!({"hours": 1}),
+            422,
+            "TIME_OUT_INVALID",
+        ),
+        (
+            "t2",
+            "time-out",
+            json!({"hours": 24, "until": "forever"}),
+            422,
+            "INVALID_BODY",
+        ),
         ("r1", "reality-check", json!({"x": 1}), 422, "INVALID_BODY"),
-        ("x1", "cross-operator", json!({"other_operators_month_minor": 5, "source": "LUGAS"}), 422, "LIMIT_INVALID"),
-        ("dp", "deposits", json!({"amount_minor": 100, "currency": "GBP", "provider_ref": "psp-1"}), 409, "DUPLICATE_PROVIDER_REF"),
+        (
+            "x1",
+            "cross-operator",
+            json!({"other_operators_month_minor": 5, "source": "LUGAS"}),
+            422,
+            "LIMIT_INVALID",
+        ),
+        (
+            "dp",
+            "deposits",
+            json!({"amount_minor": 100, "currency": "GBP", "provider_ref": "psp-1"}),
+            409,
+            "DUPLICATE_PROVIDER_REF",
+        ),
     ] {
         let (st, v) = post(&c, &format!("{base}/v1/players/{pid}/{path}"), idem, body).await;
-        assert_eq!((st, v["error"]["code"].as_str()), (status, Some(code)), "{idem}: {v}");
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{idem}: {v}"
+        );
     }
     // Register documents that are corrupt, unsigned, signed by someone else or replayed: refused
     // with a code; the cached copy stays as it was (and keeps ageing).
@@ -248,17 +300,32 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
     for (body, code) in [
         (unsigned, "REGISTER_UNSIGNED"),
         (corrupt, "REGISTER_BAD_SIGNATURE"),
-        (serde_json::to_value(&forged).unwrap(), "REGISTER_BAD_SIGNATURE"),
-        (serde_json::to_value(register_snapshot(1, now_ms(), vec![])).unwrap(), "REGISTER_OUT_OF_ORDER"),
+        (
+            serde_json::to_value(&forged).unwrap(),
+            "REGISTER_BAD_SIGNATURE",
+        ),
+        (
+            serde_json::to_value(register_snapshot(1, now_ms(), vec![])).unwrap(),
+            "REGISTER_OUT_OF_ORDER",
+        ),
         (extra, "INVALID_BODY"),
-        (json!({"payload_b64": "!!!", "signature_hex": "00"}), "REGISTER_CORRUPT"),
+        (
+            json!({"payload_b64": "!!!", "signature_hex": "00"}),
+            "REGISTER_CORRUPT",
+        ),
     ] {
         let (st, v) = post(&c, &format!("{base}/v1/admin/register"), "reg-doc", body).await;
         assert_eq!((st, v["error"]["code"].as_str()), (422, Some(code)), "{v}");
     }
-    assert_eq!(get(&c, &format!("{base}/v1/admin/register")).await.1["seq"], register0["seq"]);
+    assert_eq!(
+        get(&c, &format!("{base}/v1/admin/register")).await.1["seq"],
+        register0["seq"]
+    );
     let limits1 = get(&c, &format!("{base}/v1/players/{pid}/limits")).await.1;
-    assert_eq!(limits1["limits"], limits0["limits"], "a refused limit change changed limits");
+    assert_eq!(
+        limits1["limits"], limits0["limits"],
+        "a refused limit change changed limits"
+    );
 
     assert_eq!(head().await, head0, "a refused request wrote to the log");
     assert_eq!(wallet().await, wallet0, "a refused request moved money");

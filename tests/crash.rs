@@ -92,7 +92,13 @@ async fn kill9_loses_no_acknowledged_bet() {
         assert_eq!(st, 201);
         // Stake and loss limits, low enough that some players reach them mid-run.
         for (kind, amount) in [("stake", 150_000 + i * 50_000), ("loss", 5_000_000)] {
-            let (st, v) = post(&c, &format!("{base}/v1/players/{id}/limits"), &format!("lim-{kind}-{i}"), serde_json::json!({"kind": kind, "window": "day", "amount_minor": amount})).await;
+            let (st, v) = post(
+                &c,
+                &format!("{base}/v1/players/{id}/limits"),
+                &format!("lim-{kind}-{i}"),
+                serde_json::json!({"kind": kind, "window": "day", "amount_minor": amount}),
+            )
+            .await;
             assert_eq!(st, 200, "{v}");
         }
         players.push(id);
@@ -101,21 +107,33 @@ async fn kill9_loses_no_acknowledged_bet() {
     let excluded = players.last().unwrap().clone();
     let update = {
         use outpost_core::gate::register::*;
-        let id = identity_sha256("Crash Tester 7", outpost_core::time::CivilDate::new(1990, 1, 1).unwrap());
+        let id = identity_sha256(
+            "Crash Tester 7",
+            outpost_core::time::CivilDate::new(1990, 1, 1).unwrap(),
+        );
         let (_, reg) = get(&c, &format!("{base}/v1/admin/register")).await;
         let seq = reg["seq"].as_u64().unwrap();
-        sign(&register_key(), &RegisterPayload {
-            register: "GAMSTOP".into(),
-            jurisdiction: outpost_core::ids::Jurisdiction::new("GB").unwrap(),
-            kind: RegisterDocKind::Update,
-            seq: seq + 1,
-            base_seq: Some(seq),
-            issued_at_ms: now_ms(),
-            add: vec![id],
-            remove: vec![],
-        })
+        sign(
+            &register_key(),
+            &RegisterPayload {
+                register: "GAMSTOP".into(),
+                jurisdiction: outpost_core::ids::Jurisdiction::new("GB").unwrap(),
+                kind: RegisterDocKind::Update,
+                seq: seq + 1,
+                base_seq: Some(seq),
+                issued_at_ms: now_ms(),
+                add: vec![id],
+                remove: vec![],
+            },
+        )
     };
-    let (st, v) = post(&c, &format!("{base}/v1/admin/register"), "reg-update", serde_json::to_value(&update).unwrap()).await;
+    let (st, v) = post(
+        &c,
+        &format!("{base}/v1/admin/register"),
+        "reg-update",
+        serde_json::to_value(&update).unwrap(),
+    )
+    .await;
     assert_eq!(st, 201, "{v}");
     let (_, m) = get(&c, &format!("{base}/v1/markets?limit=60")).await;
     let selections: Vec<(String, String)> = m["markets"]
@@ -228,9 +246,19 @@ async fn kill9_loses_no_acknowledged_bet() {
     // (A sample keeps the runtime in check; which ones is decided by the seed.)
     for r in refused.iter().step_by((refused.len() / 200).max(1)) {
         let (st, b) = post(&c, &format!("{base}/v1/bets"), &r.idem, r.body.clone()).await;
-        assert_eq!((st, b["error"]["code"].as_str()), (422, Some(r.code.as_str())), "retry of refused {}", r.idem);
+        assert_eq!(
+            (st, b["error"]["code"].as_str()),
+            (422, Some(r.code.as_str())),
+            "retry of refused {}",
+            r.idem
+        );
     }
-    assert!(acked.iter().all(|a| a.body["player_id"] != excluded.as_str()), "an excluded player's bet was accepted");
+    assert!(
+        acked
+            .iter()
+            .all(|a| a.body["player_id"] != excluded.as_str()),
+        "an excluded player's bet was accepted"
+    );
 
     // Every acknowledged bet is present, and a retry of its request returns the same bet.
     for a in &acked {
@@ -272,7 +300,11 @@ async fn kill9_loses_no_acknowledged_bet() {
                         .or_default() += 1;
                 }
                 "compliance_decision" => {
-                    assert!(r["payload"]["rules_version"].as_str().is_some_and(|v| !v.is_empty()));
+                    assert!(
+                        r["payload"]["rules_version"]
+                            .as_str()
+                            .is_some_and(|v| !v.is_empty())
+                    );
                     if let Some(b) = r["payload"]["bet_id"].as_str() {
                         assert_eq!(r["payload"]["accepted"], true);
                         *accepting_decisions.entry(b.into()).or_default() += 1;
@@ -305,7 +337,11 @@ async fn kill9_loses_no_acknowledged_bet() {
         assert_eq!(bets_by_id.get(&a.bet_id), Some(&1));
     }
     for b in bets_by_id.keys() {
-        assert_eq!(accepting_decisions.get(b), Some(&1), "bet {b} has no single accepting decision");
+        assert_eq!(
+            accepting_decisions.get(b),
+            Some(&1),
+            "bet {b} has no single accepting decision"
+        );
     }
     assert_eq!(
         balances.values().sum::<i64>(),

@@ -31,13 +31,20 @@ fn main() {
     rules.geo = Some(GeoRules {
         area: "box".into(),
         ip_cidrs: vec!["10.0.0.0/8".into()],
-        polygon_e6: vec![[40_000_000, -76_000_000], [41_500_000, -76_000_000], [41_500_000, -73_000_000], [40_000_000, -73_000_000]],
+        polygon_e6: vec![
+            [40_000_000, -76_000_000],
+            [41_500_000, -76_000_000],
+            [41_500_000, -73_000_000],
+            [40_000_000, -73_000_000],
+        ],
     });
     let register = RegisterState {
         register: "GAMSTOP".into(),
         seq: 1,
         issued_at_ms: NOW - 60_000,
-        entries: (0..100_000u32).map(|i| hex::encode(outpost_core::log::sha256(&i.to_le_bytes()))).collect(),
+        entries: (0..100_000u32)
+            .map(|i| hex::encode(outpost_core::log::sha256(&i.to_le_bytes())))
+            .collect(),
     };
     let identity = identity_sha256("Bench Player", CivilDate::new(1985, 6, 15).unwrap());
     let ev = SportEvent {
@@ -55,13 +62,25 @@ fn main() {
         status: MarketStatus::Open,
         selections: [Outcome::Home, Outcome::Draw, Outcome::Away]
             .into_iter()
-            .map(|o| SelectionPrice { selection_id: Market::selection_id_for(&mid, o), outcome: o, price: Price::parse("2.50").unwrap() })
+            .map(|o| SelectionPrice {
+                selection_id: Market::selection_id_for(&mid, o),
+                outcome: o,
+                price: Price::parse("2.50").unwrap(),
+            })
             .collect(),
     };
     let mut limits = PlayerLimits::default();
     for k in [LimitKind::Stake, LimitKind::Loss] {
         for w in Window::ALL {
-            let c = decide_limit_change(&limits, &rules, k, w, Some(10_000_000), UnixMillis(NOW - 40 * 86_400_000)).unwrap();
+            let c = decide_limit_change(
+                &limits,
+                &rules,
+                k,
+                w,
+                Some(10_000_000),
+                UnixMillis(NOW - 40 * 86_400_000),
+            )
+            .unwrap();
             limits.set(k, w, &c);
         }
     }
@@ -74,10 +93,20 @@ fn main() {
     }
     let served = [rules.code.clone()];
     let risk = RiskLimits::default();
-    let geo = GeoAttestation { ip: Some("10.1.2.3".into()), lat_e6: Some(40_700_000), lon_e6: Some(-74_000_000) };
+    let geo = GeoAttestation {
+        ip: Some("10.1.2.3".into()),
+        lat_e6: Some(40_700_000),
+        lon_e6: Some(-74_000_000),
+    };
     let sel = market.selections[0].selection_id.clone();
     let run = || {
-        let env = Env { rules: &rules, served: &served, register: Some(&register), risk: &risk, now: UnixMillis(NOW) };
+        let env = Env {
+            rules: &rules,
+            served: &served,
+            register: Some(&register),
+            risk: &risk,
+            now: UnixMillis(NOW),
+        };
         let p = PlayerFacts {
             jurisdiction: &rules.code,
             kyc_verified: true,
@@ -99,7 +128,14 @@ fn main() {
             selection_liability_minor: 10_000,
             event_liability_minor: 50_000,
         }];
-        evaluate_bet(&BetFacts { env: &env, player: &p, stake: Money::new(1_000, rules.currency), legs: &legs, price_policy: PricePolicy::AcceptBetter, geo: Some(&geo) })
+        evaluate_bet(&BetFacts {
+            env: &env,
+            player: &p,
+            stake: Money::new(1_000, rules.currency),
+            legs: &legs,
+            price_policy: PricePolicy::AcceptBetter,
+            geo: Some(&geo),
+        })
     };
     let d = run();
     assert!(d.accepted, "{d:?}");

@@ -16,8 +16,8 @@
 //! the real hub settlement (`hub::settle_bet`); keys come from fixed seeds and timestamps are
 //! fixed, so the output is byte-for-byte reproducible (Ed25519 signatures are deterministic).
 
-use outpost_core::edge::events::{DownRef, EdgeEvent, Genesis, IdemTag};
 use outpost_core::edge::events::TimeOutKind;
+use outpost_core::edge::events::{DownRef, EdgeEvent, Genesis, IdemTag};
 use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply};
 use outpost_core::gate::register;
 use outpost_core::gate::{LimitKind, Window};

@@ -94,7 +94,10 @@ impl WindowAmounts {
             ("month_minor", self.month_minor),
         ] {
             if v.is_some_and(|v| v < 1) {
-                return Err(RulesError::new(field, &format!("{name} must be at least 1")));
+                return Err(RulesError::new(
+                    field,
+                    &format!("{name} must be at least 1"),
+                ));
             }
         }
         Ok(())
@@ -283,7 +286,9 @@ impl JurisdictionRules {
                 return e("limits.deposit_default", "a default exceeds its cap");
             }
         }
-        if l.cross_operator_deposit_cap_month_minor.is_some_and(|v| v < 1) {
+        if l.cross_operator_deposit_cap_month_minor
+            .is_some_and(|v| v < 1)
+        {
             return e(
                 "limits.cross_operator_deposit_cap_month_minor",
                 "must be at least 1",
@@ -299,7 +304,10 @@ impl JurisdictionRules {
             );
         }
         if l.reality_check_interval_minutes > 24 * 60 {
-            return e("limits.reality_check_interval_minutes", "must be at most 1440");
+            return e(
+                "limits.reality_check_interval_minutes",
+                "must be at most 1440",
+            );
         }
         if let Some(r) = &self.register {
             if r.name.trim().is_empty() {
@@ -351,7 +359,10 @@ impl JurisdictionRules {
             }
             for [lat, lon] in &g.polygon_e6 {
                 if lat.abs() > 90_000_000 || lon.abs() > 180_000_000 {
-                    return e("geo.polygon_e6", "point outside -90..90 / -180..180 degrees");
+                    return e(
+                        "geo.polygon_e6",
+                        "point outside -90..90 / -180..180 degrees",
+                    );
                 }
             }
         }
@@ -387,7 +398,11 @@ pub fn example_rules() -> JurisdictionRules {
         bets: BetRules {
             sports_allowed: vec!["football".into()],
             bet_types_allowed: vec![BetType::Single, BetType::Accumulator],
-            market_kinds_allowed: vec!["match_result".into(), "total_goals".into(), "asian_handicap".into()],
+            market_kinds_allowed: vec![
+                "match_result".into(),
+                "total_goals".into(),
+                "asian_handicap".into(),
+            ],
             in_play_allowed: true,
             in_play_market_kinds: vec!["match_result".into()],
             in_play_delay_ms: 0,

@@ -7,7 +7,9 @@
 //! byte-identical (canonical JSON) to the live state.
 
 use outpost_core::edge::events::{EdgeEvent, Genesis, IdemTag};
-use outpost_core::edge::{Command, CommandError, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply};
+use outpost_core::edge::{
+    Command, CommandError, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply,
+};
 use outpost_core::gate::register::{self, RegisterDocKind, RegisterPayload};
 use outpost_core::gate::{LimitKind, RiskLimits, Window};
 use outpost_core::ids::{EventId, IdemKey, Jurisdiction, NodeId, PlayerId};
@@ -40,7 +42,11 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let p = 0..PLAYERS;
-    let kind = prop_oneof![Just(LimitKind::Deposit), Just(LimitKind::Loss), Just(LimitKind::Stake)];
+    let kind = prop_oneof![
+        Just(LimitKind::Deposit),
+        Just(LimitKind::Loss),
+        Just(LimitKind::Stake)
+    ];
     let window = prop_oneof![Just(Window::Day), Just(Window::Week), Just(Window::Month)];
     prop_oneof![
         4 => (p.clone(), 1i64..50_000).prop_map(|(p, a)| Op::Deposit(p, a)),
@@ -61,6 +67,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// (limit in force, pending raise (amount, effective_at))
+type MLimit = (Option<i64>, Option<(Option<i64>, i64)>);
+
 /// The reference model: plain lists and the rules as the docs state them.
 #[derive(Default, Clone)]
 struct MPlayer {
@@ -69,7 +78,7 @@ struct MPlayer {
     deposits: Vec<(i64, i64)>,
     bets: Vec<(i64, i64)>,
     /// (kind, window) -> (in force, pending (amount, effective_at))
-    limits: BTreeMap<(LimitKind, Window), (Option<i64>, Option<(Option<i64>, i64)>)>,
+    limits: BTreeMap<(LimitKind, Window), MLimit>,
     excluded: bool,
     timed_out_until: i64,
 }
@@ -100,12 +109,16 @@ impl MPlayer {
     /// Sum over the window; the window starts at the beginning of its oldest minute.
     fn used(list: &[(i64, i64)], w: Window, now: i64) -> i64 {
         let first_minute = (now - window_ms(w)).div_euclid(MIN);
-        list.iter().filter(|(t, _)| t.div_euclid(MIN) >= first_minute).map(|(_, a)| a).sum()
+        list.iter()
+            .filter(|(t, _)| t.div_euclid(MIN) >= first_minute)
+            .map(|(_, a)| a)
+            .sum()
     }
     fn within(&self, kinds: &[(LimitKind, &[(i64, i64)])], add: i64, now: i64) -> bool {
         kinds.iter().all(|(k, list)| {
             [Window::Day, Window::Week, Window::Month].iter().all(|w| {
-                self.limit(*k, *w, now).is_none_or(|l| Self::used(list, *w, now) + add <= l)
+                self.limit(*k, *w, now)
+                    .is_none_or(|l| Self::used(list, *w, now) + add <= l)
             })
         })
     }
@@ -148,7 +161,9 @@ impl Harness {
             },
         )?;
         for ev in d.events {
-            self.state.apply(&ev, UnixMillis(now)).expect("decided events apply");
+            self.state
+                .apply(&ev, UnixMillis(now))
+                .expect("decided events apply");
             self.log.push((ev, UnixMillis(now)));
         }
         Ok(d.reply)
@@ -204,7 +219,12 @@ fn setup() -> Harness {
         log: vec![],
         players: vec![],
         identities: (0..PLAYERS)
-            .map(|i| register::identity_sha256(&format!("Player {i}"), CivilDate::new(1990, 1, 1).unwrap()))
+            .map(|i| {
+                register::identity_sha256(
+                    &format!("Player {i}"),
+                    CivilDate::new(1990, 1, 1).unwrap(),
+                )
+            })
             .collect(),
         selection: outpost_core::ids::SelectionId::new("x").unwrap(),
         n: 0,
@@ -237,7 +257,15 @@ fn setup() -> Harness {
             .unwrap();
         let Reply::Player(p) = r else { panic!() };
         let idem = h.idem();
-        h.run(Command::VerifyKyc { player_id: p.player_id.clone(), idem }, T0, None).unwrap();
+        h.run(
+            Command::VerifyKyc {
+                player_id: p.player_id.clone(),
+                idem,
+            },
+            T0,
+            None,
+        )
+        .unwrap();
         h.players.push(p.player_id);
     }
     // A market far in the future (never in play) at 2.00.
@@ -264,7 +292,8 @@ fn setup() -> Harness {
             .collect(),
     };
     h.selection = market.selections[0].selection_id.clone();
-    h.run(Command::OpenMarket { event: ev, market }, T0, None).unwrap();
+    h.run(Command::OpenMarket { event: ev, market }, T0, None)
+        .unwrap();
     h.register(&BTreeSet::new(), T0).unwrap();
     h
 }
@@ -275,7 +304,10 @@ fn canonical(s: &EdgeState) -> Vec<u8> {
 }
 
 fn accepted(r: &Result<Reply, CommandError>) -> bool {
-    matches!(r, Ok(Reply::Bet(_)) | Ok(Reply::Movement { .. }) | Ok(Reply::Player(_)) | Ok(Reply::Done))
+    matches!(
+        r,
+        Ok(Reply::Bet(_)) | Ok(Reply::Movement { .. }) | Ok(Reply::Player(_)) | Ok(Reply::Done)
+    )
 }
 
 proptest! {
@@ -362,11 +394,6 @@ proptest! {
                 prop_assert_eq!((v.cash_minor, v.stakes_held_minor), (m.players[p].cash, m.players[p].stakes));
             }
             prop_assert_eq!(h.state.ledger().sum(), 0);
-        }
-        let bets = h.state.bets.len();
-        if std::env::var("MODEL_STATS").is_ok() {
-            for (ev, _) in &h.log { if let EdgeEvent::ComplianceDecision(d) = ev { if let Some(r) = d.reason { eprintln!("reason {:?}", r); } } }
-            eprintln!("ops {} bets {} rejected {}", ops.len(), bets, h.state.bets_rejected);
         }
         // Replaying the log rebuilds a byte-identical state.
         let mut replayed = EdgeState::default();

@@ -57,9 +57,11 @@ pub async fn import_register_file(writer: &WriterHandle, path: &Path) -> Result<
         .map_err(|e| format!("{}: not a register document: {e}", path.display()))?;
     match writer.command(Command::LoadRegister { doc }, None).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(CommandError::Refused { code, detail })) => {
-            Err(format!("{}: refused {}: {detail}", path.display(), code.as_str()))
-        }
+        Ok(Err(CommandError::Refused { code, detail })) => Err(format!(
+            "{}: refused {}: {detail}",
+            path.display(),
+            code.as_str()
+        )),
         Ok(Err(e)) => Err(format!("{}: {e}", path.display())),
         Err(e) => Err(e.to_string()),
     }

@@ -165,3 +165,61 @@ pub fn field_line(text: &str, field: &str) -> usize {
     }
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shipped rules file parses and validates.
+    #[test]
+    fn shipped_rules_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/jurisdictions");
+        let mut codes = vec![];
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let r = load_rules(&p).unwrap_or_else(|e| panic!("{e}"));
+            codes.push(r.code.to_string());
+        }
+        codes.sort();
+        assert_eq!(
+            codes,
+            ["DE", "DK", "GB", "IE", "IT", "MT", "US-NJ", "US-PA"]
+        );
+    }
+
+    /// A bad value is refused with the file, line and field.
+    #[test]
+    fn bad_value_names_file_line_and_field() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/jurisdictions/de.toml");
+        let text = std::fs::read_to_string(src).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("de.toml");
+        let bad = text.replace(
+            "staleness_bound_minutes = 15",
+            "staleness_bound_minutes = 1",
+        );
+        std::fs::write(&p, &bad).unwrap();
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("staleness_bound_minutes"))
+            .unwrap()
+            + 1;
+        let e = load_rules(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("de.toml:{line}:"))
+                && e.contains("register.staleness_bound_minutes"),
+            "{e}"
+        );
+        // Unknown or mistyped fields: toml names the line and key.
+        std::fs::write(
+            &p,
+            text.replace("in_play_allowed = true", "in_play_allowed = \"yes\""),
+        )
+        .unwrap();
+        let e = load_rules(&p).unwrap_err().to_string();
+        assert!(e.contains("in_play_allowed") && e.contains("line"), "{e}");
+        std::fs::write(&p, text.replace("[bets]\n", "[bets]\nsurprise = 1\n")).unwrap();
+        let e = load_rules(&p).unwrap_err().to_string();
+        assert!(e.contains("surprise"), "{e}");
+    }
+}

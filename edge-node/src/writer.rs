@@ -193,13 +193,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || {
-            Writer {
-                p: parts,
-                rules_tx,
-            }
-            .run(rx, persist_tx)
-        })
+        .spawn(move || Writer { p: parts, rules_tx }.run(rx, persist_tx))
         .expect("spawn writer");
     WriterHandle {
         tx,

@@ -151,7 +151,11 @@ pub fn write_edge_config(dir: &Path, node: &str, http: &str, hub: Option<&str>) 
     // empty snapshot into the node's inbox, imported before the node serves bets.
     let inbox = dir.join(format!("{node}-register"));
     std::fs::create_dir_all(&inbox).unwrap();
-    write_register_doc(&inbox, "0-snapshot.json", &register_snapshot(1, now_ms(), vec![]));
+    write_register_doc(
+        &inbox,
+        "0-snapshot.json",
+        &register_snapshot(1, now_ms(), vec![]),
+    );
     cfg.push_str(&format!(
         "\n[register]\nauthority_public_key = \"{}\"\ninbox_dir = \"{}\"\n",
         register_key().public().to_hex(),

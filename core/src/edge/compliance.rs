@@ -4,7 +4,7 @@
 //!
 //! Kept apart from `state.rs`/`decide.rs` so those stay about players, bets and markets.
 
-use super::decide::{Command, CommandError, Decided, DecideCtx, Reply};
+use super::decide::{Command, CommandError, DecideCtx, Decided, Reply};
 use super::events::*;
 use super::state::{ApplyError, BetStatus, EdgeState, IdemOutcome, Player};
 use crate::gate::limits::{self, Activity, ActivityKind, PlayerLimits};
@@ -102,7 +102,11 @@ impl EdgeState {
             .map(|(v, _)| v)
     }
 
-    pub fn register_status(&self, rules: &crate::jurisdiction::JurisdictionRules, now: UnixMillis) -> RegisterStatus {
+    pub fn register_status(
+        &self,
+        rules: &crate::jurisdiction::JurisdictionRules,
+        now: UnixMillis,
+    ) -> RegisterStatus {
         register::status(rules.register.as_ref(), self.gate.register.as_ref(), now)
     }
 
@@ -111,7 +115,8 @@ impl EdgeState {
         cmd: Command,
         ctx: &DecideCtx<'_>,
     ) -> Result<Decided, CommandError> {
-        let refused = |code: ReasonCode, detail: String| Err(CommandError::Refused { code, detail });
+        let refused =
+            |code: ReasonCode, detail: String| Err(CommandError::Refused { code, detail });
         let one = |ev: EdgeEvent, reply: Reply| {
             Ok(Decided {
                 events: vec![ev],
@@ -191,7 +196,10 @@ impl EdgeState {
                 player(&player_id)?;
                 let view = self.player_view(&player_id).expect("player exists");
                 one(
-                    EdgeEvent::RealityCheckAcknowledged(RealityCheckAcknowledged { player_id, idem }),
+                    EdgeEvent::RealityCheckAcknowledged(RealityCheckAcknowledged {
+                        player_id,
+                        idem,
+                    }),
                     Reply::Player(view),
                 )
             }
@@ -202,7 +210,12 @@ impl EdgeState {
                 idem,
             } => {
                 player(&player_id)?;
-                if ctx.rules.limits.cross_operator_deposit_cap_month_minor.is_none() {
+                if ctx
+                    .rules
+                    .limits
+                    .cross_operator_deposit_cap_month_minor
+                    .is_none()
+                {
                     return refused(
                         ReasonCode::LimitInvalid,
                         format!("{} has no cross-operator deposit cap", ctx.rules.code),
@@ -238,7 +251,9 @@ impl EdgeState {
                     Ok(p) => p,
                     Err((code, detail)) => return refused(code, detail),
                 };
-                let entries = register::apply(self.gate.register.clone(), &p).entries.len();
+                let entries = register::apply(self.gate.register.clone(), &p)
+                    .entries
+                    .len();
                 one(
                     EdgeEvent::RegisterLoaded(RegisterLoaded {
                         register: p.register,
@@ -350,7 +365,12 @@ impl EdgeState {
             EdgeEvent::AmlFlagged(_) => self.gate.aml_flags += 1,
             EdgeEvent::RulesActivated(r) => self.gate.rules = Some(r.clone()),
             EdgeEvent::WithdrawalCompleted(w) => {
-                if self.gate.pending_withdrawals.remove(&w.provider_ref).is_none() {
+                if self
+                    .gate
+                    .pending_withdrawals
+                    .remove(&w.provider_ref)
+                    .is_none()
+                {
                     return Err(ApplyError::Duplicate(format!(
                         "withdrawal {} completed twice",
                         w.provider_ref
@@ -375,7 +395,12 @@ impl EdgeState {
         if let Some(r) = &m.provider_ref {
             self.gate.provider_refs.insert(r.clone(), m.movement_id);
             if m.reason == MovementReason::Withdrawal {
-                let amount: i64 = m.postings.iter().filter(|p| p.to == pending).map(|p| p.amount_minor).sum();
+                let amount: i64 = m
+                    .postings
+                    .iter()
+                    .filter(|p| p.to == pending)
+                    .map(|p| p.amount_minor)
+                    .sum();
                 if amount > 0 {
                     self.gate
                         .pending_withdrawals
@@ -386,8 +411,18 @@ impl EdgeState {
         let Some(p) = self.players.get_mut(&m.player_id) else {
             return;
         };
-        let to_cash: i64 = m.postings.iter().filter(|x| x.to == cash).map(|x| x.amount_minor).sum();
-        let from_cash: i64 = m.postings.iter().filter(|x| x.from == cash).map(|x| x.amount_minor).sum();
+        let to_cash: i64 = m
+            .postings
+            .iter()
+            .filter(|x| x.to == cash)
+            .map(|x| x.amount_minor)
+            .sum();
+        let from_cash: i64 = m
+            .postings
+            .iter()
+            .filter(|x| x.from == cash)
+            .map(|x| x.amount_minor)
+            .sum();
         match m.reason {
             MovementReason::Deposit => p.rg.activity.record(at, ActivityKind::Deposit, to_cash),
             MovementReason::Stake => p.rg.activity.record(at, ActivityKind::Stake, from_cash),
@@ -401,10 +436,16 @@ impl EdgeState {
     /// A placed bet adds its potential payout to each leg's selection and event liability.
     pub(super) fn gate_on_bet_placed(&mut self, b: &BetPlaced) {
         for l in &b.legs {
-            *self.gate.liability_selection.entry(l.selection_id.clone()).or_default() +=
-                b.potential_payout_minor;
-            *self.gate.liability_event.entry(l.event_id.clone()).or_default() +=
-                b.potential_payout_minor;
+            *self
+                .gate
+                .liability_selection
+                .entry(l.selection_id.clone())
+                .or_default() += b.potential_payout_minor;
+            *self
+                .gate
+                .liability_event
+                .entry(l.event_id.clone())
+                .or_default() += b.potential_payout_minor;
         }
     }
 
@@ -414,8 +455,16 @@ impl EdgeState {
             return;
         }
         for l in &bet.legs {
-            release(&mut self.gate.liability_selection, &l.selection_id, bet.potential_payout_minor);
-            release(&mut self.gate.liability_event, &l.event_id, bet.potential_payout_minor);
+            release(
+                &mut self.gate.liability_selection,
+                &l.selection_id,
+                bet.potential_payout_minor,
+            );
+            release(
+                &mut self.gate.liability_event,
+                &l.event_id,
+                bet.potential_payout_minor,
+            );
         }
     }
 }

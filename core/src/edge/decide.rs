@@ -2,10 +2,10 @@
 //! Expected refusals of a bet are logged `ComplianceDecision`s; malformed or impossible
 //! requests are `CommandError`s that change nothing and log nothing.
 
+use super::compliance::NodeGateConfig;
 use super::events::*;
 use super::state::{BetStatus, BetView, EdgeState, IdemOutcome, PlayerView};
 use crate::feed::records::{OddsChanged, ProducerChanged};
-use super::compliance::NodeGateConfig;
 use crate::gate::geo::GeoAttestation;
 use crate::gate::register::SignedRegisterDoc;
 use crate::gate::{
@@ -372,7 +372,12 @@ impl EdgeState {
                 if self.gate.provider_refs.contains_key(&provider_ref) {
                     return Err(CommandError::DuplicateProviderRef(provider_ref));
                 }
-                let served = [self.node.as_ref().expect("initialised").jurisdiction.clone()];
+                let served = [self
+                    .node
+                    .as_ref()
+                    .expect("initialised")
+                    .jurisdiction
+                    .clone()];
                 let env = self.gate_env(ctx, &served);
                 let facts = self.player_facts(player, ctx.date_of_birth, ctx.identity_sha256);
                 let decision = gate::evaluate_deposit(&DepositFacts {
@@ -423,7 +428,12 @@ impl EdgeState {
                         amount_minor: amount.minor,
                     });
                 }
-                let served = [self.node.as_ref().expect("initialised").jurisdiction.clone()];
+                let served = [self
+                    .node
+                    .as_ref()
+                    .expect("initialised")
+                    .jurisdiction
+                    .clone()];
                 let env = self.gate_env(ctx, &served);
                 let facts = self.player_facts(player, None, ctx.identity_sha256);
                 let decision = gate::evaluate_withdrawal(&env, &facts);
@@ -601,8 +611,22 @@ impl EdgeState {
         amount_minor: i64,
         idem: IdemTag,
     ) -> Decided {
-        let mut events = vec![Self::decision_record(action, player_id, jurisdiction, &d, None, Some(idem))];
-        events.extend(Self::aml_events(action, player_id, &d, amount_minor, None, None));
+        let mut events = vec![Self::decision_record(
+            action,
+            player_id,
+            jurisdiction,
+            &d,
+            None,
+            Some(idem),
+        )];
+        events.extend(Self::aml_events(
+            action,
+            player_id,
+            &d,
+            amount_minor,
+            None,
+            None,
+        ));
         Decided {
             events,
             reply: Reply::BetRejected {
@@ -629,9 +653,23 @@ impl EdgeState {
     ) -> Result<Decided, CommandError> {
         let jurisdiction = self.player(&player_id)?.jurisdiction.clone();
         if !decision.accepted {
-            return Ok(Self::refusal(action, &player_id, &jurisdiction, decision, amount_minor, idem));
+            return Ok(Self::refusal(
+                action,
+                &player_id,
+                &jurisdiction,
+                decision,
+                amount_minor,
+                idem,
+            ));
         }
-        let mut mv = self.movement(player_id.clone(), reason, postings, Some(provider_ref), Some(idem), None)?;
+        let mut mv = self.movement(
+            player_id.clone(),
+            reason,
+            postings,
+            Some(provider_ref),
+            Some(idem),
+            None,
+        )?;
         let movement_id = self.next_movement_no;
         if let Some(EdgeEvent::WalletMovement(m)) = mv.events.first_mut() {
             m.decision = Some(MovementDecision {
@@ -640,7 +678,14 @@ impl EdgeState {
                 flags: decision.flags.clone(),
             });
         }
-        mv.events.extend(Self::aml_events(action, &player_id, &decision, amount_minor, None, Some(movement_id)));
+        mv.events.extend(Self::aml_events(
+            action,
+            &player_id,
+            &decision,
+            amount_minor,
+            None,
+            Some(movement_id),
+        ));
         Ok(mv)
     }
 
@@ -651,7 +696,11 @@ impl EdgeState {
         player_id: PlayerId,
         stake: Money,
         legs: Vec<LegRequest>,
-        (date_of_birth, geo, price_policy): (Option<CivilDate>, Option<GeoAttestation>, PricePolicy),
+        (date_of_birth, geo, price_policy): (
+            Option<CivilDate>,
+            Option<GeoAttestation>,
+            PricePolicy,
+        ),
         idem: IdemTag,
         ctx: &DecideCtx<'_>,
     ) -> Result<Decided, CommandError> {
@@ -667,7 +716,11 @@ impl EdgeState {
         let node = self.node.as_ref().expect("initialised");
         let served = [node.jurisdiction.clone()];
         let env = self.gate_env(ctx, &served);
-        let facts = self.player_facts(player, date_of_birth.or(ctx.date_of_birth), ctx.identity_sha256);
+        let facts = self.player_facts(
+            player,
+            date_of_birth.or(ctx.date_of_birth),
+            ctx.identity_sha256,
+        );
         let leg_facts: Vec<LegFacts<'_>> = legs
             .iter()
             .map(|l| {
@@ -702,7 +755,14 @@ impl EdgeState {
             geo: geo.as_ref(),
         });
         if !decision.accepted {
-            return Ok(Self::refusal("place_bet", &player_id, &player.jurisdiction, decision, stake.minor, idem));
+            return Ok(Self::refusal(
+                "place_bet",
+                &player_id,
+                &player.jurisdiction,
+                decision,
+                stake.minor,
+                idem,
+            ));
         }
         // The gate passed, so every leg resolved to an open market selection.
         let bet_legs: Vec<BetLeg> = legs
@@ -767,7 +827,14 @@ impl EdgeState {
             Some(bet_id.clone()),
             None,
         )];
-        events.extend(Self::aml_events("place_bet", &player_id, &decision, stake.minor, Some(&bet_id), None));
+        events.extend(Self::aml_events(
+            "place_bet",
+            &player_id,
+            &decision,
+            stake.minor,
+            Some(&bet_id),
+            None,
+        ));
         events.extend(mv.events);
         events.push(EdgeEvent::BetPlaced(placed));
         Ok(Decided {

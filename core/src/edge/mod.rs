@@ -14,6 +14,6 @@ mod gate_events;
 pub mod shop;
 mod state;
 
-pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 pub use compliance::{GateState, NodeGateConfig, PlayerCompliance};
+pub use decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 pub use state::{ApplyError, Bet, BetStatus, BetView, EdgeState, IdemOutcome, Player, PlayerView};

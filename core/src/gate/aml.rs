@@ -52,7 +52,10 @@ pub fn check_bet(
         hits.push(AmlHit {
             rule: AmlRule::LargeBet,
             action: a.due_diligence_action,
-            detail: format!("stake {stake_minor} >= due-diligence threshold {}", a.due_diligence_minor),
+            detail: format!(
+                "stake {stake_minor} >= due-diligence threshold {}",
+                a.due_diligence_minor
+            ),
         });
     }
     let minute_ago = now.0 - 60_000;
@@ -155,7 +158,10 @@ mod tests {
         a.record(t, ActivityKind::Deposit, 195_000);
         let hits = check_deposit(&r, &a, 199_999, t);
         assert_eq!(hits[0].rule, AmlRule::Structuring);
-        assert_eq!(check_deposit(&r, &a, 200_000, t)[0].rule, AmlRule::LargeDeposit);
+        assert_eq!(
+            check_deposit(&r, &a, 200_000, t)[0].rule,
+            AmlRule::LargeDeposit
+        );
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub fn inside_polygon(poly: &[[i64; 2]], lat: i64, lon: i64) -> bool {
 /// attestation, or a missing part a method needs, fails (fail closed).
 pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<String, String> {
     let Some(att) = att else {
-        return Err(format!("presence in {} required; no location attestation", rules.area));
+        return Err(format!(
+            "presence in {} required; no location attestation",
+            rules.area
+        ));
     };
     let mut detail = Vec::new();
     if !rules.ip_cidrs.is_empty() {
@@ -98,10 +101,16 @@ pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<String, S
     }
     if !rules.polygon_e6.is_empty() {
         let (Some(lat), Some(lon)) = (att.lat_e6, att.lon_e6) else {
-            return Err(format!("GPS fix required to check presence in {}", rules.area));
+            return Err(format!(
+                "GPS fix required to check presence in {}",
+                rules.area
+            ));
         };
         if !inside_polygon(&rules.polygon_e6, lat, lon) {
-            return Err(format!("GPS {lat},{lon} (1e-6 deg) is outside {}", rules.area));
+            return Err(format!(
+                "GPS {lat},{lon} (1e-6 deg) is outside {}",
+                rules.area
+            ));
         }
         detail.push("GPS inside area".to_string());
     }
@@ -117,15 +126,28 @@ mod tests {
         let c = Cidr::parse("10.1.0.0/16").unwrap();
         assert!(c.contains("10.1.255.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains("2001:db8::1".parse().unwrap())
+        );
     }
 
     #[test]
     fn polygon() {
         // A square 0..10 x 0..10 degrees.
-        let sq = [[0, 0], [0, 10_000_000], [10_000_000, 10_000_000], [10_000_000, 0]];
+        let sq = [
+            [0, 0],
+            [0, 10_000_000],
+            [10_000_000, 10_000_000],
+            [10_000_000, 0],
+        ];
         assert!(inside_polygon(&sq, 5_000_000, 5_000_000));
         assert!(!inside_polygon(&sq, 11_000_000, 5_000_000));
         assert!(!inside_polygon(&sq, 5_000_000, -1));

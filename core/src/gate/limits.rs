@@ -394,15 +394,18 @@ mod tests {
         let rules = test_rules();
         let mut l = PlayerLimits::default();
         let t = UnixMillis(1_700_000_000_000);
-        let c = decide_limit_change(&l, &rules, LimitKind::Stake, Window::Day, Some(500), t)
-            .unwrap();
+        let c =
+            decide_limit_change(&l, &rules, LimitKind::Stake, Window::Day, Some(500), t).unwrap();
         assert!(c.immediate);
         l.set(LimitKind::Stake, Window::Day, &c);
-        let c = decide_limit_change(&l, &rules, LimitKind::Stake, Window::Day, Some(900), t)
-            .unwrap();
+        let c =
+            decide_limit_change(&l, &rules, LimitKind::Stake, Window::Day, Some(900), t).unwrap();
         assert!(!c.immediate);
         l.set(LimitKind::Stake, Window::Day, &c);
-        let eff = |at| l.effective(LimitKind::Stake, Window::Day, at, &rules).amount_minor;
+        let eff = |at| {
+            l.effective(LimitKind::Stake, Window::Day, at, &rules)
+                .amount_minor
+        };
         assert_eq!(eff(t), Some(500));
         assert_eq!(eff(UnixMillis(t.0 + 24 * HOUR_MS)), Some(900));
         // Removing a limit is a raise: it waits too.
@@ -416,7 +419,14 @@ mod tests {
         rules.limits.deposit_cap.month_minor = Some(100_000);
         let l = PlayerLimits::default();
         let t = UnixMillis(0);
-        let e = decide_limit_change(&l, &rules, LimitKind::Deposit, Window::Month, Some(100_001), t);
+        let e = decide_limit_change(
+            &l,
+            &rules,
+            LimitKind::Deposit,
+            Window::Month,
+            Some(100_001),
+            t,
+        );
         assert_eq!(e.unwrap_err().0, ReasonCode::LimitAboveCap);
         let e = decide_limit_change(&l, &rules, LimitKind::Deposit, Window::Month, None, t);
         assert_eq!(e.unwrap_err().0, ReasonCode::LimitAboveCap);

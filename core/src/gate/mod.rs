@@ -227,12 +227,26 @@ impl Checks {
         });
     }
     fn aml(&mut self, hits: Vec<AmlHit>) {
-        let refusing: Vec<&AmlHit> = hits.iter().filter(|h| h.action == AmlAction::Refuse).collect();
+        let refusing: Vec<&AmlHit> = hits
+            .iter()
+            .filter(|h| h.action == AmlAction::Refuse)
+            .collect();
         let detail = if hits.is_empty() {
             "no rule fired".to_string()
         } else {
             hits.iter()
-                .map(|h| format!("{} ({}): {}", h.rule.as_str(), if h.action == AmlAction::Refuse { "refuse" } else { "flag" }, h.detail))
+                .map(|h| {
+                    format!(
+                        "{} ({}): {}",
+                        h.rule.as_str(),
+                        if h.action == AmlAction::Refuse {
+                            "refuse"
+                        } else {
+                            "flag"
+                        },
+                        h.detail
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         };
@@ -262,16 +276,28 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
         "jurisdiction",
         env.served.contains(p.jurisdiction) && p.jurisdiction == &r.code,
         ReasonCode::JurisdictionNotServed,
-        format!("player jurisdiction {}, node serves {}", p.jurisdiction, r.code),
+        format!(
+            "player jurisdiction {}, node serves {}",
+            p.jurisdiction, r.code
+        ),
     );
     c.add(
         "kyc",
         p.kyc_verified,
         ReasonCode::KycRequired,
-        if p.kyc_verified { "verified".into() } else { "identity not verified".into() },
+        if p.kyc_verified {
+            "verified".into()
+        } else {
+            "identity not verified".into()
+        },
     );
     match p.date_of_birth {
-        None => c.add("age", false, ReasonCode::AgeUnknown, "no date of birth on record".into()),
+        None => c.add(
+            "age",
+            false,
+            ReasonCode::AgeUnknown,
+            "no date of birth on record".into(),
+        ),
         Some(dob) => {
             let age = dob.years_until(now.date());
             c.add(
@@ -286,13 +312,20 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
         "self_exclusion",
         !p.self_excluded,
         ReasonCode::SelfExcluded,
-        if p.self_excluded { "on the operator's self-exclusion list".into() } else { "not on the operator's list".into() },
+        if p.self_excluded {
+            "on the operator's self-exclusion list".into()
+        } else {
+            "not on the operator's list".into()
+        },
     );
     let st = register::status(r.register.as_ref(), env.register, now);
     match (st, r.register.as_ref()) {
-        (register::RegisterStatus::NotRequired, _) | (_, None) => {
-            c.add("register", true, ReasonCode::RegisterMissing, format!("{} has no national register", r.code))
-        }
+        (register::RegisterStatus::NotRequired, _) | (_, None) => c.add(
+            "register",
+            true,
+            ReasonCode::RegisterMissing,
+            format!("{} has no national register", r.code),
+        ),
         (register::RegisterStatus::Missing, Some(rr)) => c.add(
             "register",
             false,
@@ -374,18 +407,29 @@ fn limit_code(k: LimitKind) -> ReasonCode {
 }
 
 /// Limit checks for adding `amount` to the kinds given.
-fn limit_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>, kinds: &[LimitKind], amount: i64) {
+fn limit_checks(
+    c: &mut Checks,
+    env: &Env<'_>,
+    p: &PlayerFacts<'_>,
+    kinds: &[LimitKind],
+    amount: i64,
+) {
     for &k in kinds {
         for w in Window::ALL {
             let eff = p.limits.effective(k, w, env.now, env.rules);
-            let Some(limit) = eff.amount_minor else { continue };
+            let Some(limit) = eff.amount_minor else {
+                continue;
+            };
             let used = p.activity.used(k, w, env.now);
             let after = used.saturating_add(amount);
             c.add(
                 &format!("{}_limit_{}", k.as_str(), w.as_str()),
                 after <= limit,
                 limit_code(k),
-                format!("{used} used + {amount} = {after}, limit {limit} ({})", eff.source),
+                format!(
+                    "{used} used + {amount} = {after}, limit {limit} ({})",
+                    eff.source
+                ),
             );
         }
     }
@@ -395,17 +439,27 @@ fn limit_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>, kinds: &[Lim
 fn banned(rules: &JurisdictionRules, ev: &SportEvent) -> Option<String> {
     let comp = ev.competition.to_lowercase();
     for b in &rules.banned_events {
-        if !b.competitions.iter().any(|c| comp.contains(&c.to_lowercase())) {
+        if !b
+            .competitions
+            .iter()
+            .any(|c| comp.contains(&c.to_lowercase()))
+        {
             continue;
         }
-        let team = b.teams.iter().find(|t| t.eq_ignore_ascii_case(&ev.home) || t.eq_ignore_ascii_case(&ev.away));
+        let team = b
+            .teams
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(&ev.home) || t.eq_ignore_ascii_case(&ev.away));
         if let Some(t) = team {
             return Some(format!("{}: {t} plays ({})", ev.event_id, b.reason));
         }
         if !b.venue_regions.is_empty() {
             // The venue is not in the event data: unknown venue of a matching competition is
             // treated as inside the banned region.
-            return Some(format!("{}: venue unknown for a {} event ({})", ev.event_id, ev.competition, b.reason));
+            return Some(format!(
+                "{}: venue unknown for a {} event ({})",
+                ev.event_id, ev.competition, b.reason
+            ));
         }
     }
     None
@@ -414,7 +468,10 @@ fn banned(rules: &JurisdictionRules, ev: &SportEvent) -> Option<String> {
 /// Evaluate every check for placing a bet. All checks run (so the record shows the full
 /// picture); the reason is the first failure in this fixed order.
 pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
-    let mut c = Checks { list: Vec::with_capacity(24), flags: Vec::new() };
+    let mut c = Checks {
+        list: Vec::with_capacity(24),
+        flags: Vec::new(),
+    };
     let env = f.env;
     let r = env.rules;
     let p = f.player;
@@ -426,7 +483,11 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             Err(d) => c.add(
                 "geo",
                 false,
-                if f.geo.is_none() { ReasonCode::GeoRequired } else { ReasonCode::GeoOutside },
+                if f.geo.is_none() {
+                    ReasonCode::GeoRequired
+                } else {
+                    ReasonCode::GeoOutside
+                },
                 d,
             ),
         }
@@ -436,16 +497,38 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
         "currency",
         f.stake.currency == r.currency,
         ReasonCode::CurrencyMismatch,
-        format!("stake in {}, jurisdiction uses {}", f.stake.currency, r.currency),
+        format!(
+            "stake in {}, jurisdiction uses {}",
+            f.stake.currency, r.currency
+        ),
     );
     let s = f.stake.minor;
-    c.add("stake_min", s >= r.stake_minor_min, ReasonCode::StakeTooLow, format!("stake {s}, minimum {}", r.stake_minor_min));
-    c.add("stake_max", s <= r.stake_minor_max, ReasonCode::StakeTooHigh, format!("stake {s}, maximum {}", r.stake_minor_max));
+    c.add(
+        "stake_min",
+        s >= r.stake_minor_min,
+        ReasonCode::StakeTooLow,
+        format!("stake {s}, minimum {}", r.stake_minor_min),
+    );
+    c.add(
+        "stake_max",
+        s <= r.stake_minor_max,
+        ReasonCode::StakeTooHigh,
+        format!("stake {s}, maximum {}", r.stake_minor_max),
+    );
 
     let n = f.legs.len();
     c.add("legs", n >= 1, ReasonCode::NoLegs, format!("{n} leg(s)"));
-    c.add("legs_max", n <= r.accumulator_legs_max as usize, ReasonCode::TooManyLegs, format!("{n} leg(s), maximum {}", r.accumulator_legs_max));
-    let bet_type = if n > 1 { BetType::Accumulator } else { BetType::Single };
+    c.add(
+        "legs_max",
+        n <= r.accumulator_legs_max as usize,
+        ReasonCode::TooManyLegs,
+        format!("{n} leg(s), maximum {}", r.accumulator_legs_max),
+    );
+    let bet_type = if n > 1 {
+        BetType::Accumulator
+    } else {
+        BetType::Single
+    };
     c.add(
         "bet_type",
         r.bets.bet_types_allowed.contains(&bet_type),
@@ -475,10 +558,20 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
     for l in f.legs {
         let sel = l.market.and_then(|m| m.selection(l.selection_id));
         let (Some(m), Some(sel)) = (l.market, sel) else {
-            c.add("selection", false, ReasonCode::SelectionNotFound, format!("{} not offered", l.selection_id));
+            c.add(
+                "selection",
+                false,
+                ReasonCode::SelectionNotFound,
+                format!("{} not offered", l.selection_id),
+            );
             continue;
         };
-        c.add("market_open", m.status == MarketStatus::Open, ReasonCode::MarketNotOpen, format!("{} is {}", m.market_id, m.status.as_str()));
+        c.add(
+            "market_open",
+            m.status == MarketStatus::Open,
+            ReasonCode::MarketNotOpen,
+            format!("{} is {}", m.market_id, m.status.as_str()),
+        );
         let sport = sport_of(&m.kind);
         c.add(
             "sport",
@@ -487,7 +580,9 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             format!("{}: {sport}", m.market_id),
         );
         let kind = market_kind_name(&m.kind);
-        let in_play = l.event.is_some_and(|e| e.kickoff <= now && now.0 < e.kickoff.0 + IN_PLAY_WINDOW_MS);
+        let in_play = l
+            .event
+            .is_some_and(|e| e.kickoff <= now && now.0 < e.kickoff.0 + IN_PLAY_WINDOW_MS);
         c.add(
             "market_kind",
             r.bets.market_kinds_allowed.iter().any(|x| x == kind),
@@ -495,22 +590,60 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             format!("{}: {kind}", m.market_id),
         );
         if in_play {
-            let ok = r.bets.in_play_allowed && r.bets.in_play_market_kinds.iter().any(|x| x == kind);
-            c.add("in_play", ok, ReasonCode::InPlayNotAllowed, format!("{}: {kind} in play", m.market_id));
+            let ok =
+                r.bets.in_play_allowed && r.bets.in_play_market_kinds.iter().any(|x| x == kind);
+            c.add(
+                "in_play",
+                ok,
+                ReasonCode::InPlayNotAllowed,
+                format!("{}: {kind} in play", m.market_id),
+            );
         }
         match l.event {
             Some(ev) => {
                 let b = banned(r, ev);
-                c.add("banned_event", b.is_none(), ReasonCode::BannedEvent, b.unwrap_or_else(|| format!("{} not banned", ev.event_id)));
+                c.add(
+                    "banned_event",
+                    b.is_none(),
+                    ReasonCode::BannedEvent,
+                    b.unwrap_or_else(|| format!("{} not banned", ev.event_id)),
+                );
             }
-            None => c.add("banned_event", false, ReasonCode::BannedEvent, format!("event {} unknown", m.event_id)),
+            None => c.add(
+                "banned_event",
+                false,
+                ReasonCode::BannedEvent,
+                format!("event {} unknown", m.event_id),
+            ),
         }
         match f.price_policy.strike(l.requested_price, sel.price) {
             Some(p) => {
-                c.add("price", true, ReasonCode::PriceChanged, format!("{}: requested {}, current {}, struck at {p} ({})", l.selection_id, l.requested_price, sel.price, f.price_policy.as_str()));
+                c.add(
+                    "price",
+                    true,
+                    ReasonCode::PriceChanged,
+                    format!(
+                        "{}: requested {}, current {}, struck at {p} ({})",
+                        l.selection_id,
+                        l.requested_price,
+                        sel.price,
+                        f.price_policy.as_str()
+                    ),
+                );
                 strike.push(p);
             }
-            None => c.add("price", false, ReasonCode::PriceChanged, format!("{}: requested {}, current {} ({})", l.selection_id, l.requested_price, sel.price, f.price_policy.as_str())),
+            None => c.add(
+                "price",
+                false,
+                ReasonCode::PriceChanged,
+                format!(
+                    "{}: requested {}, current {} ({})",
+                    l.selection_id,
+                    l.requested_price,
+                    sel.price,
+                    f.price_policy.as_str()
+                ),
+            ),
         }
     }
     // Payout and liability limits at the strike prices.
@@ -520,13 +653,27 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             "payout_max",
             pot.is_some_and(|v| v <= r.payout_minor_max),
             ReasonCode::PayoutTooHigh,
-            format!("potential payout {}, maximum {}", pot.map(|v| v.to_string()).unwrap_or("overflow".into()), r.payout_minor_max),
+            format!(
+                "potential payout {}, maximum {}",
+                pot.map(|v| v.to_string()).unwrap_or("overflow".into()),
+                r.payout_minor_max
+            ),
         );
         if let Some(pot) = pot {
-            risk::liability_checks(&mut |n, ok, code, d| c.add(n, ok, code, d), f.env.risk, f.legs, pot);
+            risk::liability_checks(
+                &mut |n, ok, code, d| c.add(n, ok, code, d),
+                f.env.risk,
+                f.legs,
+                pot,
+            );
         }
     }
-    c.add("funds", p.cash_minor >= s, ReasonCode::InsufficientFunds, format!("balance {}, stake {s}", p.cash_minor));
+    c.add(
+        "funds",
+        p.cash_minor >= s,
+        ReasonCode::InsufficientFunds,
+        format!("balance {}, stake {s}", p.cash_minor),
+    );
     limit_checks(&mut c, env, p, &[LimitKind::Stake, LimitKind::Loss], s);
     c.aml(aml::check_bet(&r.aml, p.activity, p.registered_at, s, now));
     let due = reality_check_due(r, p, now);
@@ -535,14 +682,20 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
 
 /// Evaluate a deposit: player checks, deposit limits (and the cross-operator cap), AML.
 pub fn evaluate_deposit(f: &DepositFacts<'_>) -> GateDecision {
-    let mut c = Checks { list: Vec::with_capacity(16), flags: Vec::new() };
+    let mut c = Checks {
+        list: Vec::with_capacity(16),
+        flags: Vec::new(),
+    };
     let env = f.env;
     let r = env.rules;
     player_checks(&mut c, env, f.player);
     let a = f.amount.minor;
     limit_checks(&mut c, env, f.player, &[LimitKind::Deposit], a);
     if let Some(cap) = r.limits.cross_operator_deposit_cap_month_minor {
-        let own = f.player.activity.used(LimitKind::Deposit, Window::Month, env.now);
+        let own = f
+            .player
+            .activity
+            .used(LimitKind::Deposit, Window::Month, env.now);
         match f.other_operators_month_minor {
             None => c.add(
                 "cross_operator_limit",
@@ -569,7 +722,10 @@ pub fn evaluate_deposit(f: &DepositFacts<'_>) -> GateDecision {
 /// Evaluate a withdrawal. Self-exclusion and time-outs never block getting money out; only
 /// AML can refuse (where the rules say so).
 pub fn evaluate_withdrawal(env: &Env<'_>, p: &PlayerFacts<'_>) -> GateDecision {
-    let mut c = Checks { list: Vec::with_capacity(2), flags: Vec::new() };
+    let mut c = Checks {
+        list: Vec::with_capacity(2),
+        flags: Vec::new(),
+    };
     c.add(
         "jurisdiction",
         env.served.contains(p.jurisdiction),

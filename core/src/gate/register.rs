@@ -78,7 +78,10 @@ pub enum RegisterStatus {
 
 impl RegisterStatus {
     pub fn usable(&self) -> bool {
-        matches!(self, RegisterStatus::NotRequired | RegisterStatus::Fresh { .. })
+        matches!(
+            self,
+            RegisterStatus::NotRequired | RegisterStatus::Fresh { .. }
+        )
     }
 }
 
@@ -108,7 +111,9 @@ pub fn identity_sha256(name: &str, date_of_birth: CivilDate) -> String {
 }
 
 fn is_identity(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Verify a document and check it fits on top of the cached copy. Returns the payload to log.
@@ -135,7 +140,12 @@ pub fn verify(
     };
     let payload = base64::engine::general_purpose::STANDARD
         .decode(doc.payload_b64.as_bytes())
-        .map_err(|_| (ReasonCode::RegisterCorrupt, "payload_b64 is not base64".into()))?;
+        .map_err(|_| {
+            (
+                ReasonCode::RegisterCorrupt,
+                "payload_b64 is not base64".into(),
+            )
+        })?;
     let sig: [u8; 64] = hex::decode(&doc.signature_hex)
         .ok()
         .and_then(|v| v.try_into().ok())
@@ -146,7 +156,10 @@ pub fn verify(
     if !key.verify(&payload, &sig) {
         return bad(
             ReasonCode::RegisterBadSignature,
-            format!("signature does not verify with the {} authority key", rules.name),
+            format!(
+                "signature does not verify with the {} authority key",
+                rules.name
+            ),
         );
     }
     let p: RegisterPayload = serde_json::from_slice(&payload)
@@ -166,7 +179,10 @@ pub fn verify(
     if let Some(x) = p.add.iter().chain(&p.remove).find(|x| !is_identity(x)) {
         return bad(
             ReasonCode::RegisterCorrupt,
-            format!("entry {:?} is not a SHA-256 hex identity", x.chars().take(70).collect::<String>()),
+            format!(
+                "entry {:?} is not a SHA-256 hex identity",
+                x.chars().take(70).collect::<String>()
+            ),
         );
     }
     if let Some(c) = current

@@ -19,8 +19,8 @@ impl Default for RiskLimits {
     fn default() -> Self {
         // Operator policy defaults: 5,000,000 and 20,000,000 minor units (e.g. £50k / £200k).
         RiskLimits {
-            selection_liability_minor_max: 5_000_000_00,
-            event_liability_minor_max: 20_000_000_00,
+            selection_liability_minor_max: 5_000_000,
+            event_liability_minor_max: 20_000_000,
         }
     }
 }
@@ -73,14 +73,20 @@ pub(super) fn liability_checks(
             "selection_liability",
             sel <= limits.selection_liability_minor_max,
             ReasonCode::SelectionLiability,
-            format!("{}: {sel}, maximum {}", l.selection_id, limits.selection_liability_minor_max),
+            format!(
+                "{}: {sel}, maximum {}",
+                l.selection_id, limits.selection_liability_minor_max
+            ),
         );
         let ev = l.event_liability_minor.saturating_add(potential_minor);
         add(
             "event_liability",
             ev <= limits.event_liability_minor_max,
             ReasonCode::EventLiability,
-            format!("event of {}: {ev}, maximum {}", l.selection_id, limits.event_liability_minor_max),
+            format!(
+                "event of {}: {ev}, maximum {}",
+                l.selection_id, limits.event_liability_minor_max
+            ),
         );
     }
 }
@@ -93,10 +99,18 @@ mod tests {
     fn policies() {
         let p = |s| Price::parse(s).unwrap();
         assert_eq!(PricePolicy::Exact.strike(p("2.00"), p("2.10")), None);
-        assert_eq!(PricePolicy::Exact.strike(p("2.00"), p("2.00")), Some(p("2.00")));
-        assert_eq!(PricePolicy::AcceptBetter.strike(p("2.00"), p("2.10")), Some(p("2.10")));
+        assert_eq!(
+            PricePolicy::Exact.strike(p("2.00"), p("2.00")),
+            Some(p("2.00"))
+        );
+        assert_eq!(
+            PricePolicy::AcceptBetter.strike(p("2.00"), p("2.10")),
+            Some(p("2.10"))
+        );
         assert_eq!(PricePolicy::AcceptBetter.strike(p("2.00"), p("1.95")), None);
-        let t = PricePolicy::WithinTolerance { tolerance_milli: 50 };
+        let t = PricePolicy::WithinTolerance {
+            tolerance_milli: 50,
+        };
         assert_eq!(t.strike(p("2.00"), p("1.95")), Some(p("1.95")));
         assert_eq!(t.strike(p("2.00"), p("1.94")), None);
     }

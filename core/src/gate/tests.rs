@@ -173,9 +173,26 @@ fn clean_bet_lists_every_check() {
     assert_eq!(d.rules_version, "test-1");
     let names: Vec<&str> = d.checks.iter().map(|c| c.check.as_str()).collect();
     for n in [
-        "jurisdiction", "kyc", "age", "self_exclusion", "register", "time_out", "currency",
-        "stake_min", "stake_max", "legs", "bet_type", "market_open", "sport", "market_kind",
-        "banned_event", "price", "payout_max", "selection_liability", "event_liability", "funds",
+        "jurisdiction",
+        "kyc",
+        "age",
+        "self_exclusion",
+        "register",
+        "time_out",
+        "currency",
+        "stake_min",
+        "stake_max",
+        "legs",
+        "bet_type",
+        "market_open",
+        "sport",
+        "market_kind",
+        "banned_event",
+        "price",
+        "payout_max",
+        "selection_liability",
+        "event_liability",
+        "funds",
         "aml",
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
@@ -198,7 +215,10 @@ fn register_fails_closed() {
     with_register(&mut f, NOW, false);
     f.identity = String::new();
     let env_less = f.bet();
-    assert!(env_less.accepted, "an identity that is simply not listed passes");
+    assert!(
+        env_less.accepted,
+        "an identity that is simply not listed passes"
+    );
 }
 
 #[test]
@@ -207,12 +227,25 @@ fn geo_required_where_configured() {
     f.rules.geo = Some(GeoRules {
         area: "Box".into(),
         ip_cidrs: vec![],
-        polygon_e6: vec![[0, 0], [0, 10_000_000], [10_000_000, 10_000_000], [10_000_000, 0]],
+        polygon_e6: vec![
+            [0, 0],
+            [0, 10_000_000],
+            [10_000_000, 10_000_000],
+            [10_000_000, 0],
+        ],
     });
     assert_eq!(f.bet().reason, Some(ReasonCode::GeoRequired));
-    f.geo = Some(GeoAttestation { ip: None, lat_e6: Some(20_000_000), lon_e6: Some(5) });
+    f.geo = Some(GeoAttestation {
+        ip: None,
+        lat_e6: Some(20_000_000),
+        lon_e6: Some(5),
+    });
     assert_eq!(f.bet().reason, Some(ReasonCode::GeoOutside));
-    f.geo = Some(GeoAttestation { ip: None, lat_e6: Some(5_000_000), lon_e6: Some(5_000_000) });
+    f.geo = Some(GeoAttestation {
+        ip: None,
+        lat_e6: Some(5_000_000),
+        lon_e6: Some(5_000_000),
+    });
     assert!(f.bet().accepted);
 }
 
@@ -251,9 +284,18 @@ fn limits_time_out_and_liability() {
     assert_eq!(f.bet().reason, Some(ReasonCode::TimedOut));
     f.timed_out_until = Some(UnixMillis(NOW));
     assert!(f.bet().accepted, "a time-out ends at its time");
-    let c = limits::decide_limit_change(&f.limits, &f.rules, LimitKind::Stake, Window::Day, Some(1_500), UnixMillis(NOW)).unwrap();
+    let c = limits::decide_limit_change(
+        &f.limits,
+        &f.rules,
+        LimitKind::Stake,
+        Window::Day,
+        Some(1_500),
+        UnixMillis(NOW),
+    )
+    .unwrap();
     f.limits.set(LimitKind::Stake, Window::Day, &c);
-    f.activity.record(UnixMillis(NOW - 1000), limits::ActivityKind::Stake, 600);
+    f.activity
+        .record(UnixMillis(NOW - 1000), limits::ActivityKind::Stake, 600);
     assert_eq!(f.bet().reason, Some(ReasonCode::StakeLimit));
     f.limits = PlayerLimits::default();
     f.liability = f.risk.selection_liability_minor_max - 2_000;
@@ -265,14 +307,20 @@ fn price_policy_and_aml_refusal() {
     let mut f = fx();
     f.price = "2.60";
     assert_eq!(f.bet().reason, Some(ReasonCode::PriceChanged));
-    f.policy = PricePolicy::WithinTolerance { tolerance_milli: 100 };
+    f.policy = PricePolicy::WithinTolerance {
+        tolerance_milli: 100,
+    };
     let d = f.bet();
     assert!(d.accepted);
     assert_eq!(d.strike_prices, vec![Price::parse("2.50").unwrap()]);
     // Velocity refuses (test rules: 30 a minute); the hit is also reported as a flag.
     let mut f = fx();
     for i in 0..30 {
-        f.activity.record(UnixMillis(NOW - 30_000 + i), limits::ActivityKind::Stake, 10);
+        f.activity.record(
+            UnixMillis(NOW - 30_000 + i),
+            limits::ActivityKind::Stake,
+            10,
+        );
     }
     let d = f.bet();
     assert_eq!(d.reason, Some(ReasonCode::AmlRefused));
@@ -290,11 +338,24 @@ fn deposits_cross_operator_and_limits() {
     let mut f = fx();
     assert!(f.deposit(10_000, None).accepted);
     f.rules.limits.cross_operator_deposit_cap_month_minor = Some(100_000);
-    assert_eq!(f.deposit(10_000, None).reason, Some(ReasonCode::CrossOperatorUnknown));
-    assert_eq!(f.deposit(10_000, Some(95_000)).reason, Some(ReasonCode::CrossOperatorLimit));
+    assert_eq!(
+        f.deposit(10_000, None).reason,
+        Some(ReasonCode::CrossOperatorUnknown)
+    );
+    assert_eq!(
+        f.deposit(10_000, Some(95_000)).reason,
+        Some(ReasonCode::CrossOperatorLimit)
+    );
     assert!(f.deposit(5_000, Some(95_000)).accepted);
     f.rules.limits.deposit_default.month_minor = Some(20_000);
-    f.activity.record(UnixMillis(NOW - 1000), limits::ActivityKind::Deposit, 15_000);
-    assert_eq!(f.deposit(6_000, Some(0)).reason, Some(ReasonCode::DepositLimit));
+    f.activity.record(
+        UnixMillis(NOW - 1000),
+        limits::ActivityKind::Deposit,
+        15_000,
+    );
+    assert_eq!(
+        f.deposit(6_000, Some(0)).reason,
+        Some(ReasonCode::DepositLimit)
+    );
     let _ = Currency::GBP;
 }

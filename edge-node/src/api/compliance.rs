@@ -187,7 +187,9 @@ pub async fn load_register(
         payload_b64: b.payload_b64,
         signature_hex: b.signature_hex,
     };
-    s.writer.command(Command::LoadRegister { doc }, None).await??;
+    s.writer
+        .command(Command::LoadRegister { doc }, None)
+        .await??;
     Ok((StatusCode::CREATED, Json(register_view(&s).await?)))
 }
 

@@ -75,12 +75,21 @@ pub fn router(state: AppState) -> Router {
 fn compliance_routes() -> Router<AppState> {
     use compliance as c;
     Router::new()
-        .route("/v1/players/{id}/limits", get(c::get_limits).post(c::set_limit))
+        .route(
+            "/v1/players/{id}/limits",
+            get(c::get_limits).post(c::set_limit),
+        )
         .route("/v1/players/{id}/time-out", post(c::time_out))
         .route("/v1/players/{id}/reality-check", post(c::reality_check))
         .route("/v1/players/{id}/cross-operator", post(c::cross_operator))
-        .route("/v1/admin/register", get(c::get_register).post(c::load_register))
-        .route("/v1/withdrawals/{provider_ref}/complete", post(c::complete_withdrawal))
+        .route(
+            "/v1/admin/register",
+            get(c::get_register).post(c::load_register),
+        )
+        .route(
+            "/v1/withdrawals/{provider_ref}/complete",
+            post(c::complete_withdrawal),
+        )
         .route("/v1/rules", get(c::rules))
 }
 
