@@ -15,7 +15,7 @@ use crate::hub_session::{HubAction, HubSession};
 use crate::pki::node_dns_name;
 use crate::session::{SessionConfig, SessionError};
 use crate::tls::cert_is_for_node;
-use crate::wire::{Decoder, Message, code};
+use crate::wire::{Decoder, Message, PROTOCOL_VERSION, code};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::log::ChainHead;
 use std::collections::HashMap;
@@ -200,7 +200,15 @@ async fn serve<S: HubStore>(
         match decoder.next() {
             Ok(Some(m)) => break Ok(m),
             Ok(None) => {}
-            Err(e) => break Err((code::PROTOCOL, format!("undecodable first message: {e}"))),
+            // A node speaking another protocol version may send a Hello this build cannot
+            // decode; tell it the versions differ rather than that its bytes are garbage.
+            Err(e) => break Err(match decoder.peek_hello_version() {
+                Some(v) if v != PROTOCOL_VERSION => (
+                    code::VERSION,
+                    format!("protocol version {v} not supported by hub (supports {PROTOCOL_VERSION})"),
+                ),
+                _ => (code::PROTOCOL, format!("undecodable first message: {e}")),
+            }),
         }
         match tokio::time::timeout_at(deadline, recv.read(&mut buf)).await {
             Ok(Ok(Some(n))) => decoder.push(&buf[..n]),
@@ -348,7 +356,15 @@ async fn serve<S: HubStore>(
                     warn!(%remote, %node, "flagging node: {reason}");
                     store.flag_node(&node, &reason);
                 }
-                HubAction::Touch { edge_head, now, .. } => store.touch(&node, edge_head, now.0),
+                HubAction::Touch {
+                    edge_head,
+                    now,
+                    lag_ms,
+                    ..
+                } => {
+                    store.touch(&node, edge_head, now.0);
+                    store.lag(&node, lag_ms, now.0);
+                }
                 HubAction::ReadDown { after, max } => {
                     if session.is_closed() {
                         continue;
