@@ -816,11 +816,19 @@ mod tests {
         s.handle_timeout(UnixMillis(1900)).unwrap();
         assert!(matches!(
             &drain(&mut s)[..],
-            [Message::Heartbeat { lag_ms: 900, head: Seq(4), .. }]
+            [Message::Heartbeat {
+                lag_ms: 900,
+                head: Seq(4),
+                ..
+            }]
         ));
         s.handle_message(Message::Ack { acked: Seq(2) }, UnixMillis(1950))
             .unwrap();
-        assert_eq!(s.lag_ms(UnixMillis(2000)), 998, "oldest unacked is now seq 3 @1002");
+        assert_eq!(
+            s.lag_ms(UnixMillis(2000)),
+            998,
+            "oldest unacked is now seq 3 @1002"
+        );
         s.handle_message(Message::Ack { acked: Seq(4) }, UnixMillis(1960))
             .unwrap();
         assert_eq!(s.lag_ms(UnixMillis(2000)), 0);

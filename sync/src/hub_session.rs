@@ -242,6 +242,13 @@ impl HubSession {
         self.edge_head = edge_head;
         self.down_sent = down_applied;
         self.down_acked = down_applied;
+        // The Hello's downstream position is durable at the edge, i.e. an acknowledgement: the
+        // DownAck that would have said so may have been lost with the previous connection.
+        if down_applied > Seq::ZERO {
+            self.actions.push_back(HubAction::DownAcked {
+                applied: down_applied,
+            });
+        }
         // Everything the edge applied ended on a seal (it only applies whole seal groups).
         self.down_last_sealed_sent = down_applied;
         self.outbox.push_back(Message::Welcome {

@@ -18,7 +18,7 @@ pub mod transport;
 pub mod wire;
 
 #[cfg(test)]
-mod sim_tests;
+mod sim;
 
 pub use edge_session::{EdgeAction, EdgeSession};
 pub use hub_session::{HubAction, HubSession, NodeRegistration};

@@ -782,10 +782,12 @@ mod tests {
             any::<u64>().prop_map(|a| Message::Ack { acked: Seq(a) }),
             frames().prop_map(|frames| Message::Down { frames }),
             any::<u64>().prop_map(|a| Message::DownAck { applied: Seq(a) }),
-            (any::<u64>(), any::<i64>(), any::<i64>()).prop_map(|(h, now_ms, lag_ms)| Message::Heartbeat {
-                head: Seq(h),
-                now_ms,
-                lag_ms
+            (any::<u64>(), any::<i64>(), any::<i64>()).prop_map(|(h, now_ms, lag_ms)| {
+                Message::Heartbeat {
+                    head: Seq(h),
+                    now_ms,
+                    lag_ms,
+                }
             }),
             (any::<u16>(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),
         ]

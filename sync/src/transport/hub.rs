@@ -202,13 +202,17 @@ async fn serve<S: HubStore>(
             Ok(None) => {}
             // A node speaking another protocol version may send a Hello this build cannot
             // decode; tell it the versions differ rather than that its bytes are garbage.
-            Err(e) => break Err(match decoder.peek_hello_version() {
-                Some(v) if v != PROTOCOL_VERSION => (
-                    code::VERSION,
-                    format!("protocol version {v} not supported by hub (supports {PROTOCOL_VERSION})"),
-                ),
-                _ => (code::PROTOCOL, format!("undecodable first message: {e}")),
-            }),
+            Err(e) => {
+                break Err(match decoder.peek_hello_version() {
+                    Some(v) if v != PROTOCOL_VERSION => (
+                        code::VERSION,
+                        format!(
+                            "protocol version {v} not supported by hub (supports {PROTOCOL_VERSION})"
+                        ),
+                    ),
+                    _ => (code::PROTOCOL, format!("undecodable first message: {e}")),
+                });
+            }
         }
         match tokio::time::timeout_at(deadline, recv.read(&mut buf)).await {
             Ok(Ok(Some(n))) => decoder.push(&buf[..n]),
