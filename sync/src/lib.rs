@@ -6,12 +6,14 @@
 //! - [`edge_session`] / [`hub_session`]: sans-IO protocol state machines (no sockets, no
 //!   clock, no tasks; time is passed in), unit-testable and deterministic;
 //! - [`pki`]: a development CA issuing the hub and node certificates;
+//! - [`revocation`]: the hub's list of revoked node certificates, enforced in the handshake;
 //! - [`tls`]: rustls/quinn configurations for mutual TLS and the certificate → node binding;
 //! - [`transport`]: the tokio + quinn shells that drive the state machines over QUIC.
 
 pub mod edge_session;
 pub mod hub_session;
 pub mod pki;
+pub mod revocation;
 pub mod session;
 pub mod tls;
 pub mod transport;

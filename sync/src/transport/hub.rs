@@ -327,6 +327,8 @@ async fn serve<S: HubStore>(
         clock.now(),
     );
     let _ = session.handle_message(hello, clock.now());
+    // Whatever arrived in the same reads as the Hello.
+    feed(&mut decoder, &mut session, &clock);
     if session.is_established() {
         info!(%remote, %node, durable = %head.seq, "replication session established");
     }
@@ -417,20 +419,7 @@ async fn serve<S: HubStore>(
             r = recv.read(&mut buf), if out.pending() < OUT_HIGH_WATER => match r {
                 Ok(Some(n)) => {
                     decoder.push(&buf[..n]);
-                    loop {
-                        match decoder.next() {
-                            Ok(Some(m)) => {
-                                if session.handle_message(m, clock.now()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                session.abort(code::PROTOCOL, format!("undecodable message from edge: {e}"));
-                                break;
-                            }
-                        }
-                    }
+                    feed(&mut decoder, &mut session, &clock);
                 }
                 Ok(None) => break Some("edge finished the stream".to_owned()),
                 Err(e) => break Some(format!("connection lost: {}", read_error(&e))),
@@ -462,6 +451,28 @@ async fn serve<S: HubStore>(
             close_gracefully(&conn, &mut send, &out, e.code(), &e.to_string()).await;
         }
         (None, None) => conn.close(0u32.into(), b""),
+    }
+}
+
+/// Hand every complete message in `decoder` to the session; an undecodable one closes the
+/// session with a `PROTOCOL` error naming the problem (logged when the session ends).
+fn feed(decoder: &mut Decoder, session: &mut HubSession, clock: &Clock) {
+    loop {
+        match decoder.next() {
+            Ok(Some(m)) => {
+                if session.handle_message(m, clock.now()).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                session.abort(
+                    code::PROTOCOL,
+                    format!("undecodable message from edge: {e}"),
+                );
+                return;
+            }
+        }
     }
 }
 
