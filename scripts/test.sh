@@ -21,3 +21,6 @@ export OUTPOST_PYTHON="$PWD/.venv/bin/python"
 
 echo "== cargo test"
 cargo test --workspace --quiet -- --test-threads=2
+
+echo "== fuzz (replication wire protocol)"
+scripts/fuzz-wire.sh

@@ -12,10 +12,14 @@
 
 pub mod edge_session;
 pub mod hub_session;
+#[cfg(feature = "transport")]
 pub mod pki;
+#[cfg(feature = "transport")]
 pub mod revocation;
 pub mod session;
+#[cfg(feature = "transport")]
 pub mod tls;
+#[cfg(feature = "transport")]
 pub mod transport;
 pub mod wire;
 
@@ -25,6 +29,7 @@ mod sim;
 pub use edge_session::{EdgeAction, EdgeSession};
 pub use hub_session::{HubAction, HubSession, NodeRegistration};
 pub use session::{SessionConfig, SessionError};
+#[cfg(feature = "transport")]
 pub use transport::{
     EdgeLinkConfig, EdgeLog, HubServer, HubServerConfig, HubStore, LinkStatus, TransportError,
     run_edge_link, run_hub_server,

@@ -59,7 +59,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     if digits.is_empty() {
         return Err("no hex digits".into());
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         // A number written without its leading zero digit.
         digits.insert(0, '0');
     }
