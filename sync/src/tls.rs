@@ -126,6 +126,11 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // IDLE_TIMEOUT is 10 s, far inside QUIC's varint range, so the conversion cannot fail.
     t.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
     t.keep_alive_interval(Some(Duration::from_secs(2)));
+    // BBR paces by measured bandwidth and RTT instead of halving the window on every loss:
+    // on a link that drops packets at random (a flaky WAN, or the 20% fault test) a loss-based
+    // controller (the default, CUBIC) collapses to a trickle that cannot keep up with the
+    // edge's log, while BBR keeps replicating at the link's real rate.
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     // One bidirectional stream per connection is all the protocol uses.
     t.max_concurrent_bidi_streams(1u8.into());
     t.max_concurrent_uni_streams(0u8.into());
