@@ -215,6 +215,27 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
     partitioned.store(true, Ordering::Relaxed);
     tokio::time::sleep(PARTITION).await;
     let acked_in_partition = hub_acked(&c, &h).await;
+    // Observability: the hub shows the lag in records and seconds, in JSON and as metrics.
+    let node_view = get(&c, &format!("{h}/v1/nodes")).await.1["nodes"][0].clone();
+    let metrics = c
+        .get(format!("{h}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    eprintln!(
+        "at the end of the partition the hub reports lag {} records / {} s",
+        node_view["lag_records"], node_view["lag_seconds"]
+    );
+    assert!(node_view["lag_seconds"].is_number(), "{node_view}");
+    assert!(
+        metrics.contains("outpost_replication_lag_seconds{node=\"gb-1\",jurisdiction=\"GB\"}")
+            && metrics
+                .contains("outpost_replication_lag_records{node=\"gb-1\",jurisdiction=\"GB\"}"),
+        "{metrics}"
+    );
     partitioned.store(false, Ordering::Relaxed);
 
     // 3. Heal (still lossy) and measure catch-up to the head the edge had at that moment.
@@ -277,6 +298,9 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
         }
     };
 
+    let caught_up = get(&c, &format!("{h}/v1/nodes")).await.1["nodes"][0].clone();
+    assert_eq!(caught_up["lag_records"], 0, "{caught_up}");
+    assert_eq!(caught_up["lag_seconds"], 0.0, "{caught_up}");
     let load = load.lock().unwrap();
     eprintln!(
         "bets acknowledged: {} ({} during the partition, {} refused); settled in {:.2}s; proxy: {}",

@@ -105,6 +105,7 @@ pub fn router(state: HubState) -> Router {
         .route("/v1/nodes", get(get_nodes))
         .route("/v1/bets/{bet_id}", get(get_bet))
         .route("/v1/stats", get(get_stats))
+        .route("/metrics", get(crate::metrics::get_metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })

@@ -79,6 +79,8 @@ pub enum StoreError {
 pub struct Metrics {
     /// Settlement passes that found the (bet, result version) already settled and did nothing.
     pub reprocessed_settlements: AtomicU64,
+    /// Replication lag in time per node, from the edges' heartbeats.
+    pub replication_lag: crate::lag::LagBoard,
 }
 
 /// In-memory view of one registered node.
