@@ -2,6 +2,7 @@
 //! node (optionally driving a demo session), `init` writes a local stack's keys, certificates
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
+mod bench_replicate;
 mod demo;
 mod init;
 mod verify;
@@ -45,6 +46,11 @@ enum Cmd {
         public_key: String,
         files: Vec<PathBuf>,
     },
+    /// Replication benchmarks on loopback: ack lag at a fixed rate, catch-up of a backlog.
+    BenchReplicate {
+        #[command(flatten)]
+        args: bench_replicate::BenchArgs,
+    },
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -83,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             exit_after_demo,
         } => rt.block_on(up(init, demo, exit_after_demo)),
         Cmd::Verify { public_key, files } => verify::run(&public_key, &files),
+        Cmd::BenchReplicate { args } => rt.block_on(bench_replicate::run(args)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?
