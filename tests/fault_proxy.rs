@@ -168,7 +168,7 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let (sel, price, stake) = if n % 2 == 0 { ("away", "1.33", 100) } else { ("home", "8.0", 50) };
+                let (sel, price, stake) = if n.is_multiple_of(2) { ("away", "1.33", 100) } else { ("home", "8.0", 50) };
                 let body = json!({"player_id": pid, "stake_minor": stake, "currency": "GBP", "legs": [{"selection_id": format!("{EVENT}:1x2:{sel}"), "price": price}]});
                 let (st, r) = post(&c, &format!("{e}/v1/bets"), &format!("fp-bet-{w}-{n}"), body).await;
                 {
@@ -301,7 +301,7 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
     let caught_up = get(&c, &format!("{h}/v1/nodes")).await.1["nodes"][0].clone();
     assert_eq!(caught_up["lag_records"], 0, "{caught_up}");
     assert_eq!(caught_up["lag_seconds"], 0.0, "{caught_up}");
-    let load = load.lock().unwrap();
+    let load = std::mem::take(&mut *load.lock().unwrap());
     eprintln!(
         "bets acknowledged: {} ({} during the partition, {} refused); settled in {:.2}s; proxy: {}",
         load.acked.len(),

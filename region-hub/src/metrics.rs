@@ -33,9 +33,17 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A per-node gauge: name, type, help text, and its value for a node at hub time `now_ms`.
+type NodeSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&NodeView, i64) -> f64,
+);
+
 fn render(nodes: &[NodeView], stats: &StatsView, now_ms: i64) -> String {
     let mut out = String::new();
-    let per_node: [(&str, &str, &str, fn(&NodeView, i64) -> f64); 8] = [
+    let per_node: [NodeSeries; 8] = [
         (
             "outpost_replication_lag_records",
             "gauge",
