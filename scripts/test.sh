@@ -27,3 +27,5 @@ cargo test --workspace --quiet -- --test-threads=2
 
 echo "== Fuzz the feed parsers and the odds book (bounded, ~60 s per target)"
 scripts/fuzz.sh
+echo "== fuzz (replication wire protocol)"
+scripts/fuzz-wire.sh

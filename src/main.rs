@@ -3,6 +3,7 @@
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
 mod bench_place;
+mod bench_replicate;
 mod demo;
 mod feed_replay;
 mod init;
@@ -59,6 +60,10 @@ enum Cmd {
     Feed {
         #[command(subcommand)]
         cmd: feed_replay::FeedCmd,
+    /// Replication benchmarks on loopback: ack lag at a fixed rate, catch-up of a backlog.
+    BenchReplicate {
+        #[command(flatten)]
+        args: bench_replicate::BenchArgs,
     },
     /// Download a node's whole log as a verifiable segment file.
     ExportLog {
@@ -113,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::AuditVerify(args) => rt.block_on(reconcile::audit_verify(args)),
         Cmd::Bench(BenchCmd::Place(a)) => rt.block_on(bench_place::run(a)),
         Cmd::Feed { cmd } => rt.block_on(feed_replay::run(cmd)),
+        Cmd::BenchReplicate { args } => rt.block_on(bench_replicate::run(args)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
             let bytes = reqwest::get(format!("{node}/v1/log/segment"))
                 .await?

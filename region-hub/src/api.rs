@@ -122,6 +122,7 @@ pub fn router(state: HubState) -> Router {
         )
         .merge(crate::results_api::routes())
         .merge(crate::reconcile::api::routes())
+        .route("/metrics", get(crate::metrics::get_metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
         })

@@ -59,6 +59,8 @@ struct RawTls {
     ca_cert: PathBuf,
     hub_cert: PathBuf,
     hub_key: PathBuf,
+    #[serde(default)]
+    revocation_list: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,9 @@ pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub hub_cert: PathBuf,
     pub hub_key: PathBuf,
+    /// Revoked node certificates (serials / SHA-256 fingerprints, see
+    /// `outpost_sync::revocation`), reloaded when the file changes. Optional.
+    pub revocation_list: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -349,6 +354,7 @@ impl HubConfig {
                 ca_cert: abs(raw.tls.ca_cert),
                 hub_cert: abs(raw.tls.hub_cert),
                 hub_key: abs(raw.tls.hub_key),
+                revocation_list: raw.tls.revocation_list.map(abs),
             },
             signing_key_file: abs(raw.signing_key_file),
             nodes,

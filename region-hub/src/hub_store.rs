@@ -80,6 +80,12 @@ impl HubStore for HubState {
         });
     }
 
+    fn lag(&self, node: &NodeId, lag_ms: i64, now_ms: i64) {
+        self.metrics()
+            .replication_lag
+            .report(node.as_str(), lag_ms, now_ms);
+    }
+
     fn down_head(&self, node: &NodeId) -> Seq {
         HubState::down_head(self, node)
     }

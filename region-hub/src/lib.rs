@@ -5,8 +5,8 @@
 //!
 //! Modules, one concern each: [`config`] (TOML), [`db`] (schema), [`store`] (the state behind
 //! replication), [`down`] (down chains), [`outbox`] (audit segments), [`settlement`] (results),
-//! [`audit_uploader`] (draining to the audit store), [`views`] and [`api`] (HTTP), [`run`]
-//! (wiring it together).
+//! [`audit_uploader`] (draining to the audit store), [`views`] and [`api`] (HTTP), `lag` and
+//! `metrics` (replication lag, Prometheus text on `GET /metrics`), [`run`] (wiring it together).
 
 pub mod api;
 pub mod audit;
@@ -15,6 +15,8 @@ pub mod config;
 pub mod db;
 mod down;
 mod hub_store;
+mod lag;
+mod metrics;
 mod outbox;
 mod results_api;
 pub mod reconcile;

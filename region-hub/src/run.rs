@@ -134,11 +134,19 @@ pub async fn start(cfg: HubConfig, shutdown: watch::Receiver<bool>) -> anyhow::R
     };
     let store = audit_store(&cfg)?;
 
-    let tls = outpost_sync::tls::server_config_from_files(
-        &cfg.tls.ca_cert,
-        &cfg.tls.hub_cert,
-        &cfg.tls.hub_key,
-    )
+    let revocations = match &cfg.tls.revocation_list {
+        Some(path) => Some(outpost_sync::revocation::RevocationFile::open(path)?),
+        None => None,
+    };
+    let tls = (|| {
+        use outpost_sync::tls::{load_certs, load_key, server_config_with_revocation};
+        server_config_with_revocation(
+            &load_certs(&cfg.tls.ca_cert)?,
+            load_certs(&cfg.tls.hub_cert)?,
+            load_key(&cfg.tls.hub_key)?,
+            revocations,
+        )
+    })()
     .with_context(|| {
         format!(
             "loading hub TLS files (ca {}, cert {}, key {})",

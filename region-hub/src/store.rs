@@ -92,6 +92,8 @@ pub struct Metrics {
     /// Bets settled so far, counted as they are settled (before the commit): a progress
     /// gauge for long settle passes (`outpost bench settle`).
     pub settle_progress: AtomicU64,
+    /// Replication lag in time per node, from the edges' heartbeats.
+    pub replication_lag: crate::lag::LagBoard,
 }
 
 /// Final results in force, looked up once per event during a settle pass.

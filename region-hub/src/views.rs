@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeView {
     pub id: String,
     pub jurisdiction: String,
@@ -21,6 +21,9 @@ pub struct NodeView {
     pub acked_seq: u64,
     /// Records the hub still has to receive: `edge_head - acked_seq`.
     pub lag_records: u64,
+    /// The same lag in time: age of the edge's oldest record the hub has not yet acknowledged
+    /// (from the edge's heartbeats, aged while none arrive; see `lag.rs`). 0 when caught up.
+    pub lag_seconds: f64,
     pub down_head: u64,
     pub down_acked: u64,
     pub flagged: bool,
@@ -94,6 +97,7 @@ impl HubState {
                 edge_head,
                 acked_seq,
                 lag_records: edge_head.saturating_sub(acked_seq),
+                lag_seconds: 0.0,
                 down_acked: u(r.get(5)?),
                 flagged: r.get(6)?,
                 flag_reason: r.get(7)?,
@@ -104,11 +108,17 @@ impl HubState {
             })
         })?;
         let mut out: Vec<NodeView> = rows.collect::<Result<_, _>>()?;
+        let now = crate::store::now_ms().0;
         for n in &mut out {
             n.registered = self.registered_nodes().any(|c| c.id.as_str() == n.id);
             if let Ok(id) = outpost_core::ids::NodeId::new(&n.id) {
                 n.quarantined = self.quarantine_reason(&id);
             }
+            let lag_ms = self
+                .metrics()
+                .replication_lag
+                .lag_ms(&n.id, n.lag_records, now);
+            n.lag_seconds = lag_ms as f64 / 1000.0;
         }
         Ok(out)
     }

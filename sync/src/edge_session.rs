@@ -16,7 +16,9 @@
 //! 3. while `want_records()` says so, read frames from the log and pass them to `records_read`;
 //! 4. send everything from `poll_transmit`; wait for input or `poll_timeout`.
 
-use crate::session::{SessionConfig, SessionError, after, check_contiguous, elapsed, split_frames};
+use crate::session::{
+    SessionConfig, SessionError, Unacked, after, check_contiguous, elapsed, split_frames,
+};
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, NodeId, Seq};
 use outpost_core::log::{Frame, RecordHash};
@@ -63,6 +65,10 @@ pub struct EdgeSession {
     down_pending: Vec<Frame>,
     /// Downstream: hub's head, from Welcome and hub heartbeats.
     hub_down_head: Seq,
+    /// Downstream lag in time as the hub last reported it.
+    hub_down_lag_ms: i64,
+    /// Upstream records in flight, for the lag in time our heartbeats carry.
+    unacked: Unacked,
     outbox: VecDeque<Message>,
     actions: VecDeque<EdgeAction>,
     next_heartbeat: UnixMillis,
@@ -109,6 +115,8 @@ impl EdgeSession {
             down_handed: down_applied,
             down_pending: Vec::new(),
             hub_down_head: Seq::ZERO,
+            hub_down_lag_ms: 0,
+            unacked: Unacked::default(),
             outbox,
             actions: VecDeque::new(),
             next_heartbeat: after(now, cfg.heartbeat_ms),
@@ -148,8 +156,9 @@ impl EdgeSession {
             ) => self.on_welcome(version, acked, acked_hash, down_head, now),
             (State::Established, Message::Ack { acked }) => self.on_ack(acked),
             (State::Established, Message::Down { frames }) => self.on_down(frames),
-            (State::Established, Message::Heartbeat { head, .. }) => {
+            (State::Established, Message::Heartbeat { head, lag_ms, .. }) => {
                 self.hub_down_head = self.hub_down_head.max(head);
+                self.hub_down_lag_ms = lag_ms.max(0);
                 Ok(())
             }
             (State::Established, Message::Cosigned { size, cosignature }) => {
@@ -265,6 +274,7 @@ impl EdgeSession {
             self.ack_wait_since = None;
         }
         self.acked = acked;
+        self.unacked.acked(acked);
         Ok(())
     }
 
@@ -325,6 +335,7 @@ impl EdgeSession {
         if let Some(s) = sealed {
             self.last_sealed_sent = s;
         }
+        self.unacked.sent(&frames);
         let outbox = &mut self.outbox;
         split_frames(frames, self.cfg.batch_bytes, |frames| {
             outbox.push_back(Message::Records { frames })
@@ -380,6 +391,7 @@ impl EdgeSession {
             self.outbox.push_back(Message::Heartbeat {
                 head: self.local_head,
                 now_ms: now.0,
+                lag_ms: self.unacked.lag_ms(now),
             });
             self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
         }
@@ -498,6 +510,14 @@ impl EdgeSession {
     pub fn hub_down_head(&self) -> Seq {
         self.hub_down_head
     }
+    /// Downstream lag in time (ms) as the hub last reported it.
+    pub fn hub_down_lag_ms(&self) -> i64 {
+        self.hub_down_lag_ms
+    }
+    /// Upstream lag in time at `now`: age of the oldest record sent but not yet acknowledged.
+    pub fn lag_ms(&self, now: UnixMillis) -> i64 {
+        self.unacked.lag_ms(now)
+    }
 }
 
 #[cfg(test)]
@@ -557,7 +577,7 @@ mod tests {
         assert!(matches!(
             &out[..],
             [Message::Hello {
-                version: 2,
+                version: PROTOCOL_VERSION,
                 edge_head: Seq(10),
                 down_applied: Seq(2),
                 ..
@@ -659,7 +679,7 @@ mod tests {
     fn version_mismatch_and_divergence_are_clear_errors() {
         let mut s = session(SessionConfig::default(), 5, 0);
         let w = Message::Welcome {
-            version: 1,
+            version: PROTOCOL_VERSION + 1,
             acked: Seq(0),
             acked_hash: RecordHash::ZERO,
             down_head: Seq(0),
@@ -667,7 +687,10 @@ mod tests {
         let e = s.handle_message(w, UnixMillis(1)).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "hub speaks protocol version 1, edge supports 2"
+            format!(
+                "hub speaks protocol version {}, edge supports {PROTOCOL_VERSION}",
+                PROTOCOL_VERSION + 1
+            )
         );
 
         let mut s = session(SessionConfig::default(), 5, 0);
@@ -774,7 +797,8 @@ mod tests {
             drain(&mut s),
             vec![Message::Heartbeat {
                 head: Seq(7),
-                now_ms: 1100
+                now_ms: 1100,
+                lag_ms: 0
             }]
         );
         s.handle_timeout(UnixMillis(1500)).unwrap();
@@ -811,6 +835,7 @@ mod tests {
                 Message::Heartbeat {
                     head: Seq(0),
                     now_ms: t,
+                    lag_ms: 0,
                 },
                 UnixMillis(t),
             )
@@ -822,6 +847,7 @@ mod tests {
             Message::Heartbeat {
                 head: Seq(0),
                 now_ms: 6000,
+                lag_ms: 0,
             },
             UnixMillis(6000),
         )
@@ -831,6 +857,39 @@ mod tests {
             e.to_string(),
             "timed out: no acknowledgement from the hub for 5000 ms with 3 records in flight"
         );
+    }
+
+    #[test]
+    fn heartbeats_carry_the_age_of_the_oldest_unacknowledged_record() {
+        // Records are stamped 1000, 1001, ... (see `chain`).
+        let frames = chain("gb-1", 4, 2);
+        let cfg = SessionConfig {
+            heartbeat_ms: 1000,
+            ..SessionConfig::default()
+        };
+        let mut s = session(cfg, 4, 0);
+        s.handle_message(welcome(0, 0), UnixMillis(900)).unwrap();
+        s.records_read(frames).unwrap();
+        drain(&mut s);
+        s.handle_timeout(UnixMillis(1900)).unwrap();
+        assert!(matches!(
+            &drain(&mut s)[..],
+            [Message::Heartbeat {
+                lag_ms: 900,
+                head: Seq(4),
+                ..
+            }]
+        ));
+        s.handle_message(Message::Ack { acked: Seq(2) }, UnixMillis(1950))
+            .unwrap();
+        assert_eq!(
+            s.lag_ms(UnixMillis(2000)),
+            998,
+            "oldest unacked is now seq 3 @1002"
+        );
+        s.handle_message(Message::Ack { acked: Seq(4) }, UnixMillis(1960))
+            .unwrap();
+        assert_eq!(s.lag_ms(UnixMillis(2000)), 0);
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! The shell must not run two sessions for the same node at once (it serialises them, see
 //! `transport`), because each session starts from the durable head it was given.
 
-use crate::session::{SessionConfig, SessionError, after, check_contiguous, elapsed, split_frames};
+use crate::session::{
+    SessionConfig, SessionError, Unacked, after, check_contiguous, elapsed, split_frames,
+};
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
 use outpost_core::log::{
@@ -43,11 +45,14 @@ pub enum HubAction {
     /// The node presented records that fail verification: flag it for investigation.
     Flag { reason: String },
     /// Liveness: the edge reports its durable head (`edge_head - acked` is the replication
-    /// lag); `edge_clock` is the edge's own clock, `now` the hub's.
+    /// lag in records) and `lag_ms`, the age of its oldest record not yet acknowledged by the
+    /// hub (lag in time, on the edge's clock); `edge_clock` is the edge's own clock, `now` the
+    /// hub's.
     Touch {
         edge_head: Seq,
         edge_clock: UnixMillis,
         now: UnixMillis,
+        lag_ms: i64,
     },
     /// Read up to `max` downstream frames with seq > `after` and pass them to
     /// [`HubSession::down_read`].
@@ -115,6 +120,8 @@ pub struct HubSession {
     down_acked: Seq,
     down_last_sealed_sent: Seq,
     read_down_outstanding: bool,
+    /// Downstream records in flight, for the lag in time our heartbeats carry.
+    down_unacked: Unacked,
     outbox: VecDeque<Message>,
     actions: VecDeque<HubAction>,
     next_heartbeat: UnixMillis,
@@ -154,6 +161,7 @@ impl HubSession {
             down_acked: Seq::ZERO,
             down_last_sealed_sent: Seq::ZERO,
             read_down_outstanding: false,
+            down_unacked: Unacked::default(),
             outbox: VecDeque::new(),
             actions: VecDeque::new(),
             next_heartbeat: after(now, cfg.heartbeat_ms),
@@ -195,12 +203,20 @@ impl HubSession {
             (State::Established, Message::Records { frames }) => self.on_records(frames),
             (State::Established, Message::DownAck { applied }) => self.on_down_ack(applied),
             (State::Established, Message::Checkpoint { note }) => self.on_checkpoint(note),
-            (State::Established, Message::Heartbeat { head, now_ms }) => {
+            (
+                State::Established,
+                Message::Heartbeat {
+                    head,
+                    now_ms,
+                    lag_ms,
+                },
+            ) => {
                 self.edge_head = head;
                 self.actions.push_back(HubAction::Touch {
                     edge_head: head,
                     edge_clock: UnixMillis(now_ms),
                     now,
+                    lag_ms: lag_ms.max(0),
                 });
                 Ok(())
             }
@@ -270,6 +286,13 @@ impl HubSession {
         self.edge_head = edge_head;
         self.down_sent = down_applied;
         self.down_acked = down_applied;
+        // The Hello's downstream position is durable at the edge, i.e. an acknowledgement: the
+        // DownAck that would have said so may have been lost with the previous connection.
+        if down_applied > Seq::ZERO {
+            self.actions.push_back(HubAction::DownAcked {
+                applied: down_applied,
+            });
+        }
         // Everything the edge applied ended on a seal (it only applies whole seal groups).
         self.down_last_sealed_sent = down_applied;
         self.outbox.push_back(Message::Welcome {
@@ -282,6 +305,8 @@ impl HubSession {
             edge_head,
             edge_clock: now,
             now,
+            // Not known before the first heartbeat; records behind show in `edge_head`.
+            lag_ms: 0,
         });
         self.state = State::Established;
         self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
@@ -483,6 +508,7 @@ impl HubSession {
         if applied > self.down_acked {
             self.ack_wait_since = None;
             self.down_acked = applied;
+            self.down_unacked.acked(applied);
             self.actions.push_back(HubAction::DownAcked { applied });
             self.maybe_read_down();
         }
@@ -545,6 +571,7 @@ impl HubSession {
         if let Some(s) = sealed {
             self.down_last_sealed_sent = s;
         }
+        self.down_unacked.sent(&frames);
         let outbox = &mut self.outbox;
         split_frames(frames, self.cfg.batch_bytes, |frames| {
             outbox.push_back(Message::Down { frames })
@@ -607,6 +634,7 @@ impl HubSession {
             self.outbox.push_back(Message::Heartbeat {
                 head: self.down_head,
                 now_ms: now.0,
+                lag_ms: self.down_unacked.lag_ms(now),
             });
             self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
         }
@@ -771,17 +799,20 @@ mod tests {
     #[test]
     fn hello_checks() {
         let mut s = session(ChainHead::EMPTY, 0);
+        // An old node (the previous protocol version) talking to this hub.
         let mut h = hello("gb-1", "GB", 0, 0);
         if let Message::Hello { version, .. } = &mut h {
-            // A node running the previous protocol (before witnessed checkpoints).
-            *version = 1;
+            *version = PROTOCOL_VERSION - 1;
         }
         s.handle_message(h, UnixMillis(1)).unwrap_err();
         assert_eq!(
             error_of(&drain(&mut s)),
             (
                 code::VERSION,
-                "protocol version 1 not supported by hub (supports 2)".into()
+                format!(
+                    "protocol version {} not supported by hub (supports {PROTOCOL_VERSION})",
+                    PROTOCOL_VERSION - 1
+                )
             )
         );
 
@@ -1030,6 +1061,7 @@ mod tests {
             Message::Heartbeat {
                 head: Seq(12),
                 now_ms: 777,
+                lag_ms: 40,
             },
             UnixMillis(500),
         )
@@ -1039,7 +1071,8 @@ mod tests {
             vec![HubAction::Touch {
                 edge_head: Seq(12),
                 edge_clock: UnixMillis(777),
-                now: UnixMillis(500)
+                now: UnixMillis(500),
+                lag_ms: 40
             }]
         );
         s.handle_timeout(UnixMillis(1000)).unwrap();
@@ -1047,7 +1080,8 @@ mod tests {
             drain(&mut s),
             vec![Message::Heartbeat {
                 head: Seq(4),
-                now_ms: 1000
+                now_ms: 1000,
+                lag_ms: 0
             }]
         );
         let e = s.handle_timeout(UnixMillis(15_500)).unwrap_err();

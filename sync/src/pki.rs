@@ -223,6 +223,25 @@ impl DevCa {
         )?)
     }
 
+    /// A node certificate valid only from `not_before` to `not_after` (UTC dates as
+    /// `(year, month, day)`), e.g. a short-lived one, or an expired one to test refusal.
+    pub fn issue_node_valid(
+        &self,
+        node: &NodeId,
+        not_before: (i32, u8, u8),
+        not_after: (i32, u8, u8),
+    ) -> Result<IssuedCert, PkiError> {
+        let name = node_dns_name(node);
+        let mut p = leaf_params(
+            vec![name.clone()],
+            &name,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )?;
+        p.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        p.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        self.issue(p)
+    }
+
     fn issue(&self, params: CertificateParams) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

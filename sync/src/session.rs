@@ -11,6 +11,7 @@ use crate::wire::{code, peek_seq};
 use outpost_core::ids::Seq;
 use outpost_core::log::{Frame, VerifyError};
 use outpost_core::time::UnixMillis;
+use std::collections::VecDeque;
 
 /// Tuning shared by both ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +161,48 @@ pub(crate) fn split_frames(
     }
     if !batch.is_empty() {
         emit(batch);
+    }
+}
+
+/// The timestamp (record creation time on the writer's clock) of a frame, read from its body
+/// bytes like [`peek_seq`]: it follows the seq (see `docs/log-format.md`). `None` if the body
+/// is too short or lacks the record magic.
+pub(crate) fn peek_timestamp(frame: &Frame) -> Option<i64> {
+    let b = &frame.body;
+    if b.get(..4)? != b"OPLR" {
+        return None;
+    }
+    let id_len = u16::from_be_bytes([*b.get(6)?, *b.get(7)?]) as usize;
+    let at = 16usize.checked_add(id_len)?;
+    let t: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_be_bytes(t) as i64)
+}
+
+/// Timestamps of records sent but not yet acknowledged, oldest first; gives the lag in time
+/// that heartbeats carry. Holds at most what the flow-control window lets be in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Unacked {
+    sent: VecDeque<(Seq, i64)>,
+}
+
+impl Unacked {
+    pub(crate) fn sent(&mut self, frames: &[Frame]) {
+        for f in frames {
+            if let (Some(seq), Some(ts)) = (peek_seq(f), peek_timestamp(f)) {
+                self.sent.push_back((seq, ts));
+            }
+        }
+    }
+    pub(crate) fn acked(&mut self, through: Seq) {
+        while self.sent.front().is_some_and(|(s, _)| *s <= through) {
+            self.sent.pop_front();
+        }
+    }
+    /// Age at `now` of the oldest unacknowledged record (0 if none, never negative).
+    pub(crate) fn lag_ms(&self, now: UnixMillis) -> i64 {
+        self.sent
+            .front()
+            .map_or(0, |(_, ts)| now.0.saturating_sub(*ts).max(0))
     }
 }
 

@@ -95,6 +95,10 @@ pub trait HubStore: Send + Sync + 'static {
     fn flag_node(&self, node: &NodeId, reason: &str);
     /// Liveness: the edge's durable head, at hub time `now_ms`.
     fn touch(&self, node: &NodeId, edge_head: Seq, now_ms: i64);
+    /// Replication lag in time from the edge's heartbeat: the age (ms, on the edge's clock) of
+    /// the edge's oldest record the hub has not yet acknowledged, reported at hub time `now_ms`.
+    /// Default: ignored.
+    fn lag(&self, _node: &NodeId, _lag_ms: i64, _now_ms: i64) {}
     /// Head of the node's downstream chain `hub/{node}`.
     fn down_head(&self, node: &NodeId) -> Seq;
     /// Notified with the new downstream head whenever the chain grows.

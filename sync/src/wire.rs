@@ -12,8 +12,11 @@ use outpost_core::ids::{Jurisdiction, NodeId, Seq};
 use outpost_core::log::{DecodeError, Frame, RecordHash};
 
 /// Version spoken by this build; `Hello` and `Welcome` carry it and both sides insist on equality.
-/// Version 2 added `Checkpoint` / `Cosigned` (witnessed tree heads, `docs/checkpoints.md`); a
-/// version-1 node is refused at `Hello` with an error naming both versions.
+/// Version 2 added `Checkpoint` / `Cosigned` (witnessed tree heads, `docs/checkpoints.md`) and
+/// `lag_ms` in `Heartbeat`. The framing, the `Error` message and the first field of `Hello` (the
+/// version) never change, so any two versions can tell each other they differ (see
+/// [`Decoder::peek_hello_version`]); a version-1 node is refused at `Hello` with an error naming
+/// both versions.
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Upper bound on the length field (type byte + body): 8 MiB. Larger declared lengths are
@@ -91,7 +94,10 @@ pub enum Message {
     DownAck { applied: Seq },
     /// Both ways. The edge sends its durable head (so the hub sees lag), the hub its
     /// downstream head. `now_ms` is the sender's clock (lets the hub watch clock skew).
-    Heartbeat { head: Seq, now_ms: i64 },
+    /// `lag_ms` is the age, on the sender's clock, of the oldest record the sender has sent
+    /// but the peer has not yet acknowledged (0 when nothing is outstanding): replication lag
+    /// in time, measured where both timestamps come from the same clock.
+    Heartbeat { head: Seq, now_ms: i64, lag_ms: i64 },
     /// Either side, immediately before closing.
     Error { code: u16, message: String },
     // ---- witnessed checkpoints (issue 7) ----
@@ -229,9 +235,14 @@ impl Message {
             }
             Message::Ack { acked } => out.extend_from_slice(&acked.0.to_be_bytes()),
             Message::DownAck { applied } => out.extend_from_slice(&applied.0.to_be_bytes()),
-            Message::Heartbeat { head, now_ms } => {
+            Message::Heartbeat {
+                head,
+                now_ms,
+                lag_ms,
+            } => {
                 out.extend_from_slice(&head.0.to_be_bytes());
                 out.extend_from_slice(&now_ms.to_be_bytes());
+                out.extend_from_slice(&lag_ms.to_be_bytes());
             }
             Message::Error { code, message } => {
                 out.extend_from_slice(&code.to_be_bytes());
@@ -451,6 +462,7 @@ fn decode_body(t: u8, body: &[u8]) -> Result<Message, WireError> {
         T_HEARTBEAT => Message::Heartbeat {
             head: r.seq("head")?,
             now_ms: r.u64("now")? as i64,
+            lag_ms: r.u64("lag")? as i64,
         },
         T_ERROR => {
             let code = r.u16("code")?;
@@ -512,6 +524,18 @@ impl Decoder {
     /// Bytes received but not yet returned as messages.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// If the next buffered message is a `Hello`, the protocol version it announces, read
+    /// without decoding the rest. A hub uses it when the first message does not decode, so a
+    /// node speaking another version (whose `Hello` may have another layout) gets a clear
+    /// version error instead of a generic decode error.
+    pub fn peek_hello_version(&self) -> Option<u16> {
+        let b = &self.buf[self.start..];
+        if *b.get(4)? != T_HELLO {
+            return None;
+        }
+        Some(u16::from_be_bytes([*b.get(5)?, *b.get(6)?]))
     }
 
     #[allow(clippy::should_implement_trait)] // fallible, so not an Iterator
@@ -619,6 +643,7 @@ mod tests {
             Message::Heartbeat {
                 head: Seq(11),
                 now_ms: -5,
+                lag_ms: 250,
             },
             Message::error(
                 code::VERSION,
@@ -718,6 +743,18 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_of_another_version_is_recognised_even_if_undecodable() {
+        // A future Hello with a different layout: version 3, then bytes this build cannot parse.
+        let mut d = Decoder::new();
+        d.push(&[0, 0, 0, 4, T_HELLO, 0, 3, 0xff]);
+        assert!(d.next().is_err());
+        assert_eq!(d.peek_hello_version(), Some(3));
+        let mut d = Decoder::new();
+        d.push(&Message::Ack { acked: Seq(1) }.encode().unwrap());
+        assert_eq!(d.peek_hello_version(), None);
+    }
+
+    #[test]
     fn long_error_texts_are_cut_at_a_char_boundary() {
         let m = Message::error(1, "é".repeat(MAX_ERROR_TEXT));
         let Message::Error { message, .. } = Message::decode(&m.encode().unwrap()).unwrap() else {
@@ -794,9 +831,12 @@ mod tests {
             any::<u64>().prop_map(|a| Message::Ack { acked: Seq(a) }),
             frames().prop_map(|frames| Message::Down { frames }),
             any::<u64>().prop_map(|a| Message::DownAck { applied: Seq(a) }),
-            (any::<u64>(), any::<i64>()).prop_map(|(h, now_ms)| Message::Heartbeat {
-                head: Seq(h),
-                now_ms
+            (any::<u64>(), any::<i64>(), any::<i64>()).prop_map(|(h, now_ms, lag_ms)| {
+                Message::Heartbeat {
+                    head: Seq(h),
+                    now_ms,
+                    lag_ms,
+                }
             }),
             (any::<u16>(), ".{0,100}").prop_map(|(code, message)| Message::Error { code, message }),
             ".{0,200}".prop_map(|note| Message::Checkpoint { note }),

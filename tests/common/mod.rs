@@ -2,6 +2,8 @@
 //! configs into a temp dir, start processes, wait for health, and make HTTP calls.
 #![allow(dead_code)]
 
+pub mod udp_proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

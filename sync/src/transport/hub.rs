@@ -15,7 +15,7 @@ use crate::hub_session::{HubAction, HubSession};
 use crate::pki::node_dns_name;
 use crate::session::{SessionConfig, SessionError};
 use crate::tls::cert_is_for_node;
-use crate::wire::{Decoder, Message, code};
+use crate::wire::{Decoder, Message, PROTOCOL_VERSION, code};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::log::ChainHead;
 use std::collections::HashMap;
@@ -200,7 +200,19 @@ async fn serve<S: HubStore>(
         match decoder.next() {
             Ok(Some(m)) => break Ok(m),
             Ok(None) => {}
-            Err(e) => break Err((code::PROTOCOL, format!("undecodable first message: {e}"))),
+            // A node speaking another protocol version may send a Hello this build cannot
+            // decode; tell it the versions differ rather than that its bytes are garbage.
+            Err(e) => {
+                break Err(match decoder.peek_hello_version() {
+                    Some(v) if v != PROTOCOL_VERSION => (
+                        code::VERSION,
+                        format!(
+                            "protocol version {v} not supported by hub (supports {PROTOCOL_VERSION})"
+                        ),
+                    ),
+                    _ => (code::PROTOCOL, format!("undecodable first message: {e}")),
+                });
+            }
         }
         match tokio::time::timeout_at(deadline, recv.read(&mut buf)).await {
             Ok(Ok(Some(n))) => decoder.push(&buf[..n]),
@@ -323,6 +335,8 @@ async fn serve<S: HubStore>(
         clock.now(),
     );
     let _ = session.handle_message(hello, clock.now());
+    // Whatever arrived in the same reads as the Hello.
+    feed(&mut decoder, &mut session, &clock);
     if session.is_established() {
         info!(%remote, %node, durable = %head.seq, "replication session established");
     }
@@ -356,7 +370,15 @@ async fn serve<S: HubStore>(
                     warn!(%remote, %node, "flagging node: {reason}");
                     store.flag_node(&node, &reason);
                 }
-                HubAction::Touch { edge_head, now, .. } => store.touch(&node, edge_head, now.0),
+                HubAction::Touch {
+                    edge_head,
+                    now,
+                    lag_ms,
+                    ..
+                } => {
+                    store.touch(&node, edge_head, now.0);
+                    store.lag(&node, lag_ms, now.0);
+                }
                 HubAction::ReadDown { after, max } => {
                     if session.is_closed() {
                         continue;
@@ -431,20 +453,7 @@ async fn serve<S: HubStore>(
             r = recv.read(&mut buf), if out.pending() < OUT_HIGH_WATER => match r {
                 Ok(Some(n)) => {
                     decoder.push(&buf[..n]);
-                    loop {
-                        match decoder.next() {
-                            Ok(Some(m)) => {
-                                if session.handle_message(m, clock.now()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                session.abort(code::PROTOCOL, format!("undecodable message from edge: {e}"));
-                                break;
-                            }
-                        }
-                    }
+                    feed(&mut decoder, &mut session, &clock);
                 }
                 Ok(None) => break Some("edge finished the stream".to_owned()),
                 Err(e) => break Some(format!("connection lost: {}", read_error(&e))),
@@ -476,6 +485,28 @@ async fn serve<S: HubStore>(
             close_gracefully(&conn, &mut send, &out, e.code(), &e.to_string()).await;
         }
         (None, None) => conn.close(0u32.into(), b""),
+    }
+}
+
+/// Hand every complete message in `decoder` to the session; an undecodable one closes the
+/// session with a `PROTOCOL` error naming the problem (logged when the session ends).
+fn feed(decoder: &mut Decoder, session: &mut HubSession, clock: &Clock) {
+    loop {
+        match decoder.next() {
+            Ok(Some(m)) => {
+                if session.handle_message(m, clock.now()).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                session.abort(
+                    code::PROTOCOL,
+                    format!("undecodable message from edge: {e}"),
+                );
+                return;
+            }
+        }
     }
 }
 
