@@ -60,6 +60,7 @@ enum Cmd {
     Feed {
         #[command(subcommand)]
         cmd: feed_replay::FeedCmd,
+    },
     /// Replication benchmarks on loopback: ack lag at a fixed rate, catch-up of a backlog.
     BenchReplicate {
         #[command(flatten)]

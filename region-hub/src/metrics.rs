@@ -168,6 +168,7 @@ mod tests {
             down_acked: 5,
             flagged: false,
             flag_reason: None,
+            quarantined: None,
         }
     }
 

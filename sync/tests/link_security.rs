@@ -28,6 +28,17 @@ fn gb1() -> NodeId {
 struct OneNode;
 
 impl HubStore for OneNode {
+    fn refusal(&self, _node: &NodeId) -> Option<String> {
+        None
+    }
+    async fn witness_checkpoint(
+        &self,
+        _node: &NodeId,
+        _head: outpost_sync::SignedHead,
+    ) -> Result<outpost_sync::Witnessed, String> {
+        Err("this test store holds no records to witness".into())
+    }
+    async fn report_equivocation(&self, _node: &NodeId, _evidence: outpost_sync::ForkEvidence) {}
     fn registration(&self, node: &NodeId) -> Option<NodeRegistration> {
         (*node == gb1()).then(|| NodeRegistration {
             jurisdiction: Jurisdiction::new("GB").unwrap(),
