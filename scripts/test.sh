@@ -23,7 +23,7 @@ export OUTPOST_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 export OUTPOST_PYTHON="$PWD/.venv/bin/python"
 
 echo "== cargo test"
-cargo test --workspace --quiet -- --test-threads=2
+cargo test --workspace --quiet --no-fail-fast -- --test-threads=2
 
 echo "== Fuzz the feed parsers and the odds book (bounded, ~60 s per target)"
 scripts/fuzz.sh

@@ -331,6 +331,11 @@ impl Writer {
             Command::PlaceBet { player_id, .. }
             | Command::Deposit { player_id, .. }
             | Command::Withdraw { player_id, .. } => self.p.vault.get(player_id),
+            // A shop account bet runs the full gate for its player, register included.
+            Command::Shop(outpost_core::edge::shop::ShopCommand::PlaceBet {
+                holder: outpost_core::edge::shop::Holder::Account { player_id, .. },
+                ..
+            }) => self.p.vault.get(player_id),
             _ => None,
         };
         let date_of_birth = vault_pii.map(|p| p.date_of_birth);

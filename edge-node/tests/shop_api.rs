@@ -4,7 +4,7 @@
 //! coded refusals for unreadable, mistyped and forged ticket ids.
 
 use edge_node::api::{AppState, router};
-use edge_node::config::{EdgeConfig, FixtureSource, HubLinkConfig};
+use edge_node::config::{EdgeConfig, FixtureSource, HubLinkConfig, RegisterSource};
 use edge_node::node::{load_fixtures, start_core};
 use outpost_core::hub::{HubEvent, HubSettlement, down_log_id};
 use outpost_core::ids::{BetId, NodeId, PlayerId, Seq};
@@ -63,7 +63,11 @@ async fn start() -> Node {
         }),
         balance_snapshot: Default::default(),
         risk: Default::default(),
-        register: None,
+        // GB betting needs a fresh GAMSTOP copy (fail closed): a test authority signs one below.
+        register: Some(RegisterSource {
+            authority_public_key: register_key().public().to_hex(),
+            inbox_dir: None,
+        }),
         odds: Default::default(),
         shop_terminals: vec![
             creds("s1", "t1", "token-one"),
@@ -73,6 +77,7 @@ async fn start() -> Node {
     };
     let started = start_core(&cfg).await.unwrap();
     load_fixtures(&cfg, &started.writer).await.unwrap();
+    load_register(&started.writer).await;
     let state = AppState {
         writer: started.writer.clone(),
         store: started.store.clone(),
@@ -304,4 +309,35 @@ async fn account_bet_at_the_counter_uses_the_players_wallet_and_gate() {
     assert_eq!((st, paid["state"].as_str()), (200, Some("paid")), "{paid}");
     let (_, w) = call(&c, format!("{}/v1/players/{pid}/wallet", n.base), None, None, None).await;
     assert_eq!(w["cash_minor"].as_i64(), Some(200));
+}
+
+/// The test stand-in for the GAMSTOP register authority.
+fn register_key() -> NodeKey {
+    NodeKey::from_seed([0x42; 32])
+}
+
+/// Load a fresh, empty, signed GAMSTOP snapshot, as the register inbox would.
+async fn load_register(writer: &edge_node::writer::WriterHandle) {
+    use outpost_core::gate::register::{RegisterDocKind, RegisterPayload, sign};
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let doc = sign(
+        &register_key(),
+        &RegisterPayload {
+            register: "GAMSTOP".into(),
+            jurisdiction: outpost_core::ids::Jurisdiction::new("GB").unwrap(),
+            kind: RegisterDocKind::Snapshot,
+            seq: 1,
+            base_seq: None,
+            issued_at_ms: now_ms,
+            add: vec![],
+            remove: vec![],
+        },
+    );
+    writer
+        .command(outpost_core::edge::Command::LoadRegister { doc }, None)
+        .await
+        .expect("register snapshot loads");
 }
