@@ -141,7 +141,15 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     .await;
     assert_eq!(st, 201, "{lose}");
     let (_, markets) = get(&c, &format!("{e}/v1/markets?event_id={ev2}")).await;
-    let home_price = markets["markets"][0]["selections"][0]["price"]
+    // The home selection of ev2's 1X2 market, found by id (the listing's order is not a contract).
+    let home_sel = format!("{ev2}:1x2:home");
+    let home_price = markets["markets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["selections"].as_array().unwrap().iter())
+        .find(|s| s["selection_id"] == home_sel.as_str())
+        .unwrap_or_else(|| panic!("{home_sel} listed: {markets}"))["price"]
         .as_str()
         .unwrap()
         .to_string();
