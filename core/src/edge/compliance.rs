@@ -4,12 +4,12 @@
 //!
 //! Kept apart from `state.rs`/`decide.rs` so those stay about players, bets and markets.
 
-use super::decide::{Command, CommandError, DecideCtx, Decided, Reply};
+use super::decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 use super::events::*;
 use super::state::{ApplyError, BetStatus, EdgeState, IdemOutcome, Player};
 use crate::gate::limits::{self, Activity, ActivityKind, PlayerLimits};
 use crate::gate::register::{self, RegisterState, RegisterStatus};
-use crate::gate::{Env, PlayerFacts, ReasonCode, RiskLimits};
+use crate::gate::{Env, LegFacts, PlayerFacts, ReasonCode, RiskLimits};
 use crate::ids::{EventId, Jurisdiction, PlayerId, SelectionId};
 use crate::ledger::{Account, Posting};
 use crate::log::PublicKey;
@@ -79,6 +79,35 @@ impl EdgeState {
             activity: &p.rg.activity,
             last_reality_check_at: p.rg.last_reality_check_at,
         }
+    }
+
+    /// What the gate needs to know about each requested leg: its market and event, and the
+    /// liability this node already carries on them.
+    pub(super) fn leg_facts<'a>(&'a self, legs: &'a [LegRequest]) -> Vec<LegFacts<'a>> {
+        legs.iter()
+            .map(|l| {
+                let market = self
+                    .selection_index
+                    .get(&l.selection_id)
+                    .and_then(|m| self.markets.get(m));
+                LegFacts {
+                    selection_id: &l.selection_id,
+                    requested_price: l.price,
+                    market,
+                    event: market.and_then(|m| self.events.get(&m.event_id)),
+                    selection_liability_minor: self
+                        .gate
+                        .liability_selection
+                        .get(&l.selection_id)
+                        .copied()
+                        .unwrap_or(0),
+                    event_liability_minor: market
+                        .and_then(|m| self.gate.liability_event.get(&m.event_id))
+                        .copied()
+                        .unwrap_or(0),
+                }
+            })
+            .collect()
     }
 
     pub(super) fn gate_env<'a>(

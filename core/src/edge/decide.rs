@@ -9,7 +9,7 @@ use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::gate::geo::GeoAttestation;
 use crate::gate::register::SignedRegisterDoc;
 use crate::gate::{
-    self, BetFacts, DepositFacts, GateDecision, LegFacts, LimitKind, PricePolicy, ReasonCode,
+    self, BetFacts, DepositFacts, GateDecision, LimitKind, PricePolicy, ReasonCode,
     Window,
 };
 use crate::hub::{HubEvent, HubResult, HubSettlement, HubSettlementReversal};
@@ -721,31 +721,7 @@ impl EdgeState {
             date_of_birth.or(ctx.date_of_birth),
             ctx.identity_sha256,
         );
-        let leg_facts: Vec<LegFacts<'_>> = legs
-            .iter()
-            .map(|l| {
-                let market = self
-                    .selection_index
-                    .get(&l.selection_id)
-                    .and_then(|m| self.markets.get(m));
-                LegFacts {
-                    selection_id: &l.selection_id,
-                    requested_price: l.price,
-                    market,
-                    event: market.and_then(|m| self.events.get(&m.event_id)),
-                    selection_liability_minor: self
-                        .gate
-                        .liability_selection
-                        .get(&l.selection_id)
-                        .copied()
-                        .unwrap_or(0),
-                    event_liability_minor: market
-                        .and_then(|m| self.gate.liability_event.get(&m.event_id))
-                        .copied()
-                        .unwrap_or(0),
-                }
-            })
-            .collect();
+        let leg_facts = self.leg_facts(&legs);
         let decision: GateDecision = gate::evaluate_bet(&BetFacts {
             env: &env,
             player: &facts,

@@ -20,7 +20,7 @@ use super::events::{
     WalletMovement,
 };
 use super::state::{ApplyError, BetStatus, BetView, EdgeState, IdemOutcome};
-use crate::gate::{self, BetFacts, LegFacts, PlayerFacts};
+use crate::gate::{self, BetFacts, PlayerFacts};
 use crate::ids::{BetId, IdemKey, NodeId, PlayerId, ShopId, StaffId, TerminalId};
 use crate::jurisdiction::JurisdictionRules;
 use crate::ledger::{Account, Posting};
@@ -666,31 +666,7 @@ impl EdgeState {
             activity: &activity,
             last_reality_check_at: ctx.now,
         };
-        let leg_facts: Vec<LegFacts<'_>> = legs
-            .iter()
-            .map(|l| {
-                let market = self
-                    .selection_index
-                    .get(&l.selection_id)
-                    .and_then(|m| self.markets.get(m));
-                LegFacts {
-                    selection_id: &l.selection_id,
-                    requested_price: l.price,
-                    market,
-                    event: market.and_then(|m| self.events.get(&m.event_id)),
-                    selection_liability_minor: self
-                        .gate
-                        .liability_selection
-                        .get(&l.selection_id)
-                        .copied()
-                        .unwrap_or(0),
-                    event_liability_minor: market
-                        .and_then(|m| self.gate.liability_event.get(&m.event_id))
-                        .copied()
-                        .unwrap_or(0),
-                }
-            })
-            .collect();
+        let leg_facts = self.leg_facts(&legs);
         let served = [node.jurisdiction.clone()];
         let env = self.gate_env(ctx, &served);
         // A cash bet has no player: the counter's own checks (age seen by the cashier, the
