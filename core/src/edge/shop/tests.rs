@@ -93,7 +93,8 @@ impl World {
                 rules: &self.rules,
                 gate: &Default::default(),
                 identity_sha256: None,
-                date_of_birth: None,
+                // The vault's date of birth for every player of this world (deposits are gated).
+                date_of_birth: Some(CivilDate::new(1990, 1, 1).unwrap()),
             },
         )?;
         for ev in &d.events {
