@@ -265,15 +265,16 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
     }
 
     // 4. Results arrive while the link is still lossy; settlements go down exactly once.
-    let r = c
-        .post(format!("{h}/v1/results"))
-        .json(
-            &json!({"event_id": EVENT, "home_goals": 0, "away_goals": 3, "source": "openfootball"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Final only when two independent sources agree.
+    for source in ["openfootball", "football-data"] {
+        let r = c
+            .post(format!("{h}/v1/results"))
+            .json(&json!({"event_id": EVENT, "home_goals": 0, "away_goals": 3, "source": source}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
     let settle_time = wait_for(
         "all bets settled at the edge",
         Duration::from_secs(180),

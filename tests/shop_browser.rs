@@ -272,8 +272,11 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
 
     // 5. The result reaches the hub (Burnley 0-3 Man City); the settlement flows down.
     let c = client();
-    let r = c.post(format!("{h}/v1/results")).json(&json!({"event_id": "E0-20230811-burnley-man-city", "home_goals": 0, "away_goals": 3, "source": "openfootball"})).send().await.unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    // Final only when two independent sources agree.
+    for source in ["openfootball", "football-data"] {
+        let r = c.post(format!("{h}/v1/results")).json(&json!({"event_id": "E0-20230811-burnley-man-city", "home_goals": 0, "away_goals": 3, "source": source})).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v: serde_json::Value = c.get(format!("{e}/v1/shop/tickets/{ticket}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();

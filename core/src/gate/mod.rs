@@ -609,11 +609,17 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                     b.unwrap_or_else(|| format!("{} not banned", ev.event_id)),
                 );
             }
+            // Without fixture details (a feed-only event) a ban cannot be ruled out, so it
+            // fails closed, unless the jurisdiction bans nothing at all.
             None => c.add(
                 "banned_event",
-                false,
+                r.banned_events.is_empty(),
                 ReasonCode::BannedEvent,
-                format!("event {} unknown", m.event_id),
+                if r.banned_events.is_empty() {
+                    format!("event {} has no fixture details; {} bans no events", m.event_id, r.code)
+                } else {
+                    format!("event {} unknown: a ban cannot be ruled out", m.event_id)
+                },
             ),
         }
         match f.price_policy.strike(l.requested_price, sel.price) {

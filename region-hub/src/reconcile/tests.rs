@@ -303,14 +303,7 @@ fn clean_hour(state: &HubState) -> Log {
     commit(state, &mut log, at(3));
     log.bet("p1", "b-1", 1_000, "e-1", at(10));
     commit(state, &mut log, at(10));
-    state
-        .submit_result_blocking(
-            &EventId::new("e-1").unwrap(),
-            FinalScore { home: 2, away: 0 },
-            "ops",
-            UnixMillis(at(60)),
-        )
-        .unwrap();
+    final_result(&state, &EventId::new("e-1").unwrap(), FinalScore { home: 2, away: 0 }, UnixMillis(at(60)));
     log.settled("p1", "b-1", "e-1", 1_000, 2_000, at(61));
     log.withdraw("p2", 500, "psp-3", at(70));
     log.snapshot(at(75));
@@ -610,14 +603,7 @@ async fn settlement_completeness_and_the_suspension_hook() {
         "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms) VALUES ('e-2', 1, 0, 1, 'x', ?1)",
         [at(85)],
     ).unwrap();
-    t.state
-        .submit_result_blocking(
-            &EventId::new("e-3").unwrap(),
-            FinalScore { home: 1, away: 0 },
-            "ops",
-            UnixMillis(at(86)),
-        )
-        .unwrap();
+    final_result(&t.state, &EventId::new("e-3").unwrap(), FinalScore { home: 1, away: 0 }, UnixMillis(at(86)));
     log.settled("p1", "b-3", "e-3", 1_000, 2_500, at(87));
     commit(&t.state, &mut log, at(87));
     // b-1 (e-1) gets a second hub_settlement record for the same result version → critical.
@@ -681,14 +667,7 @@ async fn settlement_completeness_and_the_suspension_hook() {
         suspend::clear(&t.state.db().conn(), &ev("e-3"), "ops:alice", at(110)).unwrap(),
         1
     );
-    t.state
-        .submit_result_blocking(
-            &ev("e-3"),
-            FinalScore { home: 1, away: 0 },
-            "ops",
-            UnixMillis(at(111)),
-        )
-        .unwrap();
+    final_result(&t.state, &ev("e-3"), FinalScore { home: 1, away: 0 }, UnixMillis(at(111)));
     assert_eq!(status("b-4"), "settled");
     assert_eq!(
         suspend::active(&t.state.db().reader()).unwrap().len(),
@@ -905,5 +884,14 @@ fn suspension_store_matches_its_model() {
         }
         let listed = suspend::active(&conn).unwrap().len();
         assert_eq!(listed, model.values().map(|s| s.len()).sum::<usize>());
+    }
+}
+
+/// A result made final the way the hub requires: two independent sources agreeing.
+fn final_result(state: &HubState, event: &EventId, score: FinalScore, now: UnixMillis) {
+    for source in ["ops", "feed-b"] {
+        state
+            .submit_result_blocking(event, score, source, now)
+            .unwrap();
     }
 }
