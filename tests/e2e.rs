@@ -224,8 +224,16 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     };
     assert_eq!(payout(&win).await, 1330);
     assert_eq!(payout(&lose).await, 0);
-    let acca_expected =
-        (200u128 * 1360 * home_price.replace('.', "").parse::<u128>().unwrap() / 1_000_000) as i64;
+    // Both legs won; the payout is the stake times the prices the bet was struck at (the
+    // default price policy accepts a better current price than the one requested).
+    let struck: Vec<u128> = acca["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["price"].as_str().unwrap().replace('.', "").parse::<u128>().unwrap())
+        .collect();
+    assert_eq!(struck.len(), 2, "{acca}");
+    let acca_expected = (200u128 * struck[0] * struck[1] / 1_000_000) as i64;
     assert_eq!(payout(&acca).await, acca_expected);
     let (_, w) = get(&c, &format!("{e}/v1/players/{pid}/wallet")).await;
     assert_eq!(
