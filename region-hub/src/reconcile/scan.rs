@@ -33,6 +33,8 @@ pub struct NodeLog {
     pub movements: Vec<Rec<WalletMovement>>,
     /// All (a settlement may come long after the bet).
     pub settled: Vec<Rec<BetSettled>>,
+    /// Settlements the edge reversed on a hub correction (kind 67).
+    pub reversed: Vec<Rec<outpost_core::edge::events::BetSettlementReversed>>,
     /// Window.
     pub bets: Vec<Rec<BetPlaced>>,
     /// Window.
@@ -46,13 +48,14 @@ pub struct NodeLog {
 }
 
 /// The kinds any check decodes.
-const KINDS: [RecordKind; 7] = [
+const KINDS: [RecordKind; 8] = [
     RecordKind::Genesis,
     RecordKind::PlayerRegistered,
     RecordKind::WalletMovement,
     RecordKind::ComplianceDecision,
     RecordKind::BetPlaced,
     RecordKind::BetSettled,
+    RecordKind::BetSettlementReversed,
     RecordKind::BalanceSnapshot,
 ];
 
@@ -141,6 +144,7 @@ pub fn load(
                 Ok(EdgeEvent::PlayerRegistered(v)) => log.players.push(Rec { seq, ts_ms, v }),
                 Ok(EdgeEvent::WalletMovement(v)) => log.movements.push(Rec { seq, ts_ms, v }),
                 Ok(EdgeEvent::BetSettled(v)) => log.settled.push(Rec { seq, ts_ms, v }),
+                Ok(EdgeEvent::BetSettlementReversed(v)) => log.reversed.push(Rec { seq, ts_ms, v }),
                 Ok(EdgeEvent::BetPlaced(v)) if in_window => log.bets.push(Rec { seq, ts_ms, v }),
                 Ok(EdgeEvent::ComplianceDecision(v)) if in_window => {
                     log.decisions.push(Rec { seq, ts_ms, v })

@@ -92,7 +92,8 @@ pub fn check(
             Err(e) => return Err(corrupt(format!("down record {node}#{seq}: {e}"))),
         }
     }
-    // What each edge logged: bet -> [(seq, version, payout)].
+    // What each edge logged and still has in force: bet -> [(seq, version, payout)]. A
+    // settlement the edge reversed on a hub correction (kind 67) is no longer in force.
     let mut edge: HashMap<&str, Vec<(u64, u32, i64)>> = HashMap::new();
     for (_, log) in nodes {
         for s in &log.settled {
@@ -101,6 +102,15 @@ pub fn check(
                 s.v.result_version,
                 s.v.payout_minor,
             ));
+        }
+        for r in &log.reversed {
+            if let Some(logged) = edge.get_mut(r.v.bet_id.as_str())
+                && let Some(i) = logged.iter().position(|l| {
+                    l.1 == r.v.reversed_result_version && l.2 == r.v.payout_reversed_minor
+                })
+            {
+                logged.remove(i);
+            }
         }
     }
 
@@ -163,7 +173,8 @@ pub fn check(
             }
             continue;
         }
-        let version = known.iter().map(|k| k.0).max().unwrap_or(0);
+        // A bet's result version is the sum of its legs' versions (core::hub::settle_bet).
+        let version: i64 = known.iter().map(|k| k.0).sum();
         let ready_ms = known.iter().map(|k| k.1).max().unwrap_or(0);
         if ready_ms >= w.end_ms {
             continue;
