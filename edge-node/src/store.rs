@@ -231,7 +231,17 @@ mod tests {
             let s = LogStore::open(dir.path()).unwrap();
             s.commit(&group).unwrap();
         }
-        let s = LogStore::open(dir.path()).unwrap();
+        // sled's background flusher can hold the file lock for a moment after the drop (a
+        // restarted process never sees this); wait for it rather than fail on WouldBlock.
+        let s = (0..100)
+            .find_map(|_| match LogStore::open(dir.path()) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                }
+            })
+            .expect("store reopens once the previous handle has let go");
         assert_eq!(s.last_seq().unwrap(), Seq(10));
         let frames = s.read_frames(Seq(4), 3).unwrap();
         assert_eq!(frames.len(), 3);
