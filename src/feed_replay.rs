@@ -35,7 +35,10 @@ fn parse_speed(s: &str) -> anyhow::Result<Option<f64>> {
     if s == "max" {
         return Ok(None);
     }
-    let n: f64 = s.trim_end_matches('x').parse().with_context(|| format!("--speed {s:?}: expected e.g. 1x, 10x or max"))?;
+    let n: f64 = s
+        .trim_end_matches('x')
+        .parse()
+        .with_context(|| format!("--speed {s:?}: expected e.g. 1x, 10x or max"))?;
     if !(n.is_finite() && n > 0.0) {
         bail!("--speed must be positive");
     }
@@ -51,15 +54,27 @@ pub async fn run(cmd: FeedCmd) -> anyhow::Result<()> {
     let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
     for (no, line) in text.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(&first) = line.iter().find(|b| !b.is_ascii_whitespace()) else { continue };
+        let Some(&first) = line.iter().find(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
         let (path, ts) = match first {
-            b'<' => ("/v1/feed/uof", uof::parse(line).ok().map(|m| m.timestamp().0)),
+            b'<' => (
+                "/v1/feed/uof",
+                uof::parse(line).ok().map(|m| m.timestamp().0),
+            ),
             b'{' => {
                 let ts = match betfair::parse(line) {
                     Ok(betfair::BetfairMessage::Mcm(m)) => Some(m.pt.0),
                     _ => None,
                 };
-                (if a.historical { "/v1/feed/betfair?historical=true" } else { "/v1/feed/betfair" }, ts)
+                (
+                    if a.historical {
+                        "/v1/feed/betfair?historical=true"
+                    } else {
+                        "/v1/feed/betfair"
+                    },
+                    ts,
+                )
             }
             _ => {
                 eprintln!("line {}: neither XML nor JSON, skipped", no + 1);
@@ -83,6 +98,11 @@ pub async fn run(cmd: FeedCmd) -> anyhow::Result<()> {
             .with_context(|| format!("posting line {}", no + 1))?;
         *counts.entry(r.status().as_u16().to_string()).or_default() += 1;
     }
-    println!("replayed {} in {:.2?}: {:?}", a.file.display(), start.elapsed(), counts);
+    println!(
+        "replayed {} in {:.2?}: {:?}",
+        a.file.display(),
+        start.elapsed(),
+        counts
+    );
     Ok(())
 }

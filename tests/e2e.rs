@@ -230,7 +230,14 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| l["price"].as_str().unwrap().replace('.', "").parse::<u128>().unwrap())
+        .map(|l| {
+            l["price"]
+                .as_str()
+                .unwrap()
+                .replace('.', "")
+                .parse::<u128>()
+                .unwrap()
+        })
         .collect();
     assert_eq!(struck.len(), 2, "{acca}");
     let acca_expected = (200u128 * struck[0] * struck[1] / 1_000_000) as i64;

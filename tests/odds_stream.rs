@@ -32,12 +32,18 @@ impl Sse {
         sock.write_all(b"GET /v1/odds/stream HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
             .await
             .unwrap();
-        let mut s = Sse { sock, buf: Vec::new() };
+        let mut s = Sse {
+            sock,
+            buf: Vec::new(),
+        };
         // Skip the response head.
         loop {
             if let Some(p) = find(&s.buf, b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&s.buf[..p]).to_string();
-                assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+                assert!(
+                    head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+                    "{head}"
+                );
                 s.buf.drain(..p + 4);
                 return s;
             }
@@ -70,7 +76,11 @@ impl Sse {
                     }
                 }
                 if !data.is_empty() {
-                    return SseEvent { event, id, data: serde_json::from_str(&data).unwrap() };
+                    return SseEvent {
+                        event,
+                        id,
+                        data: serde_json::from_str(&data).unwrap(),
+                    };
                 }
             }
             self.fill().await;
@@ -87,15 +97,32 @@ fn fixture(path: &str) -> String {
 }
 
 async fn push(c: &reqwest::Client, base: &str, feed: &str, body: String) -> (u16, Value) {
-    let r = c.post(format!("{base}/v1/feed/{feed}")).body(body).send().await.unwrap();
+    let r = c
+        .post(format!("{base}/v1/feed/{feed}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let st = r.status().as_u16();
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
 fn start(dir: &std::path::Path, http: &str) -> Proc {
     // In-play bets are held 1.5 s (the node's jurisdiction setting).
-    let cfg = write_edge_config(dir, "gb-odds", http, Some("\n[odds]\nin_play_delay_ms = 1500\nmargin_bp = 500\nmargin_method = \"multiplicative\"\n"));
-    Proc::start("edge", &bin("edge-node"), &["run", "--config", cfg.to_str().unwrap()], dir)
+    let cfg = write_edge_config(
+        dir,
+        "gb-odds",
+        http,
+        Some(
+            "\n[odds]\nin_play_delay_ms = 1500\nmargin_bp = 500\nmargin_method = \"multiplicative\"\n",
+        ),
+    );
+    Proc::start(
+        "edge",
+        &bin("edge-node"),
+        &["run", "--config", cfg.to_str().unwrap()],
+        dir,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +142,13 @@ async fn real_uof_messages_reach_a_stream_client() {
 
     // 1. Real odds_change (schema sample, product 3, sr:match:42, market 1 = 1X2, in play).
     //    The producer has not recovered yet: logged and streamed, but suspended.
-    let (st, r) = push(&c, &base, "uof", fixture("uof/schema-samples/odds_change.xml")).await;
+    let (st, r) = push(
+        &c,
+        &base,
+        "uof",
+        fixture("uof/schema-samples/odds_change.xml"),
+    )
+    .await;
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["changes"], 1);
     let ev = sse.next().await;
@@ -125,7 +158,8 @@ async fn real_uof_messages_reach_a_stream_client() {
 
     // 2. Recovery completes (the real snapshot_complete sample, for product 3): market opens
     //    with laddered prices carrying the 5 % margin.
-    let snap_done = fixture("uof/schema-samples/snapshot_complete.xml").replace("product=\"1\"", "product=\"3\"");
+    let snap_done = fixture("uof/schema-samples/snapshot_complete.xml")
+        .replace("product=\"1\"", "product=\"3\"");
     let (st, _) = push(&c, &base, "uof", snap_done).await;
     assert_eq!(st, 200);
     let ev = sse.next().await;
@@ -134,22 +168,48 @@ async fn real_uof_messages_reach_a_stream_client() {
     let m = &ev.data["market"];
     assert_eq!(m["status"], "open");
     assert_eq!(m["in_play"], true);
-    let prices: Vec<String> = m["selections"].as_array().unwrap().iter().map(|s| s["price"].as_str().unwrap().to_string()).collect();
+    let prices: Vec<String> = m["selections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["price"].as_str().unwrap().to_string())
+        .collect();
     let book: f64 = prices.iter().map(|p| 1.0 / p.parse::<f64>().unwrap()).sum();
     assert!((1.05..1.10).contains(&book), "{prices:?} booksum {book}");
     let home_price = prices[0].clone();
 
     // 3. The market is bettable at the streamed price; in play, so the bet is held for the
     //    delay and accepted because the price still stands.
-    let (_, p) = post(&c, &format!("{base}/v1/players"), "reg", json!({"jurisdiction":"GB","name":"Odds Stream","date_of_birth":"1980-01-01"})).await;
+    let (_, p) = post(
+        &c,
+        &format!("{base}/v1/players"),
+        "reg",
+        json!({"jurisdiction":"GB","name":"Odds Stream","date_of_birth":"1980-01-01"}),
+    )
+    .await;
     let pid = p["player_id"].as_str().unwrap().to_string();
-    post(&c, &format!("{base}/v1/players/{pid}/kyc"), "kyc", json!({})).await;
-    post(&c, &format!("{base}/v1/players/{pid}/deposits"), "dep", json!({"amount_minor": 5000, "currency": "GBP", "provider_ref": "psp-1"})).await;
+    post(
+        &c,
+        &format!("{base}/v1/players/{pid}/kyc"),
+        "kyc",
+        json!({}),
+    )
+    .await;
+    post(
+        &c,
+        &format!("{base}/v1/players/{pid}/deposits"),
+        "dep",
+        json!({"amount_minor": 5000, "currency": "GBP", "provider_ref": "psp-1"}),
+    )
+    .await;
     let sel = "sr:match:42:1x2:home";
     let t0 = std::time::Instant::now();
     let (st, b) = post(&c, &format!("{base}/v1/bets"), "bet-1", json!({"player_id": pid, "stake_minor": 100, "currency": "GBP", "legs": [{"selection_id": sel, "price": home_price}]})).await;
     assert_eq!(st, 201, "{b}");
-    assert!(t0.elapsed() >= Duration::from_millis(1500), "in-play bet was not held");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "in-play bet was not held"
+    );
 
     // 4. A bet whose price moves during the delay is refused.
     let bet = {
@@ -161,18 +221,35 @@ async fn real_uof_messages_reach_a_stream_client() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let moved = fixture("uof/schema-samples/odds_change.xml")
         .replace("timestamp=\"1653576646190\"", "timestamp=\"1653576647000\"")
-        .replace("odds=\"2.25\" probabilities=\"0.425694\"", "odds=\"1.95\" probabilities=\"0.49\"")
-        .replace("odds=\"3.10\" probabilities=\"0.306834\"", "odds=\"3.60\" probabilities=\"0.242834\"");
+        .replace(
+            "odds=\"2.25\" probabilities=\"0.425694\"",
+            "odds=\"1.95\" probabilities=\"0.49\"",
+        )
+        .replace(
+            "odds=\"3.10\" probabilities=\"0.306834\"",
+            "odds=\"3.60\" probabilities=\"0.242834\"",
+        );
     let (st, r) = push(&c, &base, "uof", moved).await;
     assert_eq!(st, 200, "{r}");
     let ev = sse.next().await;
     assert_eq!(ev.id, Some(3));
-    assert_ne!(ev.data["market"]["selections"][0]["price"].as_str().unwrap(), home_price);
+    assert_ne!(
+        ev.data["market"]["selections"][0]["price"]
+            .as_str()
+            .unwrap(),
+        home_price
+    );
     let (st, b) = bet.await.unwrap();
     assert_eq!(st, 422, "price moved during the in-play delay: {b}");
 
     // 5. Real bet_stop (product 1, same event): every market of the event is suspended.
-    let (st, _) = push(&c, &base, "uof", fixture("uof/schema-samples/bet_stop.xml").replace("1653576646190", "1653576647001")).await;
+    let (st, _) = push(
+        &c,
+        &base,
+        "uof",
+        fixture("uof/schema-samples/bet_stop.xml").replace("1653576646190", "1653576647001"),
+    )
+    .await;
     assert_eq!(st, 200);
     let ev = sse.next().await;
     assert_eq!(ev.id, Some(4));
@@ -181,14 +258,41 @@ async fn real_uof_messages_reach_a_stream_client() {
 
     // 6. Bad input: each refused with a code, counted, nothing streamed.
     let (st, r) = push(&c, &base, "uof", "<odds_change product=\"3\"".into()).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (400, Some("FEED_MALFORMED")));
-    let (st, r) = push(&c, &base, "uof", fixture("uof/schema-samples/odds_change.xml")).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (409, Some("FEED_OUT_OF_ORDER")));
-    let (st, r) = push(&c, &base, "uof", fixture("uof/go-uof-sdk/odds_change-0.xml")).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (422, Some("FEED_UNKNOWN_PRODUCER")), "{r}");
-    let unknown_market = fixture("uof/go-uof-sdk/odds_change-0.xml").replace("product=\"2\"", "product=\"1\"");
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (400, Some("FEED_MALFORMED"))
+    );
+    let (st, r) = push(
+        &c,
+        &base,
+        "uof",
+        fixture("uof/schema-samples/odds_change.xml"),
+    )
+    .await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (409, Some("FEED_OUT_OF_ORDER"))
+    );
+    let (st, r) = push(
+        &c,
+        &base,
+        "uof",
+        fixture("uof/go-uof-sdk/odds_change-0.xml"),
+    )
+    .await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (422, Some("FEED_UNKNOWN_PRODUCER")),
+        "{r}"
+    );
+    let unknown_market =
+        fixture("uof/go-uof-sdk/odds_change-0.xml").replace("product=\"2\"", "product=\"1\"");
     let (st, r) = push(&c, &base, "uof", unknown_market).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (422, Some("FEED_UNKNOWN_MARKET")), "{r}");
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (422, Some("FEED_UNKNOWN_MARKET")),
+        "{r}"
+    );
     let impossible = fixture("uof/schema-samples/odds_change.xml")
         .replace("timestamp=\"1653576646190\"", "timestamp=\"1653576648000\"")
         .replace("odds=\"2.25\" probabilities=\"0.425694\"", "odds=\"1.0\"");
@@ -197,7 +301,10 @@ async fn real_uof_messages_reach_a_stream_client() {
     let (st, r) = push(&c, &base, "uof", impossible).await;
     assert_eq!((st, r["duplicate"].as_bool()), (200, Some(true)));
     let (st, r) = push(&c, &base, "betfair", "{\"op\":".into()).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (400, Some("FEED_MALFORMED")));
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (400, Some("FEED_MALFORMED"))
+    );
     // The impossible price produced one (suspended, unpriced) change; nothing else streamed.
     let ev = sse.next().await;
     assert_eq!(ev.id, Some(5));
@@ -205,14 +312,32 @@ async fn real_uof_messages_reach_a_stream_client() {
     assert_eq!(ev.data["market"]["status"], "suspended");
     let (_, s) = get(&c, &format!("{base}/v1/feed/stats")).await;
     let m = &s["messages"];
-    assert_eq!((m["malformed"].as_u64(), m["out_of_order"].as_u64(), m["unknown_producer"].as_u64()), (Some(2), Some(1), Some(1)), "{s}");
-    assert_eq!((m["duplicate"].as_u64(), m["impossible_price"].as_u64()), (Some(1), Some(1)), "{s}");
+    assert_eq!(
+        (
+            m["malformed"].as_u64(),
+            m["out_of_order"].as_u64(),
+            m["unknown_producer"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        (m["duplicate"].as_u64(), m["impossible_price"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
     assert!(m["unknown_market"].as_u64().unwrap() >= 9, "{s}");
     assert_eq!(s["odds_seq"], 5);
     assert_eq!(s["stream_clients"], 1);
 
     // 7. Betfair: a subscription image opens a 7-runner WIN market.
-    let (st, r) = push(&c, &base, "betfair", fixture("betfair/betfairlightweight/streaming_mcm_SUB_IMAGE.json")).await;
+    let (st, r) = push(
+        &c,
+        &base,
+        "betfair",
+        fixture("betfair/betfairlightweight/streaming_mcm_SUB_IMAGE.json"),
+    )
+    .await;
     assert_eq!(st, 200, "{r}");
     let mut open = None;
     for _ in 0..r["changes"].as_u64().unwrap() {
@@ -222,21 +347,41 @@ async fn real_uof_messages_reach_a_stream_client() {
         }
     }
     let open = open.expect("betfair market opened");
-    assert_eq!(open.data["market"]["selections"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        open.data["market"]["selections"].as_array().unwrap().len(),
+        7
+    );
     let bf_seq = open.id.unwrap();
 
     // 8. The independent Python verifier accepts the log with its odds records (kinds 28–29).
-    let seg = c.get(format!("{base}/v1/log/segment")).send().await.unwrap().bytes().await.unwrap();
+    let seg = c
+        .get(format!("{base}/v1/log/segment"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let seg_path = dir.path().join("odds.seg");
     std::fs::write(&seg_path, &seg).unwrap();
     let (_, n) = get(&c, &format!("{base}/v1/node")).await;
     let key = n["node"]["public_key"].as_str().unwrap().to_string();
     let python = std::env::var("OUTPOST_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
-        .args([repo_root().join("tests/verify_log.py").to_str().unwrap(), seg_path.to_str().unwrap(), "--public-key", &key])
+        .args([
+            repo_root().join("tests/verify_log.py").to_str().unwrap(),
+            seg_path.to_str().unwrap(),
+            "--public-key",
+            &key,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "python verifier: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python verifier: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // 9. Restart: the sequence continues and markets come back suspended until recovery.
     node.terminate();
@@ -257,7 +402,8 @@ async fn real_uof_messages_reach_a_stream_client() {
         .replace("product=\"1\"", "product=\"3\"")
         .replace("1653576646190", "1653576649000");
     assert_eq!(push(&c, &base, "uof", snap_done).await.0, 200);
-    let fresh = fixture("uof/schema-samples/odds_change.xml").replace("timestamp=\"1653576646190\"", "timestamp=\"1653576649001\"");
+    let fresh = fixture("uof/schema-samples/odds_change.xml")
+        .replace("timestamp=\"1653576646190\"", "timestamp=\"1653576649001\"");
     assert_eq!(push(&c, &base, "uof", fresh).await.0, 200);
     let ev = sse.next().await;
     assert_eq!(ev.id, Some(seq + 1));
@@ -277,10 +423,24 @@ async fn replay_tool_plays_recorded_feeds() {
     let c = client();
     let race = repo_root().join("fixtures/betfair/betfairlightweight/BASIC-1.132153978");
     let out = std::process::Command::new(outpost_bin())
-        .args(["feed", "replay", "--file", race.to_str().unwrap(), "--speed", "max", "--historical", "--to", &base])
+        .args([
+            "feed",
+            "replay",
+            "--file",
+            race.to_str().unwrap(),
+            "--speed",
+            "max",
+            "--historical",
+            "--to",
+            &base,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(report.contains("\"200\": 480"), "{report}");
     let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
@@ -292,7 +452,13 @@ async fn replay_tool_plays_recorded_feeds() {
     assert_eq!(s["odds_seq"], o["seq"]);
 
     // A UOF recording, one message per line, at 1000x: alive, snapshot, odds, bet_stop.
-    let flat = |p: &str| fixture(p).lines().filter(|l| !l.starts_with("<?xml")).collect::<Vec<_>>().join(" ");
+    let flat = |p: &str| {
+        fixture(p)
+            .lines()
+            .filter(|l| !l.starts_with("<?xml"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let lines = [
         flat("uof/schema-samples/alive.xml").replace("product=\"1\"", "product=\"3\""),
         flat("uof/schema-samples/snapshot_complete.xml").replace("product=\"1\"", "product=\"3\""),
@@ -303,14 +469,39 @@ async fn replay_tool_plays_recorded_feeds() {
     let rec = dir.path().join("uof.rec");
     std::fs::write(&rec, lines.join("\n")).unwrap();
     let out = std::process::Command::new(outpost_bin())
-        .args(["feed", "replay", "--file", rec.to_str().unwrap(), "--speed", "1000x", "--to", &base])
+        .args([
+            "feed",
+            "replay",
+            "--file",
+            rec.to_str().unwrap(),
+            "--speed",
+            "1000x",
+            "--to",
+            &base,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
-    let uof = o["markets"].as_array().unwrap().iter().find(|m| m["market_id"] == "sr:match:42:1x2").unwrap().clone();
+    let uof = o["markets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["market_id"] == "sr:match:42:1x2")
+        .unwrap()
+        .clone();
     assert_eq!(uof["status"], "suspended", "bet_stop after the odds: {uof}");
-    assert!(uof["selections"].as_array().unwrap().iter().all(|s| s["price"].is_string()));
+    assert!(
+        uof["selections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["price"].is_string())
+    );
 }
 
 /// The WebSocket feed source: the node connects to a provider socket (here a real WebSocket
@@ -322,7 +513,8 @@ async fn websocket_feed_source() {
     use tokio_tungstenite::tungstenite::Message;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws_addr = listener.local_addr().unwrap();
-    let snap_done = fixture("uof/schema-samples/snapshot_complete.xml").replace("product=\"1\"", "product=\"3\"");
+    let snap_done = fixture("uof/schema-samples/snapshot_complete.xml")
+        .replace("product=\"1\"", "product=\"3\"");
     let odds = fixture("uof/schema-samples/odds_change.xml");
     let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let conns = connections.clone();
@@ -352,20 +544,36 @@ async fn websocket_feed_source() {
         dir.path(),
         "gb-ws",
         &http,
-        Some(&format!("\n[odds]\n[[odds.websockets]]\nurl = \"ws://{ws_addr}/feed\"\nformat = \"uof\"\n")),
+        Some(&format!(
+            "\n[odds]\n[[odds.websockets]]\nurl = \"ws://{ws_addr}/feed\"\nformat = \"uof\"\n"
+        )),
     );
-    let mut node = Proc::start("edge", &bin("edge-node"), &["run", "--config", cfg.to_str().unwrap()], dir.path());
+    let mut node = Proc::start(
+        "edge",
+        &bin("edge-node"),
+        &["run", "--config", cfg.to_str().unwrap()],
+        dir.path(),
+    );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let c = client();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (_, o) = get(&c, &format!("{base}/v1/odds")).await;
         let (_, s) = get(&c, &format!("{base}/v1/feed/stats")).await;
-        let open = o["markets"].as_array().is_some_and(|m| m.iter().any(|m| m["status"] == "open"));
-        if open && s["messages"]["malformed"] == 1 && connections.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+        let open = o["markets"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["status"] == "open"));
+        if open
+            && s["messages"]["malformed"] == 1
+            && connections.load(std::sync::atomic::Ordering::SeqCst) >= 2
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "websocket feed not applied: {o} {s}\n{}", node.log_tail());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "websocket feed not applied: {o} {s}\n{}",
+            node.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -28,7 +28,9 @@ const CASHIER_PIN: &str = "1234";
 const MANAGER_PIN: &str = "9876";
 
 fn pin_hash(staff: &str, pin: &str) -> String {
-    hex::encode(outpost_core::log::sha256(format!("{staff}:{pin}").as_bytes()))
+    hex::encode(outpost_core::log::sha256(
+        format!("{staff}:{pin}").as_bytes(),
+    ))
 }
 
 /// An ESC/POS network printer: answers `DLE EOT 4` (paper) and `DLE EOT 2` (offline cause)
@@ -66,7 +68,11 @@ fn start_printer() -> FakePrinter {
             r.lock().unwrap().extend(data);
         }
     });
-    FakePrinter { addr, paper_out, received }
+    FakePrinter {
+        addr,
+        paper_out,
+        received,
+    }
 }
 
 fn artifacts() -> PathBuf {
@@ -100,7 +106,12 @@ async fn wait_http(url: &str, proc: &mut Proc) {
         if let Ok(Some(st)) = proc.child.try_wait() {
             panic!("{} exited with {st}:\n{}", proc.name, proc.log_tail());
         }
-        assert!(Instant::now() < deadline, "{} did not start:\n{}", proc.name, proc.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start:\n{}",
+            proc.name,
+            proc.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -116,7 +127,11 @@ async fn reload_until(b: &Driver, url: &str, css: &str, pred: impl Fn(&str) -> b
                 return t;
             }
         }
-        assert!(Instant::now() < deadline, "{css} never matched at {url}:\n{}", b.page_text().await);
+        assert!(
+            Instant::now() < deadline,
+            "{css} never matched at {url}:\n{}",
+            b.page_text().await
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
@@ -126,9 +141,20 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let shots = artifacts();
-    let (edge_http, hub_http, hub_quic, till_http) = (free_addr(), free_addr(), free_udp_addr(), free_addr());
+    let (edge_http, hub_http, hub_quic, till_http) =
+        (free_addr(), free_addr(), free_udp_addr(), free_addr());
     let st = std::process::Command::new(outpost_bin())
-        .args(["init", "--dir", d.to_str().unwrap(), "--edge-http", &edge_http, "--hub-http", &hub_http, "--hub-quic", &hub_quic])
+        .args([
+            "init",
+            "--dir",
+            d.to_str().unwrap(),
+            "--edge-http",
+            &edge_http,
+            "--hub-http",
+            &hub_http,
+            "--hub-quic",
+            &hub_quic,
+        ])
         .status()
         .unwrap();
     assert!(st.success());
@@ -155,14 +181,32 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     )
     .unwrap();
 
-    let mut hub = Proc::start("hub", &bin("region-hub"), &["run", "--config", &format!("{}/hub.toml", d.display())], d);
-    let edge_args = ["run".to_string(), "--config".into(), format!("{}/gb-1.toml", d.display())];
+    let mut hub = Proc::start(
+        "hub",
+        &bin("region-hub"),
+        &["run", "--config", &format!("{}/hub.toml", d.display())],
+        d,
+    );
+    let edge_args = [
+        "run".to_string(),
+        "--config".into(),
+        format!("{}/gb-1.toml", d.display()),
+    ];
     let edge_args: Vec<&str> = edge_args.iter().map(String::as_str).collect();
     let mut edge = Proc::start("edge", &bin("edge-node"), &edge_args, d);
-    let (e, h, t) = (format!("http://{edge_http}"), format!("http://{hub_http}"), format!("http://{till_http}"));
+    let (e, h, t) = (
+        format!("http://{edge_http}"),
+        format!("http://{hub_http}"),
+        format!("http://{till_http}"),
+    );
     wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
     wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
-    let mut till = Proc::start("till", &shop_terminal_bin(), &["run", "--config", &format!("{}/till.toml", d.display())], d);
+    let mut till = Proc::start(
+        "till",
+        &shop_terminal_bin(),
+        &["run", "--config", &format!("{}/till.toml", d.display())],
+        d,
+    );
     wait_http(&format!("{t}/healthz"), &mut till).await;
 
     let b = Driver::start(&d.join("chrome-profile"), &d.join("chromedriver.log")).await;
@@ -176,11 +220,21 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.screenshot(&shots.join("01-login.png")).await;
     b.click("#login").await;
     b.wait_text("#staff", |s| s.contains("ann")).await;
-    reload_until(&b, &format!("{t}/"), "#edge-status", |s| s.contains("Edge online")).await;
+    reload_until(&b, &format!("{t}/"), "#edge-status", |s| {
+        s.contains("Edge online")
+    })
+    .await;
 
     // 2. Keyboard entry: event code + selection code (Burnley v Man City is the first event).
-    let coupon = reload_until(&b, &format!("{t}/"), "#coupon", |s| s.contains("Burnley v Man City")).await;
-    let line = coupon.lines().find(|l| l.contains("Burnley v Man City")).unwrap().to_string();
+    let coupon = reload_until(&b, &format!("{t}/"), "#coupon", |s| {
+        s.contains("Burnley v Man City")
+    })
+    .await;
+    let line = coupon
+        .lines()
+        .find(|l| l.contains("Burnley v Man City"))
+        .unwrap()
+        .to_string();
     let code = line.split_whitespace().next().unwrap().to_string();
     assert_eq!(code, "1000", "{line}");
     b.type_into("#event-code", &code).await;
@@ -192,21 +246,40 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("#age-confirmed").await;
     b.screenshot(&shots.join("02-bet-entry.png")).await;
     b.click("#place-bet").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PRINTED", "{}", b.page_text().await);
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "PRINTED",
+        "{}",
+        b.page_text().await
+    );
     let ticket = b.text("#slip-ticket").await;
     assert_eq!(ticket.len(), 18);
     let slip = b.text(".slip").await;
-    for want in ["Outpost Bookmakers High St", "Shop s1  Terminal t1", "Match result: Man City", "GBP 10.00", "GBP 13.30", "Record SHA-256:"] {
+    for want in [
+        "Outpost Bookmakers High St",
+        "Shop s1  Terminal t1",
+        "Match result: Man City",
+        "GBP 10.00",
+        "GBP 13.30",
+        "Record SHA-256:",
+    ] {
         assert!(slip.contains(want), "screen slip lacks {want}:\n{slip}");
     }
     b.screenshot(&shots.join("03-slip.png")).await;
     // What reached the printer: ESC/POS with the ticket in the Code 128 command.
     let printed = printer.received.lock().unwrap().clone();
     assert_eq!(&printed[..2], &[0x1b, b'@']);
-    let pairs: Vec<u8> = ticket.as_bytes().chunks(2).map(|p| (p[0] - b'0') * 10 + (p[1] - b'0')).collect();
+    let pairs: Vec<u8> = ticket
+        .as_bytes()
+        .chunks(2)
+        .map(|p| (p[0] - b'0') * 10 + (p[1] - b'0'))
+        .collect();
     let mut gs_k = vec![0x1d, b'k', 73, 11, b'{', b'C'];
     gs_k.extend(&pairs);
-    assert!(printed.windows(gs_k.len()).any(|w| w == gs_k.as_slice()), "barcode command not printed");
+    assert!(
+        printed.windows(gs_k.len()).any(|w| w == gs_k.as_slice()),
+        "barcode command not printed"
+    );
 
     // 3. Printer out of paper: the bet stands, the till says so, the slip is reprinted.
     printer.paper_out.store(true, Ordering::SeqCst);
@@ -217,13 +290,19 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#stake", "5").await;
     b.click("#age-confirmed").await;
     b.click("#place-bet").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PRINTER_OUT_OF_PAPER");
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "PRINTER_OUT_OF_PAPER"
+    );
     let ticket2 = b.text("#slip-ticket").await;
     b.screenshot(&shots.join("04-out-of-paper.png")).await;
     printer.paper_out.store(false, Ordering::SeqCst);
     let before = printer.received.lock().unwrap().len();
     b.click("#reprint").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "REPRINTED");
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "REPRINTED"
+    );
     let reprint = printer.received.lock().unwrap()[before..].to_vec();
     assert!(String::from_utf8_lossy(&reprint).contains("DUPLICATE"));
     assert!(String::from_utf8_lossy(&reprint).contains(&format!("Ticket {ticket2}")));
@@ -236,35 +315,57 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#stake", "3").await;
     b.click("#age-confirmed").await;
     b.click("#place-bet").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PRINTED");
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "PRINTED"
+    );
     let ticket3 = b.text("#slip-ticket").await;
     b.goto(&format!("{t}/void")).await;
     b.type_into("#void-ticket", &ticket3).await;
-    b.type_into("#void-reason", "keyed the wrong selection").await;
+    b.type_into("#void-reason", "keyed the wrong selection")
+        .await;
     b.click("#void").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "VOIDED", "{}", b.page_text().await);
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "VOIDED",
+        "{}",
+        b.page_text().await
+    );
     assert!(b.text("#flash").await.contains("GBP 3.00"));
     b.screenshot(&shots.join("04b-void.png")).await;
     // Voiding again is refused with a code.
     b.type_into("#void-ticket", &ticket3).await;
     b.type_into("#void-reason", "again").await;
     b.click("#void").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "TICKET_VOIDED");
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "TICKET_VOIDED"
+    );
 
     // 4. Bad scans are refused with a code.
     b.goto(&format!("{t}/payout")).await;
     b.type_into("#scan", "12345").await;
     b.click("#lookup").await;
-    assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "TICKET_UNREADABLE");
+    assert_eq!(
+        b.wait_text("#lookup-code", |s| !s.is_empty()).await,
+        "TICKET_UNREADABLE"
+    );
     let mut wrong = ticket.clone().into_bytes();
     wrong[17] = b'0' + (wrong[17] - b'0' + 1) % 10;
-    b.type_into("#scan", std::str::from_utf8(&wrong).unwrap()).await;
+    b.type_into("#scan", std::str::from_utf8(&wrong).unwrap())
+        .await;
     b.click("#lookup").await;
-    assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "TICKET_CHECK_DIGIT");
+    assert_eq!(
+        b.wait_text("#lookup-code", |s| !s.is_empty()).await,
+        "TICKET_CHECK_DIGIT"
+    );
     let forged = outpost_core::edge::shop::TicketId::generate(4_242, 987_654_321);
     b.type_into("#scan", forged.as_str()).await;
     b.click("#lookup").await;
-    assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "TICKET_NOT_FOUND");
+    assert_eq!(
+        b.wait_text("#lookup-code", |s| !s.is_empty()).await,
+        "TICKET_NOT_FOUND"
+    );
     b.screenshot(&shots.join("05-bad-scan.png")).await;
     b.type_into("#scan", &ticket).await;
     b.click("#lookup").await;
@@ -279,18 +380,33 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let v: serde_json::Value = c.get(format!("{e}/v1/shop/tickets/{ticket}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = c
+            .get(format!("{e}/v1/shop/tickets/{ticket}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if v["state"] == "payable" {
             break;
         }
-        assert!(Instant::now() < deadline, "ticket never became payable: {v}\n{}", edge.log_tail());
+        assert!(
+            Instant::now() < deadline,
+            "ticket never became payable: {v}\n{}",
+            edge.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // 6. Scan and pay.
     b.type_into("#scan", &ticket).await;
     b.click("#lookup").await;
-    assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "PAYABLE");
+    assert_eq!(
+        b.wait_text("#lookup-code", |s| !s.is_empty()).await,
+        "PAYABLE"
+    );
     b.click("#pay").await;
     assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PAID");
     assert!(b.text("#flash").await.contains("GBP 13.30"));
@@ -306,7 +422,12 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#cu-mgr", "meg").await;
     b.type_into("#cu-pin", MANAGER_PIN).await;
     b.click("#do-cashup").await;
-    assert_eq!(b.wait_text("#cu-over-short", |s| !s.is_empty()).await, "GBP 0.00", "{}", b.page_text().await);
+    assert_eq!(
+        b.wait_text("#cu-over-short", |s| !s.is_empty()).await,
+        "GBP 0.00",
+        "{}",
+        b.page_text().await
+    );
     assert_eq!(b.text("#cu-expected").await, "GBP 101.70");
     assert_eq!(b.text("#cu-differences").await, "0");
     b.screenshot(&shots.join("07-cashup.png")).await;
@@ -330,21 +451,33 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
 
     // 9. The edge goes away: the till says so and refuses a bet; nothing is queued.
     edge.kill9();
-    reload_until(&b, &format!("{t}/"), "#edge-status", |s| s.contains("EDGE OFFLINE")).await;
+    reload_until(&b, &format!("{t}/"), "#edge-status", |s| {
+        s.contains("EDGE OFFLINE")
+    })
+    .await;
     b.type_into("#event-code", "1000").await;
     b.type_into("#selection-code", "1").await;
     b.click("#add-leg").await;
     b.type_into("#stake", "2").await;
     b.click("#age-confirmed").await;
     b.click("#place-bet").await;
-    assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "EDGE_OFFLINE");
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "EDGE_OFFLINE"
+    );
     b.screenshot(&shots.join("09-offline.png")).await;
     // It reconnects by itself once the node is back, and nothing was sent in between.
     let mut edge = Proc::start("edge2", &bin("edge-node"), &edge_args, d);
     wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
-    reload_until(&b, &format!("{t}/"), "#edge-status", |s| s.contains("Edge online")).await;
+    reload_until(&b, &format!("{t}/"), "#edge-status", |s| {
+        s.contains("Edge online")
+    })
+    .await;
     let (_, report) = get(&c, &format!("{e}/v1/node")).await;
-    assert_eq!(report["bets"], 3, "a bet was queued while the node was down: {report}");
+    assert_eq!(
+        report["bets"], 3,
+        "a bet was queued while the node was down: {report}"
+    );
     b.quit().await;
     drop(till);
 }

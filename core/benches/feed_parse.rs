@@ -33,10 +33,16 @@ fn rate(name: &str, n: usize, bytes: usize, f: impl FnMut(usize)) {
     }
     let s = t.elapsed().as_secs_f64();
     let cpu = match (c0, cpu_ns()) {
-        (Some(a), Some(b)) if b > a => format!("{:>10.0} msgs/CPU-s", n as f64 / ((b - a) as f64 / 1e9)),
+        (Some(a), Some(b)) if b > a => {
+            format!("{:>10.0} msgs/CPU-s", n as f64 / ((b - a) as f64 / 1e9))
+        }
         _ => String::new(),
     };
-    println!("{name:<58} {:>10.0} msgs/s  {:>7.1} MB/s  {cpu}", n as f64 / s, (n * bytes) as f64 / s / 1e6);
+    println!(
+        "{name:<58} {:>10.0} msgs/s  {:>7.1} MB/s  {cpu}",
+        n as f64 / s,
+        (n * bytes) as f64 / s / 1e6
+    );
 }
 
 fn main() {
@@ -44,7 +50,10 @@ fn main() {
     let vhc = fixture("uof/go-uof-sdk/odds_change-vhc.xml");
     let sample = fixture("uof/schema-samples/odds_change.xml");
     for (name, msg) in [
-        ("UOF odds_change-0.xml (real capture, 9 markets, 6.9 KB)", &real),
+        (
+            "UOF odds_change-0.xml (real capture, 9 markets, 6.9 KB)",
+            &real,
+        ),
         ("UOF odds_change-vhc.xml (real capture, 10.4 KB)", &vhc),
         ("UOF schema-sample odds_change.xml (1.5 KB)", &sample),
     ] {
@@ -58,20 +67,32 @@ fn main() {
         .map(|l| l.to_vec())
         .collect();
     let avg = lines.iter().map(|l| l.len()).sum::<usize>() / lines.len();
-    rate("Betfair mcm lines (flumine PLACE market, full ladders)", 100_000, avg, |i| {
-        black_box(betfair::parse(black_box(&lines[i % lines.len()])).unwrap());
-    });
+    rate(
+        "Betfair mcm lines (flumine PLACE market, full ladders)",
+        100_000,
+        avg,
+        |i| {
+            black_box(betfair::parse(black_box(&lines[i % lines.len()])).unwrap());
+        },
+    );
     let mut book = OddsBook::new(BookConfig {
         alive_timeout_ms: i64::MAX / 4,
         uof_products: vec![1],
         policy: PricingPolicy {
             jurisdiction: Jurisdiction::new("GB").unwrap(),
-            default: MarginTarget { margin_bp: 500, method: MarginMethod::Shin },
+            default: MarginTarget {
+                margin_bp: 500,
+                method: MarginMethod::Shin,
+            },
             by_class: Default::default(),
             max_price_milli: 500_000,
         },
     });
-    book.ingest_uof(br#"<snapshot_complete product="1" timestamp="1" request_id="1"/>"#, UnixMillis(0)).unwrap();
+    book.ingest_uof(
+        br#"<snapshot_complete product="1" timestamp="1" request_id="1"/>"#,
+        UnixMillis(0),
+    )
+    .unwrap();
     let msgs: Vec<Vec<u8>> = (0..200_000u64)
         .map(|i| {
             let (h, d, a) = if (i / 50) % 2 == 0 { ("2.10", "3.40", "3.60") } else { ("2.60", "3.20", "2.80") };
@@ -85,7 +106,10 @@ fn main() {
     }
     let s = t.elapsed().as_secs_f64();
     let cpu = match (c0, cpu_ns()) {
-        (Some(a), Some(b)) if b > a => format!("{:.0} msgs/CPU-s, ", msgs.len() as f64 / ((b - a) as f64 / 1e9)),
+        (Some(a), Some(b)) if b > a => format!(
+            "{:.0} msgs/CPU-s, ",
+            msgs.len() as f64 / ((b - a) as f64 / 1e9)
+        ),
         _ => String::new(),
     };
     println!(

@@ -18,10 +18,10 @@
 
 use outpost_core::edge::events::TimeOutKind;
 use outpost_core::edge::events::{DownRef, EdgeEvent, Genesis, IdemTag};
+use outpost_core::edge::shop::{Holder, ShopCommand, ShopReply, Till};
 use outpost_core::edge::{Command, DecideCtx, EdgeState, LegRequest, NodeGateConfig, Reply};
 use outpost_core::gate::register;
 use outpost_core::gate::{LimitKind, Window};
-use outpost_core::edge::shop::{Holder, ShopCommand, ShopReply, Till};
 use outpost_core::hub::{self, HubEvent, HubResult, down_log_id};
 use outpost_core::ids::{
     BetId, EventId, IdemKey, Jurisdiction, LogId, NodeId, PlayerId, SelectionId, ShopId, StaffId,
@@ -383,12 +383,23 @@ pub fn build_demo() -> Demo {
         terminal_id: TerminalId::new(term).unwrap(),
         staff_id: StaffId::new(staff).unwrap(),
     };
-    let shop_bet = |e: &mut Edge, s: SelectionId, p: &str, stake: i64, key: &str, random: u64, at: i64| match e.run(
+    let shop_bet = |e: &mut Edge,
+                    s: SelectionId,
+                    p: &str,
+                    stake: i64,
+                    key: &str,
+                    random: u64,
+                    at: i64| match e.run(
         Command::Shop(ShopCommand::PlaceBet {
             till: till("t1", "ann"),
             stake: Money::new(stake, Currency::GBP),
-            legs: vec![LegRequest { selection_id: s, price: Price::parse(p).unwrap() }],
-            holder: Holder::Cash { age_confirmed: true },
+            legs: vec![LegRequest {
+                selection_id: s,
+                price: Price::parse(p).unwrap(),
+            }],
+            holder: Holder::Cash {
+                age_confirmed: true,
+            },
             ticket_random: random,
             idem: idem(key, key),
         }),
@@ -397,8 +408,24 @@ pub fn build_demo() -> Demo {
         Reply::Shop(ShopReply::Ticket(t)) => *t,
         other => panic!("expected a ticket, got {other:?}"),
     };
-    let ticket1 = shop_bet(&mut e, sel(&mou, Outcome::Over), "1.8", 1_000, "shop-bet-0001", 123_456_789, T0 + 8 * min);
-    let ticket2 = shop_bet(&mut e, sel(&m1x2, Outcome::Draw), "3.4", 500, "shop-bet-0002", 987_654_321, T0 + 8 * min);
+    let ticket1 = shop_bet(
+        &mut e,
+        sel(&mou, Outcome::Over),
+        "1.8",
+        1_000,
+        "shop-bet-0001",
+        123_456_789,
+        T0 + 8 * min,
+    );
+    let ticket2 = shop_bet(
+        &mut e,
+        sel(&m1x2, Outcome::Draw),
+        "3.4",
+        500,
+        "shop-bet-0002",
+        987_654_321,
+        T0 + 8 * min,
+    );
     e.commit();
     e.run(
         Command::Shop(ShopCommand::Void {
@@ -649,8 +676,14 @@ pub fn build_demo() -> Demo {
 
     // The hub settles the shop ticket (appended to its chain); the edge applies it and the
     // ticket is paid at the shop's other till.
-    let st_shop = hub::settle_bet(&node, &shop_placed, results((s1b, 2))).unwrap().unwrap();
-    push_hub(&mut hub, &HubEvent::Settlement(st_shop), t_res + 3_600_000 + 60_000);
+    let st_shop = hub::settle_bet(&node, &shop_placed, results((s1b, 2)))
+        .unwrap()
+        .unwrap();
+    push_hub(
+        &mut hub,
+        &HubEvent::Settlement(st_shop),
+        t_res + 3_600_000 + 60_000,
+    );
     let last = hub.last().unwrap().clone();
     apply(&mut e, &last, T0 + 3 * 86_400_000 + min);
     e.commit();
@@ -683,18 +716,24 @@ pub fn build_demo() -> Demo {
 
 /// A UOF producer's recovery and one 1X2 feed market opening at laddered prices.
 fn odds_demo() -> Command {
-    use outpost_core::feed::records::{ChangeReason, MarketView, OddsChanged, ProducerChanged, SelectionView};
+    use outpost_core::feed::records::{
+        ChangeReason, MarketView, OddsChanged, ProducerChanged, SelectionView,
+    };
     let event = EventId::new("sr:match:42").unwrap();
     let kind = MarketKind::MatchResult;
     let market_id = Market::market_id_for(&event, &kind);
-    let selections = [(Outcome::Home, "2.220"), (Outcome::Draw, "3.550"), (Outcome::Away, "3.100")]
-        .into_iter()
-        .map(|(o, p)| SelectionView {
-            selection_id: Market::selection_id_for(&market_id, o),
-            outcome: o,
-            price: Some(Price::parse(p).unwrap()),
-        })
-        .collect();
+    let selections = [
+        (Outcome::Home, "2.220"),
+        (Outcome::Draw, "3.550"),
+        (Outcome::Away, "3.100"),
+    ]
+    .into_iter()
+    .map(|(o, p)| SelectionView {
+        selection_id: Market::selection_id_for(&market_id, o),
+        outcome: o,
+        price: Some(Price::parse(p).unwrap()),
+    })
+    .collect();
     Command::RecordOdds {
         producers: vec![ProducerChanged {
             producer: "uof:3".into(),

@@ -375,7 +375,10 @@ impl JurisdictionRules {
             }
         }
         if let Some(r) = &self.retail {
-            r.validate(self).map_err(|(field, p)| RulesError { field, problem: p.into() })?;
+            r.validate(self).map_err(|(field, p)| RulesError {
+                field,
+                problem: p.into(),
+            })?;
         }
         Ok(())
     }

@@ -69,8 +69,13 @@ impl TryFrom<String> for Account {
             "house" => return Ok(Account::House),
             _ => {}
         }
-        if let Some(shop) = s.strip_prefix("shop:").and_then(|r| r.strip_suffix(":cash")) {
-            return ShopId::new(shop).map(Account::ShopCash).map_err(|e| e.to_string());
+        if let Some(shop) = s
+            .strip_prefix("shop:")
+            .and_then(|r| r.strip_suffix(":cash"))
+        {
+            return ShopId::new(shop)
+                .map(Account::ShopCash)
+                .map_err(|e| e.to_string());
         }
         let rest = s
             .strip_prefix("player:")

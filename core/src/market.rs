@@ -173,9 +173,9 @@ impl MarketKind {
                 v
             }
             MarketKind::BothTeamsToScore => vec![Outcome::Yes, Outcome::No],
-            MarketKind::RaceWin { .. } | MarketKind::RacePlace { .. } | MarketKind::Outright { .. } => {
-                Vec::new()
-            }
+            MarketKind::RaceWin { .. }
+            | MarketKind::RacePlace { .. }
+            | MarketKind::Outright { .. } => Vec::new(),
         }
     }
     /// Runner-based markets whose selections are not a fixed list.
@@ -214,13 +214,18 @@ pub enum Outcome {
     Over,
     Under,
     /// Correct score `home`-`away`.
-    Score { home: u8, away: u8 },
+    Score {
+        home: u8,
+        away: u8,
+    },
     /// Correct score: any score not listed in the market.
     OtherScore,
     Yes,
     No,
     /// A runner or competitor, by the provider's numeric id (Betfair selection id).
-    Runner { id: u64 },
+    Runner {
+        id: u64,
+    },
 }
 
 impl Outcome {
@@ -350,13 +355,21 @@ mod tests {
         assert!(!cs.accepts(&Outcome::Score { home: 4, away: 0 }));
         assert!(cs.accepts(&Outcome::OtherScore));
         let ew = MarketKind::RaceWin {
-            each_way: Some(EachWayTerms { places: 3, fraction_num: 1, fraction_den: 5 }),
+            each_way: Some(EachWayTerms {
+                places: 3,
+                fraction_num: 1,
+                fraction_den: 5,
+            }),
         };
         assert!(ew.is_valid() && ew.is_open_set());
         assert!(ew.accepts(&Outcome::Runner { id: 12115648 }));
         assert!(!ew.accepts(&Outcome::Home));
         let bad = MarketKind::RaceWin {
-            each_way: Some(EachWayTerms { places: 3, fraction_num: 1, fraction_den: 1 }),
+            each_way: Some(EachWayTerms {
+                places: 3,
+                fraction_num: 1,
+                fraction_den: 1,
+            }),
         };
         assert!(!bad.is_valid());
         assert_eq!(MarketKind::RacePlace { places: 2 }.winners(), 2);
@@ -376,6 +389,10 @@ mod tests {
         assert!(Open.can_become(Suspended) && Suspended.can_become(Open));
         assert!(Suspended.can_become(Closed) && Closed.can_become(Settled));
         assert!(Settled.can_become(Closed) && Cancelled.can_become(Closed));
-        assert!(!Closed.can_become(Open) && !Settled.can_become(Open) && !Cancelled.can_become(Suspended));
+        assert!(
+            !Closed.can_become(Open)
+                && !Settled.can_become(Open)
+                && !Cancelled.can_become(Suspended)
+        );
     }
 }

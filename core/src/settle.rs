@@ -191,18 +191,37 @@ mod tests {
         let sc = |h, a| Outcome::Score { home: h, away: a };
         assert_eq!(settle_selection(&cs, sc(2, 1), s(2, 1)).unwrap(), Win);
         assert_eq!(settle_selection(&cs, sc(1, 2), s(2, 1)).unwrap(), Lose);
-        assert_eq!(settle_selection(&cs, Outcome::OtherScore, s(2, 1)).unwrap(), Lose);
-        assert_eq!(settle_selection(&cs, Outcome::OtherScore, s(4, 1)).unwrap(), Win);
+        assert_eq!(
+            settle_selection(&cs, Outcome::OtherScore, s(2, 1)).unwrap(),
+            Lose
+        );
+        assert_eq!(
+            settle_selection(&cs, Outcome::OtherScore, s(4, 1)).unwrap(),
+            Win
+        );
         assert_eq!(settle_selection(&cs, sc(3, 3), s(3, 3)).unwrap(), Win);
         assert!(settle_selection(&cs, sc(4, 0), s(4, 0)).is_err());
         assert!(settle_selection(&cs, Outcome::Home, s(1, 0)).is_err());
         let b = MarketKind::BothTeamsToScore;
-        for (score, yes) in [(s(1, 1), Win), (s(2, 0), Lose), (s(0, 0), Lose), (s(0, 3), Lose), (s(3, 2), Win)] {
+        for (score, yes) in [
+            (s(1, 1), Win),
+            (s(2, 0), Lose),
+            (s(0, 0), Lose),
+            (s(0, 3), Lose),
+            (s(3, 2), Win),
+        ] {
             assert_eq!(settle_selection(&b, Outcome::Yes, score).unwrap(), yes);
             let no = if yes == Win { Lose } else { Win };
             assert_eq!(settle_selection(&b, Outcome::No, score).unwrap(), no);
         }
-        assert!(settle_selection(&MarketKind::RaceWin { each_way: None }, Outcome::Runner { id: 1 }, s(1, 0)).is_err());
+        assert!(
+            settle_selection(
+                &MarketKind::RaceWin { each_way: None },
+                Outcome::Runner { id: 1 },
+                s(1, 0)
+            )
+            .is_err()
+        );
     }
 
     proptest::proptest! {

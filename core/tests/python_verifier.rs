@@ -379,7 +379,10 @@ fn good_logs_pass_both_verifiers() {
         "segments out of order",
         &[("p2.seg", p2), ("p1.seg", p1)],
         &edge_pub(),
-        Expect::Fail(Some(1), format!("expected seq {}, found 1", d.edge.len() + 1).leak()),
+        Expect::Fail(
+            Some(1),
+            format!("expected seq {}, found 1", d.edge.len() + 1).leak(),
+        ),
     );
 
     let hub = seg(&d.hub_log, &d.hub_key, ChainHead::EMPTY, &d.hub);
@@ -640,9 +643,20 @@ fn broken_headers_fail() {
     );
     check(
         "records altered",
-        &[("gb-1.seg", with_header(&good, |h| h["records"] = (d.edge.len() + 1).into()))],
+        &[(
+            "gb-1.seg",
+            with_header(&good, |h| h["records"] = (d.edge.len() + 1).into()),
+        )],
         &edge_pub(),
-        Expect::Fail(Some(last), format!("header says {} records, found {}", d.edge.len() + 1, d.edge.len()).leak()),
+        Expect::Fail(
+            Some(last),
+            format!(
+                "header says {} records, found {}",
+                d.edge.len() + 1,
+                d.edge.len()
+            )
+            .leak(),
+        ),
     );
     check(
         "first_seq altered",

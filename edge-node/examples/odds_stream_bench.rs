@@ -20,15 +20,25 @@ const SELECTIONS_PER_MESSAGE: u64 = 3;
 const EVENTS: u64 = 50;
 
 fn odds_change(event: u64, ts: i64, flip: bool) -> String {
-    let (h, d, a) = if flip { ("2.10", "3.40", "3.60") } else { ("2.60", "3.20", "2.80") };
+    let (h, d, a) = if flip {
+        ("2.10", "3.40", "3.60")
+    } else {
+        ("2.60", "3.20", "2.80")
+    };
     format!(
         r#"<odds_change product="1" event_id="sr:match:{event}" timestamp="{ts}"><odds><market id="1" status="1"><outcome id="1" odds="{h}" active="1"/><outcome id="2" odds="{d}" active="1"/><outcome id="3" odds="{a}" active="1"/></market></odds></odds_change>"#
     )
 }
 
-async fn client(addr: String, ready: Arc<tokio::sync::Barrier>, stop_seq: Arc<std::sync::atomic::AtomicU64>) -> Vec<(u64, Instant)> {
+async fn client(
+    addr: String,
+    ready: Arc<tokio::sync::Barrier>,
+    stop_seq: Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<(u64, Instant)> {
     let mut s = TcpStream::connect(&addr).await.expect("connect");
-    s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::with_capacity(1 << 16);
     let mut chunk = vec![0u8; 1 << 16];
     let mut got = Vec::new();
@@ -44,7 +54,10 @@ async fn client(addr: String, ready: Arc<tokio::sync::Barrier>, stop_seq: Arc<st
         let mut start = 0;
         while let Some(p) = buf[start..].iter().position(|b| *b == b'\n') {
             let line = &buf[start..start + p];
-            if let Some(id) = line.strip_prefix(b"id: ").or_else(|| line.strip_prefix(b"id:")) {
+            if let Some(id) = line
+                .strip_prefix(b"id: ")
+                .or_else(|| line.strip_prefix(b"id:"))
+            {
                 if let Ok(seq) = std::str::from_utf8(id).unwrap_or("").trim().parse::<u64>() {
                     if let Some(r) = ready_once.take() {
                         // The snapshot's id: connected and subscribed.
@@ -117,7 +130,11 @@ async fn main() -> anyhow::Result<()> {
     let stop_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut handles = Vec::new();
     for _ in 0..clients {
-        handles.push(tokio::spawn(client(addr.clone(), ready.clone(), stop_seq.clone())));
+        handles.push(tokio::spawn(client(
+            addr.clone(),
+            ready.clone(),
+            stop_seq.clone(),
+        )));
     }
     ready.wait().await;
 
@@ -133,11 +150,18 @@ async fn main() -> anyhow::Result<()> {
         let (http, base, sent) = (http.clone(), base.clone(), sent.clone());
         posts.push(tokio::spawn(async move {
             let at = Instant::now();
-            let r = http.post(format!("{base}/v1/feed/uof")).body(body).send().await.map_err(|e| e.to_string())?;
+            let r = http
+                .post(format!("{base}/v1/feed/uof"))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             let status = r.status();
             let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
             let rtt = at.elapsed();
-            let seq = v["first_seq"].as_u64().ok_or_else(|| format!("{status}: {}", v["error"]["code"]))?;
+            let seq = v["first_seq"]
+                .as_u64()
+                .ok_or_else(|| format!("{status}: {}", v["error"]["code"]))?;
             sent.lock().unwrap().insert(seq, at);
             Ok::<_, String>((seq, rtt))
         }));

@@ -3,8 +3,8 @@
 //! over QUIC when it is up.
 
 pub mod api;
-pub mod checkpoints;
 pub mod balance_snapshot;
+pub mod checkpoints;
 pub mod compliance_watch;
 pub mod config;
 pub mod link;

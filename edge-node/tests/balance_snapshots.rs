@@ -34,7 +34,10 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         rules_file: root.join("deploy/jurisdictions/gb.toml"),
         fixtures: vec![],
         hub: None,
-        balance_snapshot: BalanceSnapshotPolicy { every_records: 4, every_minutes: 60 },
+        balance_snapshot: BalanceSnapshotPolicy {
+            every_records: 4,
+            every_minutes: 60,
+        },
         risk: Default::default(),
         register: None,
         odds: Default::default(),

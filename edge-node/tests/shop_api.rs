@@ -114,14 +114,26 @@ impl Node {
             stake_minor: bet["stake_minor"].as_i64().unwrap(),
             payout_minor,
         });
-        let mut f = self.hub_chain.append(ev.kind(), UnixMillis(1_700_000_000_000), ev.to_payload());
+        let mut f =
+            self.hub_chain
+                .append(ev.kind(), UnixMillis(1_700_000_000_000), ev.to_payload());
         ChainWriter::seal(&mut f, &self.hub_key);
         self.state.writer.apply_down(vec![f]).await.unwrap();
     }
 }
 
-async fn call(c: &reqwest::Client, url: String, token: Option<&str>, idem: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut rb = if body.is_some() { c.post(url) } else { c.get(url) };
+async fn call(
+    c: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    idem: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = if body.is_some() {
+        c.post(url)
+    } else {
+        c.get(url)
+    };
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
     }
@@ -164,10 +176,25 @@ async fn two_tills_scanning_at_once_pay_exactly_once() {
     // Both tills of shop s1 plus a till of shop s2 press "pay" on each ticket concurrently.
     let mut handles = vec![];
     for t in &tickets {
-        for (tok, staff) in [("token-one", "ann"), ("token-two", "bob"), ("token-three", "cy")] {
-            let (c, url, t) = (c.clone(), format!("{}/v1/shop/tickets/{t}/payout", n.base), t.clone());
+        for (tok, staff) in [
+            ("token-one", "ann"),
+            ("token-two", "bob"),
+            ("token-three", "cy"),
+        ] {
+            let (c, url, t) = (
+                c.clone(),
+                format!("{}/v1/shop/tickets/{t}/payout", n.base),
+                t.clone(),
+            );
             handles.push(tokio::spawn(async move {
-                let r = call(&c, url, Some(tok), Some(&format!("pay-{tok}-{t}")), Some(json!({"staff_id": staff}))).await;
+                let r = call(
+                    &c,
+                    url,
+                    Some(tok),
+                    Some(&format!("pay-{tok}-{t}")),
+                    Some(json!({"staff_id": staff})),
+                )
+                .await;
                 (t, r)
             }));
         }
@@ -182,26 +209,49 @@ async fn two_tills_scanning_at_once_pay_exactly_once() {
         }
     }
     assert_eq!(paid.len(), TICKETS);
-    assert!(paid.values().all(|&k| k == 1), "a ticket was paid more than once: {paid:?}");
+    assert!(
+        paid.values().all(|&k| k == 1),
+        "a ticket was paid more than once: {paid:?}"
+    );
     // The log holds exactly one payout record per ticket, and the ledger still sums to zero.
     let frames = n.state.store.read_frames(Seq(1), 1_000_000).unwrap();
-    let payouts = frames.iter().filter(|f| f.parse_body().unwrap().kind == RecordKind::ShopTicketPaid).count();
+    let payouts = frames
+        .iter()
+        .filter(|f| f.parse_body().unwrap().kind == RecordKind::ShopTicketPaid)
+        .count();
     assert_eq!(payouts, TICKETS);
     let (_, node) = call(&c, format!("{}/v1/node", n.base), None, None, None).await;
     assert_eq!(node["ledger_sum_minor"], 0);
     // A retry of a till's own request answers the same, without a second record.
     let t = &tickets[0];
-    let winner = ["token-one", "token-two", "token-three"].into_iter().find(|tok| {
-        frames.iter().any(|f| {
-            let b = f.parse_body().unwrap();
-            b.kind == RecordKind::ShopTicketPaid && String::from_utf8_lossy(&b.payload).contains(&format!("pay-{tok}-{t}"))
-        })
-    });
+    let winner = ["token-one", "token-two", "token-three"]
+        .into_iter()
+        .find(|tok| {
+            frames.iter().any(|f| {
+                let b = f.parse_body().unwrap();
+                b.kind == RecordKind::ShopTicketPaid
+                    && String::from_utf8_lossy(&b.payload).contains(&format!("pay-{tok}-{t}"))
+            })
+        });
     let tok = winner.expect("the winning till's idempotency key is on the record");
-    let staff = match tok { "token-one" => "ann", "token-two" => "bob", _ => "cy" };
-    let (st, v) = call(&c, format!("{}/v1/shop/tickets/{t}/payout", n.base), Some(tok), Some(&format!("pay-{tok}-{t}")), Some(json!({"staff_id": staff}))).await;
+    let staff = match tok {
+        "token-one" => "ann",
+        "token-two" => "bob",
+        _ => "cy",
+    };
+    let (st, v) = call(
+        &c,
+        format!("{}/v1/shop/tickets/{t}/payout", n.base),
+        Some(tok),
+        Some(&format!("pay-{tok}-{t}")),
+        Some(json!({"staff_id": staff})),
+    )
+    .await;
     assert_eq!((st, v["state"].as_str()), (200, Some("paid")), "{v}");
-    assert_eq!(n.state.store.read_frames(Seq(1), 1_000_000).unwrap().len(), frames.len());
+    assert_eq!(
+        n.state.store.read_frames(Seq(1), 1_000_000).unwrap().len(),
+        frames.len()
+    );
 }
 
 #[tokio::test]
@@ -221,43 +271,121 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
     let url = |t: &str| format!("{}/v1/shop/tickets/{t}", n.base);
     assert_eq!(call(&c, url(&ticket), None, None, None).await.0, 401);
     let (st, e) = call(&c, url(&ticket), Some("not-a-token"), None, None).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (401, Some("TERMINAL_UNAUTHORISED")));
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (401, Some("TERMINAL_UNAUTHORISED"))
+    );
     let (st, t) = call(&c, url(&ticket), Some("token-two"), None, None).await;
     assert_eq!((st, t["state"].as_str()), (200, Some("open")));
 
     let (st, e) = call(&c, url("12AB"), Some("token-one"), None, None).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (400, Some("TICKET_UNREADABLE")));
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (400, Some("TICKET_UNREADABLE"))
+    );
     let mut wrong = ticket.clone().into_bytes();
     wrong[17] = b'0' + (wrong[17] - b'0' + 3) % 10;
-    let (st, e) = call(&c, url(std::str::from_utf8(&wrong).unwrap()), Some("token-one"), None, None).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("TICKET_CHECK_DIGIT")));
+    let (st, e) = call(
+        &c,
+        url(std::str::from_utf8(&wrong).unwrap()),
+        Some("token-one"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("TICKET_CHECK_DIGIT"))
+    );
     let forged = outpost_core::edge::shop::TicketId::generate(77_777, 123_456_789);
     let (st, e) = call(&c, url(forged.as_str()), Some("token-one"), None, None).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("TICKET_NOT_FOUND")));
-    let (st, e) = call(&c, format!("{}/payout", url(forged.as_str())), Some("token-one"), Some("p-forged"), Some(json!({"staff_id": "ann"}))).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("TICKET_NOT_FOUND")));
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (404, Some("TICKET_NOT_FOUND"))
+    );
+    let (st, e) = call(
+        &c,
+        format!("{}/payout", url(forged.as_str())),
+        Some("token-one"),
+        Some("p-forged"),
+        Some(json!({"staff_id": "ann"})),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (404, Some("TICKET_NOT_FOUND"))
+    );
 
     // Unsettled tickets are not paid; another cashier cannot void without a manager.
-    let (st, e) = call(&c, format!("{}/payout", url(&ticket)), Some("token-one"), Some("p1"), Some(json!({"staff_id": "ann"}))).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (409, Some("TICKET_NOT_SETTLED")));
-    let (st, e) = call(&c, format!("{}/void", url(&ticket)), Some("token-two"), Some("v1"), Some(json!({"staff_id": "bob", "reason": "wrong selection"}))).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (403, Some("VOID_REFUSED")));
-    let (st, v2) = call(&c, format!("{}/void", url(&ticket)), Some("token-one"), Some("v2"), Some(json!({"staff_id": "ann", "reason": "wrong selection"}))).await;
+    let (st, e) = call(
+        &c,
+        format!("{}/payout", url(&ticket)),
+        Some("token-one"),
+        Some("p1"),
+        Some(json!({"staff_id": "ann"})),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (409, Some("TICKET_NOT_SETTLED"))
+    );
+    let (st, e) = call(
+        &c,
+        format!("{}/void", url(&ticket)),
+        Some("token-two"),
+        Some("v1"),
+        Some(json!({"staff_id": "bob", "reason": "wrong selection"})),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (403, Some("VOID_REFUSED"))
+    );
+    let (st, v2) = call(
+        &c,
+        format!("{}/void", url(&ticket)),
+        Some("token-one"),
+        Some("v2"),
+        Some(json!({"staff_id": "ann", "reason": "wrong selection"})),
+    )
+    .await;
     assert_eq!((st, v2["state"].as_str()), (200, Some("voided")), "{v2}");
 
     // Anonymous cash above the AML threshold needs ID: refused, nothing logged.
     let before = n.state.store.last_seq().unwrap();
     let (st, e) = call(&c, format!("{}/v1/shop/bets", n.base), Some("token-one"), Some("big"),
         Some(json!({"staff_id": "ann", "stake_minor": 300_000, "currency": "GBP", "legs": [{"selection_id": SEL, "price": "1.33"}], "age_confirmed": true}))).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("ID_REQUIRED")));
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("ID_REQUIRED"))
+    );
     assert_eq!(n.state.store.last_seq().unwrap(), before);
 
     // The shop report lists what the node recorded for this shop only.
-    let (st, r) = call(&c, format!("{}/v1/shop/report?from_ms=0&to_ms=9999999999999", n.base), Some("token-one"), None, None).await;
+    let (st, r) = call(
+        &c,
+        format!("{}/v1/shop/report?from_ms=0&to_ms=9999999999999", n.base),
+        Some("token-one"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(st, 200);
-    let events: Vec<&str> = r["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(events, vec!["issued", "voided"]);
-    let (_, r2) = call(&c, format!("{}/v1/shop/report?from_ms=0&to_ms=9999999999999", n.base), Some("token-three"), None, None).await;
+    let (_, r2) = call(
+        &c,
+        format!("{}/v1/shop/report?from_ms=0&to_ms=9999999999999", n.base),
+        Some("token-three"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r2["entries"].as_array().unwrap().len(), 0);
 }
 
@@ -267,7 +395,10 @@ fn shipped_jurisdictions_have_valid_retail_rules() {
     let dk = edge_node::config::load_rules(&repo().join("deploy/jurisdictions/dk.toml")).unwrap();
     assert!(!gb.retail.unwrap().player_id_required);
     let dk_retail = dk.retail.unwrap();
-    assert!(dk_retail.player_id_required, "DK: a player id on every shop bet");
+    assert!(
+        dk_retail.player_id_required,
+        "DK: a player id on every shop bet"
+    );
     assert_eq!(dk.currency, Currency::DKK);
 }
 
@@ -277,8 +408,14 @@ fn shipped_jurisdictions_have_valid_retail_rules() {
 async fn account_bet_at_the_counter_uses_the_players_wallet_and_gate() {
     let mut n = start().await;
     let c = reqwest::Client::new();
-    let (st, p) = call(&c, format!("{}/v1/players", n.base), None, Some("reg-1"),
-        Some(json!({"jurisdiction": "GB", "name": "Ada Example", "date_of_birth": "1990-02-03"}))).await;
+    let (st, p) = call(
+        &c,
+        format!("{}/v1/players", n.base),
+        None,
+        Some("reg-1"),
+        Some(json!({"jurisdiction": "GB", "name": "Ada Example", "date_of_birth": "1990-02-03"})),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
     let pid = p["player_id"].as_str().unwrap().to_string();
     let bet = |key: &'static str| {
@@ -290,24 +427,77 @@ async fn account_bet_at_the_counter_uses_the_players_wallet_and_gate() {
     };
     // Not yet KYC-verified: the ordinary gate refuses, with its reason code.
     let (st, e) = bet("acct-1").await;
-    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("KYC_REQUIRED")), "{e}");
-    assert_eq!(call(&c, format!("{}/v1/players/{pid}/kyc", n.base), None, Some("kyc-1"), Some(json!({}))).await.0, 200);
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("KYC_REQUIRED")),
+        "{e}"
+    );
+    assert_eq!(
+        call(
+            &c,
+            format!("{}/v1/players/{pid}/kyc", n.base),
+            None,
+            Some("kyc-1"),
+            Some(json!({}))
+        )
+        .await
+        .0,
+        200
+    );
     let (st, e) = bet("acct-2").await;
-    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("INSUFFICIENT_FUNDS")), "{e}");
-    assert_eq!(call(&c, format!("{}/v1/players/{pid}/deposits", n.base), None, Some("dep-1"),
-        Some(json!({"amount_minor": 1000, "currency": "GBP", "provider_ref": "psp-1"}))).await.0, 201);
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("INSUFFICIENT_FUNDS")),
+        "{e}"
+    );
+    assert_eq!(
+        call(
+            &c,
+            format!("{}/v1/players/{pid}/deposits", n.base),
+            None,
+            Some("dep-1"),
+            Some(json!({"amount_minor": 1000, "currency": "GBP", "provider_ref": "psp-1"}))
+        )
+        .await
+        .0,
+        201
+    );
     let (st, v) = bet("acct-3").await;
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["ticket"]["holder"], "account");
     assert_eq!(v["ticket"]["bet"]["player_id"], pid.as_str());
-    let (_, w) = call(&c, format!("{}/v1/players/{pid}/wallet", n.base), None, None, None).await;
-    assert_eq!((w["cash_minor"].as_i64(), w["stakes_held_minor"].as_i64()), (Some(200), Some(800)));
+    let (_, w) = call(
+        &c,
+        format!("{}/v1/players/{pid}/wallet", n.base),
+        None,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (w["cash_minor"].as_i64(), w["stakes_held_minor"].as_i64()),
+        (Some(200), Some(800))
+    );
     // Settled and paid out in cash at the till: the winnings leave the player's wallet.
     n.settle(&v["ticket"]["bet"], 1064).await;
     let t = v["ticket"]["ticket_id"].as_str().unwrap();
-    let (st, paid) = call(&c, format!("{}/v1/shop/tickets/{t}/payout", n.base), Some("token-two"), Some("pay-acct"), Some(json!({"staff_id": "bob"}))).await;
+    let (st, paid) = call(
+        &c,
+        format!("{}/v1/shop/tickets/{t}/payout", n.base),
+        Some("token-two"),
+        Some("pay-acct"),
+        Some(json!({"staff_id": "bob"})),
+    )
+    .await;
     assert_eq!((st, paid["state"].as_str()), (200, Some("paid")), "{paid}");
-    let (_, w) = call(&c, format!("{}/v1/players/{pid}/wallet", n.base), None, None, None).await;
+    let (_, w) = call(
+        &c,
+        format!("{}/v1/players/{pid}/wallet", n.base),
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(w["cash_minor"].as_i64(), Some(200));
 }
 

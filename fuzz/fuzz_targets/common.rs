@@ -10,7 +10,10 @@ pub fn book() -> OddsBook {
         uof_products: vec![1, 2, 3],
         policy: PricingPolicy {
             jurisdiction: Jurisdiction::new("GB").unwrap(),
-            default: MarginTarget { margin_bp: 500, method: MarginMethod::Shin },
+            default: MarginTarget {
+                margin_bp: 500,
+                method: MarginMethod::Shin,
+            },
             by_class: Default::default(),
             max_price_milli: 500_000,
         },

@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     }
     for m in book.snapshot() {
         if m.status == MarketStatus::Open {
-            assert!(m.selections.iter().all(|s| s.price.is_some_and(|p| p.milli() > 1000)));
+            assert!(
+                m.selections
+                    .iter()
+                    .all(|s| s.price.is_some_and(|p| p.milli() > 1000))
+            );
         }
     }
 });

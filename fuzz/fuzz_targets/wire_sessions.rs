@@ -20,7 +20,14 @@ fuzz_target!(|data: &[u8]| {
         jurisdiction: gb.clone(),
         public_key: NodeKey::from_seed([1; 32]).public(),
     };
-    let mut hub = HubSession::new(cfg.clone(), node.clone(), Some(reg), ChainHead::EMPTY, Seq(5), now);
+    let mut hub = HubSession::new(
+        cfg.clone(),
+        node.clone(),
+        Some(reg),
+        ChainHead::EMPTY,
+        Seq(5),
+        now,
+    );
     let mut edge = EdgeSession::new(cfg, node.clone(), gb.clone(), Seq(3), Seq(0), now);
     let _ = hub.handle_message(
         Message::Hello {

@@ -32,8 +32,16 @@ pub fn parse_minor(s: &str, digits: u32) -> Option<i64> {
     {
         return None;
     }
-    let w: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let mut f: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let w: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut f: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     for _ in frac.len()..digits as usize {
         f *= 10;
     }
@@ -45,7 +53,12 @@ pub fn fmt_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let day = outpost_core::time::CivilDate::from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{day} {:02}:{:02}:{:02} UTC", s / 3600, s % 3600 / 60, s % 60)
+    format!(
+        "{day} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ impl Drop for Kill {
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("outpost-shop-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let repo = std::fs::canonicalize(&a.repo)?;
     let mut cfg = format!(
         "node_id = \"bench-1\"\njurisdiction = \"GB\"\ndata_dir = \"{d}/data\"\nhttp_listen = \"127.0.0.1:{port}\"\nkey_file = \"{d}/node.key\"\nrules_file = \"{r}/deploy/jurisdictions/gb.toml\"\n\n[[fixtures]]\nfootball_data = \"{r}/fixtures/football-data/E0_2324.csv\"\ndiv = \"E0\"\n",
@@ -66,16 +68,25 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             .spawn()?,
     );
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(a.tills).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.tills)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let markets: Value = loop {
-        if let Ok(r) = http.get(format!("{base}/v1/markets?status=open&limit=200")).send().await
+        if let Ok(r) = http
+            .get(format!("{base}/v1/markets?status=open&limit=200"))
+            .send()
+            .await
             && let Ok(v) = r.json::<Value>().await
             && v["markets"].as_array().is_some_and(|m| !m.is_empty())
         {
             break v;
         }
-        anyhow::ensure!(Instant::now() < deadline, "edge node did not start; see {}", dir.join("edge.log").display());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "edge node did not start; see {}",
+            dir.join("edge.log").display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let sels: Vec<(String, String)> = markets["markets"]
@@ -84,9 +95,17 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|m| m["kind"]["type"] == "match_result")
         .flat_map(|m| m["selections"].as_array().cloned().unwrap_or_default())
-        .map(|s| (s["selection_id"].as_str().unwrap_or("").to_string(), s["price"].as_str().unwrap_or("").to_string()))
+        .map(|s| {
+            (
+                s["selection_id"].as_str().unwrap_or("").to_string(),
+                s["price"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
-    println!("edge up; {} tills for {} s (think time {} ms)", a.tills, a.seconds, a.think_ms);
+    println!(
+        "edge up; {} tills for {} s (think time {} ms)",
+        a.tills, a.seconds, a.think_ms
+    );
     let start = Instant::now();
     let end = start + Duration::from_secs(a.seconds);
     let mut tasks = vec![];
@@ -139,7 +158,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: usize| all.get((all.len() * p / 100).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: usize| {
+        all.get((all.len() * p / 100).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     println!(
         "slips: {}  errors: {}  throughput: {:.0} slips/s\nentry→printable slip latency: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         all.len(),
@@ -168,7 +191,12 @@ fn slip_from(v: &Value, sel: &str) -> Slip {
         currency: "GBP".into(),
         minor_digits: 2,
         holder: "cash".into(),
-        legs: vec![SlipLeg { event: sel.into(), market: "Match result".into(), selection: sel.into(), price: t["bet"]["legs"][0]["price"].as_str().unwrap_or("").into() }],
+        legs: vec![SlipLeg {
+            event: sel.into(),
+            market: "Match result".into(),
+            selection: sel.into(),
+            price: t["bet"]["legs"][0]["price"].as_str().unwrap_or("").into(),
+        }],
         stake_minor: t["bet"]["stake_minor"].as_i64().unwrap_or(0),
         potential_minor: t["bet"]["potential_payout_minor"].as_i64().unwrap_or(0),
         record_seq: v["record_seq"].as_u64(),

@@ -37,21 +37,45 @@ pub fn reconcile(journal: &[Entry], edge_entries: &[Value], terminal_id: &str) -
         }
     }
     let mut n: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for e in edge_entries.iter().filter(|e| e["terminal_id"] == terminal_id) {
-        let key = (e["ticket_id"].as_str().unwrap_or("").to_string(), e["event"].as_str().unwrap_or("").to_string());
+    for e in edge_entries
+        .iter()
+        .filter(|e| e["terminal_id"] == terminal_id)
+    {
+        let key = (
+            e["ticket_id"].as_str().unwrap_or("").to_string(),
+            e["event"].as_str().unwrap_or("").to_string(),
+        );
         *n.entry(key).or_default() += e["amount_minor"].as_i64().unwrap_or(0);
     }
     let mut out = vec![];
     for (k, a) in &j {
         match n.get(k) {
-            None => out.push(Difference { ticket_id: k.0.clone(), event: k.1.clone(), journal_minor: Some(*a), edge_minor: None, problem: "in the till journal, not on the node's log" }),
-            Some(b) if b != a => out.push(Difference { ticket_id: k.0.clone(), event: k.1.clone(), journal_minor: Some(*a), edge_minor: Some(*b), problem: "amounts differ" }),
+            None => out.push(Difference {
+                ticket_id: k.0.clone(),
+                event: k.1.clone(),
+                journal_minor: Some(*a),
+                edge_minor: None,
+                problem: "in the till journal, not on the node's log",
+            }),
+            Some(b) if b != a => out.push(Difference {
+                ticket_id: k.0.clone(),
+                event: k.1.clone(),
+                journal_minor: Some(*a),
+                edge_minor: Some(*b),
+                problem: "amounts differ",
+            }),
             _ => {}
         }
     }
     for (k, b) in &n {
         if !j.contains_key(k) {
-            out.push(Difference { ticket_id: k.0.clone(), event: k.1.clone(), journal_minor: None, edge_minor: Some(*b), problem: "on the node's log, not in the till journal" });
+            out.push(Difference {
+                ticket_id: k.0.clone(),
+                event: k.1.clone(),
+                journal_minor: None,
+                edge_minor: Some(*b),
+                problem: "on the node's log, not in the till journal",
+            });
         }
     }
     out
@@ -123,7 +147,9 @@ pub struct ShopTerminalDay {
 pub fn shop_day(edge_entries: &[Value]) -> BTreeMap<String, ShopTerminalDay> {
     let mut m: BTreeMap<String, ShopTerminalDay> = BTreeMap::new();
     for e in edge_entries {
-        let t = m.entry(e["terminal_id"].as_str().unwrap_or("?").to_string()).or_default();
+        let t = m
+            .entry(e["terminal_id"].as_str().unwrap_or("?").to_string())
+            .or_default();
         let a = e["amount_minor"].as_i64().unwrap_or(0);
         match e["event"].as_str() {
             Some("issued") => t.sold.add(a),
@@ -142,7 +168,16 @@ mod tests {
     use serde_json::json;
 
     fn e(kind: &str, t: Option<&str>, a: i64, d: i64, detail: &str) -> Entry {
-        Entry { id: 0, at_ms: 0, staff_id: "ann".into(), kind: kind.into(), ticket_id: t.map(str::to_string), amount_minor: a, drawer_delta_minor: d, detail: detail.into() }
+        Entry {
+            id: 0,
+            at_ms: 0,
+            staff_id: "ann".into(),
+            kind: kind.into(),
+            ticket_id: t.map(str::to_string),
+            amount_minor: a,
+            drawer_delta_minor: d,
+            detail: detail.into(),
+        }
     }
 
     #[test]
@@ -160,12 +195,18 @@ mod tests {
             json!({"ticket_id":"E","event":"issued","terminal_id":"t2","amount_minor":300}),
         ];
         let d = reconcile(&j, &n, "t1");
-        let summary: Vec<(&str, &str, &str)> = d.iter().map(|x| (x.ticket_id.as_str(), x.event.as_str(), x.problem)).collect();
-        assert_eq!(summary, vec![
-            ("B", "issued", "in the till journal, not on the node's log"),
-            ("C", "paid", "amounts differ"),
-            ("D", "voided", "on the node's log, not in the till journal"),
-        ]);
+        let summary: Vec<(&str, &str, &str)> = d
+            .iter()
+            .map(|x| (x.ticket_id.as_str(), x.event.as_str(), x.problem))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("B", "issued", "in the till journal, not on the node's log"),
+                ("C", "paid", "amounts differ"),
+                ("D", "voided", "on the node's log, not in the till journal"),
+            ]
+        );
         assert_eq!(expected_drawer(&j), 500 + 700 - 900 + 100);
     }
 
@@ -175,11 +216,23 @@ mod tests {
             e("float", None, 10_000, 10_000, ""),
             e("slip", Some("A"), 500, 500, ""),
             e("void", Some("A"), 500, -500, "cancelled: misprint"),
-            e("void", Some("B"), 200, -200, "voided by meg: event abandoned"),
+            e(
+                "void",
+                Some("B"),
+                200,
+                -200,
+                "voided by meg: event abandoned",
+            ),
             e("drop", None, 5000, -5000, ""),
         ];
         let d = terminal_day(&j, &[(4_800, 4_800), (100, 110)]);
-        assert_eq!(d.sold, Count { count: 1, amount_minor: 500 });
+        assert_eq!(
+            d.sold,
+            Count {
+                count: 1,
+                amount_minor: 500
+            }
+        );
         assert_eq!(d.cancelled.count, 1);
         assert_eq!(d.voided.count, 1);
         assert_eq!(d.over_short_minor, -10);

@@ -51,11 +51,18 @@ impl TillConfig {
         let c: TillConfig =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if c.staff.is_empty() {
-            anyhow::bail!("{}: at least one [[staff]] entry is required", path.display());
+            anyhow::bail!(
+                "{}: at least one [[staff]] entry is required",
+                path.display()
+            );
         }
         for s in &c.staff {
             if s.pin_sha256.len() != 64 || hex::decode(&s.pin_sha256).is_err() {
-                anyhow::bail!("{}: staff {} pin_sha256 must be 64 hex chars", path.display(), s.staff_id);
+                anyhow::bail!(
+                    "{}: staff {} pin_sha256 must be 64 hex chars",
+                    path.display(),
+                    s.staff_id
+                );
             }
         }
         if !c.edge_url.starts_with("http://") && !c.edge_url.starts_with("https://") {
@@ -72,7 +79,9 @@ impl TillConfig {
 }
 
 pub fn pin_hash(staff: &str, pin: &str) -> String {
-    hex::encode(outpost_core::log::sha256(format!("{staff}:{pin}").as_bytes()))
+    hex::encode(outpost_core::log::sha256(
+        format!("{staff}:{pin}").as_bytes(),
+    ))
 }
 
 #[cfg(test)]
@@ -81,12 +90,19 @@ mod tests {
 
     #[test]
     fn example_config_parses_and_bad_ones_are_refused() {
-        let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/shop/till.example.toml");
+        let ex = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/shop/till.example.toml"
+        );
         let c = TillConfig::load(Path::new(ex)).unwrap();
         assert_eq!(c.staff[0].pin_sha256, pin_hash("ann", "1234"));
         let dir = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(ex).unwrap();
-        for (from, to) in [("kind = \"network\"", "kind = \"carrier-pigeon\""), ("terminal_id = \"t1\"", "terminal_id = \"T 1\""), ("shop_id = \"s1\"", "shop_id = \"s1\"\ncolour = \"red\"")] {
+        for (from, to) in [
+            ("kind = \"network\"", "kind = \"carrier-pigeon\""),
+            ("terminal_id = \"t1\"", "terminal_id = \"T 1\""),
+            ("shop_id = \"s1\"", "shop_id = \"s1\"\ncolour = \"red\""),
+        ] {
             let p = dir.path().join("bad.toml");
             std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
             assert!(TillConfig::load(&p).is_err(), "{to} accepted");

@@ -49,7 +49,11 @@ pub fn build(markets: &Value) -> Vec<CouponEvent> {
                 events.push(CouponEvent {
                     code: 0,
                     event_id: event_id.clone(),
-                    name: format!("{} v {}", ev["home"].as_str().unwrap_or("?"), ev["away"].as_str().unwrap_or("?")),
+                    name: format!(
+                        "{} v {}",
+                        ev["home"].as_str().unwrap_or("?"),
+                        ev["away"].as_str().unwrap_or("?")
+                    ),
                     kickoff_ms: ev["kickoff"].as_i64().unwrap_or(0),
                     selections: vec![],
                 });
@@ -61,13 +65,21 @@ pub fn build(markets: &Value) -> Vec<CouponEvent> {
         for s in m["selections"].as_array().into_iter().flatten() {
             let outcome = s["outcome"].as_str().unwrap_or("");
             let (code, name) = match (m["kind"]["type"].as_str().or(m["kind"].as_str()), outcome) {
-                (Some("match_result"), "home") => ("1", ev["home"].as_str().unwrap_or("Home").to_string()),
+                (Some("match_result"), "home") => {
+                    ("1", ev["home"].as_str().unwrap_or("Home").to_string())
+                }
                 (Some("match_result"), "draw") => ("X", "Draw".to_string()),
-                (Some("match_result"), "away") => ("2", ev["away"].as_str().unwrap_or("Away").to_string()),
+                (Some("match_result"), "away") => {
+                    ("2", ev["away"].as_str().unwrap_or("Away").to_string())
+                }
                 (Some("total_goals"), "over") => ("O", "Over".to_string()),
                 (Some("total_goals"), "under") => ("U", "Under".to_string()),
-                (Some("asian_handicap"), "home") => ("H", ev["home"].as_str().unwrap_or("Home").to_string()),
-                (Some("asian_handicap"), "away") => ("A", ev["away"].as_str().unwrap_or("Away").to_string()),
+                (Some("asian_handicap"), "home") => {
+                    ("H", ev["home"].as_str().unwrap_or("Home").to_string())
+                }
+                (Some("asian_handicap"), "away") => {
+                    ("A", ev["away"].as_str().unwrap_or("Away").to_string())
+                }
                 _ => continue,
             };
             events[idx].selections.push(CouponSelection {
@@ -75,7 +87,10 @@ pub fn build(markets: &Value) -> Vec<CouponEvent> {
                 selection_id: s["selection_id"].as_str().unwrap_or_default().to_string(),
                 market: label.clone(),
                 label: name,
-                price: s["price"].as_str().map(str::to_string).unwrap_or_else(|| s["price"].to_string()),
+                price: s["price"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| s["price"].to_string()),
                 open,
             });
         }
@@ -87,9 +102,16 @@ pub fn build(markets: &Value) -> Vec<CouponEvent> {
     events
 }
 
-pub fn find<'a>(events: &'a [CouponEvent], event_code: &str, sel_code: &str) -> Option<(&'a CouponEvent, &'a CouponSelection)> {
+pub fn find<'a>(
+    events: &'a [CouponEvent],
+    event_code: &str,
+    sel_code: &str,
+) -> Option<(&'a CouponEvent, &'a CouponSelection)> {
     let code: u32 = event_code.trim().parse().ok()?;
     let e = events.iter().find(|e| e.code == code)?;
-    let s = e.selections.iter().find(|s| s.code.eq_ignore_ascii_case(sel_code.trim()))?;
+    let s = e
+        .selections
+        .iter()
+        .find(|s| s.code.eq_ignore_ascii_case(sel_code.trim()))?;
     Some((e, s))
 }

@@ -41,7 +41,9 @@ pub fn ascii(s: &str) -> String {
 
 impl EscPos {
     pub fn new() -> EscPos {
-        EscPos { buf: vec![ESC, b'@'] }
+        EscPos {
+            buf: vec![ESC, b'@'],
+        }
     }
     pub fn align(&mut self, a: Align) -> &mut Self {
         self.buf.extend([ESC, b'a', a as u8]);
@@ -77,7 +79,8 @@ impl EscPos {
         self.buf.extend([GS, b'h', 80]); // height in dots
         self.buf.extend([GS, b'w', 2]); // module width
         self.buf.extend([GS, b'H', 2]); // HRI below
-        self.buf.extend([GS, b'k', 73, (pairs.len() + 2) as u8, b'{', b'C']);
+        self.buf
+            .extend([GS, b'k', 73, (pairs.len() + 2) as u8, b'{', b'C']);
         self.buf.extend(pairs);
         self.buf.push(LF);
         self

@@ -58,7 +58,11 @@ pub fn page(f: &Frame<'_>, body: &str) -> String {
         )
     };
     let who = match f.staff {
-        Some((id, role)) => format!("<span id=\"staff\">{} ({})</span> <form method=\"post\" action=\"/logout\" style=\"display:inline\"><button id=\"logout\">Log out</button></form>", esc(id), esc(role)),
+        Some((id, role)) => format!(
+            "<span id=\"staff\">{} ({})</span> <form method=\"post\" action=\"/logout\" style=\"display:inline\"><button id=\"logout\">Log out</button></form>",
+            esc(id),
+            esc(role)
+        ),
         None => String::new(),
     };
     let nav = if f.staff.is_some() {

@@ -124,14 +124,33 @@ impl Journal {
     }
 
     /// Start a drawer period with the float counted in at login.
-    pub fn start_period(&self, at_ms: i64, staff: &str, float_minor: i64) -> Result<Period, JournalError> {
+    pub fn start_period(
+        &self,
+        at_ms: i64,
+        staff: &str,
+        float_minor: i64,
+    ) -> Result<Period, JournalError> {
         self.db.execute(
             "INSERT INTO periods (opened_at_ms, opened_by, float_minor) VALUES (?1, ?2, ?3)",
             params![at_ms, staff, float_minor],
         )?;
         let id = self.db.last_insert_rowid();
-        self.append(at_ms, staff, Kind::Float, None, float_minor, float_minor, "float at login")?;
-        Ok(Period { id, opened_at_ms: at_ms, opened_by: staff.into(), float_minor, closed_at_ms: None })
+        self.append(
+            at_ms,
+            staff,
+            Kind::Float,
+            None,
+            float_minor,
+            float_minor,
+            "float at login",
+        )?;
+        Ok(Period {
+            id,
+            opened_at_ms: at_ms,
+            opened_by: staff.into(),
+            float_minor,
+            closed_at_ms: None,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -154,7 +173,15 @@ impl Journal {
     }
 
     /// The slip and its journal entry in one transaction.
-    pub fn record_slip(&mut self, at_ms: i64, staff: &str, ticket: &str, stake_minor: i64, drawer_delta_minor: i64, slip_json: &str) -> Result<(), JournalError> {
+    pub fn record_slip(
+        &mut self,
+        at_ms: i64,
+        staff: &str,
+        ticket: &str,
+        stake_minor: i64,
+        drawer_delta_minor: i64,
+        slip_json: &str,
+    ) -> Result<(), JournalError> {
         let period = self.open_period()?.map(|p| p.id);
         let tx = self.db.transaction()?;
         tx.execute(
@@ -174,7 +201,11 @@ impl Journal {
     pub fn slip_json(&self, ticket: &str) -> Result<Option<String>, JournalError> {
         Ok(self
             .db
-            .query_row("SELECT slip_json FROM slips WHERE ticket_id = ?1", [ticket], |r| r.get(0))
+            .query_row(
+                "SELECT slip_json FROM slips WHERE ticket_id = ?1",
+                [ticket],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -225,7 +256,15 @@ impl Journal {
     }
 
     /// Close the drawer period with its cash-up (manager sign-off recorded).
-    pub fn close_period(&self, period: i64, at_ms: i64, by: &str, signed_off_by: &str, counted: i64, expected: i64) -> Result<(), JournalError> {
+    pub fn close_period(
+        &self,
+        period: i64,
+        at_ms: i64,
+        by: &str,
+        signed_off_by: &str,
+        counted: i64,
+        expected: i64,
+    ) -> Result<(), JournalError> {
         self.append(at_ms, by, Kind::CashUp, None, counted, 0, &format!("expected {expected}, counted {counted}, over/short {}, signed off by {signed_off_by}", counted - expected))?;
         self.db.execute(
             "UPDATE periods SET closed_at_ms = ?2, closed_by = ?3, signed_off_by = ?4, counted_minor = ?5, expected_minor = ?6 WHERE id = ?1 AND closed_at_ms IS NULL",
@@ -235,11 +274,16 @@ impl Journal {
     }
 
     /// Closed periods overlapping `[from, to)`: (period, counted, expected).
-    pub fn closed_periods(&self, from_ms: i64) -> Result<Vec<(i64, i64, i64, String)>, JournalError> {
+    pub fn closed_periods(
+        &self,
+        from_ms: i64,
+    ) -> Result<Vec<(i64, i64, i64, String)>, JournalError> {
         let mut st = self.db.prepare(
             "SELECT id, counted_minor, expected_minor, signed_off_by FROM periods WHERE closed_at_ms IS NOT NULL AND closed_at_ms >= ?1 ORDER BY id",
         )?;
-        let rows = st.query_map([from_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = st.query_map([from_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -255,21 +299,31 @@ mod tests {
         {
             let mut j = Journal::open(&path).unwrap();
             let p = j.start_period(1_000, "ann", 10_000).unwrap();
-            j.record_slip(2_000, "ann", "T1", 500, 500, "{\"slip\":1}").unwrap();
+            j.record_slip(2_000, "ann", "T1", 500, 500, "{\"slip\":1}")
+                .unwrap();
             // The same slip twice (a retried bet) is journaled once.
-            j.record_slip(2_001, "ann", "T1", 500, 500, "{\"slip\":1}").unwrap();
-            j.append(3_000, "ann", Kind::Payout, Some("T0"), 700, -700, "").unwrap();
+            j.record_slip(2_001, "ann", "T1", 500, 500, "{\"slip\":1}")
+                .unwrap();
+            j.append(3_000, "ann", Kind::Payout, Some("T0"), 700, -700, "")
+                .unwrap();
             assert_eq!(p.id, j.open_period().unwrap().unwrap().id);
         }
         let j = Journal::open(&path).unwrap();
         let p = j.open_period().unwrap().expect("period survives restart");
         assert_eq!(p.float_minor, 10_000);
         let e = j.period_entries(p.id).unwrap();
-        assert_eq!(e.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>(), vec!["float", "slip", "payout"]);
+        assert_eq!(
+            e.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>(),
+            vec!["float", "slip", "payout"]
+        );
         assert_eq!(crate::cashup::expected_drawer(&e), 10_000 + 500 - 700);
         assert_eq!(j.slip_json("T1").unwrap().as_deref(), Some("{\"slip\":1}"));
-        j.close_period(p.id, 4_000, "ann", "meg", 9_800, 9_800).unwrap();
+        j.close_period(p.id, 4_000, "ann", "meg", 9_800, 9_800)
+            .unwrap();
         assert!(j.open_period().unwrap().is_none());
-        assert_eq!(j.closed_periods(0).unwrap(), vec![(p.id, 9_800, 9_800, "meg".to_string())]);
+        assert_eq!(
+            j.closed_periods(0).unwrap(),
+            vec![(p.id, 9_800, 9_800, "meg".to_string())]
+        );
     }
 }

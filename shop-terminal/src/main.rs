@@ -34,10 +34,14 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     match Cli::parse().cmd {
-        Cmd::Run { config } => shop_terminal::run::run(shop_terminal::config::TillConfig::load(&config)?).await,
+        Cmd::Run { config } => {
+            shop_terminal::run::run(shop_terminal::config::TillConfig::load(&config)?).await
+        }
         Cmd::HashPin { staff, pin } => {
             println!("{}", shop_terminal::config::pin_hash(&staff, &pin));
             Ok(())
@@ -45,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::NewToken { file } => {
             let token = shop_terminal::ui::random_hex(32);
             std::fs::write(&file, &token)?;
-            println!("{}", hex::encode(outpost_core::log::sha256(token.as_bytes())));
+            println!(
+                "{}",
+                hex::encode(outpost_core::log::sha256(token.as_bytes()))
+            );
             Ok(())
         }
         Cmd::Bench(a) => shop_terminal::bench::run(a).await,

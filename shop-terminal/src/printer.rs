@@ -101,7 +101,9 @@ mod tests {
     #[test]
     fn missing_device_is_offline_and_file_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let dev = PrinterConfig::Device { path: dir.path().join("no-such-lp0") };
+        let dev = PrinterConfig::Device {
+            path: dir.path().join("no-such-lp0"),
+        };
         assert!(matches!(print(&dev, b"x"), Err(PrintError::Offline(_))));
         let f = dir.path().join("spool.bin");
         let file = PrinterConfig::File { path: f.clone() };
@@ -109,8 +111,14 @@ mod tests {
         print(&file, b"cd").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"abcd");
         // Nothing listening on the port: offline.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let net = PrinterConfig::Network { addr: format!("127.0.0.1:{port}") };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let net = PrinterConfig::Network {
+            addr: format!("127.0.0.1:{port}"),
+        };
         assert!(matches!(print(&net, b"x"), Err(PrintError::Offline(_))));
     }
 }

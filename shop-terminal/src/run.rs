@@ -19,12 +19,23 @@ pub async fn run(cfg: TillConfig) -> anyhow::Result<()> {
         journal: Mutex::new(journal),
         sessions: Mutex::new(HashMap::new()),
         coupon: RwLock::new(vec![]),
-        status: RwLock::new(EdgeStatus { online: false, text: "connecting".into(), currency: "GBP".into(), digits: 2, node_id: String::new() }),
+        status: RwLock::new(EdgeStatus {
+            online: false,
+            text: "connecting".into(),
+            currency: "GBP".into(),
+            digits: 2,
+            node_id: String::new(),
+        }),
         cfg,
     });
     tokio::spawn(status_loop(app.clone()));
     let listener = tokio::net::TcpListener::bind(app.cfg.listen).await?;
-    tracing::info!("shop till {}/{} serving http://{}", app.cfg.shop_id, app.cfg.terminal_id, listener.local_addr()?);
+    tracing::info!(
+        "shop till {}/{} serving http://{}",
+        app.cfg.shop_id,
+        app.cfg.terminal_id,
+        listener.local_addr()?
+    );
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -54,7 +54,9 @@ pub enum Line {
 }
 
 fn two_col(left: &str, right: &str) -> String {
-    let pad = WIDTH.saturating_sub(left.chars().count() + right.chars().count()).max(1);
+    let pad = WIDTH
+        .saturating_sub(left.chars().count() + right.chars().count())
+        .max(1);
     format!("{left}{}{right}", " ".repeat(pad))
 }
 
@@ -87,7 +89,11 @@ impl Slip {
         let t = |s: Style, a: Align, x: String| Line::Text(s, a, x);
         let mut v = vec![
             t(Title, Align::Center, self.shop_name.clone()),
-            t(Normal, Align::Center, format!("Shop {}  Terminal {}", self.shop_id, self.terminal_id)),
+            t(
+                Normal,
+                Align::Center,
+                format!("Shop {}  Terminal {}", self.shop_id, self.terminal_id),
+            ),
         ];
         if duplicate {
             v.push(t(Bold, Align::Center, "*** DUPLICATE - REPRINT ***".into()));
@@ -101,23 +107,74 @@ impl Slip {
         v.push(t(Bold, Align::Left, kind));
         for (i, l) in self.legs.iter().enumerate() {
             v.push(t(Normal, Align::Left, format!("{}. {}", i + 1, l.event)));
-            v.push(t(Normal, Align::Left, two_col(&format!("   {}: {}", l.market, l.selection), &format!("@ {}", l.price))));
+            v.push(t(
+                Normal,
+                Align::Left,
+                two_col(
+                    &format!("   {}: {}", l.market, l.selection),
+                    &format!("@ {}", l.price),
+                ),
+            ));
         }
         v.push(Line::Rule);
-        v.push(t(Bold, Align::Left, two_col("Stake", &self.money(self.stake_minor))));
-        v.push(t(Bold, Align::Left, two_col("Potential return", &self.money(self.potential_minor))));
-        v.push(t(Normal, Align::Left, two_col("Paid by", if self.holder == "cash" { "Cash" } else { "Player account" })));
+        v.push(t(
+            Bold,
+            Align::Left,
+            two_col("Stake", &self.money(self.stake_minor)),
+        ));
+        v.push(t(
+            Bold,
+            Align::Left,
+            two_col("Potential return", &self.money(self.potential_minor)),
+        ));
+        v.push(t(
+            Normal,
+            Align::Left,
+            two_col(
+                "Paid by",
+                if self.holder == "cash" {
+                    "Cash"
+                } else {
+                    "Player account"
+                },
+            ),
+        ));
         v.push(Line::Rule);
-        v.push(t(Normal, Align::Left, format!("Issued  {}", fmt_time(self.issued_at_ms))));
-        v.push(t(Normal, Align::Left, format!("Claim by {}", fmt_time(self.expires_at_ms))));
+        v.push(t(
+            Normal,
+            Align::Left,
+            format!("Issued  {}", fmt_time(self.issued_at_ms)),
+        ));
+        v.push(t(
+            Normal,
+            Align::Left,
+            format!("Claim by {}", fmt_time(self.expires_at_ms)),
+        ));
         v.push(t(Normal, Align::Left, format!("Cashier {}", self.staff_id)));
         v.push(Line::Barcode(self.ticket_id.clone()));
         v.push(t(Bold, Align::Center, format!("Ticket {}", self.ticket_id)));
-        v.push(t(Normal, Align::Left, format!("Node {} record #{}", self.node_id, self.record_seq.map(|s| s.to_string()).unwrap_or_else(|| "?".into()))));
-        let hash = self.record_hash.clone().unwrap_or_else(|| "unavailable".into());
+        v.push(t(
+            Normal,
+            Align::Left,
+            format!(
+                "Node {} record #{}",
+                self.node_id,
+                self.record_seq
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+        ));
+        let hash = self
+            .record_hash
+            .clone()
+            .unwrap_or_else(|| "unavailable".into());
         v.push(t(Normal, Align::Left, "Record SHA-256:".into()));
         for chunk in hash.as_bytes().chunks(32) {
-            v.push(t(Normal, Align::Left, String::from_utf8_lossy(chunk).into_owned()));
+            v.push(t(
+                Normal,
+                Align::Left,
+                String::from_utf8_lossy(chunk).into_owned(),
+            ));
         }
         v.push(Line::Rule);
         for w in wrap(&self.terms) {
@@ -166,7 +223,10 @@ impl Slip {
                         Align::Center => "c",
                         Align::Right => "r",
                     };
-                    s.push_str(&format!("<div class=\"{cls} {al}\">{}</div>", crate::html::esc(&text)));
+                    s.push_str(&format!(
+                        "<div class=\"{cls} {al}\">{}</div>",
+                        crate::html::esc(&text)
+                    ));
                 }
                 Line::Rule => s.push_str("<hr>"),
                 Line::Barcode(d) => {

@@ -102,13 +102,21 @@ pub async fn status_loop(app: Shared) {
         match app.edge.whoami().await {
             Ok(v) => {
                 let currency = v["currency"].as_str().unwrap_or("GBP").to_string();
-                let digits = outpost_core::money::Currency::parse(&currency).map(|c| c.minor_digits()).unwrap_or(2);
+                let digits = outpost_core::money::Currency::parse(&currency)
+                    .map(|c| c.minor_digits())
+                    .unwrap_or(2);
                 {
                     let mut s = app.status.write().unwrap();
                     if !s.online {
                         tracing::info!("edge node reachable");
                     }
-                    *s = EdgeStatus { online: true, text: "online".into(), currency, digits, node_id: v["node_id"].as_str().unwrap_or("").into() };
+                    *s = EdgeStatus {
+                        online: true,
+                        text: "online".into(),
+                        currency,
+                        digits,
+                        node_id: v["node_id"].as_str().unwrap_or("").into(),
+                    };
                 }
                 if last_coupon.elapsed() > Duration::from_secs(30)
                     && let Ok(m) = app.edge.markets().await
@@ -153,7 +161,11 @@ fn ctx(app: &App, h: &HeaderMap) -> Result<Ctx, Box<Response>> {
     let sid = cookie(h).ok_or_else(login)?;
     let s = app.sessions.lock().unwrap();
     let sess = s.get(&sid).ok_or_else(login)?;
-    Ok(Ctx { staff_id: sess.staff_id.clone(), role: sess.role, sid })
+    Ok(Ctx {
+        staff_id: sess.staff_id.clone(),
+        role: sess.role,
+        sid,
+    })
 }
 
 fn flash(app: &App, sid: &str, ok: bool, code: &str, msg: impl Into<String>) {
@@ -163,7 +175,13 @@ fn flash(app: &App, sid: &str, ok: bool, code: &str, msg: impl Into<String>) {
 }
 
 fn render(app: &App, sid: Option<&str>, title: &str, body: &str) -> Html<String> {
-    let (staff, role, fl) = match sid.and_then(|s| app.sessions.lock().unwrap().get_mut(s).map(|x| (x.staff_id.clone(), x.role, x.flash.take()))) {
+    let (staff, role, fl) = match sid.and_then(|s| {
+        app.sessions
+            .lock()
+            .unwrap()
+            .get_mut(s)
+            .map(|x| (x.staff_id.clone(), x.role, x.flash.take()))
+    }) {
         Some((a, r, f)) => (Some(a), Some(r), f),
         None => (None, None, None),
     };
@@ -198,14 +216,38 @@ fn digits(app: &App) -> u32 {
 fn check_pin(cfg: &TillConfig, staff: &str, pin: &str) -> Option<Role> {
     let s = cfg.staff.iter().find(|s| s.staff_id.as_str() == staff)?;
     let h = pin_hash(staff, pin);
-    (h.len() == s.pin_sha256.len() && h.bytes().zip(s.pin_sha256.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0).then_some(s.role)
+    (h.len() == s.pin_sha256.len()
+        && h.bytes()
+            .zip(s.pin_sha256.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0)
+        .then_some(s.role)
 }
 
 // ---------- login ----------
 
 async fn login_page(State(app): State<Shared>) -> Html<String> {
-    let need_float = app.journal.lock().unwrap().open_period().ok().flatten().is_none();
-    let opts: String = app.cfg.staff.iter().map(|s| format!("<option value=\"{}\">{} ({})</option>", esc(s.staff_id.as_str()), esc(&s.name), esc(s.staff_id.as_str()))).collect();
+    let need_float = app
+        .journal
+        .lock()
+        .unwrap()
+        .open_period()
+        .ok()
+        .flatten()
+        .is_none();
+    let opts: String = app
+        .cfg
+        .staff
+        .iter()
+        .map(|s| {
+            format!(
+                "<option value=\"{}\">{} ({})</option>",
+                esc(s.staff_id.as_str()),
+                esc(&s.name),
+                esc(s.staff_id.as_str())
+            )
+        })
+        .collect();
     let float = if need_float {
         "<p>No drawer is open on this till: count the float into the drawer.</p><label for=\"float\">Float</label><input id=\"float\" name=\"float\" inputmode=\"decimal\" required>"
     } else {
@@ -227,7 +269,9 @@ struct LoginForm {
 
 async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response {
     let fail = |code: &str, msg: &str| {
-        let body = format!("<div id=\"flash\" class=\"flash err\" role=\"alert\"><span id=\"flash-code\">{code}</span> {msg}</div><p><a href=\"/login\">Try again</a></p>");
+        let body = format!(
+            "<div id=\"flash\" class=\"flash err\" role=\"alert\"><span id=\"flash-code\">{code}</span> {msg}</div><p><a href=\"/login\">Try again</a></p>"
+        );
         render(&app, None, "Log in", &body).into_response()
     };
     let Some(role) = check_pin(&app.cfg, &f.staff_id, &f.pin) else {
@@ -238,8 +282,15 @@ async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response 
     match j.open_period() {
         Ok(Some(_)) => {}
         Ok(None) => {
-            let Some(float) = f.float.as_deref().and_then(|x| parse_minor(x, digits(&app))) else {
-                return fail("FLOAT_REQUIRED", "count the float into the drawer and enter it");
+            let Some(float) = f
+                .float
+                .as_deref()
+                .and_then(|x| parse_minor(x, digits(&app)))
+            else {
+                return fail(
+                    "FLOAT_REQUIRED",
+                    "count the float into the drawer and enter it",
+                );
             };
             if let Err(e) = j.start_period(now, &f.staff_id, float) {
                 return fail("JOURNAL_ERROR", &e.to_string());
@@ -250,9 +301,21 @@ async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response 
     let _ = j.append(now, &f.staff_id, Kind::Login, None, 0, 0, "");
     drop(j);
     let sid = random_hex(16);
-    app.sessions.lock().unwrap().insert(sid.clone(), Session { staff_id: f.staff_id, role, legs: vec![], bet_idem: random_hex(12), flash: None });
+    app.sessions.lock().unwrap().insert(
+        sid.clone(),
+        Session {
+            staff_id: f.staff_id,
+            role,
+            legs: vec![],
+            bet_idem: random_hex(12),
+            flash: None,
+        },
+    );
     (
-        [(header::SET_COOKIE, format!("till_sid={sid}; HttpOnly; SameSite=Strict; Path=/"))],
+        [(
+            header::SET_COOKIE,
+            format!("till_sid={sid}; HttpOnly; SameSite=Strict; Path=/"),
+        )],
         Redirect::to("/"),
     )
         .into_response()
@@ -260,7 +323,11 @@ async fn login(State(app): State<Shared>, Form(f): Form<LoginForm>) -> Response 
 
 async fn logout(State(app): State<Shared>, h: HeaderMap) -> Response {
     if let Ok(c) = ctx(&app, &h) {
-        let _ = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, Kind::Logout, None, 0, 0, "");
+        let _ =
+            app.journal
+                .lock()
+                .unwrap()
+                .append(now_ms(), &c.staff_id, Kind::Logout, None, 0, 0, "");
         app.sessions.lock().unwrap().remove(&c.sid);
     }
     Redirect::to("/login").into_response()
@@ -290,7 +357,14 @@ async fn home(State(app): State<Shared>, h: HeaderMap, Query(hq): Query<HomeQuer
     if !legs.is_empty() {
         body.push_str("<h2>Slip</h2><table id=\"legs\"><tr><th>Code</th><th>Event</th><th>Market</th><th>Selection</th><th>Price</th></tr>");
         for l in &legs {
-            body.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", l.event_code, esc(&l.event), esc(&l.market), esc(&l.selection), esc(&l.price)));
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                l.event_code,
+                esc(&l.event),
+                esc(&l.market),
+                esc(&l.selection),
+                esc(&l.price)
+            ));
         }
         body.push_str("</table><form method=\"post\" action=\"/legs/clear\"><button id=\"clear-legs\">Clear slip</button></form>");
         body.push_str(&format!(
@@ -302,9 +376,25 @@ async fn home(State(app): State<Shared>, h: HeaderMap, Query(hq): Query<HomeQuer
     let q = hq.q.unwrap_or_default().to_lowercase();
     body.push_str(&format!("<h2>Coupon</h2><form method=\"get\" action=\"/\"><label for=\"q\">Find</label><input id=\"q\" name=\"q\" value=\"{}\"> <button>Search</button></form><table id=\"coupon\"><tr><th>Code</th><th>Event</th><th>Kick-off</th><th>Selections</th></tr>", esc(&q)));
     let coupon = app.coupon.read().unwrap();
-    for e in coupon.iter().filter(|e| e.selections.iter().any(|s| s.open)).filter(|e| q.is_empty() || e.name.to_lowercase().contains(&q)).take(40) {
-        let sels: Vec<String> = e.selections.iter().filter(|s| s.open).map(|s| format!("{} {} {}", esc(&s.code), esc(&s.label), esc(&s.price))).collect();
-        body.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", e.code, esc(&e.name), fmt_time(e.kickoff_ms), sels.join(" &middot; ")));
+    for e in coupon
+        .iter()
+        .filter(|e| e.selections.iter().any(|s| s.open))
+        .filter(|e| q.is_empty() || e.name.to_lowercase().contains(&q))
+        .take(40)
+    {
+        let sels: Vec<String> = e
+            .selections
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| format!("{} {} {}", esc(&s.code), esc(&s.label), esc(&s.price)))
+            .collect();
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.code,
+            esc(&e.name),
+            fmt_time(e.kickoff_ms),
+            sels.join(" &middot; ")
+        ));
     }
     body.push_str("</table>");
     render(&app, Some(&c.sid), "Bets", &body).into_response()
@@ -323,18 +413,46 @@ async fn add_leg(State(app): State<Shared>, h: HeaderMap, Form(f): Form<AddLegFo
     };
     let found = {
         let coupon = app.coupon.read().unwrap();
-        coupon::find(&coupon, &f.event_code, &f.selection_code).map(|(e, s)| (e.code, e.name.clone(), s.clone()))
+        coupon::find(&coupon, &f.event_code, &f.selection_code)
+            .map(|(e, s)| (e.code, e.name.clone(), s.clone()))
     };
     match found {
-        None => flash(&app, &c.sid, false, "UNKNOWN_CODE", format!("no selection {} on event {}", f.selection_code.trim(), f.event_code.trim())),
-        Some((_, _, s)) if !s.open => flash(&app, &c.sid, false, "MARKET_NOT_OPEN", "that market is not open"),
+        None => flash(
+            &app,
+            &c.sid,
+            false,
+            "UNKNOWN_CODE",
+            format!(
+                "no selection {} on event {}",
+                f.selection_code.trim(),
+                f.event_code.trim()
+            ),
+        ),
+        Some((_, _, s)) if !s.open => flash(
+            &app,
+            &c.sid,
+            false,
+            "MARKET_NOT_OPEN",
+            "that market is not open",
+        ),
         Some((code, name, s)) => {
             let mut ss = app.sessions.lock().unwrap();
             let sess = ss.get_mut(&c.sid).unwrap();
             if sess.legs.iter().any(|l| l.event_code == code) {
-                sess.flash = Some((false, "DUPLICATE_EVENT".into(), "an accumulator may hold one selection per event".into()));
+                sess.flash = Some((
+                    false,
+                    "DUPLICATE_EVENT".into(),
+                    "an accumulator may hold one selection per event".into(),
+                ));
             } else {
-                sess.legs.push(Leg { event_code: code, event: name, market: s.market, selection: s.label, selection_id: s.selection_id, price: s.price });
+                sess.legs.push(Leg {
+                    event_code: code,
+                    event: name,
+                    market: s.market,
+                    selection: s.label,
+                    selection_id: s.selection_id,
+                    price: s.price,
+                });
             }
         }
     }
@@ -343,7 +461,13 @@ async fn add_leg(State(app): State<Shared>, h: HeaderMap, Form(f): Form<AddLegFo
 
 async fn clear_legs(State(app): State<Shared>, h: HeaderMap) -> Response {
     if let Ok(c) = ctx(&app, &h) {
-        app.sessions.lock().unwrap().get_mut(&c.sid).unwrap().legs.clear();
+        app.sessions
+            .lock()
+            .unwrap()
+            .get_mut(&c.sid)
+            .unwrap()
+            .legs
+            .clear();
     }
     Redirect::to("/").into_response()
 }
@@ -369,7 +493,13 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
         (s.currency.clone(), s.digits)
     };
     let Some(stake) = parse_minor(&f.stake, dig).filter(|s| *s > 0) else {
-        flash(&app, &c.sid, false, "INVALID_STAKE", "enter the stake as an amount, e.g. 5 or 2.50");
+        flash(
+            &app,
+            &c.sid,
+            false,
+            "INVALID_STAKE",
+            "enter the stake as an amount, e.g. 5 or 2.50",
+        );
         return Redirect::to("/").into_response();
     };
     if legs.is_empty() {
@@ -388,7 +518,15 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
     let idem = format!("bet-{}-{}", app.cfg.terminal_id, f.idem);
     match app.edge.place_bet(&idem, body).await {
         Err(e) => {
-            let _ = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, Kind::Refused, None, stake, 0, &format!("bet: {}", e.code()));
+            let _ = app.journal.lock().unwrap().append(
+                now_ms(),
+                &c.staff_id,
+                Kind::Refused,
+                None,
+                stake,
+                0,
+                &format!("bet: {}", e.code()),
+            );
             flash(&app, &c.sid, false, e.code(), refusal_text(&e));
             Redirect::to("/").into_response()
         }
@@ -406,7 +544,15 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
                 currency: currency.clone(),
                 minor_digits: dig,
                 holder: t["holder"].as_str().unwrap_or("cash").into(),
-                legs: legs.iter().map(|l| SlipLeg { event: l.event.clone(), market: l.market.clone(), selection: l.selection.clone(), price: l.price.clone() }).collect(),
+                legs: legs
+                    .iter()
+                    .map(|l| SlipLeg {
+                        event: l.event.clone(),
+                        market: l.market.clone(),
+                        selection: l.selection.clone(),
+                        price: l.price.clone(),
+                    })
+                    .collect(),
                 stake_minor: t["bet"]["stake_minor"].as_i64().unwrap_or(stake),
                 potential_minor: t["bet"]["potential_payout_minor"].as_i64().unwrap_or(0),
                 record_seq: v["record_seq"].as_u64(),
@@ -415,11 +561,22 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
             };
             let ticket = slip.ticket_id.clone();
             // Cash bets put the stake in the drawer; account bets are staked from the wallet.
-            let drawer = if slip.holder == "cash" { slip.stake_minor } else { 0 };
+            let drawer = if slip.holder == "cash" {
+                slip.stake_minor
+            } else {
+                0
+            };
             {
                 let mut j = app.journal.lock().unwrap();
                 let json = serde_json::to_string(&slip).expect("slip serialises");
-                if let Err(e) = j.record_slip(slip.issued_at_ms, &c.staff_id, &ticket, slip.stake_minor, drawer, &json) {
+                if let Err(e) = j.record_slip(
+                    slip.issued_at_ms,
+                    &c.staff_id,
+                    &ticket,
+                    slip.stake_minor,
+                    drawer,
+                    &json,
+                ) {
                     tracing::error!("journal: {e}");
                 }
             }
@@ -445,26 +602,69 @@ fn refusal_text(e: &EdgeError) -> String {
 async fn print_slip(app: &Shared, c: &Ctx, slip: &Slip, duplicate: bool) {
     let bytes = slip.escpos(duplicate);
     let cfg = app.cfg.printer.clone();
-    let r = tokio::task::spawn_blocking(move || printer::print(&cfg, &bytes)).await.unwrap_or_else(|e| Err(printer::PrintError::Offline(e.to_string())));
+    let r = tokio::task::spawn_blocking(move || printer::print(&cfg, &bytes))
+        .await
+        .unwrap_or_else(|e| Err(printer::PrintError::Offline(e.to_string())));
     let j = app.journal.lock().unwrap();
     match r {
         Ok(()) => {
-            let _ = j.append(now_ms(), &c.staff_id, if duplicate { Kind::Reprint } else { Kind::Printed }, Some(&slip.ticket_id), 0, 0, "");
-            flash(app, &c.sid, true, if duplicate { "REPRINTED" } else { "PRINTED" }, format!("ticket {} printed", slip.ticket_id));
+            let _ = j.append(
+                now_ms(),
+                &c.staff_id,
+                if duplicate {
+                    Kind::Reprint
+                } else {
+                    Kind::Printed
+                },
+                Some(&slip.ticket_id),
+                0,
+                0,
+                "",
+            );
+            flash(
+                app,
+                &c.sid,
+                true,
+                if duplicate { "REPRINTED" } else { "PRINTED" },
+                format!("ticket {} printed", slip.ticket_id),
+            );
         }
         Err(e) => {
-            let _ = j.append(now_ms(), &c.staff_id, Kind::PrintFailed, Some(&slip.ticket_id), 0, 0, e.code());
-            flash(app, &c.sid, false, e.code(), format!("{e}. The bet is placed and journaled: fix the printer, then press Reprint."));
+            let _ = j.append(
+                now_ms(),
+                &c.staff_id,
+                Kind::PrintFailed,
+                Some(&slip.ticket_id),
+                0,
+                0,
+                e.code(),
+            );
+            flash(
+                app,
+                &c.sid,
+                false,
+                e.code(),
+                format!(
+                    "{e}. The bet is placed and journaled: fix the printer, then press Reprint."
+                ),
+            );
         }
     }
 }
 
 fn load_slip(app: &App, ticket: &str) -> Option<Slip> {
     let j = app.journal.lock().unwrap();
-    j.slip_json(ticket).ok().flatten().and_then(|s| serde_json::from_str(&s).ok())
+    j.slip_json(ticket)
+        .ok()
+        .flatten()
+        .and_then(|s| serde_json::from_str(&s).ok())
 }
 
-async fn slip_page(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>) -> Response {
+async fn slip_page(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    Path(ticket): Path<String>,
+) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
         Err(r) => return *r,
@@ -489,7 +689,13 @@ async fn reprint(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<Str
     };
     match load_slip(&app, &ticket) {
         Some(s) => print_slip(&app, &c, &s, true).await,
-        None => flash(&app, &c.sid, false, "SLIP_NOT_IN_JOURNAL", "no slip with that ticket id in this till's journal"),
+        None => flash(
+            &app,
+            &c.sid,
+            false,
+            "SLIP_NOT_IN_JOURNAL",
+            "no slip with that ticket id in this till's journal",
+        ),
     }
     Redirect::to(&format!("/slip/{}", urlenc(&ticket))).into_response()
 }
@@ -501,7 +707,15 @@ fn action_key(app: &App, prefix: &str, parts: &[&str]) -> String {
 }
 
 fn urlenc(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 // ---------- payout ----------
@@ -512,12 +726,18 @@ struct TicketQuery {
     ticket: Option<String>,
 }
 
-async fn payout_page(State(app): State<Shared>, h: HeaderMap, Query(q): Query<TicketQuery>) -> Response {
+async fn payout_page(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<TicketQuery>,
+) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let mut body = String::from("<form method=\"get\" action=\"/payout\" aria-label=\"Scan ticket\"><label for=\"scan\">Scan or type the ticket number</label><input id=\"scan\" name=\"ticket\" inputmode=\"numeric\" autocomplete=\"off\" autofocus required> <button id=\"lookup\">Look up</button></form>");
+    let mut body = String::from(
+        "<form method=\"get\" action=\"/payout\" aria-label=\"Scan ticket\"><label for=\"scan\">Scan or type the ticket number</label><input id=\"scan\" name=\"ticket\" inputmode=\"numeric\" autocomplete=\"off\" autofocus required> <button id=\"lookup\">Look up</button></form>",
+    );
     if let Some(raw) = q.ticket.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         // The check digit is verified here first, so a misread never reaches the node.
         match TicketId::parse(raw) {
@@ -559,26 +779,72 @@ struct PayForm {
     id_checked: Option<String>,
 }
 
-async fn pay(State(app): State<Shared>, h: HeaderMap, Path(ticket): Path<String>, Form(f): Form<PayForm>) -> Response {
+async fn pay(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    Path(ticket): Path<String>,
+    Form(f): Form<PayForm>,
+) -> Response {
     let c = match ctx(&app, &h) {
         Ok(c) => c,
         Err(r) => return *r,
     };
     // The same request from this till (a retry after a lost reply) reuses its key, so it cannot
     // pay twice; any other till or request is a new key, refused by the node once paid.
-    let idem = action_key(&app, "payout", &[&ticket, &c.staff_id, if f.id_checked.is_some() { "id" } else { "" }]);
-    match app.edge.payout(&ticket, &idem, json!({"staff_id": c.staff_id, "id_checked": f.id_checked.is_some()})).await {
+    let idem = action_key(
+        &app,
+        "payout",
+        &[
+            &ticket,
+            &c.staff_id,
+            if f.id_checked.is_some() { "id" } else { "" },
+        ],
+    );
+    match app
+        .edge
+        .payout(
+            &ticket,
+            &idem,
+            json!({"staff_id": c.staff_id, "id_checked": f.id_checked.is_some()}),
+        )
+        .await
+    {
         Err(e) => {
-            let _ = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, Kind::Refused, Some(&ticket), 0, 0, &format!("payout: {}", e.code()));
+            let _ = app.journal.lock().unwrap().append(
+                now_ms(),
+                &c.staff_id,
+                Kind::Refused,
+                Some(&ticket),
+                0,
+                0,
+                &format!("payout: {}", e.code()),
+            );
             flash(&app, &c.sid, false, e.code(), refusal_text(&e));
         }
         Ok(v) => {
             let amount = v["paid"]["payout_minor"].as_i64().unwrap_or(0);
             let j = app.journal.lock().unwrap();
             if !j.has_entry(Kind::Payout, &ticket).unwrap_or(false) {
-                let _ = j.append(now_ms(), &c.staff_id, Kind::Payout, Some(&ticket), amount, -amount, "");
+                let _ = j.append(
+                    now_ms(),
+                    &c.staff_id,
+                    Kind::Payout,
+                    Some(&ticket),
+                    amount,
+                    -amount,
+                    "",
+                );
             }
-            flash(&app, &c.sid, true, "PAID", format!("pay {} to the customer for ticket {ticket}", money(&app, amount)));
+            flash(
+                &app,
+                &c.sid,
+                true,
+                "PAID",
+                format!(
+                    "pay {} to the customer for ticket {ticket}",
+                    money(&app, amount)
+                ),
+            );
         }
     }
     Redirect::to("/payout").into_response()
@@ -617,17 +883,40 @@ async fn void(State(app): State<Shared>, h: HeaderMap, Form(f): Form<VoidForm>) 
     } else if check_pin(&app.cfg, f.manager_id.trim(), &f.manager_pin) == Some(Role::Manager) {
         Some(f.manager_id.trim().to_string())
     } else {
-        flash(&app, &c.sid, false, "MANAGER_PIN_WRONG", "that is not a shop manager's id and PIN");
+        flash(
+            &app,
+            &c.sid,
+            false,
+            "MANAGER_PIN_WRONG",
+            "that is not a shop manager's id and PIN",
+        );
         return Redirect::to("/void").into_response();
     };
-    let idem = action_key(&app, "void", &[&ticket, &c.staff_id, f.reason.trim(), manager.as_deref().unwrap_or("")]);
+    let idem = action_key(
+        &app,
+        "void",
+        &[
+            &ticket,
+            &c.staff_id,
+            f.reason.trim(),
+            manager.as_deref().unwrap_or(""),
+        ],
+    );
     let mut body = json!({"staff_id": c.staff_id, "reason": f.reason});
     if let Some(m) = &manager {
         body["authorised_by"] = json!(m);
     }
     match app.edge.void(&ticket, &idem, body).await {
         Err(e) => {
-            let _ = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, Kind::Refused, Some(&ticket), 0, 0, &format!("void: {}", e.code()));
+            let _ = app.journal.lock().unwrap().append(
+                now_ms(),
+                &c.staff_id,
+                Kind::Refused,
+                Some(&ticket),
+                0,
+                0,
+                &format!("void: {}", e.code()),
+            );
             flash(&app, &c.sid, false, e.code(), refusal_text(&e));
         }
         Ok(v) => {
@@ -639,9 +928,30 @@ async fn void(State(app): State<Shared>, h: HeaderMap, Form(f): Form<VoidForm>) 
             };
             let j = app.journal.lock().unwrap();
             if !j.has_entry(Kind::Void, &ticket).unwrap_or(false) {
-                let _ = j.append(now_ms(), &c.staff_id, Kind::Void, Some(&ticket), refund, if cash { -refund } else { 0 }, &detail);
+                let _ = j.append(
+                    now_ms(),
+                    &c.staff_id,
+                    Kind::Void,
+                    Some(&ticket),
+                    refund,
+                    if cash { -refund } else { 0 },
+                    &detail,
+                );
             }
-            flash(&app, &c.sid, true, "VOIDED", if cash { format!("refund {} to the customer", money(&app, refund)) } else { format!("stake {} returned to the player's account", money(&app, refund)) });
+            flash(
+                &app,
+                &c.sid,
+                true,
+                "VOIDED",
+                if cash {
+                    format!("refund {} to the customer", money(&app, refund))
+                } else {
+                    format!(
+                        "stake {} returned to the player's account",
+                        money(&app, refund)
+                    )
+                },
+            );
         }
     }
     Redirect::to("/void").into_response()
@@ -656,11 +966,17 @@ async fn drawer_page(State(app): State<Shared>, h: HeaderMap) -> Response {
     };
     let expected = {
         let j = app.journal.lock().unwrap();
-        j.open_period().ok().flatten().and_then(|p| j.period_entries(p.id).ok()).map(|e| cashup::expected_drawer(&e))
+        j.open_period()
+            .ok()
+            .flatten()
+            .and_then(|p| j.period_entries(p.id).ok())
+            .map(|e| cashup::expected_drawer(&e))
     };
     let body = format!(
         "<p>Cash expected in the drawer: <strong id=\"drawer-expected\">{}</strong></p><form method=\"post\" action=\"/drawer\"><label for=\"action\">Movement</label><select id=\"action\" name=\"action\"><option value=\"pay_in\">Pay-in (cash into drawer)</option><option value=\"pay_out\">Pay-out (cash out of drawer)</option><option value=\"drop\">Drop to safe</option></select> <label for=\"amount\">Amount</label><input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required> <label for=\"note\">Note</label><input id=\"note\" name=\"note\" required> <button id=\"record-movement\" class=\"primary\">Record</button></form>",
-        expected.map(|e| money(&app, e)).unwrap_or_else(|| "no drawer open".into())
+        expected
+            .map(|e| money(&app, e))
+            .unwrap_or_else(|| "no drawer open".into())
     );
     render(&app, Some(&c.sid), "Drawer", &body).into_response()
 }
@@ -678,7 +994,13 @@ async fn drawer(State(app): State<Shared>, h: HeaderMap, Form(f): Form<DrawerFor
         Err(r) => return *r,
     };
     let Some(a) = parse_minor(&f.amount, digits(&app)).filter(|a| *a > 0) else {
-        flash(&app, &c.sid, false, "INVALID_AMOUNT", "enter an amount, e.g. 20 or 12.50");
+        flash(
+            &app,
+            &c.sid,
+            false,
+            "INVALID_AMOUNT",
+            "enter an amount, e.g. 20 or 12.50",
+        );
         return Redirect::to("/drawer").into_response();
     };
     let (kind, delta) = match f.action.as_str() {
@@ -686,13 +1008,33 @@ async fn drawer(State(app): State<Shared>, h: HeaderMap, Form(f): Form<DrawerFor
         "pay_out" => (Kind::PayOut, -a),
         "drop" => (Kind::Drop, -a),
         _ => {
-            flash(&app, &c.sid, false, "INVALID_MOVEMENT", "unknown drawer movement");
+            flash(
+                &app,
+                &c.sid,
+                false,
+                "INVALID_MOVEMENT",
+                "unknown drawer movement",
+            );
             return Redirect::to("/drawer").into_response();
         }
     };
-    let r = app.journal.lock().unwrap().append(now_ms(), &c.staff_id, kind, None, a, delta, f.note.trim());
+    let r = app.journal.lock().unwrap().append(
+        now_ms(),
+        &c.staff_id,
+        kind,
+        None,
+        a,
+        delta,
+        f.note.trim(),
+    );
     match r {
-        Ok(_) => flash(&app, &c.sid, true, "RECORDED", format!("{} {}", kind.as_str().replace('_', "-"), money(&app, a))),
+        Ok(_) => flash(
+            &app,
+            &c.sid,
+            true,
+            "RECORDED",
+            format!("{} {}", kind.as_str().replace('_', "-"), money(&app, a)),
+        ),
         Err(e) => flash(&app, &c.sid, false, "JOURNAL_ERROR", e.to_string()),
     }
     Redirect::to("/drawer").into_response()
@@ -726,10 +1068,16 @@ async fn cashup(State(app): State<Shared>, h: HeaderMap, Form(f): Form<CashupFor
         Redirect::to("/cashup").into_response()
     };
     if check_pin(&app.cfg, f.manager_id.trim(), &f.manager_pin) != Some(Role::Manager) {
-        return back("MANAGER_PIN_WRONG", "cash-up needs a shop manager's id and PIN".into());
+        return back(
+            "MANAGER_PIN_WRONG",
+            "cash-up needs a shop manager's id and PIN".into(),
+        );
     }
     let Some(counted) = parse_minor(&f.counted, digits(&app)) else {
-        return back("INVALID_AMOUNT", "enter the counted cash, e.g. 153.20".into());
+        return back(
+            "INVALID_AMOUNT",
+            "enter the counted cash, e.g. 153.20".into(),
+        );
     };
     let period = match app.journal.lock().unwrap().open_period() {
         Ok(Some(p)) => p,
@@ -738,14 +1086,34 @@ async fn cashup(State(app): State<Shared>, h: HeaderMap, Form(f): Form<CashupFor
     let now = now_ms();
     let report = match app.edge.report(period.opened_at_ms, now + 1).await {
         Ok(r) => r,
-        Err(e) => return back(e.code(), format!("cannot reconcile without the edge node: {}", refusal_text(&e))),
+        Err(e) => {
+            return back(
+                e.code(),
+                format!(
+                    "cannot reconcile without the edge node: {}",
+                    refusal_text(&e)
+                ),
+            );
+        }
     };
-    let entries = app.journal.lock().unwrap().period_entries(period.id).unwrap_or_default();
+    let entries = app
+        .journal
+        .lock()
+        .unwrap()
+        .period_entries(period.id)
+        .unwrap_or_default();
     let edge_entries: Vec<Value> = report["entries"].as_array().cloned().unwrap_or_default();
     let diffs = cashup::reconcile(&entries, &edge_entries, app.cfg.terminal_id.as_str());
     let expected = cashup::expected_drawer(&entries);
     let over_short = counted - expected;
-    if let Err(e) = app.journal.lock().unwrap().close_period(period.id, now, &c.staff_id, f.manager_id.trim(), counted, expected) {
+    if let Err(e) = app.journal.lock().unwrap().close_period(
+        period.id,
+        now,
+        &c.staff_id,
+        f.manager_id.trim(),
+        counted,
+        expected,
+    ) {
         return back("JOURNAL_ERROR", e.to_string());
     }
     let mut body = format!(
@@ -761,7 +1129,14 @@ async fn cashup(State(app): State<Shared>, h: HeaderMap, Form(f): Form<CashupFor
     if !diffs.is_empty() {
         body.push_str("<h2>Differences</h2><table id=\"diffs\"><tr><th>Ticket</th><th>Event</th><th>Journal</th><th>Edge</th><th>Problem</th></tr>");
         for d in &diffs {
-            body.push_str(&format!("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&d.ticket_id), esc(&d.event), d.journal_minor.map(|m| money(&app, m)).unwrap_or_default(), d.edge_minor.map(|m| money(&app, m)).unwrap_or_default(), d.problem));
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.ticket_id),
+                esc(&d.event),
+                d.journal_minor.map(|m| money(&app, m)).unwrap_or_default(),
+                d.edge_minor.map(|m| money(&app, m)).unwrap_or_default(),
+                d.problem
+            ));
         }
         body.push_str("</table>");
     }
@@ -782,12 +1157,26 @@ async fn report(State(app): State<Shared>, h: HeaderMap) -> Response {
     let day_start = now - now.rem_euclid(86_400_000);
     let (entries, closed) = {
         let j = app.journal.lock().unwrap();
-        (j.entries_since(day_start).unwrap_or_default(), j.closed_periods(day_start).unwrap_or_default())
+        (
+            j.entries_since(day_start).unwrap_or_default(),
+            j.closed_periods(day_start).unwrap_or_default(),
+        )
     };
     let closed: Vec<(i64, i64)> = closed.iter().map(|(_, c, e, _)| (*c, *e)).collect();
     let d = cashup::terminal_day(&entries, &closed);
-    let row = |name: &str, id: &str, x: &cashup::Count| format!("<tr><th>{name}</th><td id=\"{id}-count\">{}</td><td id=\"{id}-amount\">{}</td></tr>", x.count, money(&app, x.amount_minor));
-    let mut body = format!("<p>Business day {} (UTC), printed {}.</p><h2>Terminal {}</h2><table id=\"terminal-report\"><tr><th></th><th>Tickets</th><th>Amount</th></tr>", fmt_time(day_start), fmt_time(now), esc(app.cfg.terminal_id.as_str()));
+    let row = |name: &str, id: &str, x: &cashup::Count| {
+        format!(
+            "<tr><th>{name}</th><td id=\"{id}-count\">{}</td><td id=\"{id}-amount\">{}</td></tr>",
+            x.count,
+            money(&app, x.amount_minor)
+        )
+    };
+    let mut body = format!(
+        "<p>Business day {} (UTC), printed {}.</p><h2>Terminal {}</h2><table id=\"terminal-report\"><tr><th></th><th>Tickets</th><th>Amount</th></tr>",
+        fmt_time(day_start),
+        fmt_time(now),
+        esc(app.cfg.terminal_id.as_str())
+    );
     body.push_str(&row("Sold", "t-sold", &d.sold));
     body.push_str(&row("Paid", "t-paid", &d.paid));
     body.push_str(&row("Voided (manager)", "t-voided", &d.voided));
@@ -797,7 +1186,10 @@ async fn report(State(app): State<Shared>, h: HeaderMap) -> Response {
     body.push_str(&row("Drops to safe", "t-drops", &d.drops));
     body.push_str(&format!("<tr><th>Drawer over / short ({} cash-ups)</th><td colspan=\"2\" id=\"t-over-short\">{}</td></tr></table>", d.cash_ups, money(&app, d.over_short_minor)));
     match app.edge.report(day_start, now + 1).await {
-        Err(e) => body.push_str(&format!("<p role=\"alert\">Shop report unavailable: {}</p>", esc(&refusal_text(&e)))),
+        Err(e) => body.push_str(&format!(
+            "<p role=\"alert\">Shop report unavailable: {}</p>",
+            esc(&refusal_text(&e))
+        )),
         Ok(r) => {
             let entries: Vec<Value> = r["entries"].as_array().cloned().unwrap_or_default();
             let shop = cashup::shop_day(&entries);

@@ -33,53 +33,103 @@ fn decode(b: &[u8]) -> Result<Vec<Op>, String> {
     let mut ops = vec![];
     let mut i = 0;
     let mut text = Vec::new();
-    let need = |i: usize, n: usize| if i + n <= b.len() { Ok(()) } else { Err(format!("truncated command at {i}")) };
+    let need = |i: usize, n: usize| {
+        if i + n <= b.len() {
+            Ok(())
+        } else {
+            Err(format!("truncated command at {i}"))
+        }
+    };
     while i < b.len() {
         match b[i] {
             0x1b => {
                 need(i, 2)?;
                 match b[i + 1] {
-                    b'@' => { ops.push(Op::Init); i += 2; }
-                    b'a' => { need(i, 3)?; ops.push(Op::Align(b[i + 2])); i += 3; }
-                    b'E' => { need(i, 3)?; ops.push(Op::Bold(b[i + 2])); i += 3; }
-                    b'd' => { need(i, 3)?; ops.push(Op::Feed(b[i + 2])); i += 3; }
+                    b'@' => {
+                        ops.push(Op::Init);
+                        i += 2;
+                    }
+                    b'a' => {
+                        need(i, 3)?;
+                        ops.push(Op::Align(b[i + 2]));
+                        i += 3;
+                    }
+                    b'E' => {
+                        need(i, 3)?;
+                        ops.push(Op::Bold(b[i + 2]));
+                        i += 3;
+                    }
+                    b'd' => {
+                        need(i, 3)?;
+                        ops.push(Op::Feed(b[i + 2]));
+                        i += 3;
+                    }
                     c => return Err(format!("unknown ESC {c:#x} at {i}")),
                 }
             }
             0x1d => {
                 need(i, 3)?;
                 match b[i + 1] {
-                    b'!' => { ops.push(Op::Size(b[i + 2])); i += 3; }
-                    b'h' => { ops.push(Op::BarcodeHeight(b[i + 2])); i += 3; }
-                    b'w' => { ops.push(Op::BarcodeWidth(b[i + 2])); i += 3; }
-                    b'H' => { ops.push(Op::Hri(b[i + 2])); i += 3; }
+                    b'!' => {
+                        ops.push(Op::Size(b[i + 2]));
+                        i += 3;
+                    }
+                    b'h' => {
+                        ops.push(Op::BarcodeHeight(b[i + 2]));
+                        i += 3;
+                    }
+                    b'w' => {
+                        ops.push(Op::BarcodeWidth(b[i + 2]));
+                        i += 3;
+                    }
+                    b'H' => {
+                        ops.push(Op::Hri(b[i + 2]));
+                        i += 3;
+                    }
                     b'k' => {
                         // Function B: GS k m n d1…dn (m ≥ 65).
                         need(i, 4)?;
                         let (m, n) = (b[i + 2], b[i + 3] as usize);
-                        if m < 65 { return Err("function A barcodes not expected".into()); }
+                        if m < 65 {
+                            return Err("function A barcodes not expected".into());
+                        }
                         need(i + 4, n)?;
-                        ops.push(Op::Barcode { m, data: b[i + 4..i + 4 + n].to_vec() });
+                        ops.push(Op::Barcode {
+                            m,
+                            data: b[i + 4..i + 4 + n].to_vec(),
+                        });
                         i += 4 + n;
                     }
                     b'V' => {
                         // GS V m [n]: m = 65/66 take an n.
                         let m = b[i + 2];
-                        i += if m == 65 || m == 66 { need(i, 4)?; 4 } else { 3 };
+                        i += if m == 65 || m == 66 {
+                            need(i, 4)?;
+                            4
+                        } else {
+                            3
+                        };
                         ops.push(Op::Cut);
                     }
                     c => return Err(format!("unknown GS {c:#x} at {i}")),
                 }
             }
             0x0a => {
-                ops.push(Op::Text(String::from_utf8(std::mem::take(&mut text)).map_err(|e| e.to_string())?));
+                ops.push(Op::Text(
+                    String::from_utf8(std::mem::take(&mut text)).map_err(|e| e.to_string())?,
+                ));
                 i += 1;
             }
-            c if (0x20..0x7f).contains(&c) => { text.push(c); i += 1; }
+            c if (0x20..0x7f).contains(&c) => {
+                text.push(c);
+                i += 1;
+            }
             c => return Err(format!("unexpected byte {c:#x} at {i}")),
         }
     }
-    if !text.is_empty() { return Err("text without a line feed at the end".into()); }
+    if !text.is_empty() {
+        return Err("text without a line feed at the end".into());
+    }
     Ok(ops)
 }
 
@@ -120,27 +170,74 @@ fn slip_decodes_to_its_content_and_the_barcode_scans_back() {
     let ops = decode(&s.escpos(false)).expect("valid ESC/POS");
     assert_eq!(ops.first(), Some(&Op::Init));
     assert_eq!(ops.last(), Some(&Op::Cut));
-    let lines: Vec<&str> = ops.iter().filter_map(|o| if let Op::Text(t) = o { Some(t.as_str()) } else { None }).collect();
+    let lines: Vec<&str> = ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::Text(t) = o {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     let all = lines.join("\n");
-    for want in ["Outpost Bookmakers", "Shop s1  Terminal t1", "ACCUMULATOR (2 legs)", "Burnley v Man City", "Match result: Man City", "@ 1.330", "Total goals 2.5: Over", "Ticket 000000011234567894", "Node gb-1 record #4242", "Cashier ann"] {
+    for want in [
+        "Outpost Bookmakers",
+        "Shop s1  Terminal t1",
+        "ACCUMULATOR (2 legs)",
+        "Burnley v Man City",
+        "Match result: Man City",
+        "@ 1.330",
+        "Total goals 2.5: Over",
+        "Ticket 000000011234567894",
+        "Node gb-1 record #4242",
+        "Cashier ann",
+    ] {
         assert!(all.contains(want), "slip lacks {want:?}:\n{all}");
     }
     let stake = lines.iter().find(|l| l.starts_with("Stake")).unwrap();
     assert!(stake.ends_with("GBP 10.00"), "{stake}");
-    let pot = lines.iter().find(|l| l.starts_with("Potential return")).unwrap();
+    let pot = lines
+        .iter()
+        .find(|l| l.starts_with("Potential return"))
+        .unwrap();
     assert!(pot.ends_with("GBP 18.08"), "{pot}");
     // The record hash is printed in two halves; joined they are the hash.
     let i = lines.iter().position(|l| *l == "Record SHA-256:").unwrap();
-    assert_eq!(format!("{}{}", lines[i + 1], lines[i + 2]), s.record_hash.clone().unwrap());
-    assert!(all.contains("18+ only"), "terms missing (and the dash must have been made ASCII)");
-    assert!(lines.iter().all(|l| l.len() <= 42), "a line is wider than the paper");
+    assert_eq!(
+        format!("{}{}", lines[i + 1], lines[i + 2]),
+        s.record_hash.clone().unwrap()
+    );
+    assert!(
+        all.contains("18+ only"),
+        "terms missing (and the dash must have been made ASCII)"
+    );
+    assert!(
+        lines.iter().all(|l| l.len() <= 42),
+        "a line is wider than the paper"
+    );
     assert!(!all.contains("DUPLICATE"));
 
     // The barcode command: CODE128 (73), code set C, digit pairs.
-    let (m, data) = ops.iter().find_map(|o| if let Op::Barcode { m, data } = o { Some((*m, data.clone())) } else { None }).unwrap();
+    let (m, data) = ops
+        .iter()
+        .find_map(|o| {
+            if let Op::Barcode { m, data } = o {
+                Some((*m, data.clone()))
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert_eq!(m, 73);
     assert_eq!(&data[..2], b"{C");
-    let digits: String = data[2..].iter().map(|b| { assert!(*b < 100); format!("{b:02}") }).collect();
+    let digits: String = data[2..]
+        .iter()
+        .map(|b| {
+            assert!(*b < 100);
+            format!("{b:02}")
+        })
+        .collect();
     assert_eq!(digits, s.ticket_id);
 
     // Rasterise the symbol for those digits and let zxing-cpp read it.
@@ -157,19 +254,37 @@ fn slip_decodes_to_its_content_and_the_barcode_scans_back() {
     let img = dir.path().join("barcode.pgm");
     std::fs::write(&img, pgm).unwrap();
     let out = Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/read_barcode.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/read_barcode.py"
+        ))
         .arg(&img)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/test.sh (it installs zxing-cpp into .venv)", python().display()));
-    assert!(out.status.success(), "zxing-cpp reader failed (is zxing-cpp installed in the venv? scripts/python-venv.sh): {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("Code128 {}", s.ticket_id));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e}; run scripts/test.sh (it installs zxing-cpp into .venv)",
+                python().display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "zxing-cpp reader failed (is zxing-cpp installed in the venv? scripts/python-venv.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("Code128 {}", s.ticket_id)
+    );
 }
 
 #[test]
 fn reprint_is_marked_duplicate_and_screen_shows_the_same_lines() {
     let s = slip();
     let ops = decode(&s.escpos(true)).unwrap();
-    assert!(ops.iter().any(|o| matches!(o, Op::Text(t) if t.contains("DUPLICATE"))));
+    assert!(
+        ops.iter()
+            .any(|o| matches!(o, Op::Text(t) if t.contains("DUPLICATE")))
+    );
     let html = s.html(false);
     assert!(html.contains("Ticket 000000011234567894"));
     assert!(html.contains("<svg"), "screen slip has the barcode");

@@ -42,7 +42,11 @@ impl Driver {
         let chrome = std::env::var("OUTPOST_CHROMIUM").ok().or_else(|| which(&["chromium", "chromium-browser"])).expect(
             "chromium not found: run scripts/browser.sh (apt-get install chromium chromium-driver)",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let out = std::fs::File::create(log).unwrap();
         let child = Command::new(driver_bin)
             .arg(format!("--port={port}"))
@@ -51,7 +55,10 @@ impl Driver {
             .spawn()
             .expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while http.get(format!("{base}/status")).send().await.is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
@@ -71,14 +78,34 @@ impl Driver {
             format!("--user-data-dir={}", profile_dir.display()),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {"binary": chrome, "args": args}}}});
-        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_string();
-        Driver { child, base, session, http }
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Driver {
+            child,
+            base,
+            session,
+            http,
+        }
     }
 
     async fn cmd(&self, post: bool, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
-        let rb = if post { self.http.post(url).json(&body) } else { self.http.get(url) };
+        let rb = if post {
+            self.http.post(url).json(&body)
+        } else {
+            self.http.get(url)
+        };
         let v: Value = rb.send().await.unwrap().json().await.unwrap();
         v["value"].clone()
     }
@@ -88,7 +115,13 @@ impl Driver {
     }
 
     pub async fn find(&self, css: &str) -> Option<String> {
-        let v = self.cmd(true, "/element", json!({"using": "css selector", "value": css})).await;
+        let v = self
+            .cmd(
+                true,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
         v[ELEMENT].as_str().map(str::to_string)
     }
 
@@ -99,25 +132,40 @@ impl Driver {
             if let Some(e) = self.find(css).await {
                 return e;
             }
-            assert!(Instant::now() < deadline, "element {css} did not appear; page:\n{}", self.page_text().await);
+            assert!(
+                Instant::now() < deadline,
+                "element {css} did not appear; page:\n{}",
+                self.page_text().await
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.wait(css).await;
-        self.cmd(true, &format!("/element/{e}/clear"), json!({})).await;
-        self.cmd(true, &format!("/element/{e}/value"), json!({ "text": text })).await;
+        self.cmd(true, &format!("/element/{e}/clear"), json!({}))
+            .await;
+        self.cmd(
+            true,
+            &format!("/element/{e}/value"),
+            json!({ "text": text }),
+        )
+        .await;
     }
 
     pub async fn click(&self, css: &str) {
         let e = self.wait(css).await;
-        self.cmd(true, &format!("/element/{e}/click"), json!({})).await;
+        self.cmd(true, &format!("/element/{e}/click"), json!({}))
+            .await;
     }
 
     pub async fn text(&self, css: &str) -> String {
         let e = self.wait(css).await;
-        self.cmd(false, &format!("/element/{e}/text"), json!({})).await.as_str().unwrap_or("").to_string()
+        self.cmd(false, &format!("/element/{e}/text"), json!({}))
+            .await
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Wait until the element's text satisfies `pred`.
@@ -130,14 +178,23 @@ impl Driver {
                     return t;
                 }
             }
-            assert!(Instant::now() < deadline, "{css} never matched; page:\n{}", self.page_text().await);
+            assert!(
+                Instant::now() < deadline,
+                "{css} never matched; page:\n{}",
+                self.page_text().await
+            );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
 
     pub async fn page_text(&self) -> String {
         match self.find("body").await {
-            Some(e) => self.cmd(false, &format!("/element/{e}/text"), json!({})).await.as_str().unwrap_or("").to_string(),
+            Some(e) => self
+                .cmd(false, &format!("/element/{e}/text"), json!({}))
+                .await
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
             None => String::new(),
         }
     }
@@ -145,11 +202,17 @@ impl Driver {
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;
         let v = self.cmd(false, "/screenshot", json!({})).await;
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
         std::fs::write(path, png).unwrap();
     }
 
     pub async fn quit(&self) {
-        let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
     }
 }

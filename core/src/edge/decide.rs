@@ -9,8 +9,7 @@ use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::gate::geo::GeoAttestation;
 use crate::gate::register::SignedRegisterDoc;
 use crate::gate::{
-    self, BetFacts, DepositFacts, GateDecision, LimitKind, PricePolicy, ReasonCode,
-    Window,
+    self, BetFacts, DepositFacts, GateDecision, LimitKind, PricePolicy, ReasonCode, Window,
 };
 use crate::hub::{HubEvent, HubResult, HubSettlement, HubSettlementReversal};
 use crate::ids::{BetId, Jurisdiction, NodeId, PlayerId, SelectionId, Seq};
@@ -1046,7 +1045,10 @@ fn validate_market(event: &SportEvent, m: &Market) -> Result<(), CommandError> {
     if m.kind.is_open_set() {
         // Runner markets: at least two distinct runners.
         let distinct: std::collections::BTreeSet<_> = outcomes.iter().collect();
-        if outcomes.len() < 2 || distinct.len() != outcomes.len() || !outcomes.iter().all(|o| m.kind.accepts(o)) {
+        if outcomes.len() < 2
+            || distinct.len() != outcomes.len()
+            || !outcomes.iter().all(|o| m.kind.accepts(o))
+        {
             return bad("selections do not match the market kind");
         }
     } else if outcomes != m.kind.outcomes() {

@@ -2,12 +2,12 @@
 //! kind byte of the record says which struct it is. These schemas are documented in
 //! `docs/log-format.md` and are append-only: fields may be added, never repurposed.
 
+use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::gate::{CheckResult, ReasonCode};
 use crate::ids::{
     BetId, EventId, IdemKey, Jurisdiction, MarketId, NodeId, PlayerId, SelectionId, Seq,
 };
 use crate::ledger::Posting;
-use crate::feed::records::{OddsChanged, ProducerChanged};
 use crate::log::RecordKind;
 use crate::market::{Market, MarketKind, Outcome, SportEvent};
 use crate::money::Currency;

@@ -4,10 +4,10 @@
 //! `apply` is the only way state changes, used both live (right after `decide`) and on replay.
 //! Replaying a log through `apply` therefore rebuilds exactly the live state.
 
-#[cfg(test)]
-mod correction_tests;
 pub mod balance_snapshot;
 mod compliance;
+#[cfg(test)]
+mod correction_tests;
 mod decide;
 pub mod events;
 mod gate_events;

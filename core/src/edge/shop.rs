@@ -16,7 +16,7 @@
 
 use super::decide::{Command, CommandError, DecideCtx, Decided, LegRequest, Reply};
 use super::events::{
-    BetPlaced, BetLeg, ComplianceDecision, EdgeEvent, IdemTag, MovementReason, PlayerRegistered,
+    BetLeg, BetPlaced, ComplianceDecision, EdgeEvent, IdemTag, MovementReason, PlayerRegistered,
     WalletMovement,
 };
 use super::state::{ApplyError, BetStatus, BetView, EdgeState, IdemOutcome};
@@ -203,7 +203,9 @@ pub enum ShopError {
     RetailRulesMissing,
     #[error("a player id is required on every shop bet in this jurisdiction")]
     PlayerIdRequired,
-    #[error("cash amount {amount_minor} is above the threshold {threshold_minor}: identify the customer")]
+    #[error(
+        "cash amount {amount_minor} is above the threshold {threshold_minor}: identify the customer"
+    )]
     IdRequired {
         amount_minor: i64,
         threshold_minor: i64,
@@ -230,7 +232,9 @@ pub enum ShopError {
         ticket_id: TicketId,
         expired_at_ms: i64,
     },
-    #[error("ticket {0} was issued by another shop and this jurisdiction allows redemption only there")]
+    #[error(
+        "ticket {0} was issued by another shop and this jurisdiction allows redemption only there"
+    )]
     OtherShop(TicketId),
     #[error("void refused: {0}")]
     VoidRefused(String),
@@ -467,7 +471,17 @@ impl EdgeState {
                 holder,
                 ticket_random,
                 idem,
-            } => self.shop_bet(node_id, retail, till, stake, legs, holder, ticket_random, idem, ctx),
+            } => self.shop_bet(
+                node_id,
+                retail,
+                till,
+                stake,
+                legs,
+                holder,
+                ticket_random,
+                idem,
+                ctx,
+            ),
             ShopCommand::Payout {
                 till,
                 ticket_id,
@@ -489,7 +503,15 @@ impl EdgeState {
                 if let Some(r) = self.shop_idem(&idem, ctx.now)? {
                     return Ok(r);
                 }
-                self.void(retail, till, ticket_id, reason, authorised_by, idem, ctx.now)
+                self.void(
+                    retail,
+                    till,
+                    ticket_id,
+                    reason,
+                    authorised_by,
+                    idem,
+                    ctx.now,
+                )
             }
         }
     }
@@ -592,8 +614,10 @@ impl EdgeState {
                 let Some(placed) = placed else {
                     return Ok(d); // refused by the gate: the decision is logged
                 };
-                d.events
-                    .push(EdgeEvent::ShopTicketIssued(issue(&placed, HolderKind::Account)));
+                d.events.push(EdgeEvent::ShopTicketIssued(issue(
+                    &placed,
+                    HolderKind::Account,
+                )));
                 d.reply = self.projected(&d.events, &ticket_id, ctx.now);
                 Ok(d)
             }
@@ -688,7 +712,10 @@ impl EdgeState {
         checks.push(gate::CheckResult {
             check: "retail_age_at_counter".into(),
             passed: true,
-            detail: format!("cashier {} confirmed age ≥ {}", till.staff_id, ctx.rules.min_age_years),
+            detail: format!(
+                "cashier {} confirmed age ≥ {}",
+                till.staff_id, ctx.rules.min_age_years
+            ),
             code: None,
         });
         checks.push(gate::CheckResult {
@@ -766,7 +793,10 @@ impl EdgeState {
         };
         let ticket = issue(&placed, HolderKind::Cash);
         let ticket_id = ticket.ticket_id.clone();
-        events.push(EdgeEvent::ComplianceDecision(record(Some(bet_id.clone()), None)));
+        events.push(EdgeEvent::ComplianceDecision(record(
+            Some(bet_id.clone()),
+            None,
+        )));
         events.push(EdgeEvent::WalletMovement(WalletMovement {
             movement_id: self.next_movement_no,
             player_id: bearer.clone(),
@@ -974,7 +1004,9 @@ impl EdgeState {
                 if self.shop.tickets.contains_key(&i.ticket_id) {
                     return bad(format!("ticket {} issued twice", i.ticket_id));
                 }
-                self.shop.by_bet.insert(i.bet_id.clone(), i.ticket_id.clone());
+                self.shop
+                    .by_bet
+                    .insert(i.bet_id.clone(), i.ticket_id.clone());
                 self.shop.tickets.insert(
                     i.ticket_id.clone(),
                     Ticket {
@@ -1010,7 +1042,10 @@ impl EdgeState {
                     return bad(format!("void of unknown ticket {}", v.ticket_id));
                 };
                 if t.paid.is_some() || t.voided.is_some() {
-                    return bad(format!("ticket {} voided after payout or twice", v.ticket_id));
+                    return bad(format!(
+                        "ticket {} voided after payout or twice",
+                        v.ticket_id
+                    ));
                 }
                 t.voided = Some(Voided {
                     at_ms: at.0,

@@ -268,7 +268,10 @@ fn invalid(field: &'static str, detail: impl Into<String>) -> BetfairError {
 /// `x` in units of 1/`scale`, exact when `x` is within 1e-6 of a multiple, else rounded down.
 fn scaled(field: &'static str, x: f64, scale: f64, max: f64) -> Result<i64, BetfairError> {
     if !x.is_finite() || x.abs() > max {
-        return Err(invalid(field, format!("{x} is not a finite value within ±{max}")));
+        return Err(invalid(
+            field,
+            format!("{x} is not a finite value within ±{max}"),
+        ));
     }
     let v = x * scale;
     let r = v.round();
@@ -280,14 +283,25 @@ fn price_milli(field: &'static str, x: f64) -> Result<u64, BetfairError> {
     u64::try_from(m).map_err(|_| invalid(field, format!("negative price {x}")))
 }
 
-fn ladder(field: &'static str, rows: Option<Vec<Vec<f64>>>, leveled: bool) -> Result<Vec<Level>, BetfairError> {
-    let Some(rows) = rows else { return Ok(Vec::new()) };
+fn ladder(
+    field: &'static str,
+    rows: Option<Vec<Vec<f64>>>,
+    leveled: bool,
+) -> Result<Vec<Level>, BetfairError> {
+    let Some(rows) = rows else {
+        return Ok(Vec::new());
+    };
     rows.into_iter()
         .map(|row| {
             let (level, p, s) = match (leveled, row.as_slice()) {
                 (true, [l, p, s]) => (Some(*l), *p, *s),
                 (false, [p, s]) => (None, *p, *s),
-                _ => return Err(invalid(field, format!("ladder row has {} numbers", row.len()))),
+                _ => {
+                    return Err(invalid(
+                        field,
+                        format!("ladder row has {} numbers", row.len()),
+                    ));
+                }
             };
             let level = match level {
                 Some(l) if l.fract() == 0.0 && (0.0..=1000.0).contains(&l) => Some(l as u32),
@@ -316,7 +330,10 @@ fn convert_def(d: RawDef) -> Result<MarketDefinition, BetfairError> {
                 None => None,
                 Some(a) => {
                     let bp = scaled("adjustmentFactor", a, 100.0, 100.0)?;
-                    Some(u32::try_from(bp).map_err(|_| invalid("adjustmentFactor", format!("{a}")))?)
+                    Some(
+                        u32::try_from(bp)
+                            .map_err(|_| invalid("adjustmentFactor", format!("{a}")))?,
+                    )
                 }
             };
             let bsp_milli = match r.bsp {
@@ -361,14 +378,19 @@ pub fn parse(json: &[u8]) -> Result<BetfairMessage, BetfairError> {
     if json.len() > MAX_MESSAGE_BYTES {
         return Err(BetfairError::TooLarge(json.len()));
     }
-    let raw: RawMsg = serde_json::from_slice(json).map_err(|e| BetfairError::Json(e.to_string()))?;
+    let raw: RawMsg =
+        serde_json::from_slice(json).map_err(|e| BetfairError::Json(e.to_string()))?;
     let op = raw.op.as_deref().ok_or_else(|| invalid("op", "missing"))?;
     match op {
         "connection" => Ok(BetfairMessage::Connection {
-            connection_id: raw.connection_id.ok_or_else(|| invalid("connectionId", "missing"))?,
+            connection_id: raw
+                .connection_id
+                .ok_or_else(|| invalid("connectionId", "missing"))?,
         }),
         "status" => Ok(BetfairMessage::Status {
-            status_code: raw.status_code.ok_or_else(|| invalid("statusCode", "missing"))?,
+            status_code: raw
+                .status_code
+                .ok_or_else(|| invalid("statusCode", "missing"))?,
             connection_closed: raw.connection_closed,
             error_message: raw.error_message,
         }),
@@ -398,9 +420,20 @@ pub fn parse(json: &[u8]) -> Result<BetfairMessage, BetfairError> {
                             .map(|rc| {
                                 Ok(RunnerChange {
                                     selection_id: rc.id,
-                                    handicap_milli: scaled("hc", rc.hc.unwrap_or(0.0), 1000.0, 1e4)?,
-                                    last_traded_milli: rc.ltp.map(|p| price_milli("ltp", p)).transpose()?,
-                                    traded_volume_minor: rc.tv.map(|v| scaled("tv", v, 100.0, 1e12)).transpose()?,
+                                    handicap_milli: scaled(
+                                        "hc",
+                                        rc.hc.unwrap_or(0.0),
+                                        1000.0,
+                                        1e4,
+                                    )?,
+                                    last_traded_milli: rc
+                                        .ltp
+                                        .map(|p| price_milli("ltp", p))
+                                        .transpose()?,
+                                    traded_volume_minor: rc
+                                        .tv
+                                        .map(|v| scaled("tv", v, 100.0, 1e12))
+                                        .transpose()?,
                                     best_back: ladder("batb", rc.batb, true)?,
                                     best_lay: ladder("batl", rc.batl, true)?,
                                     back: ladder("atb", rc.atb, false)?,
@@ -450,7 +483,10 @@ mod tests {
         ));
         assert!(matches!(
             parse(fixture("betfairlightweight/streaming_status.json").as_bytes()).unwrap(),
-            BetfairMessage::Status { connection_closed: false, .. }
+            BetfairMessage::Status {
+                connection_closed: false,
+                ..
+            }
         ));
         let hb = mcm(&fixture("betfairlightweight/streaming_mcm_HEARTBEAT.json"));
         assert_eq!(hb.change_type, ChangeType::Heartbeat);
@@ -464,8 +500,17 @@ mod tests {
         assert_eq!(up.change_type, ChangeType::Delta);
         let rc = &up.markets[0].runners[0];
         assert_eq!(rc.selection_id, 11527192);
-        assert_eq!(rc.best_back[0], Level { level: Some(0), price_milli: 4700, size_minor: 433 });
-        let resub = mcm(&fixture("betfairlightweight/streaming_mcm_RESUB_DELTA.json"));
+        assert_eq!(
+            rc.best_back[0],
+            Level {
+                level: Some(0),
+                price_milli: 4700,
+                size_minor: 433
+            }
+        );
+        let resub = mcm(&fixture(
+            "betfairlightweight/streaming_mcm_RESUB_DELTA.json",
+        ));
         assert_eq!(resub.change_type, ChangeType::ResubDelta);
         assert!(resub.markets.iter().all(|m| m.conflated));
         assert_eq!(resub.markets[0].runners[0].best_lay[0].price_milli, 2740);
@@ -496,16 +541,19 @@ mod tests {
             .iter()
             .find(|r| r.status == RunnerStatus::Winner)
             .unwrap();
-        assert_eq!((winner.selection_id, winner.bsp_milli), (12115648, Some(4150)));
+        assert_eq!(
+            (winner.selection_id, winner.bsp_milli),
+            (12115648, Some(4150))
+        );
         // The first withdrawal is on line 72.
-        let first_removed = msgs
-            .iter()
-            .position(|m| {
-                m.markets[0].definition.as_ref().is_some_and(|d| {
-                    d.runners.iter().any(|r| r.status == RunnerStatus::Removed)
+        let first_removed =
+            msgs.iter()
+                .position(|m| {
+                    m.markets[0].definition.as_ref().is_some_and(|d| {
+                        d.runners.iter().any(|r| r.status == RunnerStatus::Removed)
+                    })
                 })
-            })
-            .unwrap();
+                .unwrap();
         assert_eq!(first_removed + 1, 72);
     }
 

@@ -127,9 +127,11 @@ fn digest(bytes: &[u8]) -> u64 {
 /// UOF market ids the book prices, and their outcome ids. Everything else is "unknown".
 fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> {
     let spec = |key: &str| {
-        m.specifiers
-            .split('|')
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        m.specifiers.split('|').find_map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        })
     };
     Some(match m.id {
         1 => (MarketKind::MatchResult, |o| match o {
@@ -139,7 +141,9 @@ fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> 
             _ => None,
         }),
         18 => (
-            MarketKind::TotalGoals { line: Line::parse(spec("total")?).ok()? },
+            MarketKind::TotalGoals {
+                line: Line::parse(spec("total")?).ok()?,
+            },
             |o| match o {
                 "12" => Some(Outcome::Over),
                 "13" => Some(Outcome::Under),
@@ -147,7 +151,9 @@ fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> 
             },
         ),
         16 => (
-            MarketKind::AsianHandicap { home_line: Line::parse(spec("hcp")?).ok()? },
+            MarketKind::AsianHandicap {
+                home_line: Line::parse(spec("hcp")?).ok()?,
+            },
             |o| match o {
                 "1714" => Some(Outcome::Home),
                 "1715" => Some(Outcome::Away),
@@ -167,9 +173,21 @@ impl OddsBook {
     pub fn new(config: BookConfig) -> OddsBook {
         let mut producers = BTreeMap::new();
         for p in &config.uof_products {
-            producers.insert(format!("uof:{p}"), Producer { up: false, last_alive: None });
+            producers.insert(
+                format!("uof:{p}"),
+                Producer {
+                    up: false,
+                    last_alive: None,
+                },
+            );
         }
-        producers.insert("betfair".into(), Producer { up: false, last_alive: None });
+        producers.insert(
+            "betfair".into(),
+            Producer {
+                up: false,
+                last_alive: None,
+            },
+        );
         OddsBook {
             config,
             producers,
@@ -188,7 +206,10 @@ impl OddsBook {
         self.producers.get(producer).is_some_and(|p| p.up)
     }
     pub fn producers(&self) -> BTreeMap<String, bool> {
-        self.producers.iter().map(|(k, p)| (k.clone(), p.up)).collect()
+        self.producers
+            .iter()
+            .map(|(k, p)| (k.clone(), p.up))
+            .collect()
     }
     /// The current state of every market, in market-id order (the stream's snapshot).
     pub fn snapshot(&self) -> Vec<MarketView> {
@@ -286,7 +307,11 @@ impl OddsBook {
         }
         let mut out = Ingested::default();
         match msg {
-            UofMessage::Alive { subscribed, timestamp, .. } => {
+            UofMessage::Alive {
+                subscribed,
+                timestamp,
+                ..
+            } => {
                 let p = self.producers.get_mut(&producer).expect("checked");
                 p.last_alive = Some(now);
                 if !subscribed && p.up {
@@ -311,11 +336,20 @@ impl OddsBook {
                         .map(|(id, _)| id.clone())
                         .collect();
                     for id in ids {
-                        self.settle_status(&id, ChangeReason::RecoveryComplete, *timestamp, &mut out);
+                        self.settle_status(
+                            &id,
+                            ChangeReason::RecoveryComplete,
+                            *timestamp,
+                            &mut out,
+                        );
                     }
                 }
             }
-            UofMessage::OddsChange { header, status, markets } => {
+            UofMessage::OddsChange {
+                header,
+                status,
+                markets,
+            } => {
                 self.check_order(format!("uof:{}", header.event_id), header.timestamp, dig)?;
                 let event_id = EventId::new(header.event_id.clone())
                     .map_err(|e| Skip::Malformed(e.to_string()))?;
@@ -324,11 +358,21 @@ impl OddsBook {
                 for m in markets {
                     let Some((kind, map)) = uof_kind(m) else {
                         self.stats.unknown_market += 1;
-                        out.market_skips.push(format!("unknown market {} {}", m.id, m.specifiers));
+                        out.market_skips
+                            .push(format!("unknown market {} {}", m.id, m.specifiers));
                         continue;
                     };
                     any_known = true;
-                    self.uof_market(&event_id, &producer, kind, map, m, in_play, header.timestamp, &mut out);
+                    self.uof_market(
+                        &event_id,
+                        &producer,
+                        kind,
+                        map,
+                        m,
+                        in_play,
+                        header.timestamp,
+                        &mut out,
+                    );
                 }
                 // In-play flag applies to every market of the event, priced or not.
                 if in_play {
@@ -337,7 +381,12 @@ impl OddsBook {
                         if let Some(bm) = self.markets.get_mut(&id) {
                             if !bm.view.in_play {
                                 bm.view.in_play = true;
-                                self.settle_status(&id, ChangeReason::FeedOdds, header.timestamp, &mut out);
+                                self.settle_status(
+                                    &id,
+                                    ChangeReason::FeedOdds,
+                                    header.timestamp,
+                                    &mut out,
+                                );
                             }
                         }
                     }
@@ -357,23 +406,62 @@ impl OddsBook {
                     self.settle_status(&id, ChangeReason::BetStop, header.timestamp, &mut out);
                 }
             }
-            UofMessage::BetSettlement { header, markets, .. } => {
-                let refs: Vec<(u32, &str)> = markets.iter().map(|m| (m.id, m.specifiers.as_str())).collect();
-                self.lifecycle(header, &refs, MarketStatus::Settled, ChangeReason::Settled, &mut out)?;
+            UofMessage::BetSettlement {
+                header, markets, ..
+            } => {
+                let refs: Vec<(u32, &str)> = markets
+                    .iter()
+                    .map(|m| (m.id, m.specifiers.as_str()))
+                    .collect();
+                self.lifecycle(
+                    header,
+                    &refs,
+                    MarketStatus::Settled,
+                    ChangeReason::Settled,
+                    &mut out,
+                )?;
             }
-            UofMessage::BetCancel { header, markets, .. } => {
+            UofMessage::BetCancel {
+                header, markets, ..
+            } => {
                 for m in markets {
-                    let reason = ChangeReason::Cancelled { void_reason: m.void_reason };
-                    self.lifecycle(header, &[(m.id, m.specifiers.as_str())], MarketStatus::Cancelled, reason, &mut out)?;
+                    let reason = ChangeReason::Cancelled {
+                        void_reason: m.void_reason,
+                    };
+                    self.lifecycle(
+                        header,
+                        &[(m.id, m.specifiers.as_str())],
+                        MarketStatus::Cancelled,
+                        reason,
+                        &mut out,
+                    )?;
                 }
             }
             UofMessage::RollbackBetSettlement { header, markets } => {
-                let refs: Vec<(u32, &str)> = markets.iter().map(|m| (m.id, m.specifiers.as_str())).collect();
-                self.lifecycle(header, &refs, MarketStatus::Closed, ChangeReason::RollbackSettlement, &mut out)?;
+                let refs: Vec<(u32, &str)> = markets
+                    .iter()
+                    .map(|m| (m.id, m.specifiers.as_str()))
+                    .collect();
+                self.lifecycle(
+                    header,
+                    &refs,
+                    MarketStatus::Closed,
+                    ChangeReason::RollbackSettlement,
+                    &mut out,
+                )?;
             }
             UofMessage::RollbackBetCancel { header, markets } => {
-                let refs: Vec<(u32, &str)> = markets.iter().map(|m| (m.id, m.specifiers.as_str())).collect();
-                self.lifecycle(header, &refs, MarketStatus::Closed, ChangeReason::RollbackCancel, &mut out)?;
+                let refs: Vec<(u32, &str)> = markets
+                    .iter()
+                    .map(|m| (m.id, m.specifiers.as_str()))
+                    .collect();
+                self.lifecycle(
+                    header,
+                    &refs,
+                    MarketStatus::Closed,
+                    ChangeReason::RollbackCancel,
+                    &mut out,
+                )?;
             }
             UofMessage::FixtureChange { header, .. } => {
                 // The fixture (start time, coverage) changed; the SDK would refetch it. Prices
@@ -400,10 +488,16 @@ impl OddsBook {
         reason: ChangeReason,
         out: &mut Ingested,
     ) -> Result<(), Skip> {
-        let event_id = EventId::new(header.event_id.clone()).map_err(|e| Skip::Malformed(e.to_string()))?;
+        let event_id =
+            EventId::new(header.event_id.clone()).map_err(|e| Skip::Malformed(e.to_string()))?;
         let mut any = false;
         for (id, spec) in refs {
-            let probe = UofMarket { id: *id, specifiers: spec.to_string(), status: UofMarketStatus::Active, outcomes: vec![] };
+            let probe = UofMarket {
+                id: *id,
+                specifiers: spec.to_string(),
+                status: UofMarketStatus::Active,
+                outcomes: vec![],
+            };
             let Some((kind, _)) = uof_kind(&probe) else {
                 self.stats.unknown_market += 1;
                 out.market_skips.push(format!("unknown market {id} {spec}"));
@@ -419,7 +513,9 @@ impl OddsBook {
             let from = m.view.status;
             // Settling or cancelling an open market closes it first (never jump open → settled
             // without recording that betting stopped).
-            if matches!(to, MarketStatus::Settled | MarketStatus::Cancelled) && from == MarketStatus::Open {
+            if matches!(to, MarketStatus::Settled | MarketStatus::Cancelled)
+                && from == MarketStatus::Open
+            {
                 m.view.status = MarketStatus::Closed;
             }
             if m.view.status.can_become(to) {
@@ -427,7 +523,11 @@ impl OddsBook {
                 self.emit(&mid, reason.clone(), header.timestamp, out);
             }
         }
-        if any || refs.is_empty() { Ok(()) } else { Err(Skip::UnknownMarket) }
+        if any || refs.is_empty() {
+            Ok(())
+        } else {
+            Err(Skip::UnknownMarket)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -447,7 +547,8 @@ impl OddsBook {
         for o in &m.outcomes {
             let Some(outcome) = map(&o.id) else {
                 self.stats.unknown_market += 1;
-                out.market_skips.push(format!("market {mid}: unknown outcome {}", o.id));
+                out.market_skips
+                    .push(format!("market {mid}: unknown outcome {}", o.id));
                 return;
             };
             sels.push(BookSelection {
@@ -459,22 +560,28 @@ impl OddsBook {
                 offered: None,
             });
         }
-        let bm = self.markets.entry(mid.clone()).or_insert_with(|| BookMarket {
-            view: MarketView {
-                market_id: mid.clone(),
-                event_id: event_id.clone(),
-                kind,
-                status: MarketStatus::Suspended,
-                in_play,
-                producer: producer.to_string(),
+        let bm = self
+            .markets
+            .entry(mid.clone())
+            .or_insert_with(|| BookMarket {
+                view: MarketView {
+                    market_id: mid.clone(),
+                    event_id: event_id.clone(),
+                    kind,
+                    status: MarketStatus::Suspended,
+                    in_play,
+                    producer: producer.to_string(),
+                    selections: Vec::new(),
+                },
                 selections: Vec::new(),
-            },
-            selections: Vec::new(),
-            provider_open: false,
-            bet_stopped: false,
-            blocked: None,
-        });
-        if matches!(bm.view.status, MarketStatus::Settled | MarketStatus::Cancelled | MarketStatus::Closed) {
+                provider_open: false,
+                bet_stopped: false,
+                blocked: None,
+            });
+        if matches!(
+            bm.view.status,
+            MarketStatus::Settled | MarketStatus::Cancelled | MarketStatus::Closed
+        ) {
             return; // no reopening a market whose betting has ended
         }
         bm.view.in_play |= in_play;
@@ -517,14 +624,17 @@ impl OddsBook {
     fn reprice(&mut self, mid: &MarketId) -> Result<(), ChangeReason> {
         let policy = &self.config.policy;
         let bm = self.markets.get_mut(mid).expect("caller holds the market");
-        let active: Vec<usize> = (0..bm.selections.len()).filter(|i| bm.selections[*i].active).collect();
+        let active: Vec<usize> = (0..bm.selections.len())
+            .filter(|i| bm.selections[*i].active)
+            .collect();
         for s in &mut bm.selections {
             s.offered = None;
         }
-        if active
-            .iter()
-            .any(|i| bm.selections[*i].ref_milli.is_some_and(|m| m <= 1000 || m > PRICE_MILLI_MAX))
-        {
+        if active.iter().any(|i| {
+            bm.selections[*i]
+                .ref_milli
+                .is_some_and(|m| m <= 1000 || m > PRICE_MILLI_MAX)
+        }) {
             self.stats.impossible_price += 1;
             bm.blocked = Some(ChangeReason::ImpossiblePrice);
             return Err(ChangeReason::ImpossiblePrice);
@@ -535,10 +645,16 @@ impl OddsBook {
         }
         let class = bm.view.kind.class();
         let winners = bm.view.kind.winners();
-        let all_probs: Option<Vec<f64>> = active.iter().map(|i| bm.selections[*i].probability).collect();
+        let all_probs: Option<Vec<f64>> = active
+            .iter()
+            .map(|i| bm.selections[*i].probability)
+            .collect();
         let priced = match all_probs {
             // Provider probabilities of the whole market: price them directly.
-            Some(p) if active.len() == bm.selections.len() && p.iter().all(|x| *x > 0.0 && *x < 1.0) => {
+            Some(p)
+                if active.len() == bm.selections.len()
+                    && p.iter().all(|x| *x > 0.0 && *x < 1.0) =>
+            {
                 policy.price_market(class, &p, winners)
             }
             _ => {
@@ -559,7 +675,9 @@ impl OddsBook {
             }
             Err(e) => {
                 self.stats.pricing_failed += 1;
-                let r = ChangeReason::PricingFailed { detail: e.to_string() };
+                let r = ChangeReason::PricingFailed {
+                    detail: e.to_string(),
+                };
                 bm.blocked = Some(r.clone());
                 Err(r)
             }
@@ -568,18 +686,34 @@ impl OddsBook {
 
     /// Decide the status a market should have now, apply it, and emit a change if the view
     /// (status or prices) differs from what was last published.
-    fn settle_status(&mut self, mid: &MarketId, reason: ChangeReason, ts: UnixMillis, out: &mut Ingested) {
-        let Some(bm) = self.markets.get(mid) else { return };
+    fn settle_status(
+        &mut self,
+        mid: &MarketId,
+        reason: ChangeReason,
+        ts: UnixMillis,
+        out: &mut Ingested,
+    ) {
+        let Some(bm) = self.markets.get(mid) else {
+            return;
+        };
         let producer_up = self.producers.get(&bm.view.producer).is_some_and(|p| p.up);
         let current = bm.view.status;
         if !matches!(current, MarketStatus::Open | MarketStatus::Suspended) {
             return;
         }
         let offerable = bm.blocked.is_none()
-            && bm.selections.iter().filter(|s| s.active).all(|s| s.offered.is_some_and(|p| p.milli() > 1000))
+            && bm
+                .selections
+                .iter()
+                .filter(|s| s.active)
+                .all(|s| s.offered.is_some_and(|p| p.milli() > 1000))
             && bm.selections.iter().filter(|s| s.offered.is_some()).count() >= 2;
         let want_open = producer_up && bm.provider_open && !bm.bet_stopped && offerable;
-        let status = if want_open { MarketStatus::Open } else { MarketStatus::Suspended };
+        let status = if want_open {
+            MarketStatus::Open
+        } else {
+            MarketStatus::Suspended
+        };
         let selections: Vec<SelectionView> = bm
             .selections
             .iter()
@@ -614,17 +748,35 @@ impl OddsBook {
 
     fn emit(&mut self, mid: &MarketId, reason: ChangeReason, ts: UnixMillis, out: &mut Ingested) {
         let bm = self.markets.get(mid).expect("present");
-        out.changes.push(OddsChanged { odds_seq: self.next_seq, reason, source_ts: ts, market: bm.view.clone() });
+        out.changes.push(OddsChanged {
+            odds_seq: self.next_seq,
+            reason,
+            source_ts: ts,
+            market: bm.view.clone(),
+        });
         self.next_seq += 1;
     }
 
-    fn producer_down(&mut self, producer: &str, reason: ChangeReason, at: UnixMillis, out: &mut Ingested) {
-        let Some(p) = self.producers.get_mut(producer) else { return };
+    fn producer_down(
+        &mut self,
+        producer: &str,
+        reason: ChangeReason,
+        at: UnixMillis,
+        out: &mut Ingested,
+    ) {
+        let Some(p) = self.producers.get_mut(producer) else {
+            return;
+        };
         if !p.up {
             return;
         }
         p.up = false;
-        out.producers.push(ProducerChanged { producer: producer.to_string(), up: false, reason: reason.clone(), at });
+        out.producers.push(ProducerChanged {
+            producer: producer.to_string(),
+            up: false,
+            reason: reason.clone(),
+            at,
+        });
         let ids: Vec<MarketId> = self
             .markets
             .iter()
@@ -644,7 +796,11 @@ impl OddsBook {
         let silent: Vec<String> = self
             .producers
             .iter()
-            .filter(|(_, p)| p.up && p.last_alive.is_none_or(|t| now.0 - t.0 > self.config.alive_timeout_ms))
+            .filter(|(_, p)| {
+                p.up && p
+                    .last_alive
+                    .is_none_or(|t| now.0 - t.0 > self.config.alive_timeout_ms)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for p in silent {
@@ -659,7 +815,12 @@ impl OddsBook {
     /// Parse and apply one Betfair Stream API message received at local time `now`.
     /// `historical`: the message comes from a recorded historical-data file, whose records are
     /// complete market states; the stream itself only counts as recovered after an image.
-    pub fn ingest_betfair(&mut self, raw: &[u8], now: UnixMillis, historical: bool) -> Result<Ingested, Skip> {
+    pub fn ingest_betfair(
+        &mut self,
+        raw: &[u8],
+        now: UnixMillis,
+        historical: bool,
+    ) -> Result<Ingested, Skip> {
         self.stats.received += 1;
         let msg = match betfair::parse(raw) {
             Ok(m) => m,
@@ -673,12 +834,20 @@ impl OddsBook {
         r
     }
 
-    fn apply_betfair(&mut self, msg: &BetfairMessage, dig: u64, now: UnixMillis, historical: bool) -> Result<Ingested, Skip> {
+    fn apply_betfair(
+        &mut self,
+        msg: &BetfairMessage,
+        dig: u64,
+        now: UnixMillis,
+        historical: bool,
+    ) -> Result<Ingested, Skip> {
         const P: &str = "betfair";
         let mut out = Ingested::default();
         let mcm = match msg {
             BetfairMessage::Connection { .. } => return Ok(out),
-            BetfairMessage::Status { connection_closed, .. } => {
+            BetfairMessage::Status {
+                connection_closed, ..
+            } => {
                 if *connection_closed {
                     self.producer_down(P, ChangeReason::ProducerLost, now, &mut out);
                 }
@@ -692,14 +861,21 @@ impl OddsBook {
         if mcm.change_type == ChangeType::Heartbeat {
             return Ok(out);
         }
-        let image = matches!(mcm.change_type, ChangeType::SubImage | ChangeType::ResubDelta) || historical;
+        let image = matches!(
+            mcm.change_type,
+            ChangeType::SubImage | ChangeType::ResubDelta
+        ) || historical;
         let mut any_known = mcm.markets.is_empty();
         for mc in &mcm.markets {
             let key = format!("bf:{}", mc.market_id);
             // Only markets the book holds (or is about to, by definition) are ordered, so a
             // stray delta before the image cannot block the image.
             let ordered = mc.definition.is_some() || self.bf_markets.contains_key(&key);
-            if let Err(e) = if ordered { self.check_order(key, mcm.pt, dig) } else { Ok(()) } {
+            if let Err(e) = if ordered {
+                self.check_order(key, mcm.pt, dig)
+            } else {
+                Ok(())
+            } {
                 if mcm.markets.len() == 1 {
                     return Err(e);
                 }
@@ -715,8 +891,18 @@ impl OddsBook {
         }
         if image && !self.producer_up(P) {
             self.producers.get_mut(P).expect("always present").up = true;
-            out.producers.push(ProducerChanged { producer: P.into(), up: true, reason: ChangeReason::RecoveryComplete, at: mcm.pt });
-            let ids: Vec<MarketId> = self.markets.iter().filter(|(_, m)| m.view.producer == P).map(|(k, _)| k.clone()).collect();
+            out.producers.push(ProducerChanged {
+                producer: P.into(),
+                up: true,
+                reason: ChangeReason::RecoveryComplete,
+                at: mcm.pt,
+            });
+            let ids: Vec<MarketId> = self
+                .markets
+                .iter()
+                .filter(|(_, m)| m.view.producer == P)
+                .map(|(k, _)| k.clone())
+                .collect();
             for id in ids {
                 self.settle_status(&id, ChangeReason::RecoveryComplete, mcm.pt, &mut out);
             }
@@ -729,7 +915,12 @@ impl OddsBook {
 
     /// Map a Betfair market onto the book (by its definition) and apply runner changes.
     /// Returns false if the market is unknown (no definition seen, unsupported type).
-    fn betfair_market(&mut self, mc: &betfair::MarketChange, pt: UnixMillis, out: &mut Ingested) -> bool {
+    fn betfair_market(
+        &mut self,
+        mc: &betfair::MarketChange,
+        pt: UnixMillis,
+        out: &mut Ingested,
+    ) -> bool {
         let key = format!("bf:{}", mc.market_id);
         let mid = match (&mc.definition, self.bf_index(&key)) {
             (Some(d), _) => {
@@ -737,21 +928,36 @@ impl OddsBook {
                     Some("WIN") => {
                         // Place terms from the declared field (fixed when the market is first
                         // seen); a handicap is named "… Hcap"/"… Handicap" by Betfair.
-                        let runners = d.runners.iter().filter(|r| r.status == RunnerStatus::Active).count();
+                        let runners = d
+                            .runners
+                            .iter()
+                            .filter(|r| r.status == RunnerStatus::Active)
+                            .count();
                         let name = d.name.as_deref().unwrap_or("");
                         let handicap = name.contains("Hcap") || name.contains("Handicap");
-                        MarketKind::RaceWin { each_way: standard_terms(runners, handicap) }
+                        MarketKind::RaceWin {
+                            each_way: standard_terms(runners, handicap),
+                        }
                     }
                     Some("PLACE") if (1..=10).contains(&d.number_of_winners) => {
-                        MarketKind::RacePlace { places: d.number_of_winners as u8 }
+                        MarketKind::RacePlace {
+                            places: d.number_of_winners as u8,
+                        }
                     }
                     _ => {
                         self.stats.unknown_market += 1;
-                        out.market_skips.push(format!("betfair market {} type {:?}", mc.market_id, d.market_type));
+                        out.market_skips.push(format!(
+                            "betfair market {} type {:?}",
+                            mc.market_id, d.market_type
+                        ));
                         return false;
                     }
                 };
-                let ev = format!("bf:{}:{}", d.event_id.as_deref().unwrap_or("0"), d.market_time.as_deref().unwrap_or(""));
+                let ev = format!(
+                    "bf:{}:{}",
+                    d.event_id.as_deref().unwrap_or("0"),
+                    d.market_time.as_deref().unwrap_or("")
+                );
                 let Ok(event_id) = EventId::new(ev) else {
                     self.stats.unknown_market += 1;
                     return false;
@@ -763,15 +969,22 @@ impl OddsBook {
             (None, Some(mid)) => mid,
             (None, None) => {
                 self.stats.unknown_market += 1;
-                out.market_skips.push(format!("betfair market {} has no definition yet", mc.market_id));
+                out.market_skips.push(format!(
+                    "betfair market {} has no definition yet",
+                    mc.market_id
+                ));
                 return false;
             }
         };
         if !mc.runners.is_empty() {
             let bm = self.markets.get_mut(&mid).expect("definition applied");
             for rc in &mc.runners {
-                let outcome = Outcome::Runner { id: rc.selection_id };
-                let Some(s) = bm.selections.iter_mut().find(|s| s.outcome == outcome) else { continue };
+                let outcome = Outcome::Runner {
+                    id: rc.selection_id,
+                };
+                let Some(s) = bm.selections.iter_mut().find(|s| s.outcome == outcome) else {
+                    continue;
+                };
                 // Reference price: best available to back, else best of the full ladder, else
                 // last traded (historical BASIC files carry only ltp).
                 let best = rc
@@ -779,7 +992,13 @@ impl OddsBook {
                     .iter()
                     .find(|l| l.level == Some(0) && l.size_minor > 0)
                     .map(|l| l.price_milli)
-                    .or_else(|| rc.back.iter().filter(|l| l.size_minor > 0).map(|l| l.price_milli).max());
+                    .or_else(|| {
+                        rc.back
+                            .iter()
+                            .filter(|l| l.size_minor > 0)
+                            .map(|l| l.price_milli)
+                            .max()
+                    });
                 if let Some(p) = best.or(rc.last_traded_milli.filter(|m| *m > 1000)) {
                     s.ref_milli = Some(p);
                 }
@@ -809,21 +1028,24 @@ impl OddsBook {
         out: &mut Ingested,
     ) {
         self.bf_markets.insert(key.to_string(), mid.clone());
-        let bm = self.markets.entry(mid.clone()).or_insert_with(|| BookMarket {
-            view: MarketView {
-                market_id: mid.clone(),
-                event_id,
-                kind,
-                status: MarketStatus::Suspended,
-                in_play: d.in_play,
-                producer: "betfair".into(),
+        let bm = self
+            .markets
+            .entry(mid.clone())
+            .or_insert_with(|| BookMarket {
+                view: MarketView {
+                    market_id: mid.clone(),
+                    event_id,
+                    kind,
+                    status: MarketStatus::Suspended,
+                    in_play: d.in_play,
+                    producer: "betfair".into(),
+                    selections: Vec::new(),
+                },
                 selections: Vec::new(),
-            },
-            selections: Vec::new(),
-            provider_open: false,
-            bet_stopped: false,
-            blocked: None,
-        });
+                provider_open: false,
+                bet_stopped: false,
+                blocked: None,
+            });
         bm.view.in_play = d.in_play;
         bm.provider_open = d.status == MarketDefStatus::Open;
         let mut non_runners = Vec::new();
@@ -831,11 +1053,17 @@ impl OddsBook {
             let outcome = Outcome::Runner { id: r.selection_id };
             let pos = bm.selections.iter().position(|s| s.outcome == outcome);
             match (r.status, pos) {
-                (RunnerStatus::Removed | RunnerStatus::RemovedVacant | RunnerStatus::Hidden, Some(i)) => {
+                (
+                    RunnerStatus::Removed | RunnerStatus::RemovedVacant | RunnerStatus::Hidden,
+                    Some(i),
+                ) => {
                     bm.selections.remove(i);
                     non_runners.push((r.selection_id, r.adjustment_factor_bp));
                 }
-                (RunnerStatus::Removed | RunnerStatus::RemovedVacant | RunnerStatus::Hidden, None) => {}
+                (
+                    RunnerStatus::Removed | RunnerStatus::RemovedVacant | RunnerStatus::Hidden,
+                    None,
+                ) => {}
                 (_, None) => bm.selections.push(BookSelection {
                     outcome,
                     feed_key: format!("{key}:{}", r.selection_id),
@@ -853,12 +1081,22 @@ impl OddsBook {
         for (runner_id, adjustment_factor_bp) in non_runners {
             let _ = self.reprice(mid);
             let bm = self.markets.get_mut(mid).expect("present");
-            bm.view.selections.retain(|s| s.outcome != Outcome::Runner { id: runner_id });
+            bm.view
+                .selections
+                .retain(|s| s.outcome != Outcome::Runner { id: runner_id });
             // Suspend for the withdrawal; the market reopens when repriced odds arrive.
             if bm.view.status == MarketStatus::Open {
                 bm.view.status = MarketStatus::Suspended;
             }
-            self.emit(mid, ChangeReason::NonRunner { runner_id, adjustment_factor_bp }, pt, out);
+            self.emit(
+                mid,
+                ChangeReason::NonRunner {
+                    runner_id,
+                    adjustment_factor_bp,
+                },
+                pt,
+                out,
+            );
         }
         if closed {
             let bm = self.markets.get_mut(mid).expect("present");

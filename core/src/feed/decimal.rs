@@ -38,7 +38,17 @@ mod tests {
         assert_eq!(parse_milli_floor("1.90909"), Some(1909));
         assert_eq!(parse_milli_floor("13"), Some(13_000));
         assert_eq!(parse_milli_floor("1.0"), Some(1000));
-        for bad in ["", ".5", "1.", "-2", "1e3", "2,5", "abc", "1.2.3", "1234567890"] {
+        for bad in [
+            "",
+            ".5",
+            "1.",
+            "-2",
+            "1e3",
+            "2,5",
+            "abc",
+            "1.2.3",
+            "1234567890",
+        ] {
             assert_eq!(parse_milli_floor(bad), None, "{bad}");
         }
     }

@@ -27,17 +27,24 @@ pub enum ChangeReason {
     /// A price at or below 1.0 (or above the maximum) arrived; the market stays shut.
     ImpossiblePrice,
     /// The margin could not be applied (e.g. additive method gives a negative probability).
-    PricingFailed { detail: String },
+    PricingFailed {
+        detail: String,
+    },
     /// Not every active selection has a price.
     IncompletePrices,
     /// Provider closed the market (no more bets, result pending).
     ProviderClosed,
     Settled,
-    Cancelled { void_reason: Option<u32> },
+    Cancelled {
+        void_reason: Option<u32>,
+    },
     RollbackSettlement,
     RollbackCancel,
     /// A runner was withdrawn (Betfair `REMOVED`); its adjustment factor in hundredths of %.
-    NonRunner { runner_id: u64, adjustment_factor_bp: Option<u32> },
+    NonRunner {
+        runner_id: u64,
+        adjustment_factor_bp: Option<u32>,
+    },
     /// Replayed from the log on restart (producers start down, so markets start suspended).
     Restored,
 }

@@ -256,7 +256,11 @@ impl<'a> Attrs<'a> {
                 i += 1;
             }
             let key = &b[start..i];
-            if key.is_empty() || key.iter().any(|c| matches!(c, b'"' | b'\'' | b'<' | b'>' | b'/')) {
+            if key.is_empty()
+                || key
+                    .iter()
+                    .any(|c| matches!(c, b'"' | b'\'' | b'<' | b'>' | b'/'))
+            {
                 return Err(xml("malformed attribute name"));
             }
             skip_ws(&mut i);
@@ -586,7 +590,9 @@ fn read_body(r: &mut Reader<&[u8]>, body: &mut Body) -> Result<(), UofError> {
                     Some(Ctx::Odds) => {
                         let odds_milli = match a.get("odds") {
                             None => None,
-                            Some(v) => Some(parse_milli_floor(v).ok_or_else(|| a.invalid("odds", v))?),
+                            Some(v) => {
+                                Some(parse_milli_floor(v).ok_or_else(|| a.invalid("odds", v))?)
+                            }
                         };
                         let probability = match a.get("probabilities") {
                             None => None,
@@ -659,7 +665,10 @@ mod tests {
         assert_eq!(header.product, 2);
         assert_eq!(header.timestamp, UnixMillis(1234));
         let st = status.unwrap();
-        assert_eq!((st.status, st.home_score, st.away_score), (1, Some(2), Some(2)));
+        assert_eq!(
+            (st.status, st.home_score, st.away_score),
+            (1, Some(2), Some(2))
+        );
         assert_eq!(markets[0].id, 47);
         assert_eq!(markets[0].specifiers, "score=41.5");
         assert_eq!(markets[0].status, UofMarketStatus::Active);
@@ -755,9 +764,19 @@ mod tests {
     #[test]
     fn attribute_forms() {
         let m = parse(b"<alive  product = '3'\ttimestamp=\"12\"\n subscribed='0' />").unwrap();
-        assert_eq!(m, UofMessage::Alive { product: 3, timestamp: UnixMillis(12), subscribed: false });
-        let m = parse(b"<bet_stop product=\"1\" event_id=\"sr:match:1&amp;2\" timestamp=\"5\"/>").unwrap();
-        let UofMessage::BetStop { header, .. } = m else { panic!() };
+        assert_eq!(
+            m,
+            UofMessage::Alive {
+                product: 3,
+                timestamp: UnixMillis(12),
+                subscribed: false
+            }
+        );
+        let m = parse(b"<bet_stop product=\"1\" event_id=\"sr:match:1&amp;2\" timestamp=\"5\"/>")
+            .unwrap();
+        let UofMessage::BetStop { header, .. } = m else {
+            panic!()
+        };
         assert_eq!(header.event_id, "sr:match:1&2");
     }
 

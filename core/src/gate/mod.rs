@@ -616,7 +616,10 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                 r.banned_events.is_empty(),
                 ReasonCode::BannedEvent,
                 if r.banned_events.is_empty() {
-                    format!("event {} has no fixture details; {} bans no events", m.event_id, r.code)
+                    format!(
+                        "event {} has no fixture details; {} bans no events",
+                        m.event_id, r.code
+                    )
                 } else {
                     format!("event {} unknown: a ban cannot be ruled out", m.event_id)
                 },

@@ -13,7 +13,13 @@
 use crate::market::EachWayTerms;
 
 pub fn standard_terms(runners: usize, handicap: bool) -> Option<EachWayTerms> {
-    let t = |places, den| Some(EachWayTerms { places, fraction_num: 1, fraction_den: den });
+    let t = |places, den| {
+        Some(EachWayTerms {
+            places,
+            fraction_num: 1,
+            fraction_den: den,
+        })
+    };
     match (runners, handicap) {
         (0..=4, _) => None,
         (5..=7, _) => t(2, 4),

@@ -69,7 +69,11 @@ pub fn offer_for_probability(q: f64, max_milli: u64) -> Option<Price> {
         return None;
     }
     let raw = 1000.0 / q;
-    let milli = if raw >= PRICE_MILLI_MAX as f64 { PRICE_MILLI_MAX } else { raw.floor() as u64 };
+    let milli = if raw >= PRICE_MILLI_MAX as f64 {
+        PRICE_MILLI_MAX
+    } else {
+        raw.floor() as u64
+    };
     offer(milli, max_milli).ok()
 }
 
@@ -101,7 +105,9 @@ mod tests {
         assert_eq!(offer(15_000, 10_000).unwrap().milli(), 10_000);
         assert!(offer(1_000, 10_000).is_err());
         // Every price of the Betfair samples lies on the ladder.
-        for p in [2_700, 2_740, 9_800, 10_500, 4_800, 6_800, 23_000, 250_000, 320_000] {
+        for p in [
+            2_700, 2_740, 9_800, 10_500, 4_800, 6_800, 23_000, 250_000, 320_000,
+        ] {
             assert!(is_on_ladder(p), "{p}");
         }
     }

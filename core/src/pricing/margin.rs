@@ -108,12 +108,18 @@ pub fn remove_n(method: MarginMethod, odds: &[f64], winners: f64) -> Result<Fair
     let b: f64 = q.iter().sum();
     let n = q.len() as f64;
     let (probabilities, param) = match method {
-        MarginMethod::Multiplicative => (q.iter().map(|x| x * winners / b).collect::<Vec<_>>(), None),
+        MarginMethod::Multiplicative => {
+            (q.iter().map(|x| x * winners / b).collect::<Vec<_>>(), None)
+        }
         MarginMethod::Additive => (q.iter().map(|x| x - (b - winners) / n).collect(), None),
         MarginMethod::Power => {
             // Σ q^k is decreasing in k (q < 1); bracket k where the sum crosses `winners`.
             let g = |k: f64| q.iter().map(|x| x.powf(k)).sum::<f64>() - winners;
-            let (lo, hi) = if g(1.0) > 0.0 { (1.0, 1e3) } else { (1e-6, 1.0) };
+            let (lo, hi) = if g(1.0) > 0.0 {
+                (1.0, 1e3)
+            } else {
+                (1e-6, 1.0)
+            };
             if g(lo).signum() == g(hi).signum() {
                 return Err(MarginError::NoSolution(b));
             }
@@ -127,7 +133,9 @@ pub fn remove_n(method: MarginMethod, odds: &[f64], winners: f64) -> Result<Fair
                 // Shin's model is for one winner and a positive overround.
                 return Err(MarginError::NoSolution(b));
             } else {
-                let p = |z: f64, x: f64| ((z * z + 4.0 * (1.0 - z) * x * x / b).sqrt() - z) / (2.0 * (1.0 - z));
+                let p = |z: f64, x: f64| {
+                    ((z * z + 4.0 * (1.0 - z) * x * x / b).sqrt() - z) / (2.0 * (1.0 - z))
+                };
                 let g = |z: f64| q.iter().map(|x| p(z, *x)).sum::<f64>() - 1.0;
                 let z = solve(0.0, 0.999_999, g);
                 (q.iter().map(|x| p(z, *x)).collect(), Some(z))
@@ -137,7 +145,11 @@ pub fn remove_n(method: MarginMethod, odds: &[f64], winners: f64) -> Result<Fair
             // p_i = q_i/(c + q_i − c q_i) is decreasing in c.
             let p = |c: f64, x: f64| x / (c + x - c * x);
             let g = |c: f64| q.iter().map(|x| p(c, *x)).sum::<f64>() - winners;
-            let (lo, hi) = if g(1.0) > 0.0 { (1.0, 1e6) } else { (1e-6, 1.0) };
+            let (lo, hi) = if g(1.0) > 0.0 {
+                (1.0, 1e6)
+            } else {
+                (1e-6, 1.0)
+            };
             if g(lo).signum() == g(hi).signum() {
                 return Err(MarginError::NoSolution(b));
             }
@@ -145,7 +157,10 @@ pub fn remove_n(method: MarginMethod, odds: &[f64], winners: f64) -> Result<Fair
             (q.iter().map(|x| p(c, *x)).collect(), Some(c))
         }
     };
-    Ok(Fair { probabilities, param })
+    Ok(Fair {
+        probabilities,
+        param,
+    })
 }
 
 /// Apply a margin: turn true probabilities (summing to `winners`) into implied probabilities
@@ -267,7 +282,9 @@ mod tests {
             if row[col("input_format")] != "decimal" {
                 continue;
             }
-            let Some(m) = method(&row[col("method")]) else { continue };
+            let Some(m) = method(&row[col("method")]) else {
+                continue;
+            };
             let expected = nums(&row[col("expected_probabilities_or_decimal")]);
             // Values printed with 8 significant digits are checked to that precision; full
             // precision values to 1e-9.
@@ -287,7 +304,10 @@ mod tests {
             if !pv.is_empty() {
                 let want: f64 = pv.parse().unwrap();
                 let got = fair.param.unwrap();
-                assert!((got - want).abs() <= tol.max(want.abs() * 1e-9), "{m:?} param {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= tol.max(want.abs() * 1e-9),
+                    "{m:?} param {got} vs {want}"
+                );
             }
             checked += 1;
         }
@@ -312,12 +332,24 @@ mod tests {
                 (MarginMethod::Shin, "shin", Some("shin_z")),
                 (MarginMethod::OddsRatio, "or", Some("or_c")),
             ] {
-                let want = [f(&format!("{prefix}_home")), f(&format!("{prefix}_draw")), f(&format!("{prefix}_away"))];
+                let want = [
+                    f(&format!("{prefix}_home")),
+                    f(&format!("{prefix}_draw")),
+                    f(&format!("{prefix}_away")),
+                ];
                 let fair = remove(m, &odds).unwrap();
-                assert!(close(&fair.probabilities, &want, 1e-9), "{m:?} {odds:?}: {:?} vs {want:?}", fair.probabilities);
+                assert!(
+                    close(&fair.probabilities, &want, 1e-9),
+                    "{m:?} {odds:?}: {:?} vs {want:?}",
+                    fair.probabilities
+                );
                 if let Some(p) = param {
                     let got = fair.param.unwrap();
-                    assert!((got - f(p)).abs() <= 1e-9, "{m:?} {odds:?}: param {got} vs {}", f(p));
+                    assert!(
+                        (got - f(p)).abs() <= 1e-9,
+                        "{m:?} {odds:?}: param {got} vs {}",
+                        f(p)
+                    );
                 }
             }
             rows += 1;
@@ -334,11 +366,17 @@ mod tests {
         let mut checked = 0;
         for line in lines {
             let r = split_csv(line);
-            let Some(m) = method(&r[col("method")]) else { continue };
+            let Some(m) = method(&r[col("method")]) else {
+                continue;
+            };
             let odds = nums(&r[col("odds")]);
             let want = nums(&r[col("probabilities")]);
             let fair = remove(m, &odds).unwrap();
-            assert!(close(&fair.probabilities, &want, 1e-9), "{m:?} {odds:?}: {:?} vs {want:?}", fair.probabilities);
+            assert!(
+                close(&fair.probabilities, &want, 1e-9),
+                "{m:?} {odds:?}: {:?} vs {want:?}",
+                fair.probabilities
+            );
             if r[col("any_negative")] == "True" {
                 assert!(fair.probabilities.iter().any(|p| *p < 0.0));
             }
@@ -356,9 +394,18 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert_eq!(remove(MarginMethod::Power, &[2.0]), Err(MarginError::TooFewOutcomes));
-        assert!(matches!(remove(MarginMethod::Shin, &[1.0, 2.0]), Err(MarginError::BadOdds(_))));
-        assert!(matches!(remove(MarginMethod::Shin, &[f64::NAN, 2.0]), Err(MarginError::BadOdds(_))));
+        assert_eq!(
+            remove(MarginMethod::Power, &[2.0]),
+            Err(MarginError::TooFewOutcomes)
+        );
+        assert!(matches!(
+            remove(MarginMethod::Shin, &[1.0, 2.0]),
+            Err(MarginError::BadOdds(_))
+        ));
+        assert!(matches!(
+            remove(MarginMethod::Shin, &[f64::NAN, 2.0]),
+            Err(MarginError::BadOdds(_))
+        ));
         assert!(apply(MarginMethod::Power, &[0.5, 0.5], 0.9, 1.0).is_err());
         assert!(apply(MarginMethod::Power, &[0.0, 1.0], 1.05, 1.0).is_err());
     }

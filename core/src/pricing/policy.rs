@@ -66,14 +66,25 @@ impl PricingPolicy {
         implied
             .iter()
             .enumerate()
-            .map(|(i, q)| offer_for_probability(*q, self.max_price_milli).ok_or(PricingError::Unofferable(i)))
+            .map(|(i, q)| {
+                offer_for_probability(*q, self.max_price_milli).ok_or(PricingError::Unofferable(i))
+            })
             .collect()
     }
 
     /// Re-price a provider's quoted odds with this policy's margin: remove the provider's margin
     /// (multiplicative, robust for any book), then apply ours.
-    pub fn reprice_odds(&self, class: &str, odds: &[f64], winners: u32) -> Result<Vec<Price>, PricingError> {
-        let fair = remove_n(MarginMethod::Multiplicative, odds, f64::from(winners.max(1)))?;
+    pub fn reprice_odds(
+        &self,
+        class: &str,
+        odds: &[f64],
+        winners: u32,
+    ) -> Result<Vec<Price>, PricingError> {
+        let fair = remove_n(
+            MarginMethod::Multiplicative,
+            odds,
+            f64::from(winners.max(1)),
+        )?;
         self.price_market(class, &fair.probabilities, winners)
     }
 }
@@ -87,11 +98,17 @@ mod tests {
         let mut by_class = BTreeMap::new();
         by_class.insert(
             "correct_score".to_string(),
-            MarginTarget { margin_bp: 1_500, method: MarginMethod::Power },
+            MarginTarget {
+                margin_bp: 1_500,
+                method: MarginMethod::Power,
+            },
         );
         PricingPolicy {
             jurisdiction: Jurisdiction::new("GB").unwrap(),
-            default: MarginTarget { margin_bp: 500, method: MarginMethod::Shin },
+            default: MarginTarget {
+                margin_bp: 500,
+                method: MarginMethod::Shin,
+            },
             by_class,
             max_price_milli: 500_000,
         }
@@ -108,12 +125,17 @@ mod tests {
         assert!(book >= 1.05 - 1e-12 && book < 1.10, "{book}");
         // Independently (Python, Shin's inverse by bisection): z = 0.025657, fair-with-margin
         // odds 9.0961 / 5.5980 / 1.3133, which the Betfair ladder floors to 9.0 / 5.5 / 1.31.
-        assert_eq!(prices.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["9.000", "5.500", "1.310"]);
+        assert_eq!(
+            prices.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["9.000", "5.500", "1.310"]
+        );
     }
 
     #[test]
     fn class_override_and_cap() {
-        let p: Vec<f64> = std::iter::once(0.9).chain(std::iter::repeat_n(0.1 / 50.0, 50)).collect();
+        let p: Vec<f64> = std::iter::once(0.9)
+            .chain(std::iter::repeat_n(0.1 / 50.0, 50))
+            .collect();
         let prices = policy().price_market("correct_score", &p, 1).unwrap();
         assert!(prices.iter().all(|x| x.milli() <= 500_000));
         let book: f64 = prices.iter().map(|x| 1000.0 / x.milli() as f64).sum();

@@ -30,7 +30,9 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 const FEED_BODY_MAX: usize = 4 * 1024 * 1024;
 
 fn hub(s: &AppState) -> Result<&Arc<OddsHub>, ApiError> {
-    s.odds.as_ref().ok_or_else(|| ApiError::unavailable("odds are not enabled on this node"))
+    s.odds
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("odds are not enabled on this node"))
 }
 
 fn skip_error(e: Skip) -> ApiError {
@@ -44,21 +46,34 @@ fn skip_error(e: Skip) -> ApiError {
     }
 }
 
-async fn push(s: AppState, kind: FeedKind, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+async fn push(
+    s: AppState,
+    kind: FeedKind,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let hub = hub(&s)?;
     if body.len() > FEED_BODY_MAX {
         hub.refused.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "FEED_TOO_LARGE", "feed message above 4 MiB"));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "FEED_TOO_LARGE",
+            "feed message above 4 MiB",
+        ));
     }
     match hub.ingest(kind, body.to_vec()).await {
-        Ok(report) => Ok(Json(serde_json::to_value(report).expect("report serialises"))),
+        Ok(report) => Ok(Json(
+            serde_json::to_value(report).expect("report serialises"),
+        )),
         // A retried push of the same message is answered as success and changes nothing.
         Err(Skip::Duplicate) => Ok(Json(serde_json::json!({ "changes": 0, "duplicate": true }))),
         Err(e) => Err(skip_error(e)),
     }
 }
 
-pub async fn push_uof(State(s): State<AppState>, body: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn push_uof(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
     push(s, FeedKind::Uof, body).await
 }
 
@@ -75,7 +90,11 @@ pub async fn push_betfair(
     super::extract::Query(q): super::extract::Query<BetfairQuery>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let kind = if q.historical { FeedKind::BetfairHistorical } else { FeedKind::Betfair };
+    let kind = if q.historical {
+        FeedKind::BetfairHistorical
+    } else {
+        FeedKind::Betfair
+    };
     push(s, kind, body).await
 }
 
@@ -105,47 +124,55 @@ pub async fn stream(State(s): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = serde_json::json!({ "seq": seq, "markets": markets }).to_string();
     let first = Bytes::from(format!("event: snapshot\nid: {seq}\ndata: {snapshot}\n\n"));
     // State: (pending first frame, receiver, finished).
-    let body = stream::unfold((Some(first), rx, false), |(first, mut rx, done)| async move {
-        if done {
-            return None;
-        }
-        if let Some(f) = first {
-            return Some((Ok::<Bytes, Infallible>(f), (None, rx, false)));
-        }
-        // No per-client timer: the hub broadcasts a keep-alive comment when idle.
-        let p = match rx.recv().await {
-            Ok(p) => p,
-            Err(RecvError::Lagged(n)) => {
-                let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
-                return Some((Ok(f), (None, rx, true)));
+    let body = stream::unfold(
+        (Some(first), rx, false),
+        |(first, mut rx, done)| async move {
+            if done {
+                return None;
             }
-            Err(RecvError::Closed) => return None,
-        };
-        // The common case (nothing else waiting) sends the shared frame without copying.
-        let next = match rx.try_recv() {
-            Ok(n) => n,
-            Err(TryRecvError::Lagged(n)) => {
-                let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
-                return Some((Ok(f), (None, rx, true)));
+            if let Some(f) = first {
+                return Some((Ok::<Bytes, Infallible>(f), (None, rx, false)));
             }
-            Err(_) => return Some((Ok(p.frame), (None, rx, false))),
-        };
-        let mut out = BytesMut::from(&p.frame[..]);
-        out.extend_from_slice(&next.frame);
-        for _ in 0..COALESCE_MAX {
-            match rx.try_recv() {
-                Ok(p) => out.extend_from_slice(&p.frame),
-                Err(TryRecvError::Lagged(n)) => {
-                    out.extend_from_slice(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n").as_bytes());
-                    return Some((Ok(out.freeze()), (None, rx, true)));
+            // No per-client timer: the hub broadcasts a keep-alive comment when idle.
+            let p = match rx.recv().await {
+                Ok(p) => p,
+                Err(RecvError::Lagged(n)) => {
+                    let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
+                    return Some((Ok(f), (None, rx, true)));
                 }
-                Err(_) => break,
+                Err(RecvError::Closed) => return None,
+            };
+            // The common case (nothing else waiting) sends the shared frame without copying.
+            let next = match rx.try_recv() {
+                Ok(n) => n,
+                Err(TryRecvError::Lagged(n)) => {
+                    let f = Bytes::from(format!("event: resync\ndata: {{\"missed\":{n}}}\n\n"));
+                    return Some((Ok(f), (None, rx, true)));
+                }
+                Err(_) => return Some((Ok(p.frame), (None, rx, false))),
+            };
+            let mut out = BytesMut::from(&p.frame[..]);
+            out.extend_from_slice(&next.frame);
+            for _ in 0..COALESCE_MAX {
+                match rx.try_recv() {
+                    Ok(p) => out.extend_from_slice(&p.frame),
+                    Err(TryRecvError::Lagged(n)) => {
+                        out.extend_from_slice(
+                            format!("event: resync\ndata: {{\"missed\":{n}}}\n\n").as_bytes(),
+                        );
+                        return Some((Ok(out.freeze()), (None, rx, true)));
+                    }
+                    Err(_) => break,
+                }
             }
-        }
-        Some((Ok(out.freeze()), (None, rx, false)))
-    });
+            Some((Ok(out.freeze()), (None, rx, false)))
+        },
+    );
     Ok((
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(body),
     )
         .into_response())

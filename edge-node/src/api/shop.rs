@@ -10,7 +10,9 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use outpost_core::edge::shop::{Holder, ShopCommand, ShopReply, TicketId, TicketIdError, TicketView, Till};
+use outpost_core::edge::shop::{
+    Holder, ShopCommand, ShopReply, TicketId, TicketIdError, TicketView, Till,
+};
 use outpost_core::edge::{Command, LegRequest, Reply};
 use outpost_core::ids::{PlayerId, SelectionId, Seq, ShopId, StaffId, TerminalId};
 use outpost_core::log::{RecordKind, sha256};
@@ -40,7 +42,8 @@ pub struct Terminal {
 impl FromRequestParts<AppState> for Terminal {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let unauthorised = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "TERMINAL_UNAUTHORISED", m);
+        let unauthorised =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "TERMINAL_UNAUTHORISED", m);
         let token = parts
             .headers
             .get("authorization")
@@ -123,28 +126,52 @@ pub async fn place(
     JsonBody(b): JsonBody<ShopBetBody>,
 ) -> Result<(StatusCode, Json<IssuedTicket>), ApiError> {
     if b.stake_minor <= 0 {
-        return Err(ApiError::unprocessable("INVALID_STAKE", "stake_minor must be a positive integer number of minor units"));
+        return Err(ApiError::unprocessable(
+            "INVALID_STAKE",
+            "stake_minor must be a positive integer number of minor units",
+        ));
     }
     if b.legs.is_empty() || b.legs.len() > LEGS_MAX {
-        return Err(ApiError::unprocessable("INVALID_LEGS", format!("a bet has 1 to {LEGS_MAX} legs")));
+        return Err(ApiError::unprocessable(
+            "INVALID_LEGS",
+            format!("a bet has 1 to {LEGS_MAX} legs"),
+        ));
     }
     // The route names the terminal so two tills' keys can never collide.
-    let tag = idem.tag(&format!("POST /v1/shop/bets {}/{}", term.shop_id, term.terminal_id), &b);
+    let tag = idem.tag(
+        &format!("POST /v1/shop/bets {}/{}", term.shop_id, term.terminal_id),
+        &b,
+    );
     let holder = match b.player_id.clone() {
         Some(p) => {
             // Prefetch: the date of birth lives only in the node-local vault.
             let q = p.clone();
-            let dob = s.writer.read(move |_, v| v.get(&q).map(|x| x.date_of_birth)).await?;
-            Holder::Account { player_id: p, date_of_birth: dob }
+            let dob = s
+                .writer
+                .read(move |_, v| v.get(&q).map(|x| x.date_of_birth))
+                .await?;
+            Holder::Account {
+                player_id: p,
+                date_of_birth: dob,
+            }
         }
-        None => Holder::Cash { age_confirmed: b.age_confirmed },
+        None => Holder::Cash {
+            age_confirmed: b.age_confirmed,
+        },
     };
     let mut r = [0u8; 8];
     getrandom::fill(&mut r).map_err(|e| ApiError::unavailable(format!("no entropy: {e}")))?;
     let cmd = ShopCommand::PlaceBet {
         till: term.till(b.staff_id),
         stake: Money::new(b.stake_minor, b.currency),
-        legs: b.legs.into_iter().map(|l| LegRequest { selection_id: l.selection_id, price: l.price }).collect(),
+        legs: b
+            .legs
+            .into_iter()
+            .map(|l| LegRequest {
+                selection_id: l.selection_id,
+                price: l.price,
+            })
+            .collect(),
         holder,
         ticket_random: u64::from_le_bytes(r),
         idem: tag,
@@ -152,8 +179,16 @@ pub async fn place(
     let from = s.writer.durable().borrow().seq;
     let ticket = match s.writer.command(Command::Shop(cmd), None).await?? {
         Reply::Shop(ShopReply::Ticket(t)) => *t,
-        Reply::BetRejected { reason, rules_version, checks } => {
-            return Err(ApiError::Rejected { reason, rules_version, checks });
+        Reply::BetRejected {
+            reason,
+            rules_version,
+            checks,
+        } => {
+            return Err(ApiError::Rejected {
+                reason,
+                rules_version,
+                checks,
+            });
         }
         other => return Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     };
@@ -212,7 +247,12 @@ pub async fn get(
         .read(move |st, _| st.ticket_view(&q, now))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("TICKET_NOT_FOUND", format!("ticket {id} is not on this node's log")))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "TICKET_NOT_FOUND",
+                format!("ticket {id} is not on this node's log"),
+            )
+        })
 }
 
 #[derive(Deserialize, Serialize)]
@@ -231,8 +271,19 @@ pub async fn payout(
     JsonBody(b): JsonBody<PayoutBody>,
 ) -> Result<Json<TicketView>, ApiError> {
     let ticket_id = parse_ticket(&id)?;
-    let tag = idem.tag(&format!("POST /v1/shop/tickets/{ticket_id}/payout {}/{}", term.shop_id, term.terminal_id), &b);
-    let cmd = ShopCommand::Payout { till: term.till(b.staff_id), ticket_id, id_checked: b.id_checked, idem: tag };
+    let tag = idem.tag(
+        &format!(
+            "POST /v1/shop/tickets/{ticket_id}/payout {}/{}",
+            term.shop_id, term.terminal_id
+        ),
+        &b,
+    );
+    let cmd = ShopCommand::Payout {
+        till: term.till(b.staff_id),
+        ticket_id,
+        id_checked: b.id_checked,
+        idem: tag,
+    };
     ticket_reply(s.writer.command(Command::Shop(cmd), None).await??)
 }
 
@@ -253,7 +304,13 @@ pub async fn void(
     JsonBody(b): JsonBody<VoidBody>,
 ) -> Result<Json<TicketView>, ApiError> {
     let ticket_id = parse_ticket(&id)?;
-    let tag = idem.tag(&format!("POST /v1/shop/tickets/{ticket_id}/void {}/{}", term.shop_id, term.terminal_id), &b);
+    let tag = idem.tag(
+        &format!(
+            "POST /v1/shop/tickets/{ticket_id}/void {}/{}",
+            term.shop_id, term.terminal_id
+        ),
+        &b,
+    );
     let cmd = ShopCommand::Void {
         till: term.till(b.staff_id),
         ticket_id,
@@ -272,7 +329,10 @@ fn ticket_reply(r: Reply) -> Result<Json<TicketView>, ApiError> {
 }
 
 /// Who the terminal is, and the node it talks to (the till's connectivity probe).
-pub async fn whoami(State(s): State<AppState>, term: Terminal) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn whoami(
+    State(s): State<AppState>,
+    term: Terminal,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let node = s.writer.read(|st, _| st.node.clone()).await?;
     Ok(Json(serde_json::json!({
         "shop_id": term.shop_id, "terminal_id": term.terminal_id, "node_id": s.node_id,
@@ -298,7 +358,10 @@ pub async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if q.to_ms < q.from_ms {
-        return Err(ApiError::bad_request("INVALID_QUERY", "to_ms must not be before from_ms"));
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            "to_ms must not be before from_ms",
+        ));
     }
     let now = crate::writer::now();
     let shop = term.shop_id.clone();

@@ -89,8 +89,14 @@ impl Default for OddsConfig {
 impl OddsConfig {
     pub fn policy(&self) -> PricingPolicy {
         PricingPolicy {
-            jurisdiction: self.jurisdiction.clone().unwrap_or_else(|| Jurisdiction::new("XX").expect("valid")),
-            default: MarginTarget { margin_bp: self.margin_bp, method: self.margin_method },
+            jurisdiction: self
+                .jurisdiction
+                .clone()
+                .unwrap_or_else(|| Jurisdiction::new("XX").expect("valid")),
+            default: MarginTarget {
+                margin_bp: self.margin_bp,
+                method: self.margin_method,
+            },
             by_class: self.margin_by_class.clone(),
             max_price_milli: self.max_price_milli,
         }

@@ -14,10 +14,10 @@ pub mod sources;
 use crate::writer::WriterHandle;
 use config::OddsConfig;
 use outpost_core::edge::Command;
-use outpost_core::market::Market;
 use outpost_core::feed::book::{BookConfig, FeedStats, Ingested, OddsBook, Skip};
 use outpost_core::feed::records::{ChangeReason, MarketView, OddsChanged};
 use outpost_core::ids::{MarketId, SelectionId};
+use outpost_core::market::Market;
 use outpost_core::market::MarketStatus;
 use outpost_core::time::UnixMillis;
 use serde::Serialize;
@@ -95,7 +95,8 @@ impl OddsHub {
                 source_ts: UnixMillis(0),
                 market: mv.clone(),
             });
-            view.markets.insert(id.clone(), book.market(id).cloned().unwrap_or(mv));
+            view.markets
+                .insert(id.clone(), book.market(id).cloned().unwrap_or(mv));
         }
         view.seq = state.odds_seq;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
@@ -115,22 +116,44 @@ impl OddsHub {
     /// Queue one message and wait until it is applied (and its changes durable).
     pub async fn ingest(&self, kind: FeedKind, raw: Vec<u8>) -> Result<IngestReport, Skip> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.try_send(Input { kind, raw, reply: Some(reply) }).is_err() {
+        if self
+            .tx
+            .try_send(Input {
+                kind,
+                raw,
+                reply: Some(reply),
+            })
+            .is_err()
+        {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Skip::Malformed("feed queue is full or the node is stopping".into()));
+            return Err(Skip::Malformed(
+                "feed queue is full or the node is stopping".into(),
+            ));
         }
-        rx.await.map_err(|_| Skip::Malformed("odds book stopped".into()))?
+        rx.await
+            .map_err(|_| Skip::Malformed("odds book stopped".into()))?
     }
 
     /// Queue without waiting (file and WebSocket sources), applying backpressure.
     pub async fn feed(&self, kind: FeedKind, raw: Vec<u8>) -> bool {
-        self.tx.send(Input { kind, raw, reply: None }).await.is_ok()
+        self.tx
+            .send(Input {
+                kind,
+                raw,
+                reply: None,
+            })
+            .await
+            .is_ok()
     }
 
     /// A consistent snapshot (markets at sequence `seq`) and a receiver for what follows.
     pub fn subscribe(&self) -> (u64, Vec<MarketView>, broadcast::Receiver<Published>) {
         let v = self.view.lock().expect("view lock");
-        (v.seq, v.markets.values().cloned().collect(), self.broadcast.subscribe())
+        (
+            v.seq,
+            v.markets.values().cloned().collect(),
+            self.broadcast.subscribe(),
+        )
     }
 
     pub fn stream_clients(&self) -> usize {
@@ -139,7 +162,11 @@ impl OddsHub {
 
     pub fn stats(&self) -> (FeedStats, BTreeMap<String, bool>, u64) {
         let s = self.stats.lock().expect("stats lock");
-        (s.0.clone(), s.1.clone(), self.view.lock().expect("view lock").seq)
+        (
+            s.0.clone(),
+            s.1.clone(),
+            self.view.lock().expect("view lock").seq,
+        )
     }
 
     /// Is the market of this selection in play (bets on it are delayed)?
@@ -152,7 +179,10 @@ impl OddsHub {
 
     /// An SSE comment to every client, so idle connections are not cut by proxies.
     fn keep_alive(&self) {
-        let _ = self.broadcast.send(Published { seq: 0, frame: bytes::Bytes::from_static(b": keep-alive\n\n") });
+        let _ = self.broadcast.send(Published {
+            seq: 0,
+            frame: bytes::Bytes::from_static(b": keep-alive\n\n"),
+        });
     }
 
     fn publish(&self, changes: &[OddsChanged]) {
@@ -160,11 +190,18 @@ impl OddsHub {
         for c in changes {
             let json = serde_json::to_string(c).expect("changes serialise");
             // JSON from serde_json has no raw newlines, so it is one SSE data line.
-            let frame = bytes::Bytes::from(format!("event: change\nid: {}\ndata: {json}\n\n", c.odds_seq));
-            v.markets.insert(c.market.market_id.clone(), c.market.clone());
+            let frame = bytes::Bytes::from(format!(
+                "event: change\nid: {}\ndata: {json}\n\n",
+                c.odds_seq
+            ));
+            v.markets
+                .insert(c.market.market_id.clone(), c.market.clone());
             v.seq = c.odds_seq;
             // No receivers is fine: nobody is watching.
-            let _ = self.broadcast.send(Published { seq: c.odds_seq, frame });
+            let _ = self.broadcast.send(Published {
+                seq: c.odds_seq,
+                frame,
+            });
         }
     }
 }
@@ -174,9 +211,17 @@ fn restored_view(m: &outpost_core::market::Market) -> MarketView {
         market_id: m.market_id.clone(),
         event_id: m.event_id.clone(),
         kind: m.kind,
-        status: if m.status == MarketStatus::Open { MarketStatus::Suspended } else { m.status },
+        status: if m.status == MarketStatus::Open {
+            MarketStatus::Suspended
+        } else {
+            m.status
+        },
         in_play: false,
-        producer: if m.market_id.as_str().starts_with("bf:") { "betfair".into() } else { "uof:restored".into() },
+        producer: if m.market_id.as_str().starts_with("bf:") {
+            "betfair".into()
+        } else {
+            "uof:restored".into()
+        },
         selections: m
             .selections
             .iter()
@@ -221,7 +266,11 @@ pub async fn start(
         tracing::info!(file = %f.path.display(), messages = n, "feed file queued");
     }
     for w in &cfg.odds.websockets {
-        tokio::spawn(sources::run_websocket(hub.clone(), w.clone(), shutdown.clone()));
+        tokio::spawn(sources::run_websocket(
+            hub.clone(),
+            w.clone(),
+            shutdown.clone(),
+        ));
     }
     Ok(hub)
 }
@@ -229,7 +278,10 @@ pub async fn start(
 /// In-play bet delay: if any selection is on an in-play market, hold the bet for the
 /// jurisdiction's delay. The caller then submits it, and the gate accepts it only if the
 /// market is still open at the price the player asked for.
-pub async fn hold_in_play<'a>(hub: Option<&Arc<OddsHub>>, mut selections: impl Iterator<Item = &'a SelectionId>) {
+pub async fn hold_in_play<'a>(
+    hub: Option<&Arc<OddsHub>>,
+    mut selections: impl Iterator<Item = &'a SelectionId>,
+) {
     let Some(hub) = hub else { return };
     let delay = hub.config.in_play_delay_ms;
     if delay > 0 && selections.any(|s| hub.in_play(s)) {
@@ -244,11 +296,16 @@ pub fn now() -> UnixMillis {
 const BATCH_MAX: usize = 512;
 const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
-type Reply = (Option<oneshot::Sender<Result<IngestReport, Skip>>>, Result<IngestReport, Skip>);
+type Reply = (
+    Option<oneshot::Sender<Result<IngestReport, Skip>>>,
+    Result<IngestReport, Skip>,
+);
 
 /// A batch whose records are in the writer's pipeline: published and answered once durable.
 struct InFlight {
-    durable: Option<oneshot::Receiver<Result<outpost_core::edge::Reply, outpost_core::edge::CommandError>>>,
+    durable: Option<
+        oneshot::Receiver<Result<outpost_core::edge::Reply, outpost_core::edge::CommandError>>,
+    >,
     changes: Vec<OddsChanged>,
     replies: Vec<Reply>,
 }
@@ -256,7 +313,12 @@ struct InFlight {
 /// Applies messages to the book in arrival order and hands each batch's records to the writer
 /// without waiting for the fsync, so batches pipeline through group commit; `publisher`
 /// releases them in the same order once durable.
-async fn ingest_task(hub: Arc<OddsHub>, mut book: OddsBook, writer: WriterHandle, mut rx: mpsc::Receiver<Input>) {
+async fn ingest_task(
+    hub: Arc<OddsHub>,
+    mut book: OddsBook,
+    writer: WriterHandle,
+    mut rx: mpsc::Receiver<Input>,
+) {
     let (ptx, prx) = mpsc::channel::<InFlight>(1024);
     tokio::spawn(publisher(hub.clone(), prx));
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(hub.config.tick_ms));
@@ -318,13 +380,24 @@ async fn ingest_task(hub: Arc<OddsHub>, mut book: OddsBook, writer: WriterHandle
         let durable = if all.changes.is_empty() && all.producers.is_empty() {
             None
         } else {
-            let cmd = Command::RecordOdds { producers: all.producers, changes: all.changes.clone() };
+            let cmd = Command::RecordOdds {
+                producers: all.producers,
+                changes: all.changes.clone(),
+            };
             match writer.submit(cmd, None).await {
                 Ok(rx) => Some(rx),
                 Err(_) => return,
             }
         };
-        if ptx.send(InFlight { durable, changes: all.changes, replies }).await.is_err() {
+        if ptx
+            .send(InFlight {
+                durable,
+                changes: all.changes,
+                replies,
+            })
+            .await
+            .is_err()
+        {
             return;
         }
     }

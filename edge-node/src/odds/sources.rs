@@ -19,7 +19,9 @@ pub fn kind(f: SourceFormat) -> FeedKind {
 
 /// Feed a file, one message per non-empty line. A missing file is an error at start-up.
 pub async fn feed_file(hub: Arc<OddsHub>, src: FileSource) -> anyhow::Result<usize> {
-    let text = tokio::fs::read(&src.path).await.map_err(|e| anyhow::anyhow!("{}: {e}", src.path.display()))?;
+    let text = tokio::fs::read(&src.path)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", src.path.display()))?;
     let mut n = 0;
     for line in text.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

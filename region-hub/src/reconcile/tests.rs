@@ -303,7 +303,12 @@ fn clean_hour(state: &HubState) -> Log {
     commit(state, &mut log, at(3));
     log.bet("p1", "b-1", 1_000, "e-1", at(10));
     commit(state, &mut log, at(10));
-    final_result(&state, &EventId::new("e-1").unwrap(), FinalScore { home: 2, away: 0 }, UnixMillis(at(60)));
+    final_result(
+        &state,
+        &EventId::new("e-1").unwrap(),
+        FinalScore { home: 2, away: 0 },
+        UnixMillis(at(60)),
+    );
     log.settled("p1", "b-1", "e-1", 1_000, 2_000, at(61));
     log.withdraw("p2", 500, "psp-3", at(70));
     log.snapshot(at(75));
@@ -603,7 +608,12 @@ async fn settlement_completeness_and_the_suspension_hook() {
         "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms) VALUES ('e-2', 1, 0, 1, 'x', ?1)",
         [at(85)],
     ).unwrap();
-    final_result(&t.state, &EventId::new("e-3").unwrap(), FinalScore { home: 1, away: 0 }, UnixMillis(at(86)));
+    final_result(
+        &t.state,
+        &EventId::new("e-3").unwrap(),
+        FinalScore { home: 1, away: 0 },
+        UnixMillis(at(86)),
+    );
     log.settled("p1", "b-3", "e-3", 1_000, 2_500, at(87));
     commit(&t.state, &mut log, at(87));
     // b-1 (e-1) gets a second hub_settlement record for the same result version → critical.
@@ -621,8 +631,12 @@ async fn settlement_completeness_and_the_suspension_hook() {
             payout_minor: 2_000,
         });
         let mut batch = crate::down::DownBatch::default();
-        batch.append(&tx, t.state.hub_key(), &node_id(), &dup, UnixMillis(at(88))).unwrap();
-        batch.flush(&tx, t.state.hub_key(), UnixMillis(at(88))).unwrap();
+        batch
+            .append(&tx, t.state.hub_key(), &node_id(), &dup, UnixMillis(at(88)))
+            .unwrap();
+        batch
+            .flush(&tx, t.state.hub_key(), UnixMillis(at(88)))
+            .unwrap();
         tx.commit().unwrap();
     }
     drain(&t.state, t.dir.path()).await;
@@ -667,7 +681,12 @@ async fn settlement_completeness_and_the_suspension_hook() {
         suspend::clear(&t.state.db().conn(), &ev("e-3"), "ops:alice", at(110)).unwrap(),
         1
     );
-    final_result(&t.state, &ev("e-3"), FinalScore { home: 1, away: 0 }, UnixMillis(at(111)));
+    final_result(
+        &t.state,
+        &ev("e-3"),
+        FinalScore { home: 1, away: 0 },
+        UnixMillis(at(111)),
+    );
     assert_eq!(status("b-4"), "settled");
     assert_eq!(
         suspend::active(&t.state.db().reader()).unwrap().len(),

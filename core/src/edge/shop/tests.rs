@@ -117,7 +117,13 @@ impl World {
             price: s.price,
         }
     }
-    fn cash_bet(&mut self, t: Till, stake: i64, key: &str, now: UnixMillis) -> Result<Reply, CommandError> {
+    fn cash_bet(
+        &mut self,
+        t: Till,
+        stake: i64,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Reply, CommandError> {
         self.n += 1;
         let leg = self.leg(0);
         self.run(
@@ -125,7 +131,9 @@ impl World {
                 till: t,
                 stake: Money::new(stake, Currency::GBP),
                 legs: vec![leg],
-                holder: Holder::Cash { age_confirmed: true },
+                holder: Holder::Cash {
+                    age_confirmed: true,
+                },
                 ticket_random: 123_456_789 + self.n * 7919,
                 idem: idem(key),
             }),
@@ -147,7 +155,11 @@ impl World {
                     node_id: NodeId::new("gb-1").unwrap(),
                     player_id: b.player_id,
                     result_version: 1,
-                    leg_results: vec![if payout > 0 { LegResult::Win } else { LegResult::Lose }],
+                    leg_results: vec![if payout > 0 {
+                        LegResult::Win
+                    } else {
+                        LegResult::Lose
+                    }],
                     currency: Currency::GBP,
                     stake_minor: b.stake_minor,
                     payout_minor: payout,
@@ -157,7 +169,13 @@ impl World {
         )
         .unwrap();
     }
-    fn payout(&mut self, t: Till, id: &TicketId, key: &str, now: UnixMillis) -> Result<Reply, CommandError> {
+    fn payout(
+        &mut self,
+        t: Till,
+        id: &TicketId,
+        key: &str,
+        now: UnixMillis,
+    ) -> Result<Reply, CommandError> {
         self.run(
             Command::Shop(ShopCommand::Payout {
                 till: t,
@@ -199,7 +217,10 @@ fn ticket_ids_check_digit() {
     // The Luhn worked example from ISO/IEC 7812: 7992739871 → check digit 3.
     assert_eq!(luhn_check_digit("7992739871"), 3);
     assert_eq!(TicketId::parse("12345"), Err(TicketIdError::Unreadable));
-    assert_eq!(TicketId::parse("12345678901234567x"), Err(TicketIdError::Unreadable));
+    assert_eq!(
+        TicketId::parse("12345678901234567x"),
+        Err(TicketIdError::Unreadable)
+    );
     let mut wrong = t.as_str().as_bytes().to_vec();
     wrong[17] = b'0' + (wrong[17] - b'0' + 1) % 10;
     assert_eq!(
@@ -238,12 +259,22 @@ fn cash_bet_win_pay_once_ledger_balances() {
         ShopError::NotSettled(t.ticket_id.clone())
     );
     w.settle(&t.bet.bet_id, 2500);
-    let paid = ticket(w.payout(till("s1", "t2", "bob"), &t.ticket_id, "p1", T0).unwrap());
+    let paid = ticket(
+        w.payout(till("s1", "t2", "bob"), &t.ticket_id, "p1", T0)
+            .unwrap(),
+    );
     assert_eq!(paid.state, "paid");
     assert_eq!(paid.paid.as_ref().unwrap().payout_minor, 2500);
     assert_eq!(w.st.ledger().balance(&shop_cash), 1500);
     // The same request again (network retry) answers the same; another till is refused.
-    assert_eq!(ticket(w.payout(till("s1", "t2", "bob"), &t.ticket_id, "p1", T0).unwrap()).state, "paid");
+    assert_eq!(
+        ticket(
+            w.payout(till("s1", "t2", "bob"), &t.ticket_id, "p1", T0)
+                .unwrap()
+        )
+        .state,
+        "paid"
+    );
     assert!(matches!(
         shop_err(w.payout(till("s1", "t1", "ann"), &t.ticket_id, "p2", T0)),
         ShopError::AlreadyPaid { .. }
@@ -262,7 +293,8 @@ fn a_log_that_pays_twice_does_not_replay() {
     let mut w = World::new(Some(gb_retail()));
     let t = ticket(w.cash_bet(till("s1", "t1", "ann"), 1000, "k1", T0).unwrap());
     w.settle(&t.bet.bet_id, 2500);
-    w.payout(till("s1", "t1", "ann"), &t.ticket_id, "p1", T0).unwrap();
+    w.payout(till("s1", "t1", "ann"), &t.ticket_id, "p1", T0)
+        .unwrap();
     let paid = w
         .log
         .iter()
@@ -270,7 +302,10 @@ fn a_log_that_pays_twice_does_not_replay() {
         .unwrap()
         .0
         .clone();
-    assert!(matches!(w.st.clone().apply(&paid, T0), Err(ApplyError::Shop(_))));
+    assert!(matches!(
+        w.st.clone().apply(&paid, T0),
+        Err(ApplyError::Shop(_))
+    ));
 }
 
 #[test]
@@ -301,7 +336,10 @@ fn lost_unknown_expired_and_other_shop() {
         shop_err(w.payout(till("s1", "t1", "ann"), &won.ticket_id, "p4", late)),
         ShopError::TicketExpired { .. }
     ));
-    assert_eq!(w.st.ticket_view(&won.ticket_id, late).unwrap().state, "expired");
+    assert_eq!(
+        w.st.ticket_view(&won.ticket_id, late).unwrap().state,
+        "expired"
+    );
     w.replay_matches();
 }
 
@@ -310,7 +348,10 @@ fn cross_shop_redemption_when_allowed() {
     let mut w = World::new(Some(gb_retail()));
     let t = ticket(w.cash_bet(till("s1", "t1", "ann"), 1000, "k1", T0).unwrap());
     w.settle(&t.bet.bet_id, 1900);
-    ticket(w.payout(till("s2", "t9", "cy"), &t.ticket_id, "p1", T0).unwrap());
+    ticket(
+        w.payout(till("s2", "t9", "cy"), &t.ticket_id, "p1", T0)
+            .unwrap(),
+    );
     let s2 = Account::ShopCash(ShopId::new("s2").unwrap());
     assert_eq!(w.st.ledger().balance(&s2), 1900);
 }
@@ -331,12 +372,27 @@ fn void_window_and_manager() {
             now,
         )
     };
-    assert!(matches!(shop_err(void(&mut w, "bob", None, "v1", T0)), ShopError::VoidRefused(_)));
+    assert!(matches!(
+        shop_err(void(&mut w, "bob", None, "v1", T0)),
+        ShopError::VoidRefused(_)
+    ));
     let later = UnixMillis(T0.0 + 121_000);
-    assert!(matches!(shop_err(void(&mut w, "ann", None, "v2", later)), ShopError::VoidRefused(_)));
+    assert!(matches!(
+        shop_err(void(&mut w, "ann", None, "v2", later)),
+        ShopError::VoidRefused(_)
+    ));
     let v = ticket(void(&mut w, "ann", Some("meg"), "v3", later).unwrap());
     assert_eq!(v.state, "voided");
-    assert_eq!(v.voided.as_ref().unwrap().authorised_by.as_ref().unwrap().as_str(), "meg");
+    assert_eq!(
+        v.voided
+            .as_ref()
+            .unwrap()
+            .authorised_by
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "meg"
+    );
     let shop_cash = Account::ShopCash(ShopId::new("s1").unwrap());
     assert_eq!(w.st.ledger().balance(&shop_cash), 0);
     // The hub's later settlement of the voided bet is skipped, not applied twice.
@@ -389,7 +445,13 @@ fn retail_rules_threshold_dk_and_missing() {
     ));
     // Below the threshold, the shared gate still applies (minimum stake).
     let r = gb.cash_bet(till("s1", "t1", "ann"), 5, "k2", T0).unwrap();
-    assert!(matches!(r, Reply::BetRejected { reason: gate::ReasonCode::StakeTooLow, .. }));
+    assert!(matches!(
+        r,
+        Reply::BetRejected {
+            reason: gate::ReasonCode::StakeTooLow,
+            ..
+        }
+    ));
     assert_eq!(gb.st.shop.tickets.len(), 0);
 }
 
@@ -430,9 +492,19 @@ fn account_bet_goes_through_the_gate() {
     // Not KYC-verified: the ordinary gate refuses it and no ticket is issued.
     assert!(matches!(
         place(&mut w, "b1").unwrap(),
-        Reply::BetRejected { reason: gate::ReasonCode::KycRequired, .. }
+        Reply::BetRejected {
+            reason: gate::ReasonCode::KycRequired,
+            ..
+        }
     ));
-    w.run(Command::VerifyKyc { player_id: p.clone(), idem: idem("kyc") }, T0).unwrap();
+    w.run(
+        Command::VerifyKyc {
+            player_id: p.clone(),
+            idem: idem("kyc"),
+        },
+        T0,
+    )
+    .unwrap();
     w.run(
         Command::Deposit {
             player_id: p.clone(),
@@ -463,7 +535,10 @@ fn shop_cash_account_round_trips() {
 
 #[test]
 fn retail_rules_validate() {
-    let r = rules(Some(RetailRules { ticket_expiry_days: 0, ..gb_retail() }));
+    let r = rules(Some(RetailRules {
+        ticket_expiry_days: 0,
+        ..gb_retail()
+    }));
     assert_eq!(r.validate().unwrap_err().field, "retail.ticket_expiry_days");
     assert!(rules(Some(gb_retail())).validate().is_ok());
 }

@@ -15,7 +15,10 @@ fn config() -> BookConfig {
         uof_products: vec![1, 3],
         policy: PricingPolicy {
             jurisdiction: Jurisdiction::new("GB").unwrap(),
-            default: MarginTarget { margin_bp: 500, method: MarginMethod::Multiplicative },
+            default: MarginTarget {
+                margin_bp: 500,
+                method: MarginMethod::Multiplicative,
+            },
             by_class: Default::default(),
             max_price_milli: 500_000,
         },
@@ -35,13 +38,18 @@ fn odds_change(product: u32, ts: i64, odds: [&str; 3]) -> Vec<u8> {
     .into_bytes()
 }
 fn snapshot_complete(product: u32, ts: i64) -> Vec<u8> {
-    format!(r#"<snapshot_complete product="{product}" timestamp="{ts}" request_id="1"/>"#).into_bytes()
+    format!(r#"<snapshot_complete product="{product}" timestamp="{ts}" request_id="1"/>"#)
+        .into_bytes()
 }
 fn alive(product: u32, ts: i64, subscribed: u8) -> Vec<u8> {
-    format!(r#"<alive product="{product}" timestamp="{ts}" subscribed="{subscribed}"/>"#).into_bytes()
+    format!(r#"<alive product="{product}" timestamp="{ts}" subscribed="{subscribed}"/>"#)
+        .into_bytes()
 }
 fn bet_stop(product: u32, ts: i64) -> Vec<u8> {
-    format!(r#"<bet_stop product="{product}" event_id="sr:match:42" timestamp="{ts}" groups="all"/>"#).into_bytes()
+    format!(
+        r#"<bet_stop product="{product}" event_id="sr:match:42" timestamp="{ts}" groups="all"/>"#
+    )
+    .into_bytes()
 }
 
 fn mid() -> MarketId {
@@ -55,19 +63,36 @@ fn t(ms: i64) -> UnixMillis {
 fn recovery_flow_then_open_with_laddered_prices() {
     let mut b = OddsBook::new(config());
     // Real schema sample: product 3, market 1 with probabilities.
-    let r = b.ingest_uof(&fixture("uof/schema-samples/odds_change.xml"), t(0)).unwrap();
+    let r = b
+        .ingest_uof(&fixture("uof/schema-samples/odds_change.xml"), t(0))
+        .unwrap();
     assert_eq!(r.changes.len(), 1);
-    assert_eq!(r.changes[0].market.status, MarketStatus::Suspended, "producer not recovered yet");
+    assert_eq!(
+        r.changes[0].market.status,
+        MarketStatus::Suspended,
+        "producer not recovered yet"
+    );
     assert_eq!(r.changes[0].reason, ChangeReason::ProducerLost);
     // Recovery completes: the market opens, priced from the provider's probabilities.
-    let r = b.ingest_uof(&snapshot_complete(3, 1653576646191), t(1)).unwrap();
+    let r = b
+        .ingest_uof(&snapshot_complete(3, 1653576646191), t(1))
+        .unwrap();
     assert!(r.producers[0].up);
     let c = &r.changes[0];
     assert_eq!(c.reason, ChangeReason::RecoveryComplete);
     assert_eq!(c.market.status, MarketStatus::Open);
     assert!(c.market.in_play);
-    let prices: Vec<Price> = c.market.selections.iter().map(|s| s.price.unwrap()).collect();
-    assert!(prices.iter().all(|p| is_on_ladder(p.milli()) && p.milli() > 1000));
+    let prices: Vec<Price> = c
+        .market
+        .selections
+        .iter()
+        .map(|s| s.price.unwrap())
+        .collect();
+    assert!(
+        prices
+            .iter()
+            .all(|p| is_on_ladder(p.milli()) && p.milli() > 1000)
+    );
     let book: f64 = prices.iter().map(|p| 1000.0 / p.milli() as f64).sum();
     assert!(book >= 1.05, "{book}");
     assert_eq!(c.odds_seq, 2);
@@ -77,18 +102,28 @@ fn recovery_flow_then_open_with_laddered_prices() {
 fn bet_stop_suspends_every_market_of_the_event_until_new_odds() {
     let mut b = OddsBook::new(config());
     b.ingest_uof(&snapshot_complete(1, 10), t(0)).unwrap();
-    let r = b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(1)).unwrap();
+    let r = b
+        .ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(1))
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Open);
     // Also a BTTS market on the same event.
     let btts = br#"<odds_change product="1" event_id="sr:match:42" timestamp="101"><odds><market id="29"><outcome id="74" odds="1.8"/><outcome id="76" odds="2.0"/></market></odds></odds_change>"#;
     b.ingest_uof(btts, t(2)).unwrap();
     let r = b.ingest_uof(&bet_stop(1, 102), t(3)).unwrap();
     assert_eq!(r.changes.len(), 2);
-    assert!(r.changes.iter().all(|c| c.market.status == MarketStatus::Suspended && c.reason == ChangeReason::BetStop));
+    assert!(
+        r.changes.iter().all(
+            |c| c.market.status == MarketStatus::Suspended && c.reason == ChangeReason::BetStop
+        )
+    );
     // The real schema sample's bet_stop also parses and applies (nothing left to suspend).
-    let r = b.ingest_uof(&fixture("uof/schema-samples/bet_stop.xml"), t(4)).unwrap();
+    let r = b
+        .ingest_uof(&fixture("uof/schema-samples/bet_stop.xml"), t(4))
+        .unwrap();
     assert!(r.changes.is_empty());
-    let r = b.ingest_uof(&odds_change(1, 1653576646191, ["2.0", "3.4", "3.8"]), t(5)).unwrap();
+    let r = b
+        .ingest_uof(&odds_change(1, 1653576646191, ["2.0", "3.4", "3.8"]), t(5))
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Open);
 }
 
@@ -100,38 +135,80 @@ fn out_of_order_duplicate_and_impossible_prices_are_skipped_and_counted() {
     b.ingest_uof(&m, t(1)).unwrap();
     let before = b.market(&mid()).unwrap().selections[0].price;
     assert_eq!(b.ingest_uof(&m, t(2)), Err(Skip::Duplicate));
-    assert!(matches!(b.ingest_uof(&odds_change(1, 99, ["5.0", "3.4", "1.5"]), t(3)), Err(Skip::OutOfOrder { .. })));
-    assert_eq!(b.market(&mid()).unwrap().selections[0].price, before, "old price kept");
+    assert!(matches!(
+        b.ingest_uof(&odds_change(1, 99, ["5.0", "3.4", "1.5"]), t(3)),
+        Err(Skip::OutOfOrder { .. })
+    ));
+    assert_eq!(
+        b.market(&mid()).unwrap().selections[0].price,
+        before,
+        "old price kept"
+    );
     // A price of 1.0 shuts the market; it never opens with it.
-    let r = b.ingest_uof(&odds_change(1, 200, ["1.0", "3.4", "3.6"]), t(4)).unwrap();
+    let r = b
+        .ingest_uof(&odds_change(1, 200, ["1.0", "3.4", "3.6"]), t(4))
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Suspended);
     assert_eq!(r.changes[0].reason, ChangeReason::ImpossiblePrice);
-    assert!(r.changes[0].market.selections.iter().all(|s| s.price.is_none()));
+    assert!(
+        r.changes[0]
+            .market
+            .selections
+            .iter()
+            .all(|s| s.price.is_none())
+    );
     assert!(b.ingest_uof(b"<odds_change", t(5)).is_err());
-    assert!(matches!(b.ingest_uof(&odds_change(7, 300, ["2", "3", "4"]), t(6)), Err(Skip::UnknownProducer(_))));
+    assert!(matches!(
+        b.ingest_uof(&odds_change(7, 300, ["2", "3", "4"]), t(6)),
+        Err(Skip::UnknownProducer(_))
+    ));
     // The real capture uses product 2 and market ids the book does not price.
     let mut cfg = config();
     cfg.uof_products.push(2);
     let mut b2 = OddsBook::new(cfg);
-    assert_eq!(b2.ingest_uof(&fixture("uof/go-uof-sdk/odds_change-0.xml"), t(0)), Err(Skip::UnknownMarket));
+    assert_eq!(
+        b2.ingest_uof(&fixture("uof/go-uof-sdk/odds_change-0.xml"), t(0)),
+        Err(Skip::UnknownMarket)
+    );
     assert_eq!(b2.stats.unknown_market, 9);
     let s = &b.stats;
-    assert_eq!((s.duplicate, s.out_of_order, s.impossible_price, s.malformed, s.unknown_producer), (1, 1, 1, 1, 1));
+    assert_eq!(
+        (
+            s.duplicate,
+            s.out_of_order,
+            s.impossible_price,
+            s.malformed,
+            s.unknown_producer
+        ),
+        (1, 1, 1, 1, 1)
+    );
 }
 
 #[test]
 fn silent_or_lost_producer_suspends_and_only_recovery_reopens() {
     let mut b = OddsBook::new(config());
     b.ingest_uof(&snapshot_complete(1, 10), t(0)).unwrap();
-    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0)).unwrap();
+    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0))
+        .unwrap();
     assert!(b.tick(t(20_000)).changes.is_empty(), "within the bound");
     let r = b.tick(t(20_001));
     assert_eq!(r.changes[0].reason, ChangeReason::ProducerSilent);
     assert_eq!(r.changes[0].market.status, MarketStatus::Suspended);
     // Alive again is not enough; fresh odds are not enough either.
-    assert!(b.ingest_uof(&alive(1, 200, 1), t(21_000)).unwrap().changes.is_empty());
-    let r = b.ingest_uof(&odds_change(1, 300, ["2.2", "3.4", "3.5"]), t(21_001)).unwrap();
-    assert!(r.changes.iter().all(|c| c.market.status == MarketStatus::Suspended));
+    assert!(
+        b.ingest_uof(&alive(1, 200, 1), t(21_000))
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    let r = b
+        .ingest_uof(&odds_change(1, 300, ["2.2", "3.4", "3.5"]), t(21_001))
+        .unwrap();
+    assert!(
+        r.changes
+            .iter()
+            .all(|c| c.market.status == MarketStatus::Suspended)
+    );
     let r = b.ingest_uof(&snapshot_complete(1, 400), t(21_002)).unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Open);
     // Lost subscription.
@@ -144,24 +221,41 @@ fn silent_or_lost_producer_suspends_and_only_recovery_reopens() {
 fn lifecycle_settle_rollback_cancel() {
     let mut b = OddsBook::new(config());
     b.ingest_uof(&snapshot_complete(1, 10), t(0)).unwrap();
-    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0)).unwrap();
-    let r = b.ingest_uof(&fixture("uof/schema-samples/bet_settlement.xml"), t(1)).unwrap();
+    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0))
+        .unwrap();
+    let r = b
+        .ingest_uof(&fixture("uof/schema-samples/bet_settlement.xml"), t(1))
+        .unwrap();
     let statuses: Vec<_> = r.changes.iter().map(|c| c.market.status).collect();
     assert_eq!(statuses, vec![MarketStatus::Settled]);
     assert_eq!(r.changes[0].reason, ChangeReason::Settled);
-    let r = b.ingest_uof(&fixture("uof/schema-samples/rollback_bet_settlement.xml"), t(2)).unwrap();
+    let r = b
+        .ingest_uof(
+            &fixture("uof/schema-samples/rollback_bet_settlement.xml"),
+            t(2),
+        )
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Closed);
     assert_eq!(r.changes[0].reason, ChangeReason::RollbackSettlement);
     // Betting has ended: new odds never reopen it.
-    let r = b.ingest_uof(&odds_change(1, 1653576646999, ["2.1", "3.4", "3.6"]), t(3)).unwrap();
+    let r = b
+        .ingest_uof(&odds_change(1, 1653576646999, ["2.1", "3.4", "3.6"]), t(3))
+        .unwrap();
     assert!(r.changes.is_empty());
-    let r = b.ingest_uof(&fixture("uof/schema-samples/bet_cancel.xml"), t(4)).unwrap();
+    let r = b
+        .ingest_uof(&fixture("uof/schema-samples/bet_cancel.xml"), t(4))
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Cancelled);
-    let r = b.ingest_uof(&fixture("uof/schema-samples/rollback_bet_cancel.xml"), t(5)).unwrap();
+    let r = b
+        .ingest_uof(&fixture("uof/schema-samples/rollback_bet_cancel.xml"), t(5))
+        .unwrap();
     assert_eq!(r.changes[0].reason, ChangeReason::RollbackCancel);
     // fixture_change is ordered with the event's other messages: this one is older.
     let fc = fixture("uof/schema-samples/fixture_change.xml");
-    assert!(matches!(b.ingest_uof(&fc, t(6)), Err(Skip::OutOfOrder { .. })));
+    assert!(matches!(
+        b.ingest_uof(&fc, t(6)),
+        Err(Skip::OutOfOrder { .. })
+    ));
     assert!(OddsBook::new(config()).ingest_uof(&fc, t(6)).is_ok());
 }
 
@@ -170,30 +264,52 @@ fn betfair_hamilton_non_runners_and_settlement() {
     let mut b = OddsBook::new(config());
     let file = fixture("betfair/betfairlightweight/BASIC-1.132153978");
     let mut all = Vec::new();
-    for (i, line) in file.split(|c| *c == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let r = b.ingest_betfair(line, t(i as i64), true).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+    for (i, line) in file
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let r = b
+            .ingest_betfair(line, t(i as i64), true)
+            .unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
         all.extend(r.changes);
     }
     let non_runners: Vec<_> = all
         .iter()
         .filter_map(|c| match c.reason {
-            ChangeReason::NonRunner { runner_id, adjustment_factor_bp } => Some((runner_id, adjustment_factor_bp)),
+            ChangeReason::NonRunner {
+                runner_id,
+                adjustment_factor_bp,
+            } => Some((runner_id, adjustment_factor_bp)),
             _ => None,
         })
         .collect();
-    assert_eq!(non_runners, vec![(11198538, Some(714)), (9606433, Some(555))]);
+    assert_eq!(
+        non_runners,
+        vec![(11198538, Some(714)), (9606433, Some(555))]
+    );
     assert!(all.iter().any(|c| c.market.status == MarketStatus::Open));
     // Every open state had only valid prices and the right runner count.
     for c in all.iter().filter(|c| c.market.status == MarketStatus::Open) {
-        assert!(c.market.selections.iter().all(|s| s.price.is_some_and(|p| p.milli() > 1000)));
+        assert!(
+            c.market
+                .selections
+                .iter()
+                .all(|s| s.price.is_some_and(|p| p.milli() > 1000))
+        );
     }
     let last = all.last().unwrap();
     assert_eq!(last.market.status, MarketStatus::Settled);
     // "1m Hcap" with 14 declared runners: standard each-way terms 3 places at 1/4.
-    let MarketKind::RaceWin { each_way: Some(t) } = last.market.kind else { panic!("{:?}", last.market.kind) };
+    let MarketKind::RaceWin { each_way: Some(t) } = last.market.kind else {
+        panic!("{:?}", last.market.kind)
+    };
     assert_eq!((t.places, t.fraction_num, t.fraction_den), (3, 1, 4));
     assert_eq!(last.market.selections.len(), 12);
-    assert!(all.windows(2).all(|w| w[1].odds_seq == w[0].odds_seq + 1), "gap-free sequence");
+    assert!(
+        all.windows(2).all(|w| w[1].odds_seq == w[0].odds_seq + 1),
+        "gap-free sequence"
+    );
 }
 
 #[test]
@@ -201,15 +317,27 @@ fn betfair_place_market_has_two_winners() {
     let mut b = OddsBook::new(config());
     let file = fixture("betfair/flumine/1.197931751");
     let mut opened = None;
-    for (i, line) in file.split(|c| *c == b'\n').filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in file
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         let r = b.ingest_betfair(line, t(i as i64), true).unwrap();
         if opened.is_none() {
-            opened = r.changes.into_iter().find(|c| c.market.status == MarketStatus::Open);
+            opened = r
+                .changes
+                .into_iter()
+                .find(|c| c.market.status == MarketStatus::Open);
         }
     }
     let o = opened.expect("place market opened");
     assert_eq!(o.market.kind, MarketKind::RacePlace { places: 2 });
-    let book: f64 = o.market.selections.iter().map(|s| 1000.0 / s.price.unwrap().milli() as f64).sum();
+    let book: f64 = o
+        .market
+        .selections
+        .iter()
+        .map(|s| 1000.0 / s.price.unwrap().milli() as f64)
+        .sum();
     assert!(book >= 2.0 * 1.05 - 1e-9, "{book}");
 }
 
@@ -218,15 +346,31 @@ fn betfair_live_stream_needs_an_image() {
     let mut b = OddsBook::new(config());
     // A delta before any image: the market is unknown, nothing opens.
     assert_eq!(
-        b.ingest_betfair(&fixture("betfair/betfairlightweight/streaming_mcm_update.json"), t(0), false),
+        b.ingest_betfair(
+            &fixture("betfair/betfairlightweight/streaming_mcm_update.json"),
+            t(0),
+            false
+        ),
         Err(Skip::UnknownMarket)
     );
-    let r = b.ingest_betfair(&fixture("betfair/betfairlightweight/streaming_mcm_SUB_IMAGE.json"), t(1), false).unwrap();
+    let r = b
+        .ingest_betfair(
+            &fixture("betfair/betfairlightweight/streaming_mcm_SUB_IMAGE.json"),
+            t(1),
+            false,
+        )
+        .unwrap();
     assert!(r.producers[0].up);
     let open = r.changes.last().unwrap();
     assert_eq!(open.market.status, MarketStatus::Open);
     assert_eq!(open.market.selections.len(), 7);
-    let r = b.ingest_betfair(&fixture("betfair/betfairlightweight/streaming_mcm_update.json"), t(2), false).unwrap();
+    let r = b
+        .ingest_betfair(
+            &fixture("betfair/betfairlightweight/streaming_mcm_update.json"),
+            t(2),
+            false,
+        )
+        .unwrap();
     // 11527192's best back moved 4.6 → 4.7: a new price, still open.
     assert_eq!(r.changes.len(), 1);
     assert_eq!(r.changes[0].market.status, MarketStatus::Open);
@@ -240,7 +384,9 @@ fn betfair_live_stream_needs_an_image() {
 fn restore_keeps_sequence_and_starts_suspended() {
     let mut b = OddsBook::new(config());
     b.ingest_uof(&snapshot_complete(1, 10), t(0)).unwrap();
-    let r = b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0)).unwrap();
+    let r = b
+        .ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(0))
+        .unwrap();
     let mut b2 = OddsBook::new(config());
     for c in &r.changes {
         b2.restore(c);
@@ -249,7 +395,9 @@ fn restore_keeps_sequence_and_starts_suspended() {
     assert_eq!(b2.market(&mid()).unwrap().status, MarketStatus::Suspended);
     let r = b2.ingest_uof(&snapshot_complete(1, 20), t(1)).unwrap();
     assert!(r.changes.is_empty(), "restored market waits for fresh odds");
-    let r = b2.ingest_uof(&odds_change(1, 200, ["2.1", "3.4", "3.6"]), t(2)).unwrap();
+    let r = b2
+        .ingest_uof(&odds_change(1, 200, ["2.1", "3.4", "3.6"]), t(2))
+        .unwrap();
     assert_eq!(r.changes[0].market.status, MarketStatus::Open);
 }
 
