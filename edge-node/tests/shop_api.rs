@@ -529,5 +529,6 @@ async fn load_register(writer: &edge_node::writer::WriterHandle) {
     writer
         .command(outpost_core::edge::Command::LoadRegister { doc }, None)
         .await
-        .expect("register snapshot loads");
+        .expect("writer running")
+        .expect("register snapshot accepted");
 }
