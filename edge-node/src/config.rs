@@ -35,6 +35,10 @@ pub struct EdgeConfig {
     /// Feeds, pricing and the odds stream (issue 4).
     #[serde(default)]
     pub odds: crate::odds::config::OddsConfig,
+    /// The external cross-operator deposit check (DE: LUGAS), queried before each deposit
+    /// where the jurisdiction has a cross-operator cap.
+    #[serde(default)]
+    pub cross_operator: Option<crate::cross_operator::CrossOperatorConfig>,
 }
 
 /// Where this node gets its copy of the national self-exclusion register.

@@ -7,6 +7,7 @@ pub mod balance_snapshot;
 pub mod checkpoints;
 pub mod compliance_watch;
 pub mod config;
+pub mod cross_operator;
 pub mod link;
 
 pub mod node;

@@ -239,6 +239,12 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         checkpoints: started.checkpoints.clone(),
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
         odds: Some(odds),
+        cross_operator: match cfg.cross_operator.clone() {
+            Some(c) => Some(Arc::new(crate::cross_operator::CrossOperatorClient::new(
+                c,
+            )?)),
+            None => None,
+        },
     };
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await

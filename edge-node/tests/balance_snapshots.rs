@@ -41,6 +41,7 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         risk: Default::default(),
         register: None,
         odds: Default::default(),
+        cross_operator: None,
         shop_terminals: vec![],
     };
     let core = start_core(&cfg).await.unwrap();

@@ -69,6 +69,7 @@ async fn start() -> Node {
             inbox_dir: None,
         }),
         odds: Default::default(),
+        cross_operator: None,
         shop_terminals: vec![
             creds("s1", "t1", "token-one"),
             creds("s1", "t2", "token-two"),
@@ -87,6 +88,7 @@ async fn start() -> Node {
         checkpoints: started.checkpoints.clone(),
         compliance: tokio::sync::watch::channel(serde_json::Value::Null).1,
         odds: None,
+        cross_operator: None,
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -239,3 +239,64 @@ pub async fn complete_withdrawal(
 pub async fn rules(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::to_value(&*s.writer.rules()).unwrap_or_default())
 }
+
+/// Before a deposit where the jurisdiction caps deposits across operators and a limit system
+/// is configured (`[cross_operator]`): ask it for the player's deposits elsewhere this month
+/// and log the answer (a `cross_operator_figure` record), so the gate decides the deposit on a
+/// figure from now. Fails closed: no answer, no deposit (`503 CROSS_OPERATOR_UNAVAILABLE`,
+/// nothing written). A retry of a deposit that was already decided asks nothing: its reply is
+/// replayed by the deposit command itself.
+pub(super) async fn cross_operator_before_deposit(
+    s: &AppState,
+    player: &PlayerId,
+    deposit: &outpost_core::edge::events::IdemTag,
+) -> Result<(), ApiError> {
+    let Some(client) = s.cross_operator.clone() else {
+        return Ok(());
+    };
+    if s.writer
+        .rules()
+        .limits
+        .cross_operator_deposit_cap_month_minor
+        .is_none()
+    {
+        return Ok(());
+    }
+    let key = deposit.key.clone();
+    if s.writer
+        .read(move |st, _| st.idem.contains_key(&key))
+        .await?
+    {
+        return Ok(());
+    }
+    let figure = client
+        .deposits_elsewhere_month_minor(player)
+        .await
+        .map_err(|e| {
+            tracing::warn!(player = %player, "deposit refused: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "CROSS_OPERATOR_UNAVAILABLE",
+                format!("{e}; the deposit is refused until the limit system answers"),
+            )
+        })?;
+    // The figure's own idempotency key is derived from the deposit's, and its request hash
+    // does not include the figure: a retry after a crash between the two commands replays
+    // the first figure instead of failing as a reused key.
+    let derived = outpost_core::log::sha256(deposit.key.as_str().as_bytes());
+    let tag = outpost_core::edge::events::IdemTag {
+        key: outpost_core::ids::IdemKey::new(format!("cross-operator:{}", hex::encode(derived)))
+            .expect("derived key is 79 allowed characters"),
+        request_sha256: hex::encode(outpost_core::log::sha256(
+            format!("{}\n{}", deposit.key.as_str(), deposit.request_sha256).as_bytes(),
+        )),
+    };
+    let cmd = Command::ReportCrossOperator {
+        player_id: player.clone(),
+        other_operators_month_minor: figure,
+        source: client.source().to_string(),
+        idem: tag,
+    };
+    s.writer.command(cmd, None).await??;
+    Ok(())
+}

@@ -32,6 +32,7 @@ pub struct AppState {
     pub compliance: watch::Receiver<serde_json::Value>,
     pub shop_terminals: Arc<Vec<shop::TerminalCredential>>,
     pub odds: Option<Arc<crate::odds::OddsHub>>,
+    pub cross_operator: Option<Arc<crate::cross_operator::CrossOperatorClient>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -133,6 +133,9 @@ async fn movement(
     let what = if deposit { "deposits" } else { "withdrawals" };
     let tag = idem.tag(&format!("POST /v1/players/{player_id}/{what}"), &b);
     let amount = Money::new(b.amount_minor, b.currency);
+    if deposit {
+        super::compliance::cross_operator_before_deposit(&s, &player_id, &tag).await?;
+    }
     let cmd = if deposit {
         Command::Deposit {
             player_id,
