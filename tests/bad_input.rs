@@ -22,28 +22,7 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
     );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let c = client();
-    let (_, p) = post(
-        &c,
-        &format!("{base}/v1/players"),
-        "reg",
-        json!({"jurisdiction":"GB","name":"Bad Input","date_of_birth":"1980-01-01"}),
-    )
-    .await;
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/kyc"),
-        "kyc",
-        json!({}),
-    )
-    .await;
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/deposits"),
-        "dep",
-        json!({"amount_minor": 5000, "currency": "GBP", "provider_ref": "psp-1"}),
-    )
-    .await;
+    let pid = ready_player(&c, &base, "", "Bad Input", 5000).await;
     let sel = "E0-20230811-burnley-man-city:1x2:away";
     let (st, _) = post(&c, &format!("{base}/v1/bets"), "good", json!({"player_id": pid, "stake_minor": 100, "currency": "GBP", "legs": [{"selection_id": sel, "price": "1.33"}]})).await;
     assert_eq!(st, 201);

@@ -118,21 +118,7 @@ async fn deposits_ask_the_limit_system_and_fail_closed() {
     );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let c = client();
-    let (_, p) = post(
-        &c,
-        &format!("{base}/v1/players"),
-        "reg",
-        json!({"jurisdiction":"GB","name":"Cross Operator","date_of_birth":"1980-01-01"}),
-    )
-    .await;
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/kyc"),
-        "kyc",
-        json!({}),
-    )
-    .await;
+    let pid = ready_player(&c, &base, "", "Cross Operator", 0).await;
     let deposit = |key: &'static str, amount: i64, pref: &'static str| {
         let c = c.clone();
         let url = format!("{base}/v1/players/{pid}/deposits");

@@ -80,37 +80,7 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     let c = client();
 
     // A player, KYC, a deposit, and three bets on the opening match of 2023/24 (Burnley 0-3 Man City).
-    let (st, p) = post(
-        &c,
-        &format!("{e}/v1/players"),
-        "e2e-reg",
-        json!({"jurisdiction":"GB","name":"Grace Hopper","date_of_birth":"1986-12-09"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{p}");
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    assert_eq!(
-        post(
-            &c,
-            &format!("{e}/v1/players/{pid}/kyc"),
-            "e2e-kyc",
-            json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        post(
-            &c,
-            &format!("{e}/v1/players/{pid}/deposits"),
-            "e2e-dep",
-            json!({"amount_minor":10_000,"currency":"GBP","provider_ref":"psp-e2e-1"})
-        )
-        .await
-        .0,
-        201
-    );
+    let pid = ready_player(&c, &e, "e2e-", "Grace Hopper", 10_000).await;
     let ev = "E0-20230811-burnley-man-city";
     let ev2 = "E0-20230812-arsenal-nott-m-forest";
     let bet = |idem: &str, stake: i64, legs: serde_json::Value| {

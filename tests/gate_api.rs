@@ -47,21 +47,7 @@ async fn caps_hot_reload_and_stale_register() {
     );
     wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
     let c = client();
-    let (_, p) = post(
-        &c,
-        &format!("{base}/v1/players"),
-        "reg",
-        json!({"jurisdiction":"GB","name":"Gate Tester","date_of_birth":"1980-01-01"}),
-    )
-    .await;
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/kyc"),
-        "kyc",
-        json!({}),
-    )
-    .await;
+    let pid = ready_player(&c, &base, "", "Gate Tester", 0).await;
 
     // The cap is the limit in force when none is set; above it is refused, nothing changes.
     let (_, l0) = get(&c, &format!("{base}/v1/players/{pid}/limits")).await;

@@ -180,28 +180,7 @@ async fn real_uof_messages_reach_a_stream_client() {
 
     // 3. The market is bettable at the streamed price; in play, so the bet is held for the
     //    delay and accepted because the price still stands.
-    let (_, p) = post(
-        &c,
-        &format!("{base}/v1/players"),
-        "reg",
-        json!({"jurisdiction":"GB","name":"Odds Stream","date_of_birth":"1980-01-01"}),
-    )
-    .await;
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/kyc"),
-        "kyc",
-        json!({}),
-    )
-    .await;
-    post(
-        &c,
-        &format!("{base}/v1/players/{pid}/deposits"),
-        "dep",
-        json!({"amount_minor": 5000, "currency": "GBP", "provider_ref": "psp-1"}),
-    )
-    .await;
+    let pid = ready_player(&c, &base, "", "Odds Stream", 5000).await;
     let sel = "sr:match:42:1x2:home";
     let t0 = std::time::Instant::now();
     let (st, b) = post(&c, &format!("{base}/v1/bets"), "bet-1", json!({"player_id": pid, "stake_minor": 100, "currency": "GBP", "legs": [{"selection_id": sel, "price": home_price}]})).await;

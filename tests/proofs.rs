@@ -152,37 +152,7 @@ async fn heads_are_cosigned_and_proofs_verify_independently() {
     assert_eq!(hub_cp["witness"], "outpost-hub/hub-1");
 
     // A bet.
-    let (st, p) = post(
-        &c,
-        &format!("{e}/v1/players"),
-        "pr-reg",
-        json!({"jurisdiction":"GB","name":"Ada Lovelace","date_of_birth":"1985-12-10"}),
-    )
-    .await;
-    assert_eq!(st, 201, "{p}");
-    let pid = p["player_id"].as_str().unwrap().to_string();
-    assert_eq!(
-        post(
-            &c,
-            &format!("{e}/v1/players/{pid}/kyc"),
-            "pr-kyc",
-            json!({})
-        )
-        .await
-        .0,
-        200
-    );
-    assert_eq!(
-        post(
-            &c,
-            &format!("{e}/v1/players/{pid}/deposits"),
-            "pr-dep",
-            json!({"amount_minor":5_000,"currency":"GBP","provider_ref":"psp-pr-1"})
-        )
-        .await
-        .0,
-        201
-    );
+    let pid = ready_player(&c, &e, "pr-", "Ada Lovelace", 5_000).await;
     let (st, bet) = post(&c, &format!("{e}/v1/bets"), "pr-bet", json!({"player_id": pid, "stake_minor": 500, "currency": "GBP", "legs": [{"selection_id": "E0-20230811-burnley-man-city:1x2:away", "price": "1.33"}]})).await;
     assert_eq!(st, 201, "{bet}");
     let bet_id = bet["bet_id"].as_str().unwrap().to_string();

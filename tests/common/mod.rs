@@ -188,6 +188,46 @@ pub async fn post(
     (st, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Register a GB adult called `name`, verify KYC and, when `deposit_minor` > 0, deposit that
+/// many pence: the player id. Every step must succeed. Idempotency keys are `{prefix}reg`,
+/// `{prefix}kyc`, `{prefix}dep`; the deposit's provider reference is `psp-{prefix}1`.
+pub async fn ready_player(
+    c: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    name: &str,
+    deposit_minor: i64,
+) -> String {
+    let (st, p) = post(
+        c,
+        &format!("{base}/v1/players"),
+        &format!("{prefix}reg"),
+        serde_json::json!({"jurisdiction":"GB","name":name,"date_of_birth":"1980-01-01"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["player_id"].as_str().unwrap().to_string();
+    let (st, v) = post(
+        c,
+        &format!("{base}/v1/players/{pid}/kyc"),
+        &format!("{prefix}kyc"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    if deposit_minor > 0 {
+        let (st, v) = post(
+            c,
+            &format!("{base}/v1/players/{pid}/deposits"),
+            &format!("{prefix}dep"),
+            serde_json::json!({"amount_minor": deposit_minor, "currency": "GBP", "provider_ref": format!("psp-{prefix}1")}),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    pid
+}
+
 pub async fn get(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
     let r = c.get(url).send().await.expect("request");
     let st = r.status().as_u16();
