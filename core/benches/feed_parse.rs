@@ -76,6 +76,7 @@ fn main() {
         },
     );
     let mut book = OddsBook::new(BookConfig {
+        recovery_retry_ms: None,
         alive_timeout_ms: i64::MAX / 4,
         uof_products: vec![1],
         policy: PricingPolicy {

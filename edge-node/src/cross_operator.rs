@@ -18,7 +18,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrossOperatorConfig {
-    /// Base URL of the limit system, e.g. `http://lugas.internal:8080`.
+    /// Base URL of the limit system's gateway, e.g. `http://lugas-gateway.internal:8080`. Plain
+    /// HTTP inside the operator's network: TLS towards the authority is the gateway's job.
     pub url: String,
     /// How long a deposit may wait for the answer before it is refused.
     #[serde(default = "default_timeout_ms")]
@@ -62,8 +63,8 @@ pub struct CrossOperatorClient {
 impl CrossOperatorClient {
     pub fn new(cfg: CrossOperatorConfig) -> anyhow::Result<CrossOperatorClient> {
         anyhow::ensure!(
-            cfg.url.starts_with("http://") || cfg.url.starts_with("https://"),
-            "[cross_operator] url must start with http:// or https://, got {:?}",
+            cfg.url.starts_with("http://"),
+            "[cross_operator] url must be http://… (the operator's gateway; https is not built in), got {:?}",
             cfg.url
         );
         anyhow::ensure!(

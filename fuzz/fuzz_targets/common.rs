@@ -6,6 +6,7 @@ use outpost_core::pricing::policy::{MarginTarget, PricingPolicy};
 
 pub fn book() -> OddsBook {
     OddsBook::new(BookConfig {
+        recovery_retry_ms: None,
         alive_timeout_ms: 20_000,
         uof_products: vec![1, 2, 3],
         policy: PricingPolicy {

@@ -3,7 +3,11 @@
 //!
 //! Safety rules it enforces:
 //! * A producer starts **down** and comes up only when recovery completes (UOF
-//!   `snapshot_complete`, Betfair subscription image). A producer that is silent longer than
+//!   `snapshot_complete`, Betfair subscription image). When the node drives UOF recovery
+//!   itself (`BookConfig::recovery_retry_ms`), [`OddsBook::tick`] asks the shell to send a
+//!   recovery request for every down producer (from the last good `alive`, so nothing in between
+//!   is missed) and only the `snapshot_complete` carrying that request's id brings it up; a
+//!   request that does not complete is repeated. A producer that is silent longer than
 //!   `alive_timeout_ms` (checked by [`OddsBook::tick`]) or reports itself lost goes down, and
 //!   every market it feeds is suspended until the next recovery completes.
 //! * `bet_stop` suspends every market of the event until fresh odds arrive.
@@ -35,6 +39,28 @@ pub struct BookConfig {
     /// UOF products (producers) this node is subscribed to; others are skipped.
     pub uof_products: Vec<u32>,
     pub policy: PricingPolicy,
+    /// `Some(ms)`: the node requests UOF recovery itself (the provider's recovery API), accepts
+    /// only the `snapshot_complete` of its own latest request, and repeats a request that has
+    /// not completed after `ms`. `None`: the provider pushes snapshots unasked (recorded feeds,
+    /// replays) and any `snapshot_complete` completes recovery.
+    #[serde(default)]
+    pub recovery_retry_ms: Option<i64>,
+}
+
+/// How far back a UOF recovery may start. Sportradar's documentation gives 72 h for pre-match
+/// and less for live producers (UNVERIFIED here: the API is not reachable from this project);
+/// the node uses the smallest, 10 h, and asks for a full recovery when the gap is longer.
+pub const RECOVERY_AFTER_MAX_MS: i64 = 10 * 3_600_000;
+
+/// A UOF recovery request for the shell to send:
+/// `POST {api}/v1/{product}/recovery/initiate_request?after={after}&request_id={request_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryRequest {
+    pub product: u32,
+    pub request_id: u64,
+    /// Recover everything since this provider time (the last `alive` with `subscribed="1"` seen
+    /// while the producer was up); `None` = a full recovery.
+    pub after: Option<UnixMillis>,
 }
 
 /// Counters of everything received, applied and skipped (exposed as metrics by the shell).
@@ -49,6 +75,9 @@ pub struct FeedStats {
     pub out_of_order: u64,
     pub impossible_price: u64,
     pub pricing_failed: u64,
+    /// `snapshot_complete` messages that did not answer the node's outstanding request.
+    #[serde(default)]
+    pub unrequested_recovery: u64,
     pub updates: u64,
 }
 
@@ -65,6 +94,10 @@ pub enum Skip {
     OutOfOrder { got: i64, last: i64 },
     #[error("no market in the message is known to the book")]
     UnknownMarket,
+    #[error(
+        "snapshot_complete for request {got:?} does not answer the outstanding request {want:?}"
+    )]
+    UnrequestedRecovery { got: Option<u64>, want: Option<u64> },
 }
 
 /// Result of one ingested message.
@@ -74,12 +107,20 @@ pub struct Ingested {
     pub producers: Vec<ProducerChanged>,
     /// Markets inside an otherwise valid message that were skipped (unknown id, bad price).
     pub market_skips: Vec<String>,
+    /// UOF recovery requests the shell must send (only from [`OddsBook::tick`]).
+    pub recovery_requests: Vec<RecoveryRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Producer {
     up: bool,
     last_alive: Option<UnixMillis>,
+    /// Provider time of the last `alive` with `subscribed="1"` while up: where recovery resumes.
+    #[serde(default)]
+    last_good_alive: Option<UnixMillis>,
+    /// The outstanding recovery request: (request id, local time it was issued).
+    #[serde(default)]
+    pending_recovery: Option<(u64, UnixMillis)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +154,10 @@ pub struct OddsBook {
     last_seen: BTreeMap<String, (i64, u64)>,
     /// Betfair market id (`bf:1.23`) → book market.
     bf_markets: BTreeMap<String, MarketId>,
+    /// The last recovery request id issued. Ids are at least the local time in ms, so a
+    /// restarted node never reuses one a late `snapshot_complete` could still answer.
+    #[serde(default)]
+    last_request_id: u64,
     next_seq: u64,
     pub stats: FeedStats,
 }
@@ -178,6 +223,8 @@ impl OddsBook {
                 Producer {
                     up: false,
                     last_alive: None,
+                    last_good_alive: None,
+                    pending_recovery: None,
                 },
             );
         }
@@ -186,6 +233,8 @@ impl OddsBook {
             Producer {
                 up: false,
                 last_alive: None,
+                last_good_alive: None,
+                pending_recovery: None,
             },
         );
         OddsBook {
@@ -194,6 +243,7 @@ impl OddsBook {
             markets: BTreeMap::new(),
             last_seen: BTreeMap::new(),
             bf_markets: BTreeMap::new(),
+            last_request_id: 0,
             next_seq: 1,
             stats: FeedStats::default(),
         }
@@ -278,6 +328,7 @@ impl OddsBook {
             Err(Skip::UnknownProducer(_)) => self.stats.unknown_producer += 1,
             Err(Skip::Duplicate) => self.stats.duplicate += 1,
             Err(Skip::OutOfOrder { .. }) => self.stats.out_of_order += 1,
+            Err(Skip::UnrequestedRecovery { .. }) => self.stats.unrequested_recovery += 1,
             Err(Skip::UnknownMarket) => {} // counted per market
         }
     }
@@ -314,14 +365,32 @@ impl OddsBook {
             } => {
                 let p = self.producers.get_mut(&producer).expect("checked");
                 p.last_alive = Some(now);
+                if *subscribed && p.up {
+                    p.last_good_alive = Some(*timestamp);
+                }
                 if !subscribed && p.up {
                     self.producer_down(&producer, ChangeReason::ProducerLost, *timestamp, &mut out);
                 }
             }
-            UofMessage::SnapshotComplete { timestamp, .. } => {
+            UofMessage::SnapshotComplete {
+                timestamp,
+                request_id,
+                ..
+            } => {
+                let requesting = self.config.recovery_retry_ms.is_some();
                 let p = self.producers.get_mut(&producer).expect("checked");
                 p.last_alive = Some(now);
+                if requesting && !p.up {
+                    let want = p.pending_recovery.map(|(id, _)| id);
+                    if want.is_none() || *request_id != want {
+                        return Err(Skip::UnrequestedRecovery {
+                            got: *request_id,
+                            want,
+                        });
+                    }
+                }
                 if !p.up {
+                    p.pending_recovery = None;
                     p.up = true;
                     out.producers.push(ProducerChanged {
                         producer: producer.clone(),
@@ -771,6 +840,8 @@ impl OddsBook {
             return;
         }
         p.up = false;
+        // A new outage needs a new request (from the last good alive).
+        p.pending_recovery = None;
         out.producers.push(ProducerChanged {
             producer: producer.to_string(),
             up: false,
@@ -805,6 +876,29 @@ impl OddsBook {
             .collect();
         for p in silent {
             self.producer_down(&p, ChangeReason::ProducerSilent, now, &mut out);
+        }
+        if let Some(retry_ms) = self.config.recovery_retry_ms {
+            for (name, p) in self.producers.iter_mut() {
+                let Some(product) = name.strip_prefix("uof:").and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                if p.up
+                    || p.pending_recovery
+                        .is_some_and(|(_, at)| now.0 - at.0 < retry_ms)
+                {
+                    continue;
+                }
+                let request_id = (self.last_request_id + 1).max(now.0.max(0) as u64);
+                self.last_request_id = request_id;
+                p.pending_recovery = Some((request_id, now));
+                out.recovery_requests.push(RecoveryRequest {
+                    product,
+                    request_id,
+                    after: p
+                        .last_good_alive
+                        .filter(|t| now.0 - t.0 <= RECOVERY_AFTER_MAX_MS),
+                });
+            }
         }
         self.stats.updates += out.changes.len() as u64;
         out

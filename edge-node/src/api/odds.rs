@@ -43,6 +43,9 @@ fn skip_error(e: Skip) -> ApiError {
         Skip::UnknownMarket => ApiError::unprocessable("FEED_UNKNOWN_MARKET", msg),
         Skip::OutOfOrder { .. } => ApiError::new(StatusCode::CONFLICT, "FEED_OUT_OF_ORDER", msg),
         Skip::Duplicate => ApiError::new(StatusCode::CONFLICT, "FEED_DUPLICATE", msg),
+        Skip::UnrequestedRecovery { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "FEED_UNREQUESTED_RECOVERY", msg)
+        }
     }
 }
 
@@ -107,6 +110,10 @@ pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>,
         "producers": producers,
         "odds_seq": seq,
         "stream_clients": hub.stream_clients(),
+        "recovery_requests": hub.recovery.as_ref().map(|r| serde_json::json!({
+            "sent": r.stats.sent.load(Ordering::Relaxed),
+            "failed": r.stats.failed.load(Ordering::Relaxed),
+        })),
     })))
 }
 

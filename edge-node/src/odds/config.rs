@@ -34,6 +34,8 @@ pub struct OddsConfig {
     pub stream_buffer: usize,
     pub files: Vec<FileSource>,
     pub websockets: Vec<WsSource>,
+    /// The provider's recovery API: when set, the node requests UOF recoveries itself.
+    pub uof_api: Option<super::recovery::UofApiConfig>,
     /// Filled in from the node's jurisdiction.
     #[serde(skip)]
     pub jurisdiction: Option<Jurisdiction>,
@@ -81,6 +83,7 @@ impl Default for OddsConfig {
             stream_buffer: 65_536,
             files: Vec::new(),
             websockets: Vec::new(),
+            uof_api: None,
             jurisdiction: None,
         }
     }

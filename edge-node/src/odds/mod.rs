@@ -9,6 +9,7 @@
 //! changes that follow it are exactly consecutive.
 
 pub mod config;
+pub mod recovery;
 pub mod sources;
 
 use crate::writer::WriterHandle;
@@ -72,13 +73,21 @@ pub struct OddsHub {
     /// Messages refused before reaching the book (queue full, body too large).
     pub refused: AtomicU64,
     pub config: OddsConfig,
+    /// Delivers the book's UOF recovery requests (`[odds.uof_api]`), when configured.
+    pub recovery: Option<Arc<recovery::RecoveryClient>>,
 }
 
 impl OddsHub {
     /// Build the book from the markets the log already holds (restart), start the ingest
     /// task and the alive ticker.
-    pub fn start(config: OddsConfig, writer: WriterHandle, state: &FeedState) -> Arc<OddsHub> {
+    pub fn start(
+        config: OddsConfig,
+        recovery: Option<recovery::RecoveryClient>,
+        writer: WriterHandle,
+        state: &FeedState,
+    ) -> Arc<OddsHub> {
         let mut book = OddsBook::new(BookConfig {
+            recovery_retry_ms: recovery.as_ref().map(|r| r.retry_ms()),
             alive_timeout_ms: config.alive_timeout_ms,
             uof_products: config.uof_products.clone(),
             policy: config.policy(),
@@ -108,6 +117,7 @@ impl OddsHub {
             stats: Mutex::new((book.stats.clone(), book.producers())),
             refused: AtomicU64::new(0),
             config,
+            recovery: recovery.map(Arc::new),
         });
         tokio::spawn(ingest_task(hub.clone(), book, writer, rx));
         hub
@@ -260,7 +270,14 @@ pub async fn start(
         .await?;
     let mut oc = cfg.odds.clone();
     oc.jurisdiction = Some(cfg.jurisdiction.clone());
-    let hub = OddsHub::start(oc, writer.clone(), &fs);
+    let recovery = match &oc.uof_api {
+        Some(api) => Some(recovery::RecoveryClient::new(
+            api.clone(),
+            &oc.uof_products,
+        )?),
+        None => None,
+    };
+    let hub = OddsHub::start(oc, recovery, writer.clone(), &fs);
     for f in &cfg.odds.files {
         let n = sources::feed_file(hub.clone(), f.clone()).await?;
         tracing::info!(file = %f.path.display(), messages = n, "feed file queued");
@@ -371,6 +388,9 @@ async fn ingest_task(
             replies.push((input.reply, r));
         }
         let ticked = book.tick(t);
+        if let Some(r) = &hub.recovery {
+            r.send_all(ticked.recovery_requests);
+        }
         all.changes.extend(ticked.changes);
         all.producers.extend(ticked.producers);
         for p in &all.producers {

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 fn config() -> BookConfig {
     BookConfig {
+        recovery_retry_ms: None,
         alive_timeout_ms: 20_000,
         uof_products: vec![1, 3],
         policy: PricingPolicy {
@@ -215,6 +216,92 @@ fn silent_or_lost_producer_suspends_and_only_recovery_reopens() {
     let r = b.ingest_uof(&alive(1, 500, 0), t(21_003)).unwrap();
     assert_eq!(r.changes[0].reason, ChangeReason::ProducerLost);
     assert!(!b.producer_up("uof:1"));
+}
+
+fn snapshot_complete_for(product: u32, ts: i64, request_id: u64) -> Vec<u8> {
+    format!(
+        r#"<snapshot_complete product="{product}" timestamp="{ts}" request_id="{request_id}"/>"#
+    )
+    .into_bytes()
+}
+
+#[test]
+fn the_node_requests_recovery_and_only_its_own_snapshot_reopens() {
+    let mut b = OddsBook::new(BookConfig {
+        recovery_retry_ms: Some(60_000),
+        ..config()
+    });
+    // Start: both producers are down; the first tick asks for full recoveries, ids ≥ now.
+    let r = b.tick(t(1_000_000));
+    assert_eq!(
+        r.recovery_requests,
+        vec![
+            RecoveryRequest {
+                product: 1,
+                request_id: 1_000_000,
+                after: None
+            },
+            RecoveryRequest {
+                product: 3,
+                request_id: 1_000_001,
+                after: None
+            },
+        ]
+    );
+    // Outstanding requests are not repeated before the retry interval.
+    assert!(b.tick(t(1_059_999)).recovery_requests.is_empty());
+    // Someone else's snapshot_complete (or a stale one) does not bring the producer up.
+    let e = b
+        .ingest_uof(&snapshot_complete_for(1, 10, 999), t(1_001_000))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Skip::UnrequestedRecovery {
+            got: Some(999),
+            want: Some(1_000_000)
+        }
+    );
+    assert!(!b.producer_up("uof:1"));
+    assert_eq!(b.stats.unrequested_recovery, 1);
+    b.ingest_uof(&snapshot_complete_for(1, 20, 1_000_000), t(1_002_000))
+        .unwrap();
+    assert!(b.producer_up("uof:1"));
+    // Product 3 never answered: asked again after the interval, with a new id (product 1
+    // stays up: it reports alive within its bound).
+    b.ingest_uof(&alive(1, 4_000, 1), t(1_050_000)).unwrap();
+    let r = b.tick(t(1_060_001));
+    assert_eq!(r.recovery_requests.len(), 1);
+    assert_eq!(r.recovery_requests[0].product, 3);
+    assert_eq!(r.recovery_requests[0].request_id, 1_060_001);
+    // Product 1 is up and reports alive; then loses its subscription: recovery resumes from
+    // the last good alive, with a fresh request, and the old request id no longer counts.
+    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(1_070_000))
+        .unwrap();
+    b.ingest_uof(&alive(1, 5_000, 1), t(1_080_000)).unwrap();
+    let r = b.ingest_uof(&alive(1, 6_000, 0), t(1_090_000)).unwrap();
+    assert_eq!(r.changes[0].market.status, MarketStatus::Suspended);
+    let r = b.tick(t(1_090_500));
+    assert_eq!(
+        r.recovery_requests,
+        vec![RecoveryRequest {
+            product: 1,
+            request_id: 1_090_500,
+            after: Some(t(5_000))
+        }]
+    );
+    assert!(
+        b.ingest_uof(&snapshot_complete_for(1, 30, 1_000_000), t(1_091_000))
+            .is_err()
+    );
+    let r = b
+        .ingest_uof(&snapshot_complete_for(1, 40, 1_090_500), t(1_092_000))
+        .unwrap();
+    assert_eq!(r.changes[0].market.status, MarketStatus::Open);
+    assert_eq!(r.changes[0].reason, ChangeReason::RecoveryComplete);
+    // A gap longer than the provider keeps is recovered in full.
+    b.ingest_uof(&alive(1, 7_000, 0), t(1_093_000)).unwrap();
+    let r = b.tick(t(7_000 + RECOVERY_AFTER_MAX_MS + 1));
+    assert_eq!(r.recovery_requests[0].after, None);
 }
 
 #[test]
