@@ -21,7 +21,7 @@ use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::jurisdiction::JurisdictionRules;
 use outpost_core::log::{
-    ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash,
+    ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash, RecordKind,
 };
 use outpost_core::time::UnixMillis;
 use std::sync::Arc;
@@ -33,11 +33,27 @@ pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 type Completion = Box<dyn FnOnce() + Send>;
 type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
 
+/// A record one command appended: where it is and its hash. A shop slip prints the hash of
+/// the record that issued the ticket; handing it back here saves reading the log to find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedRecord {
+    pub seq: Seq,
+    pub kind: RecordKind,
+    pub hash: RecordHash,
+}
+
+/// Where a command's reply goes (released once durable).
+pub enum ReplyTo {
+    Reply(oneshot::Sender<Result<Reply, CommandError>>),
+    /// The reply and the records the command appended (empty for a retry or a refusal).
+    WithRecords(oneshot::Sender<(Result<Reply, CommandError>, Vec<AppendedRecord>)>),
+}
+
 pub enum Op {
     Command {
         cmd: Command,
         pii: Option<Pii>,
-        reply: oneshot::Sender<Result<Reply, CommandError>>,
+        reply: ReplyTo,
     },
     Read(ReadFn),
     ApplyDown {
@@ -72,7 +88,28 @@ impl WriterHandle {
     ) -> Result<Result<Reply, CommandError>, WriterGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Command { cmd, pii, reply })
+            .send(Op::Command {
+                cmd,
+                pii,
+                reply: ReplyTo::Reply(reply),
+            })
+            .await
+            .map_err(|_| WriterGone)?;
+        rx.await.map_err(|_| WriterGone)
+    }
+
+    /// Like [`Self::command`], and also returns the records the command appended.
+    pub async fn command_recorded(
+        &self,
+        cmd: Command,
+    ) -> Result<(Result<Reply, CommandError>, Vec<AppendedRecord>), WriterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Command {
+                cmd,
+                pii: None,
+                reply: ReplyTo::WithRecords(reply),
+            })
             .await
             .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
@@ -87,7 +124,11 @@ impl WriterHandle {
     ) -> Result<oneshot::Receiver<Result<Reply, CommandError>>, WriterGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Command { cmd, pii, reply })
+            .send(Op::Command {
+                cmd,
+                pii,
+                reply: ReplyTo::Reply(reply),
+            })
             .await
             .map_err(|_| WriterGone)?;
         Ok(rx)
@@ -193,7 +234,14 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || Writer { p: parts, rules_tx }.run(rx, persist_tx))
+        .spawn(move || {
+            Writer {
+                p: parts,
+                rules_tx,
+                appended: Vec::new(),
+            }
+            .run(rx, persist_tx)
+        })
         .expect("spawn writer");
     WriterHandle {
         tx,
@@ -241,6 +289,9 @@ fn persister(
 struct Writer {
     p: WriterParts,
     rules_tx: watch::Sender<Arc<JurisdictionRules>>,
+    /// The records the last executed command appended (the chain head gives each hash as it
+    /// is appended, so nobody has to read the log back to find them).
+    appended: Vec<AppendedRecord>,
 }
 
 impl Writer {
@@ -282,9 +333,17 @@ impl Writer {
         match op {
             Op::Command { cmd, pii, reply } => {
                 let r = self.execute(cmd, pii, g);
-                g.completions.push(Box::new(move || {
-                    let _ = reply.send(r);
-                }));
+                match reply {
+                    ReplyTo::Reply(reply) => g.completions.push(Box::new(move || {
+                        let _ = reply.send(r);
+                    })),
+                    ReplyTo::WithRecords(reply) => {
+                        let records = self.appended.clone();
+                        g.completions.push(Box::new(move || {
+                            let _ = reply.send((r, records));
+                        }))
+                    }
+                }
             }
             Op::Read(f) => g.completions.push(f(&self.p.state, &self.p.vault)),
             Op::ApplyDown { frames, reply } => {
@@ -349,6 +408,7 @@ impl Writer {
         {
             *dob = date_of_birth;
         }
+        self.appended.clear();
         let at = now().max(self.p.chain.head().timestamp);
         let decided = self.p.state.decide(
             cmd,
@@ -367,7 +427,13 @@ impl Writer {
                 std::process::abort();
             }
             let frame = self.p.chain.append(ev.kind(), at, ev.to_payload());
-            g.commit.frames.push((self.p.chain.head().seq, frame));
+            let head = self.p.chain.head();
+            self.appended.push(AppendedRecord {
+                seq: head.seq,
+                kind: ev.kind(),
+                hash: head.hash,
+            });
+            g.commit.frames.push((head.seq, frame));
             if let (EdgeEvent::PlayerRegistered(r), Some(pii)) = (ev, &pii) {
                 let bytes = serde_json::to_vec(pii).expect("PII serialises");
                 g.commit.pii.push((r.player_id.clone(), bytes));

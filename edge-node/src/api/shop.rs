@@ -99,9 +99,13 @@ pub struct LegBody {
 #[serde(deny_unknown_fields)]
 pub struct ShopBetBody {
     staff_id: StaffId,
+    /// The stake; for an each-way bet the unit stake on each part (twice this is taken).
     stake_minor: i64,
     currency: Currency,
     legs: Vec<LegBody>,
+    /// Each-way (race-win markets with each-way terms; cash bets).
+    #[serde(default)]
+    each_way: bool,
     /// A scanned player card / ID makes it an account bet; absent means anonymous cash.
     #[serde(default)]
     player_id: Option<PlayerId>,
@@ -172,12 +176,13 @@ pub async fn place(
                 price: l.price,
             })
             .collect(),
+        each_way: b.each_way,
         holder,
         ticket_random: u64::from_le_bytes(r),
         idem: tag,
     };
-    let from = s.writer.durable().borrow().seq;
-    let ticket = match s.writer.command(Command::Shop(cmd), None).await?? {
+    let (reply, appended) = s.writer.command_recorded(Command::Shop(cmd)).await?;
+    let ticket = match reply? {
         Reply::Shop(ShopReply::Ticket(t)) => *t,
         Reply::BetRejected {
             reason,
@@ -192,7 +197,15 @@ pub async fn place(
         }
         other => return Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     };
-    let found = find_issue_record(&s, &ticket.ticket_id, from).await;
+    // The writer hands back the issuing record; only a retry (nothing appended now) has to
+    // look it up in the log.
+    let found = match appended
+        .iter()
+        .find(|r| r.kind == RecordKind::ShopTicketIssued)
+    {
+        Some(r) => Some((r.seq, r.hash.to_hex())),
+        None => find_issue_record(&s, &ticket.ticket_id).await,
+    };
     Ok((
         StatusCode::CREATED,
         Json(IssuedTicket {
@@ -204,31 +217,28 @@ pub async fn place(
     ))
 }
 
-/// Find the record that issued `ticket`: first among the records made durable since `from`
-/// (the usual case, a few records), else the whole log (an idempotent retry, rare).
-async fn find_issue_record(s: &AppState, ticket: &TicketId, from: Seq) -> Option<(Seq, String)> {
+/// Find the record that issued `ticket` by reading the log (an idempotent retry of a bet
+/// placed earlier, rare; a new bet's record comes back from the writer).
+async fn find_issue_record(s: &AppState, ticket: &TicketId) -> Option<(Seq, String)> {
     let store = s.store.clone();
     let needle = format!("\"ticket_id\":\"{ticket}\"");
     tokio::task::spawn_blocking(move || {
-        for start in [from.next(), Seq(1)] {
-            let mut at = start;
-            loop {
-                let frames = store.read_frames(at, 512).ok()?;
-                if frames.is_empty() {
-                    break;
-                }
-                for f in &frames {
-                    let body = f.parse_body().ok()?;
-                    at = body.seq.next();
-                    if body.kind == RecordKind::ShopTicketIssued
-                        && std::str::from_utf8(&body.payload).is_ok_and(|p| p.contains(&needle))
-                    {
-                        return Some((body.seq, f.hash().to_hex()));
-                    }
+        let mut at = Seq(1);
+        loop {
+            let frames = store.read_frames(at, 512).ok()?;
+            if frames.is_empty() {
+                return None;
+            }
+            for f in &frames {
+                let body = f.parse_body().ok()?;
+                at = body.seq.next();
+                if body.kind == RecordKind::ShopTicketIssued
+                    && std::str::from_utf8(&body.payload).is_ok_and(|p| p.contains(&needle))
+                {
+                    return Some((body.seq, f.hash().to_hex()));
                 }
             }
         }
-        None
     })
     .await
     .ok()
