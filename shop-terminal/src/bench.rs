@@ -202,5 +202,6 @@ fn slip_from(v: &Value, sel: &str) -> Slip {
         record_seq: v["record_seq"].as_u64(),
         record_hash: v["record_hash"].as_str().map(str::to_string),
         terms: "Bench terms.".into(),
+        each_way: crate::slip::SlipEachWay::from_ticket(t),
     }
 }
