@@ -50,14 +50,12 @@ impl FromRequestParts<AppState> for Terminal {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorised("a terminal bearer token is required"))?;
-        let digest = sha256(token.trim().as_bytes());
+        // Hex-encode the digest once and compare it with each configured hash in constant
+        // time (case-insensitively), instead of decoding every configured hash per request.
+        let digest = hex::encode(sha256(token.trim().as_bytes()));
         s.shop_terminals
             .iter()
-            .find(|c| {
-                hex::decode(&c.token_sha256)
-                    .map(|h| constant_time_eq(&h, &digest))
-                    .unwrap_or(false)
-            })
+            .find(|c| constant_time_eq_hex(c.token_sha256.as_bytes(), digest.as_bytes()))
             .map(|c| Terminal {
                 shop_id: c.shop_id.clone(),
                 terminal_id: c.terminal_id.clone(),
@@ -66,8 +64,14 @@ impl FromRequestParts<AppState> for Terminal {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// `configured` (hex, any case) equals `lower_hex`, in time independent of where they differ.
+fn constant_time_eq_hex(configured: &[u8], lower_hex: &[u8]) -> bool {
+    configured.len() == lower_hex.len()
+        && configured
+            .iter()
+            .zip(lower_hex)
+            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y))
+            == 0
 }
 
 impl Terminal {
@@ -420,4 +424,17 @@ pub async fn report(
         })
         .await?;
     Ok(Json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq_hex;
+
+    #[test]
+    fn token_hash_comparison_ignores_case_and_checks_length() {
+        assert!(constant_time_eq_hex(b"00AbcF", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"00abce", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"00abc", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"", b"00"));
+    }
 }
