@@ -547,12 +547,24 @@ fn retail_rules_validate() {
 
 /// A race-win market with each-way terms (1/5 odds, 3 places), as the Betfair feed opens one.
 fn open_race(w: &mut World) -> crate::market::Market {
+    open_race_at(w, "bf:28587288")
+}
+
+fn open_race_at(w: &mut World, event_id: &str) -> crate::market::Market {
     use crate::ids::EventId;
     use crate::market::{EachWayTerms, Market, MarketStatus, Outcome, SelectionPrice, SportEvent};
-    w.rules.bets.sports_allowed.push("horse_racing".into());
-    w.rules.bets.market_kinds_allowed.push("race_win".into());
+    if !w
+        .rules
+        .bets
+        .sports_allowed
+        .iter()
+        .any(|s| s == "horse_racing")
+    {
+        w.rules.bets.sports_allowed.push("horse_racing".into());
+        w.rules.bets.market_kinds_allowed.push("race_win".into());
+    }
     let event = SportEvent {
-        event_id: EventId::new("bf:28587288").unwrap(),
+        event_id: EventId::new(event_id).unwrap(),
         competition: "Hamilton".into(),
         home: "7f Hcap".into(),
         away: String::new(),
@@ -709,6 +721,53 @@ fn each_way_cash_single_takes_twice_the_unit_and_pays_the_settled_parts() {
     assert_eq!(
         w.st.ledger().balance(&shop_cash),
         cash_before - 2000 + 7600 + 900
+    );
+    w.replay_matches();
+}
+
+/// An each-way double at the counter: both legs must offer each-way; £1 E/W (£2 taken) at
+/// 11/1 and 4/1, 1/5 odds 3 places: won = 12 × 5 + 3.2 × 1.8 = £65.76, placed = £5.76.
+#[test]
+fn each_way_double_at_the_counter() {
+    let mut w = World::new(Some(gb_retail()));
+    let a = open_race_at(&mut w, "bf:1");
+    let b = open_race_at(&mut w, "bf:2");
+    let leg = |m: &crate::market::Market, i: usize| LegRequest {
+        selection_id: m.selections[i].selection_id.clone(),
+        price: m.selections[i].price,
+    };
+    let bet = |w: &mut World, legs: Vec<LegRequest>, key: &str| {
+        w.run(
+            Command::Shop(ShopCommand::PlaceBet {
+                till: till("shop-1", "t1", "alice"),
+                stake: Money::new(100, Currency::GBP),
+                legs,
+                each_way: true,
+                holder: Holder::Cash {
+                    age_confirmed: true,
+                },
+                ticket_random: 77 + key.len() as u64,
+                idem: idem(key),
+            }),
+            T0,
+        )
+    };
+    let t = ticket(bet(&mut w, vec![leg(&a, 0), leg(&b, 2)], "ew-double").unwrap());
+    let ew = t.each_way.unwrap();
+    assert_eq!(
+        (
+            t.bet.stake_minor,
+            ew.if_won_minor,
+            ew.if_placed_minor,
+            ew.terms.len()
+        ),
+        (200, 6576, 576, 2)
+    );
+    // A football leg in an each-way multiple is refused.
+    let football = w.leg(0);
+    assert_eq!(
+        shop_err(bet(&mut w, vec![leg(&a, 1), football.clone()], "ew-mixed")),
+        ShopError::EachWayNotOffered(football.selection_id)
     );
     w.replay_matches();
 }
