@@ -228,9 +228,17 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     // Capacity 1: at most one group waits while another is being flushed.
     let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
     let store = parts.store.clone();
+    // Capacity 1: a snapshot due while the previous one is still being written is skipped (the
+    // next one comes SNAPSHOT_EVERY_RECORDS later; replay covers the gap).
+    let (snap_tx, snap_rx) = std::sync::mpsc::sync_channel::<(ChainHead, EdgeState)>(1);
+    let snap_store = parts.store.clone();
+    std::thread::Builder::new()
+        .name("snapshotter".into())
+        .spawn(move || snapshotter(snap_store, snap_rx))
+        .expect("spawn snapshotter");
     std::thread::Builder::new()
         .name("persister".into())
-        .spawn(move || persister(store, persist_rx, durable_tx, down_tx))
+        .spawn(move || persister(store, persist_rx, durable_tx, down_tx, snap_tx))
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
@@ -256,6 +264,7 @@ fn persister(
     rx: std::sync::mpsc::Receiver<Group>,
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
+    snapshots: std::sync::mpsc::SyncSender<(ChainHead, EdgeState)>,
 ) {
     while let Ok(g) = rx.recv() {
         if !g.commit.frames.is_empty() {
@@ -271,17 +280,32 @@ fn persister(
         for c in g.completions {
             c();
         }
-        if let Some((head, state)) = g.snapshot {
-            let doc =
-                serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
-            match serde_json::to_vec(&doc) {
-                Ok(bytes) => {
-                    if let Err(e) = store.put_snapshot(bytes) {
-                        tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
-                    }
+        // The group is durable, so a snapshot at its head may be written. Serialising the
+        // whole state takes long: it is done on its own thread so that the next group's
+        // commit (and every reply waiting on it) is not held up behind it.
+        if let Some(snap) = g.snapshot
+            && let Err(std::sync::mpsc::TrySendError::Full((head, _))) = snapshots.try_send(snap)
+        {
+            tracing::warn!(
+                "snapshot at seq {} skipped: the previous one is still being written",
+                head.seq
+            );
+        }
+    }
+}
+
+/// Write state snapshots (each taken at a durable head) one at a time.
+fn snapshotter(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<(ChainHead, EdgeState)>) {
+    while let Ok((head, state)) = rx.recv() {
+        let doc =
+            serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
+        match serde_json::to_vec(&doc) {
+            Ok(bytes) => {
+                if let Err(e) = store.put_snapshot(bytes) {
+                    tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
                 }
-                Err(e) => tracing::warn!("snapshot not serialised: {e}"),
             }
+            Err(e) => tracing::warn!("snapshot not serialised: {e}"),
         }
     }
 }
