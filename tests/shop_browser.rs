@@ -166,6 +166,14 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
         "\n[[shop_terminals]]\nshop_id = \"s1\"\nterminal_id = \"t1\"\ntoken_sha256 = \"{}\"\n",
         hex::encode(outpost_core::log::sha256(token.as_bytes()))
     ));
+    // A real Betfair race (Kempton, 7 runners: each-way 1/4 odds, 2 places) from a recorded
+    // stream image; the file is the only message, so the producer's silence bound is long.
+    edge_cfg.push_str(&format!(
+        "\n[odds]\nalive_timeout_ms = 86400000\n\n[[odds.files]]\npath = \"{}\"\nformat = \"betfair\"\n",
+        repo_root()
+            .join("fixtures/betfair/betfairlightweight/streaming_mcm_SUB_IMAGE.json")
+            .display()
+    ));
     std::fs::write(d.join("gb-1.toml"), edge_cfg).unwrap();
     let printer = start_printer();
     std::fs::write(
@@ -342,6 +350,72 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
         "TICKET_VOIDED"
     );
 
+    // 3c. Each-way on the race: find it on the coupon, key its code and runner number, type
+    // the stake and `e` (the each-way toggle key): £2 each-way, £4 taken.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let race = loop {
+        b.goto(&format!("{t}/?q=race")).await;
+        let c = b.text("#coupon").await;
+        if let Some(l) = c.lines().find(|l| l.contains("Race bf:27890558")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "race not on the coupon:\n{c}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let race_code = race.split_whitespace().next().unwrap().to_string();
+    b.type_into("#event-code", &race_code).await;
+    b.type_into("#selection-code", "1").await;
+    b.click("#add-leg").await;
+    let legs = b.wait_text("#legs", |s| s.contains("No. 1")).await;
+    assert!(legs.contains("1/4 odds, 2 places"), "{legs}");
+    assert!(!b.selected("#each-way").await);
+    b.type_into("#stake", "2e").await;
+    assert!(b.selected("#each-way").await, "the E key toggles each-way");
+    b.click("#age-confirmed").await;
+    b.screenshot(&shots.join("04c-each-way-entry.png")).await;
+    b.click("#place-bet").await;
+    assert_eq!(
+        b.wait_text("#flash-code", |s| !s.is_empty()).await,
+        "PRINTED",
+        "{}",
+        b.page_text().await
+    );
+    let ew_slip = b.text(".slip").await;
+    for want in [
+        "E/W SINGLE",
+        "E/W terms 1/4 odds, 2 places",
+        "GBP 2.00 x 2",
+        "Total stake",
+        "GBP 4.00",
+        "Return if won",
+        "Return if placed",
+    ] {
+        assert!(
+            ew_slip.contains(want),
+            "each-way slip lacks {want}:\n{ew_slip}"
+        );
+    }
+    let ew_ticket = b.text("#slip-ticket").await;
+    let v: serde_json::Value = client()
+        .get(format!("{e}/v1/shop/tickets/{ew_ticket}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &v["bet"]["each_way"],
+            &v["bet"]["stake_minor"],
+            &v["each_way"]["unit_stake_minor"]
+        ),
+        (&json!(true), &json!(400), &json!(200)),
+        "{v}"
+    );
+    b.screenshot(&shots.join("04d-each-way-slip.png")).await;
+
     // 4. Bad scans are refused with a code.
     b.goto(&format!("{t}/payout")).await;
     b.type_into("#scan", "12345").await;
@@ -415,10 +489,10 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("#lookup").await;
     assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "PAID");
 
-    // 7. Cash-up: 100 float + 10 + 5 + 3 stakes - 3 refunded - 13.30 paid = 101.70; a manager
-    // signs off.
+    // 7. Cash-up: 100 float + 10 + 5 + 3 + 4 (each-way) stakes - 3 refunded - 13.30 paid =
+    // 105.70; a manager signs off.
     b.goto(&format!("{t}/cashup")).await;
-    b.type_into("#counted", "101.70").await;
+    b.type_into("#counted", "105.70").await;
     b.type_into("#cu-mgr", "meg").await;
     b.type_into("#cu-pin", MANAGER_PIN).await;
     b.click("#do-cashup").await;
@@ -428,7 +502,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
         "{}",
         b.page_text().await
     );
-    assert_eq!(b.text("#cu-expected").await, "GBP 101.70");
+    assert_eq!(b.text("#cu-expected").await, "GBP 105.70");
     assert_eq!(b.text("#cu-differences").await, "0");
     b.screenshot(&shots.join("07-cashup.png")).await;
 
@@ -440,13 +514,13 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("#login").await;
     b.wait("#event-code").await;
     b.goto(&format!("{t}/report")).await;
-    assert_eq!(b.wait_text("#t-sold-count", |s| !s.is_empty()).await, "3");
-    assert_eq!(b.text("#t-sold-amount").await, "GBP 18.00");
+    assert_eq!(b.wait_text("#t-sold-count", |s| !s.is_empty()).await, "4");
+    assert_eq!(b.text("#t-sold-amount").await, "GBP 22.00");
     assert_eq!(b.text("#t-cancelled-count").await, "1");
     assert_eq!(b.text("#t-paid-count").await, "1");
     assert_eq!(b.text("#t-over-short").await, "GBP 0.00");
     let shop = b.wait_text("#shop-report", |s| s.contains("t1")).await;
-    assert!(shop.contains("3 / GBP 18.00"), "{shop}");
+    assert!(shop.contains("4 / GBP 22.00"), "{shop}");
     b.screenshot(&shots.join("08-report.png")).await;
 
     // 9. The edge goes away: the till says so and refuses a bet; nothing is queued.
@@ -475,7 +549,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     .await;
     let (_, report) = get(&c, &format!("{e}/v1/node")).await;
     assert_eq!(
-        report["bets"], 3,
+        report["bets"], 4,
         "a bet was queued while the node was down: {report}"
     );
     b.quit().await;

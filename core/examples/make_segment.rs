@@ -391,6 +391,7 @@ pub fn build_demo() -> Demo {
                     random: u64,
                     at: i64| match e.run(
         Command::Shop(ShopCommand::PlaceBet {
+            each_way: false,
             till: till("t1", "ann"),
             stake: Money::new(stake, Currency::GBP),
             legs: vec![LegRequest {

@@ -30,6 +30,9 @@ pub enum LegResult {
     HalfWin,
     /// Quarter line: half the stake is lost, half is returned.
     HalfLose,
+    /// Each-way: the runner was placed but did not win. The win part loses (the factor here);
+    /// the place part is paid at the each-way terms (`settlement::each_way_bet`).
+    Placed,
 }
 
 impl LegResult {
@@ -38,7 +41,7 @@ impl LegResult {
         let p = price.milli();
         match self {
             LegResult::Win => Factor::new(p, PRICE_SCALE),
-            LegResult::Lose => Factor::ZERO,
+            LegResult::Lose | LegResult::Placed => Factor::ZERO,
             LegResult::Push | LegResult::Void => Factor::ONE,
             LegResult::HalfWin => Factor::new(p + PRICE_SCALE, 2 * PRICE_SCALE),
             LegResult::HalfLose => Factor::HALF,

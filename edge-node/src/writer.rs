@@ -21,7 +21,7 @@ use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::jurisdiction::JurisdictionRules;
 use outpost_core::log::{
-    ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash,
+    ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey, RecordHash, RecordKind,
 };
 use outpost_core::time::UnixMillis;
 use std::sync::Arc;
@@ -33,11 +33,27 @@ pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 type Completion = Box<dyn FnOnce() + Send>;
 type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
 
+/// A record one command appended: where it is and its hash. A shop slip prints the hash of
+/// the record that issued the ticket; handing it back here saves reading the log to find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedRecord {
+    pub seq: Seq,
+    pub kind: RecordKind,
+    pub hash: RecordHash,
+}
+
+/// Where a command's reply goes (released once durable).
+pub enum ReplyTo {
+    Reply(oneshot::Sender<Result<Reply, CommandError>>),
+    /// The reply and the records the command appended (empty for a retry or a refusal).
+    WithRecords(oneshot::Sender<(Result<Reply, CommandError>, Vec<AppendedRecord>)>),
+}
+
 pub enum Op {
     Command {
         cmd: Command,
         pii: Option<Pii>,
-        reply: oneshot::Sender<Result<Reply, CommandError>>,
+        reply: ReplyTo,
     },
     Read(ReadFn),
     ApplyDown {
@@ -72,7 +88,28 @@ impl WriterHandle {
     ) -> Result<Result<Reply, CommandError>, WriterGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Command { cmd, pii, reply })
+            .send(Op::Command {
+                cmd,
+                pii,
+                reply: ReplyTo::Reply(reply),
+            })
+            .await
+            .map_err(|_| WriterGone)?;
+        rx.await.map_err(|_| WriterGone)
+    }
+
+    /// Like [`Self::command`], and also returns the records the command appended.
+    pub async fn command_recorded(
+        &self,
+        cmd: Command,
+    ) -> Result<(Result<Reply, CommandError>, Vec<AppendedRecord>), WriterGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Op::Command {
+                cmd,
+                pii: None,
+                reply: ReplyTo::WithRecords(reply),
+            })
             .await
             .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
@@ -87,7 +124,11 @@ impl WriterHandle {
     ) -> Result<oneshot::Receiver<Result<Reply, CommandError>>, WriterGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Op::Command { cmd, pii, reply })
+            .send(Op::Command {
+                cmd,
+                pii,
+                reply: ReplyTo::Reply(reply),
+            })
             .await
             .map_err(|_| WriterGone)?;
         Ok(rx)
@@ -187,13 +228,28 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     // Capacity 1: at most one group waits while another is being flushed.
     let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
     let store = parts.store.clone();
+    // Capacity 1: a snapshot due while the previous one is still being written is skipped (the
+    // next one comes SNAPSHOT_EVERY_RECORDS later; replay covers the gap).
+    let (snap_tx, snap_rx) = std::sync::mpsc::sync_channel::<(ChainHead, EdgeState)>(1);
+    let snap_store = parts.store.clone();
+    std::thread::Builder::new()
+        .name("snapshotter".into())
+        .spawn(move || snapshotter(snap_store, snap_rx))
+        .expect("spawn snapshotter");
     std::thread::Builder::new()
         .name("persister".into())
-        .spawn(move || persister(store, persist_rx, durable_tx, down_tx))
+        .spawn(move || persister(store, persist_rx, durable_tx, down_tx, snap_tx))
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || Writer { p: parts, rules_tx }.run(rx, persist_tx))
+        .spawn(move || {
+            Writer {
+                p: parts,
+                rules_tx,
+                appended: Vec::new(),
+            }
+            .run(rx, persist_tx)
+        })
         .expect("spawn writer");
     WriterHandle {
         tx,
@@ -208,6 +264,7 @@ fn persister(
     rx: std::sync::mpsc::Receiver<Group>,
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
+    snapshots: std::sync::mpsc::SyncSender<(ChainHead, EdgeState)>,
 ) {
     while let Ok(g) = rx.recv() {
         if !g.commit.frames.is_empty() {
@@ -223,17 +280,32 @@ fn persister(
         for c in g.completions {
             c();
         }
-        if let Some((head, state)) = g.snapshot {
-            let doc =
-                serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
-            match serde_json::to_vec(&doc) {
-                Ok(bytes) => {
-                    if let Err(e) = store.put_snapshot(bytes) {
-                        tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
-                    }
+        // The group is durable, so a snapshot at its head may be written. Serialising the
+        // whole state takes long: it is done on its own thread so that the next group's
+        // commit (and every reply waiting on it) is not held up behind it.
+        if let Some(snap) = g.snapshot
+            && let Err(std::sync::mpsc::TrySendError::Full((head, _))) = snapshots.try_send(snap)
+        {
+            tracing::warn!(
+                "snapshot at seq {} skipped: the previous one is still being written",
+                head.seq
+            );
+        }
+    }
+}
+
+/// Write state snapshots (each taken at a durable head) one at a time.
+fn snapshotter(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<(ChainHead, EdgeState)>) {
+    while let Ok((head, state)) = rx.recv() {
+        let doc =
+            serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
+        match serde_json::to_vec(&doc) {
+            Ok(bytes) => {
+                if let Err(e) = store.put_snapshot(bytes) {
+                    tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
                 }
-                Err(e) => tracing::warn!("snapshot not serialised: {e}"),
             }
+            Err(e) => tracing::warn!("snapshot not serialised: {e}"),
         }
     }
 }
@@ -241,6 +313,9 @@ fn persister(
 struct Writer {
     p: WriterParts,
     rules_tx: watch::Sender<Arc<JurisdictionRules>>,
+    /// The records the last executed command appended (the chain head gives each hash as it
+    /// is appended, so nobody has to read the log back to find them).
+    appended: Vec<AppendedRecord>,
 }
 
 impl Writer {
@@ -282,9 +357,17 @@ impl Writer {
         match op {
             Op::Command { cmd, pii, reply } => {
                 let r = self.execute(cmd, pii, g);
-                g.completions.push(Box::new(move || {
-                    let _ = reply.send(r);
-                }));
+                match reply {
+                    ReplyTo::Reply(reply) => g.completions.push(Box::new(move || {
+                        let _ = reply.send(r);
+                    })),
+                    ReplyTo::WithRecords(reply) => {
+                        let records = self.appended.clone();
+                        g.completions.push(Box::new(move || {
+                            let _ = reply.send((r, records));
+                        }))
+                    }
+                }
             }
             Op::Read(f) => g.completions.push(f(&self.p.state, &self.p.vault)),
             Op::ApplyDown { frames, reply } => {
@@ -349,6 +432,7 @@ impl Writer {
         {
             *dob = date_of_birth;
         }
+        self.appended.clear();
         let at = now().max(self.p.chain.head().timestamp);
         let decided = self.p.state.decide(
             cmd,
@@ -367,7 +451,13 @@ impl Writer {
                 std::process::abort();
             }
             let frame = self.p.chain.append(ev.kind(), at, ev.to_payload());
-            g.commit.frames.push((self.p.chain.head().seq, frame));
+            let head = self.p.chain.head();
+            self.appended.push(AppendedRecord {
+                seq: head.seq,
+                kind: ev.kind(),
+                hash: head.hash,
+            });
+            g.commit.frames.push((head.seq, frame));
             if let (EdgeEvent::PlayerRegistered(r), Some(pii)) = (ev, &pii) {
                 let bytes = serde_json::to_vec(pii).expect("PII serialises");
                 g.commit.pii.push((r.player_id.clone(), bytes));

@@ -106,12 +106,16 @@ async fn start() -> Node {
 impl Node {
     /// Settle a bet the way the hub does: a signed record on the hub's chain for this node.
     async fn settle(&mut self, bet: &Value, payout_minor: i64) {
+        self.settle_legs(bet, payout_minor, vec![LegResult::Win])
+            .await
+    }
+    async fn settle_legs(&mut self, bet: &Value, payout_minor: i64, leg_results: Vec<LegResult>) {
         let ev = HubEvent::Settlement(HubSettlement {
             bet_id: BetId::new(bet["bet_id"].as_str().unwrap()).unwrap(),
             node_id: NodeId::new("gb-1").unwrap(),
             player_id: PlayerId::new(bet["player_id"].as_str().unwrap()).unwrap(),
             result_version: 1,
-            leg_results: vec![LegResult::Win],
+            leg_results,
             currency: Currency::GBP,
             stake_minor: bet["stake_minor"].as_i64().unwrap(),
             payout_minor,
@@ -269,6 +273,20 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
     assert_eq!(v["ticket"]["terminal_id"], "t1");
     assert_eq!(v["ticket"]["shop_id"], "s1");
     let ticket = v["ticket"]["ticket_id"].as_str().unwrap().to_string();
+    // A retry returns the same ticket with the same record (found in the log this time).
+    let again = cash_bet(&n, &c, "token-one", "b1").await;
+    assert_eq!(
+        (
+            &again["ticket"]["ticket_id"],
+            &again["record_seq"],
+            &again["record_hash"]
+        ),
+        (
+            &v["ticket"]["ticket_id"],
+            &v["record_seq"],
+            &v["record_hash"]
+        )
+    );
 
     let url = |t: &str| format!("{}/v1/shop/tickets/{t}", n.base);
     assert_eq!(call(&c, url(&ticket), None, None, None).await.0, 401);
@@ -533,4 +551,176 @@ async fn load_register(writer: &edge_node::writer::WriterHandle) {
         .await
         .expect("writer running")
         .expect("register snapshot accepted");
+}
+
+/// Open a race-win market with each-way terms (1/5 odds, 3 places) through the writer, the
+/// way the Betfair feed opens one; runners 11 (11/1), 12 (7/2) and 13 (4/1).
+async fn open_race(n: &Node) -> Vec<String> {
+    use outpost_core::edge::Command;
+    use outpost_core::ids::EventId;
+    use outpost_core::market::{
+        EachWayTerms, Market, MarketKind, MarketStatus, Outcome, SelectionPrice, SportEvent,
+    };
+    use outpost_core::price::Price;
+    let event = SportEvent {
+        event_id: EventId::new("bf:28587288").unwrap(),
+        competition: "Hamilton".into(),
+        home: "7f Hcap".into(),
+        away: String::new(),
+        // Off in a day: not in play (the GB rules offer race_win before the off only).
+        kickoff: UnixMillis(edge_node::writer::now().0 + 86_400_000),
+    };
+    let kind = MarketKind::RaceWin {
+        each_way: Some(EachWayTerms {
+            places: 3,
+            fraction_num: 1,
+            fraction_den: 5,
+        }),
+    };
+    let market_id = Market::market_id_for(&event.event_id, &kind);
+    let selections: Vec<SelectionPrice> = [(11, "12.0"), (12, "4.5"), (13, "5.0")]
+        .into_iter()
+        .map(|(id, p)| SelectionPrice {
+            selection_id: Market::selection_id_for(&market_id, Outcome::Runner { id }),
+            outcome: Outcome::Runner { id },
+            price: Price::parse(p).unwrap(),
+        })
+        .collect();
+    let ids = selections
+        .iter()
+        .map(|s| s.selection_id.to_string())
+        .collect();
+    let market = Market {
+        market_id,
+        event_id: event.event_id.clone(),
+        kind,
+        status: MarketStatus::Open,
+        selections,
+    };
+    n.state
+        .writer
+        .command(Command::OpenMarket { event, market }, None)
+        .await
+        .unwrap()
+        .unwrap();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_way_cash_tickets_win_and_placed_are_paid_once() {
+    use outpost_core::settlement::each_way::Finish;
+    use outpost_core::settlement::each_way_bet::{EachWayLeg, settle_each_way};
+    use outpost_core::settlement::rule4::Deduction;
+    let mut n = start().await;
+    let c = reqwest::Client::new();
+    let runners = open_race(&n).await;
+    let ew = |sel: &str, price: &str| {
+        json!({"staff_id": "ann", "stake_minor": 500, "currency": "GBP", "each_way": true,
+            "legs": [{"selection_id": sel, "price": price}], "age_confirmed": true})
+    };
+    let place = |key: &'static str, body: Value| {
+        let c = c.clone();
+        let url = format!("{}/v1/shop/bets", n.base);
+        async move { call(&c, url, Some("token-one"), Some(key), Some(body)).await }
+    };
+    // £5 each-way at 11/1, 1/5 odds 3 places: £10 taken; £76 if it wins, £16 if placed.
+    let (st, won) = place("ew-1", ew(&runners[0], "12.0")).await;
+    assert_eq!(st, 201, "{won}");
+    let t = &won["ticket"];
+    assert_eq!(
+        (
+            &t["bet"]["each_way"],
+            &t["bet"]["stake_minor"],
+            &t["bet"]["potential_payout_minor"]
+        ),
+        (&json!(true), &json!(1000), &json!(7600))
+    );
+    assert_eq!(
+        t["each_way"],
+        json!({"unit_stake_minor": 500, "total_stake_minor": 1000, "if_won_minor": 7600,
+            "if_placed_minor": 1600, "terms": [{"places": 3, "fraction_num": 1, "fraction_den": 5}]})
+    );
+    let seq = won["record_seq"].as_u64().unwrap();
+    let f = n.state.store.read_frames(Seq(seq), 1).unwrap().remove(0);
+    assert_eq!(f.parse_body().unwrap().kind, RecordKind::ShopTicketIssued);
+    assert_eq!(won["record_hash"].as_str().unwrap(), f.hash().to_hex());
+    // £5 each-way at 4/1: placed second returns the place part only, 5 × (1 + 4/5) = £9.
+    let (st, placed) = place("ew-2", ew(&runners[2], "5.0")).await;
+    assert_eq!(st, 201, "{placed}");
+    // Each-way is refused on a market without each-way terms, and on account bets.
+    let (st, e) = place("ew-3", ew(SEL, "1.33")).await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("EACH_WAY_NOT_OFFERED")),
+        "{e}"
+    );
+    let mut acct = ew(&runners[1], "4.5");
+    acct["player_id"] = json!("gb-1-p1");
+    let (st, e) = place("ew-4", acct).await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("EACH_WAY_ACCOUNT_BET")),
+        "{e}"
+    );
+
+    // The settlement the hub sends: the core each-way rule over each runner's finish.
+    let settle = |price: &str, position| {
+        settle_each_way(
+            500,
+            &[EachWayLeg {
+                price: outpost_core::price::Price::parse(price).unwrap(),
+                terms: outpost_core::market::EachWayTerms {
+                    places: 3,
+                    fraction_num: 1,
+                    fraction_den: 5,
+                },
+                finish: Finish::Position { position, tied: 1 },
+                deduction: Deduction::NONE,
+            }],
+        )
+        .unwrap()
+    };
+    let (pay, legs) = settle("12.0", 1);
+    assert_eq!((pay, &legs), (7600, &vec![LegResult::Win]));
+    n.settle_legs(&won["ticket"]["bet"], pay, legs).await;
+    let (pay, legs) = settle("5.0", 2);
+    assert_eq!((pay, &legs), (900, &vec![LegResult::Placed]));
+    n.settle_legs(&placed["ticket"]["bet"], pay, legs).await;
+
+    let pay_url = |v: &Value| {
+        format!(
+            "{}/v1/shop/tickets/{}/payout",
+            n.base,
+            v["ticket"]["ticket_id"].as_str().unwrap()
+        )
+    };
+    for (v, key, expected) in [(&won, "pay-ew-1", 7600), (&placed, "pay-ew-2", 900)] {
+        let (st, t) = call(
+            &c,
+            pay_url(v),
+            Some("token-two"),
+            Some(key),
+            Some(json!({"staff_id": "bob"})),
+        )
+        .await;
+        assert_eq!(
+            (st, t["state"].as_str(), t["paid"]["payout_minor"].as_i64()),
+            (200, Some("paid"), Some(expected)),
+            "{t}"
+        );
+        assert_eq!(t["each_way"]["if_placed_minor"].as_i64().is_some(), true);
+        let (st, e) = call(
+            &c,
+            pay_url(v),
+            Some("token-one"),
+            Some(&format!("{key}-again")),
+            Some(json!({"staff_id": "ann"})),
+        )
+        .await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (409, Some("TICKET_ALREADY_PAID")),
+            "{e}"
+        );
+    }
 }

@@ -125,6 +125,7 @@ pub fn leg(ev: &str, outcome: Outcome, price: &str) -> BetLeg {
 
 pub fn bet(id: &str, stake_minor: i64, legs: Vec<BetLeg>) -> EdgeEvent {
     EdgeEvent::BetPlaced(BetPlaced {
+        each_way: false,
         bet_id: BetId::new(id).unwrap(),
         player_id: PlayerId::new("p-1").unwrap(),
         currency: Currency::GBP,

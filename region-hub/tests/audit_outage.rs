@@ -150,6 +150,7 @@ impl Node {
         let ev = EventId::new(format!("ev-{}", self.bets % 7)).unwrap();
         let market_id = MarketId::new(format!("{ev}/1x2")).unwrap();
         let b = EdgeEvent::BetPlaced(BetPlaced {
+            each_way: false,
             bet_id: BetId::new(format!("{}-b{}", self.id, self.bets)).unwrap(),
             player_id: PlayerId::new(format!("{}-p{}", self.id, self.bets % 13)).unwrap(),
             currency: Currency::USD,

@@ -143,6 +143,7 @@ segment_max_age_ms = 0
     let ev = EventId::new("e0-20230811-burnley-man-city").unwrap();
     let market = MarketId::new("m-1").unwrap();
     let bet = EdgeEvent::BetPlaced(BetPlaced {
+        each_way: false,
         bet_id: BetId::new("b-1").unwrap(),
         player_id: PlayerId::new("p-1").unwrap(),
         currency: Currency::GBP,

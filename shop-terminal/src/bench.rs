@@ -103,8 +103,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         })
         .collect();
     println!(
-        "edge up; {} tills for {} s (think time {} ms)",
-        a.tills, a.seconds, a.think_ms
+        "edge up; {} tills for {} s (think time {} ms); load average at start: {}",
+        a.tills,
+        a.seconds,
+        a.think_ms,
+        load_average()
     );
     let start = Instant::now();
     let end = start + Duration::from_secs(a.seconds);
@@ -173,8 +176,22 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         pct(99).as_secs_f64() * 1e3,
         all.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    // The machine's load says how far the figures are from an idle machine's.
+    println!(
+        "load average at end: {} ({} CPUs)",
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures ("n/a" where there is none).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 fn slip_from(v: &Value, sel: &str) -> Slip {
@@ -202,5 +219,6 @@ fn slip_from(v: &Value, sel: &str) -> Slip {
         record_seq: v["record_seq"].as_u64(),
         record_hash: v["record_hash"].as_str().map(str::to_string),
         terms: "Bench terms.".into(),
+        each_way: crate::slip::SlipEachWay::from_ticket(t),
     }
 }

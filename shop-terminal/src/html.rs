@@ -30,11 +30,13 @@ label{display:inline-block;margin:.3em 1em .3em 0}fieldset{border:2px solid #99a
 .flash{padding:.8em;margin:.6em 0;border-radius:6px;font-weight:600}.ok{background:#dfd;border:2px solid #0a5}.err{background:#fdd;border:2px solid #b00}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left}
 .slip{font-family:ui-monospace,monospace;font-size:15px;background:#fff;width:29em;padding:1em;border:1px dashed #555;white-space:pre-wrap}
+label.ew{padding:.4em .8em;border:2px solid #123;border-radius:6px;background:#fff}label.ew input{width:32px;height:32px;vertical-align:middle}
 .slip .c{text-align:center}.slip .t{font-size:1.6em;font-weight:700}.slip .b{font-weight:700}.slip hr{border:0;border-top:1px dashed #555}
 "#;
 
 const JS: &str = r#"
 document.addEventListener('keydown',function(e){var k={F2:'/',F4:'/payout',F6:'/void',F7:'/drawer',F8:'/cashup',F9:'/report'}[e.key];if(k){e.preventDefault();location.href=k;}});
+var st=document.getElementById('stake'),ew=document.getElementById('each-way');if(st&&ew){st.addEventListener('keydown',function(e){if(e.key==='e'||e.key==='E'){e.preventDefault();ew.checked=!ew.checked;}});}
 var ev=document.getElementById('event-code');if(ev){ev.addEventListener('keydown',function(e){if(e.key==='Enter'&&!document.getElementById('selection-code').value){e.preventDefault();document.getElementById('selection-code').focus();}});}
 "#;
 

@@ -38,6 +38,41 @@ pub struct Slip {
     pub record_seq: Option<u64>,
     pub record_hash: Option<String>,
     pub terms: String,
+    /// Each-way bets: `stake_minor` is the total (both parts), `potential_minor` the return
+    /// if every selection wins. Absent on older journal entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub each_way: Option<SlipEachWay>,
+}
+
+/// The each-way part of a slip (from the edge's `ticket.each_way`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlipEachWay {
+    pub unit_stake_minor: i64,
+    /// Each leg's terms as printed, e.g. "1/5 odds, 3 places".
+    pub terms: Vec<String>,
+    /// Return if every selection is placed but does not win (the place part).
+    pub if_placed_minor: i64,
+}
+
+impl SlipEachWay {
+    /// From the edge's ticket view (`ticket.each_way`); `None` for a win-only bet.
+    pub fn from_ticket(t: &serde_json::Value) -> Option<SlipEachWay> {
+        let ew = t.get("each_way").filter(|v| v.is_object())?;
+        Some(SlipEachWay {
+            unit_stake_minor: ew["unit_stake_minor"].as_i64()?,
+            terms: ew["terms"]
+                .as_array()?
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}/{} odds, {} places",
+                        t["fraction_num"], t["fraction_den"], t["places"]
+                    )
+                })
+                .collect(),
+            if_placed_minor: ew["if_placed_minor"].as_i64()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +139,10 @@ impl Slip {
         } else {
             format!("ACCUMULATOR ({} legs)", self.legs.len())
         };
+        let kind = match &self.each_way {
+            Some(_) => format!("E/W {kind}"),
+            None => kind,
+        };
         v.push(t(Bold, Align::Left, kind));
         for (i, l) in self.legs.iter().enumerate() {
             v.push(t(Normal, Align::Left, format!("{}. {}", i + 1, l.event)));
@@ -115,18 +154,50 @@ impl Slip {
                     &format!("@ {}", l.price),
                 ),
             ));
+            if let Some(terms) = self.each_way.as_ref().and_then(|e| e.terms.get(i)) {
+                v.push(t(Normal, Align::Left, format!("   E/W terms {terms}")));
+            }
         }
         v.push(Line::Rule);
-        v.push(t(
-            Bold,
-            Align::Left,
-            two_col("Stake", &self.money(self.stake_minor)),
-        ));
-        v.push(t(
-            Bold,
-            Align::Left,
-            two_col("Potential return", &self.money(self.potential_minor)),
-        ));
+        match &self.each_way {
+            Some(ew) => {
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col(
+                        "Stake E/W",
+                        &format!("{} x 2", self.money(ew.unit_stake_minor)),
+                    ),
+                ));
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col("Total stake", &self.money(self.stake_minor)),
+                ));
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col("Return if won", &self.money(self.potential_minor)),
+                ));
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col("Return if placed", &self.money(ew.if_placed_minor)),
+                ));
+            }
+            None => {
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col("Stake", &self.money(self.stake_minor)),
+                ));
+                v.push(t(
+                    Bold,
+                    Align::Left,
+                    two_col("Potential return", &self.money(self.potential_minor)),
+                ));
+            }
+        }
         v.push(t(
             Normal,
             Align::Left,

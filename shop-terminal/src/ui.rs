@@ -32,6 +32,8 @@ pub struct Leg {
     pub selection: String,
     pub selection_id: String,
     pub price: String,
+    /// Each-way terms of the leg's market ("1/5 odds, 3 places"); `None`: win only.
+    pub each_way: Option<String>,
 }
 
 pub struct Session {
@@ -355,20 +357,28 @@ async fn home(State(app): State<Shared>, h: HeaderMap, Query(hq): Query<HomeQuer
         "<form method=\"post\" action=\"/legs/add\" aria-label=\"Add selection\"><label for=\"event-code\">Event code</label><input id=\"event-code\" name=\"event_code\" inputmode=\"numeric\" size=\"6\" autofocus required> <label for=\"selection-code\">Selection (1 X 2 / O U / H A)</label><input id=\"selection-code\" name=\"selection_code\" size=\"3\" required> <button id=\"add-leg\">Add</button></form>",
     );
     if !legs.is_empty() {
-        body.push_str("<h2>Slip</h2><table id=\"legs\"><tr><th>Code</th><th>Event</th><th>Market</th><th>Selection</th><th>Price</th></tr>");
+        body.push_str("<h2>Slip</h2><table id=\"legs\"><tr><th>Code</th><th>Event</th><th>Market</th><th>Selection</th><th>Price</th><th>Each-way terms</th></tr>");
         for l in &legs {
             body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 l.event_code,
                 esc(&l.event),
                 esc(&l.market),
                 esc(&l.selection),
-                esc(&l.price)
+                esc(&l.price),
+                esc(l.each_way.as_deref().unwrap_or("win only"))
             ));
         }
         body.push_str("</table><form method=\"post\" action=\"/legs/clear\"><button id=\"clear-legs\">Clear slip</button></form>");
+        // Each-way is offered when every leg's market has each-way terms. Keyboard: typing
+        // `e` in the stake field toggles it ("5e" = £5 each-way); touch: the large checkbox.
+        let each_way = if legs.iter().all(|l| l.each_way.is_some()) {
+            "<label class=\"ew\"><input type=\"checkbox\" id=\"each-way\" name=\"each_way\" value=\"1\" accesskey=\"e\"> Each-way (E/W): the stake is per part, twice it is taken <kbd>E</kbd></label> "
+        } else {
+            ""
+        };
         body.push_str(&format!(
-            "<form method=\"post\" action=\"/bet\" aria-label=\"Place bet\"><input type=\"hidden\" name=\"idem\" value=\"{idem}\"><fieldset><legend>{}</legend><label for=\"stake\">Stake</label><input id=\"stake\" name=\"stake\" inputmode=\"decimal\" required> <label for=\"player-id\">Player card / ID (optional)</label><input id=\"player-id\" name=\"player_id\" autocomplete=\"off\"> <label><input type=\"checkbox\" id=\"age-confirmed\" name=\"age_confirmed\" value=\"1\"> Customer is over the age limit (checked at the counter)</label></fieldset><button id=\"place-bet\" class=\"primary\">Take cash and print slip</button></form>",
+            "<form method=\"post\" action=\"/bet\" aria-label=\"Place bet\"><input type=\"hidden\" name=\"idem\" value=\"{idem}\"><fieldset><legend>{}</legend><label for=\"stake\">Stake</label><input id=\"stake\" name=\"stake\" inputmode=\"decimal\" required> {each_way}<label for=\"player-id\">Player card / ID (optional)</label><input id=\"player-id\" name=\"player_id\" autocomplete=\"off\"> <label><input type=\"checkbox\" id=\"age-confirmed\" name=\"age_confirmed\" value=\"1\"> Customer is over the age limit (checked at the counter)</label></fieldset><button id=\"place-bet\" class=\"primary\">Take cash and print slip</button></form>",
             if legs.len() == 1 { "Single".to_string() } else { format!("Accumulator, {} legs", legs.len()) }
         ));
     }
@@ -452,6 +462,7 @@ async fn add_leg(State(app): State<Shared>, h: HeaderMap, Form(f): Form<AddLegFo
                     selection: s.label,
                     selection_id: s.selection_id,
                     price: s.price,
+                    each_way: s.each_way,
                 });
             }
         }
@@ -480,6 +491,8 @@ struct BetForm {
     player_id: String,
     #[serde(default)]
     age_confirmed: Option<String>,
+    #[serde(default)]
+    each_way: Option<String>,
 }
 
 async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetForm>) -> Response {
@@ -512,6 +525,11 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
         "legs": legs.iter().map(|l| json!({"selection_id": l.selection_id, "price": l.price})).collect::<Vec<_>>(),
         "age_confirmed": f.age_confirmed.is_some(),
     });
+    // Each-way: `stake` is the unit on each part; the edge takes (and the drawer gets) twice.
+    let each_way = f.each_way.is_some();
+    if each_way {
+        body["each_way"] = json!(true);
+    }
     if !player.is_empty() {
         body["player_id"] = json!(player);
     }
@@ -523,7 +541,11 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
                 &c.staff_id,
                 Kind::Refused,
                 None,
-                stake,
+                if each_way {
+                    stake.saturating_mul(2)
+                } else {
+                    stake
+                },
                 0,
                 &format!("bet: {}", e.code()),
             );
@@ -558,6 +580,7 @@ async fn place_bet(State(app): State<Shared>, h: HeaderMap, Form(f): Form<BetFor
                 record_seq: v["record_seq"].as_u64(),
                 record_hash: v["record_hash"].as_str().map(str::to_string),
                 terms: app.cfg.terms.clone(),
+                each_way: crate::slip::SlipEachWay::from_ticket(t),
             };
             let ticket = slip.ticket_id.clone();
             // Cash bets put the stake in the drawer; account bets are staked from the wallet.

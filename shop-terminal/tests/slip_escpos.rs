@@ -155,7 +155,71 @@ fn slip() -> Slip {
         record_seq: Some(4242),
         record_hash: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
         terms: "Winning tickets are paid within 180 days of issue at any of our shops. Bets are accepted under our rules, available on request — 18+ only.".into(),
+        each_way: None,
     }
+}
+
+fn text_lines(bytes: &[u8]) -> Vec<String> {
+    decode(bytes)
+        .expect("valid ESC/POS")
+        .into_iter()
+        .filter_map(|o| if let Op::Text(t) = o { Some(t) } else { None })
+        .collect()
+}
+
+/// An each-way single as the edge returns it (`ticket.each_way`): £5 E/W at 11/1, 1/5 odds
+/// 3 places; the slip says E/W, the unit and total stake, the terms and both returns.
+#[test]
+fn each_way_slip_shows_unit_total_terms_and_both_returns() {
+    let ticket = serde_json::json!({"each_way": {"unit_stake_minor": 500, "total_stake_minor": 1000,
+        "if_won_minor": 7600, "if_placed_minor": 1600,
+        "terms": [{"places": 3, "fraction_num": 1, "fraction_den": 5}]}});
+    let mut s = slip();
+    s.legs = vec![SlipLeg {
+        event: "Race bf:28587288".into(),
+        market: "Win".into(),
+        selection: "No. 1".into(),
+        price: "12.000".into(),
+    }];
+    s.stake_minor = 1000;
+    s.potential_minor = 7600;
+    s.each_way = shop_terminal::slip::SlipEachWay::from_ticket(&ticket);
+    assert!(
+        shop_terminal::slip::SlipEachWay::from_ticket(&serde_json::json!({"each_way": null}))
+            .is_none()
+    );
+    let lines = text_lines(&s.escpos(false));
+    let find = |p: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p:?} in {lines:#?}"))
+            .clone()
+    };
+    assert_eq!(find("E/W"), "E/W SINGLE");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim() == "E/W terms 1/5 odds, 3 places"),
+        "{lines:#?}"
+    );
+    assert!(find("Stake E/W").ends_with("GBP 5.00 x 2"));
+    assert!(find("Total stake").ends_with("GBP 10.00"));
+    assert!(find("Return if won").ends_with("GBP 76.00"));
+    assert!(find("Return if placed").ends_with("GBP 16.00"));
+    assert!(
+        lines.iter().all(|l| l.len() <= 42),
+        "a line is wider than the paper"
+    );
+    // The journal keeps the slip as JSON; a reprint renders the same lines, marked duplicate.
+    let back: Slip = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    let dup = text_lines(&back.escpos(true));
+    assert!(dup.iter().any(|l| l.contains("DUPLICATE")));
+    assert!(
+        dup.iter()
+            .any(|l| l.starts_with("Return if placed") && l.ends_with("GBP 16.00"))
+    );
+    assert!(back.html(false).contains("Return if placed"));
 }
 
 fn python() -> PathBuf {

@@ -159,6 +159,15 @@ impl Driver {
             .await;
     }
 
+    /// Is the checkbox (or option) selected?
+    pub async fn selected(&self, css: &str) -> bool {
+        let e = self.wait(css).await;
+        self.cmd(false, &format!("/element/{e}/selected"), json!({}))
+            .await
+            .as_bool()
+            .unwrap_or(false)
+    }
+
     pub async fn text(&self, css: &str) -> String {
         let e = self.wait(css).await;
         self.cmd(false, &format!("/element/{e}/text"), json!({}))

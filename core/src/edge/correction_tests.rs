@@ -87,6 +87,7 @@ impl Edge {
                 idem: None,
             }),
             EdgeEvent::BetPlaced(BetPlaced {
+                each_way: false,
                 bet_id: BetId::new("b-1").unwrap(),
                 player_id: player.clone(),
                 currency: Currency::GBP,

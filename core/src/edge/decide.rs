@@ -775,6 +775,7 @@ impl EdgeState {
             Some(bet_id.clone()),
         )?;
         let placed = BetPlaced {
+            each_way: false,
             bet_id: bet_id.clone(),
             player_id: player_id.clone(),
             currency: stake.currency,
@@ -784,6 +785,7 @@ impl EdgeState {
             idem,
         };
         let view = BetView {
+            each_way: false,
             bet_id: bet_id.clone(),
             player_id: player_id.clone(),
             placed_at: ctx.now,

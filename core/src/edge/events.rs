@@ -133,10 +133,16 @@ pub struct BetPlaced {
     pub bet_id: BetId,
     pub player_id: PlayerId,
     pub currency: Currency,
+    /// The whole stake taken; for an each-way bet both parts (twice the unit stake).
     pub stake_minor: i64,
+    /// Return if every leg wins (each-way: both parts).
     pub potential_payout_minor: i64,
     pub legs: Vec<BetLeg>,
     pub idem: IdemTag,
+    /// Each-way: half the stake on each leg to win and half to be placed, at the each-way
+    /// terms in each leg's market kind (`RaceWin { each_way }`) when the bet was struck.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub each_way: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

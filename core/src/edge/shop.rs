@@ -25,6 +25,7 @@ use crate::ids::{BetId, IdemKey, NodeId, PlayerId, ShopId, StaffId, TerminalId};
 use crate::jurisdiction::JurisdictionRules;
 use crate::ledger::{Account, Posting};
 use crate::log::sha256;
+use crate::market::{EachWayTerms, MarketKind};
 use crate::money::{Currency, Money};
 use crate::price::Price;
 use crate::settle::{LegResult, potential_payout_minor};
@@ -173,8 +174,12 @@ pub enum HolderKind {
 pub enum ShopCommand {
     PlaceBet {
         till: Till,
+        /// The stake, or for an each-way bet the unit stake on each part (the customer pays
+        /// twice this).
         stake: Money,
         legs: Vec<LegRequest>,
+        /// Each-way on race-win markets that offer it: win part + place part.
+        each_way: bool,
         holder: Holder,
         /// Random part of the ticket id (from the shell's entropy source).
         ticket_random: u64,
@@ -242,6 +247,12 @@ pub enum ShopError {
     Ledger(String),
     #[error("ticket id collision; retry with another random part")]
     TicketIdCollision,
+    #[error("selection {0} is not on a race-win market with each-way terms: each-way refused")]
+    EachWayNotOffered(crate::ids::SelectionId),
+    #[error("each-way account bets are not taken at the counter; take it as a cash bet")]
+    EachWayAccountBet,
+    #[error("the each-way stake overflows")]
+    StakeOverflow,
 }
 
 /// Recorded with the bet (kind 40). Carries the ticket's terms as they were at issue.
@@ -341,8 +352,52 @@ pub struct TicketView {
     pub expires_at_ms: i64,
     pub rules_version: String,
     pub bet: BetView,
+    /// Each-way tickets: unit and total stake, the terms and both parts' returns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub each_way: Option<EachWayView>,
     pub paid: Option<Paid>,
     pub voided: Option<Voided>,
+}
+
+/// What an each-way slip prints under "E/W": the unit stake on each part, the total taken,
+/// each leg's terms, and the returns if every selection wins (both parts) or is placed only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EachWayView {
+    pub unit_stake_minor: i64,
+    pub total_stake_minor: i64,
+    pub terms: Vec<EachWayTerms>,
+    pub if_won_minor: i64,
+    pub if_placed_minor: i64,
+}
+
+/// The each-way terms a leg was struck at (`None`: the market offers no each-way).
+pub fn leg_each_way_terms(kind: &MarketKind) -> Option<EachWayTerms> {
+    match kind {
+        MarketKind::RaceWin { each_way } => *each_way,
+        _ => None,
+    }
+}
+
+/// The each-way view of a bet, from its legs as struck.
+pub fn each_way_view(bet: &BetView) -> Option<EachWayView> {
+    if !bet.each_way {
+        return None;
+    }
+    let legs: Option<Vec<(Price, EachWayTerms)>> = bet
+        .legs
+        .iter()
+        .map(|l| leg_each_way_terms(&l.kind).map(|t| (l.price, t)))
+        .collect();
+    let legs = legs?;
+    let unit = bet.stake_minor / 2;
+    let r = crate::settlement::each_way_bet::each_way_returns(unit, &legs)?;
+    Some(EachWayView {
+        unit_stake_minor: unit,
+        total_stake_minor: r.total_stake_minor,
+        terms: legs.iter().map(|(_, t)| *t).collect(),
+        if_won_minor: r.if_won_minor,
+        if_placed_minor: r.if_placed_minor,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -407,6 +462,7 @@ impl EdgeState {
             issued_at_ms: t.issued_at_ms,
             expires_at_ms: t.issued.expires_at_ms,
             rules_version: t.issued.rules_version.clone(),
+            each_way: each_way_view(&bet),
             bet,
             paid: t.paid.clone(),
             voided: t.voided.clone(),
@@ -468,6 +524,7 @@ impl EdgeState {
                 till,
                 stake,
                 legs,
+                each_way,
                 holder,
                 ticket_random,
                 idem,
@@ -475,7 +532,7 @@ impl EdgeState {
                 node_id,
                 retail,
                 till,
-                stake,
+                (stake, each_way),
                 legs,
                 holder,
                 ticket_random,
@@ -535,7 +592,7 @@ impl EdgeState {
         node_id: &NodeId,
         retail: &RetailRules,
         till: Till,
-        stake: Money,
+        (stake, each_way): (Money, bool),
         legs: Vec<LegRequest>,
         holder: Holder,
         ticket_random: u64,
@@ -590,6 +647,7 @@ impl EdgeState {
             rules_version: ctx.rules.rules_version.clone(),
         };
         match holder {
+            Holder::Account { .. } if each_way => Err(ShopError::EachWayAccountBet.into()),
             Holder::Account {
                 player_id,
                 date_of_birth,
@@ -625,6 +683,16 @@ impl EdgeState {
                 if retail.player_id_required {
                     return Err(ShopError::PlayerIdRequired.into());
                 }
+                // Each-way: the unit goes on both parts, so the customer hands over twice it.
+                let unit_minor = stake.minor;
+                let stake = if each_way {
+                    Money::new(
+                        stake.minor.checked_mul(2).ok_or(ShopError::StakeOverflow)?,
+                        stake.currency,
+                    )
+                } else {
+                    stake
+                };
                 if stake.minor > retail.cash_id_threshold_minor {
                     return Err(ShopError::IdRequired {
                         amount_minor: stake.minor,
@@ -635,7 +703,17 @@ impl EdgeState {
                 if !age_confirmed {
                     return Err(ShopError::AgeNotConfirmed.into());
                 }
-                self.cash_bet(node_id, retail, &till, stake, legs, idem, ctx, &issue)
+                let each_way_unit = each_way.then_some(unit_minor);
+                self.cash_bet(
+                    node_id,
+                    retail,
+                    &till,
+                    (stake, each_way_unit),
+                    legs,
+                    idem,
+                    ctx,
+                    &issue,
+                )
             }
         }
     }
@@ -646,7 +724,7 @@ impl EdgeState {
         node_id: &NodeId,
         retail: &RetailRules,
         till: &Till,
-        stake: Money,
+        (stake, each_way_unit): (Money, Option<i64>),
         legs: Vec<LegRequest>,
         idem: IdemTag,
         ctx: &DecideCtx<'_>,
@@ -657,6 +735,17 @@ impl EdgeState {
             .find(|l| !self.selection_index.contains_key(&l.selection_id))
         {
             return Err(CommandError::UnknownSelection(l.selection_id.clone()));
+        }
+        if each_way_unit.is_some()
+            && let Some(l) = legs.iter().find(|l| {
+                self.selection_index
+                    .get(&l.selection_id)
+                    .and_then(|m| self.markets.get(m))
+                    .and_then(|m| leg_each_way_terms(&m.kind))
+                    .is_none()
+            })
+        {
+            return Err(ShopError::EachWayNotOffered(l.selection_id.clone()).into());
         }
         let node = self.node.as_ref().ok_or(CommandError::NotInitialised)?;
         let bearer = bearer_player(&till.shop_id);
@@ -769,9 +858,23 @@ impl EdgeState {
                 }
             })
             .collect();
-        let prices: Vec<Price> = bet_legs.iter().map(|l| l.price).collect();
-        let potential =
-            potential_payout_minor(stake.minor, &prices).expect("gate checked payout limit");
+        let potential = match each_way_unit {
+            // The gate bounded the return by the whole stake at the win prices, which is more
+            // than both parts can return, so the exact each-way return fits too.
+            Some(unit) => {
+                let legs: Vec<(Price, EachWayTerms)> = bet_legs
+                    .iter()
+                    .map(|l| (l.price, leg_each_way_terms(&l.kind).expect("checked above")))
+                    .collect();
+                crate::settlement::each_way_bet::each_way_returns(unit, &legs)
+                    .expect("gate checked payout limit")
+                    .if_won_minor
+            }
+            None => {
+                let prices: Vec<Price> = bet_legs.iter().map(|l| l.price).collect();
+                potential_payout_minor(stake.minor, &prices).expect("gate checked payout limit")
+            }
+        };
         let bet_id = BetId::new(format!("{node_id}-b{}", self.next_bet_no))
             .expect("generated ids are valid");
         let postings = vec![Posting {
@@ -790,6 +893,7 @@ impl EdgeState {
             potential_payout_minor: potential,
             legs: bet_legs,
             idem,
+            each_way: each_way_unit.is_some(),
         };
         let ticket = issue(&placed, HolderKind::Cash);
         let ticket_id = ticket.ticket_id.clone();

@@ -210,6 +210,9 @@ pub struct BetView {
     pub stake_minor: i64,
     pub potential_payout_minor: i64,
     pub legs: Vec<BetLeg>,
+    /// Each-way: `stake_minor` is both parts (twice the unit stake).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub each_way: bool,
     #[serde(flatten)]
     pub status: BetStatus,
     /// The player is due a reality check (returned with a newly placed bet).
@@ -273,6 +276,7 @@ impl EdgeState {
             stake_minor: b.placed.stake_minor,
             potential_payout_minor: b.placed.potential_payout_minor,
             legs: b.placed.legs.clone(),
+            each_way: b.placed.each_way,
             status: b.status.clone(),
             reality_check_due: false,
         })

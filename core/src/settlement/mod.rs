@@ -11,6 +11,7 @@ pub mod accumulator;
 mod basic;
 pub mod dead_heat;
 pub mod each_way;
+pub mod each_way_bet;
 pub mod racing;
 pub mod ratio;
 pub mod results_file;

@@ -104,6 +104,9 @@ fn shop_error(e: outpost_core::edge::shop::ShopError) -> ApiError {
         S::VoidRefused(_) => (StatusCode::FORBIDDEN, "VOID_REFUSED"),
         S::Ledger(_) => (StatusCode::UNPROCESSABLE_ENTITY, "LEDGER_REFUSED"),
         S::TicketIdCollision => (StatusCode::SERVICE_UNAVAILABLE, "TICKET_ID_COLLISION"),
+        S::EachWayNotOffered(_) => (StatusCode::UNPROCESSABLE_ENTITY, "EACH_WAY_NOT_OFFERED"),
+        S::EachWayAccountBet => (StatusCode::UNPROCESSABLE_ENTITY, "EACH_WAY_ACCOUNT_BET"),
+        S::StakeOverflow => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_STAKE"),
     };
     ApiError::new(status, code, msg)
 }

@@ -50,14 +50,12 @@ impl FromRequestParts<AppState> for Terminal {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorised("a terminal bearer token is required"))?;
-        let digest = sha256(token.trim().as_bytes());
+        // Hex-encode the digest once and compare it with each configured hash in constant
+        // time (case-insensitively), instead of decoding every configured hash per request.
+        let digest = hex::encode(sha256(token.trim().as_bytes()));
         s.shop_terminals
             .iter()
-            .find(|c| {
-                hex::decode(&c.token_sha256)
-                    .map(|h| constant_time_eq(&h, &digest))
-                    .unwrap_or(false)
-            })
+            .find(|c| constant_time_eq_hex(c.token_sha256.as_bytes(), digest.as_bytes()))
             .map(|c| Terminal {
                 shop_id: c.shop_id.clone(),
                 terminal_id: c.terminal_id.clone(),
@@ -66,8 +64,14 @@ impl FromRequestParts<AppState> for Terminal {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// `configured` (hex, any case) equals `lower_hex`, in time independent of where they differ.
+fn constant_time_eq_hex(configured: &[u8], lower_hex: &[u8]) -> bool {
+    configured.len() == lower_hex.len()
+        && configured
+            .iter()
+            .zip(lower_hex)
+            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y))
+            == 0
 }
 
 impl Terminal {
@@ -99,9 +103,13 @@ pub struct LegBody {
 #[serde(deny_unknown_fields)]
 pub struct ShopBetBody {
     staff_id: StaffId,
+    /// The stake; for an each-way bet the unit stake on each part (twice this is taken).
     stake_minor: i64,
     currency: Currency,
     legs: Vec<LegBody>,
+    /// Each-way (race-win markets with each-way terms; cash bets).
+    #[serde(default)]
+    each_way: bool,
     /// A scanned player card / ID makes it an account bet; absent means anonymous cash.
     #[serde(default)]
     player_id: Option<PlayerId>,
@@ -172,12 +180,13 @@ pub async fn place(
                 price: l.price,
             })
             .collect(),
+        each_way: b.each_way,
         holder,
         ticket_random: u64::from_le_bytes(r),
         idem: tag,
     };
-    let from = s.writer.durable().borrow().seq;
-    let ticket = match s.writer.command(Command::Shop(cmd), None).await?? {
+    let (reply, appended) = s.writer.command_recorded(Command::Shop(cmd)).await?;
+    let ticket = match reply? {
         Reply::Shop(ShopReply::Ticket(t)) => *t,
         Reply::BetRejected {
             reason,
@@ -192,7 +201,15 @@ pub async fn place(
         }
         other => return Err(ApiError::unavailable(format!("unexpected reply {other:?}"))),
     };
-    let found = find_issue_record(&s, &ticket.ticket_id, from).await;
+    // The writer hands back the issuing record; only a retry (nothing appended now) has to
+    // look it up in the log.
+    let found = match appended
+        .iter()
+        .find(|r| r.kind == RecordKind::ShopTicketIssued)
+    {
+        Some(r) => Some((r.seq, r.hash.to_hex())),
+        None => find_issue_record(&s, &ticket.ticket_id).await,
+    };
     Ok((
         StatusCode::CREATED,
         Json(IssuedTicket {
@@ -204,31 +221,28 @@ pub async fn place(
     ))
 }
 
-/// Find the record that issued `ticket`: first among the records made durable since `from`
-/// (the usual case, a few records), else the whole log (an idempotent retry, rare).
-async fn find_issue_record(s: &AppState, ticket: &TicketId, from: Seq) -> Option<(Seq, String)> {
+/// Find the record that issued `ticket` by reading the log (an idempotent retry of a bet
+/// placed earlier, rare; a new bet's record comes back from the writer).
+async fn find_issue_record(s: &AppState, ticket: &TicketId) -> Option<(Seq, String)> {
     let store = s.store.clone();
     let needle = format!("\"ticket_id\":\"{ticket}\"");
     tokio::task::spawn_blocking(move || {
-        for start in [from.next(), Seq(1)] {
-            let mut at = start;
-            loop {
-                let frames = store.read_frames(at, 512).ok()?;
-                if frames.is_empty() {
-                    break;
-                }
-                for f in &frames {
-                    let body = f.parse_body().ok()?;
-                    at = body.seq.next();
-                    if body.kind == RecordKind::ShopTicketIssued
-                        && std::str::from_utf8(&body.payload).is_ok_and(|p| p.contains(&needle))
-                    {
-                        return Some((body.seq, f.hash().to_hex()));
-                    }
+        let mut at = Seq(1);
+        loop {
+            let frames = store.read_frames(at, 512).ok()?;
+            if frames.is_empty() {
+                return None;
+            }
+            for f in &frames {
+                let body = f.parse_body().ok()?;
+                at = body.seq.next();
+                if body.kind == RecordKind::ShopTicketIssued
+                    && std::str::from_utf8(&body.payload).is_ok_and(|p| p.contains(&needle))
+                {
+                    return Some((body.seq, f.hash().to_hex()));
                 }
             }
         }
-        None
     })
     .await
     .ok()
@@ -410,4 +424,17 @@ pub async fn report(
         })
         .await?;
     Ok(Json(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq_hex;
+
+    #[test]
+    fn token_hash_comparison_ignores_case_and_checks_length() {
+        assert!(constant_time_eq_hex(b"00AbcF", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"00abce", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"00abc", b"00abcf"));
+        assert!(!constant_time_eq_hex(b"", b"00"));
+    }
 }

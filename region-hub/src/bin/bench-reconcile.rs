@@ -216,6 +216,7 @@ impl Gen {
             Some(bet_id.clone()),
         );
         self.push(EdgeEvent::BetPlaced(BetPlaced {
+            each_way: false,
             bet_id: bet_id.clone(),
             player_id: p,
             currency: Currency::GBP,

@@ -170,6 +170,7 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
         }
         let stake_minor = 100 * (1 + rng.below(50)) as i64;
         let bet = BetPlaced {
+            each_way: false,
             bet_id: id(BetId::new(format!("bench-1-b{i}"))),
             player_id: id(PlayerId::new(format!("bench-1-p{}", i % 20_000))),
             currency: Currency::GBP,

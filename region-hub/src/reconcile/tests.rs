@@ -171,6 +171,7 @@ impl Log {
         self.movement(p, MovementReason::Stake, postings, None, Some(b), ts);
         self.push(
             EdgeEvent::BetPlaced(BetPlaced {
+                each_way: false,
                 bet_id: BetId::new(b).unwrap(),
                 player_id: pid(p),
                 currency: Currency::GBP,

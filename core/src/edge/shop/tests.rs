@@ -128,6 +128,7 @@ impl World {
         let leg = self.leg(0);
         self.run(
             Command::Shop(ShopCommand::PlaceBet {
+                each_way: false,
                 till: t,
                 stake: Money::new(stake, Currency::GBP),
                 legs: vec![leg],
@@ -476,6 +477,7 @@ fn account_bet_goes_through_the_gate() {
     let place = |w: &mut World, key: &str| {
         w.run(
             Command::Shop(ShopCommand::PlaceBet {
+                each_way: false,
                 till: till("s1", "t1", "ann"),
                 stake: Money::new(500, Currency::GBP),
                 legs: vec![leg.clone()],
@@ -541,4 +543,231 @@ fn retail_rules_validate() {
     }));
     assert_eq!(r.validate().unwrap_err().field, "retail.ticket_expiry_days");
     assert!(rules(Some(gb_retail())).validate().is_ok());
+}
+
+/// A race-win market with each-way terms (1/5 odds, 3 places), as the Betfair feed opens one.
+fn open_race(w: &mut World) -> crate::market::Market {
+    open_race_at(w, "bf:28587288")
+}
+
+fn open_race_at(w: &mut World, event_id: &str) -> crate::market::Market {
+    use crate::ids::EventId;
+    use crate::market::{EachWayTerms, Market, MarketStatus, Outcome, SelectionPrice, SportEvent};
+    if !w
+        .rules
+        .bets
+        .sports_allowed
+        .iter()
+        .any(|s| s == "horse_racing")
+    {
+        w.rules.bets.sports_allowed.push("horse_racing".into());
+        w.rules.bets.market_kinds_allowed.push("race_win".into());
+    }
+    let event = SportEvent {
+        event_id: EventId::new(event_id).unwrap(),
+        competition: "Hamilton".into(),
+        home: "7f Hcap".into(),
+        away: String::new(),
+        kickoff: UnixMillis(T0.0 + 3_600_000),
+    };
+    let kind = MarketKind::RaceWin {
+        each_way: Some(EachWayTerms {
+            places: 3,
+            fraction_num: 1,
+            fraction_den: 5,
+        }),
+    };
+    let market_id = Market::market_id_for(&event.event_id, &kind);
+    let market = Market {
+        market_id: market_id.clone(),
+        event_id: event.event_id.clone(),
+        kind,
+        status: MarketStatus::Open,
+        selections: [(1, "12.0"), (2, "3.5"), (3, "5.0")]
+            .into_iter()
+            .map(|(id, p)| SelectionPrice {
+                selection_id: Market::selection_id_for(&market_id, Outcome::Runner { id }),
+                outcome: Outcome::Runner { id },
+                price: Price::parse(p).unwrap(),
+            })
+            .collect(),
+    };
+    w.run(
+        Command::OpenMarket {
+            event,
+            market: market.clone(),
+        },
+        T0,
+    )
+    .unwrap();
+    market
+}
+
+#[test]
+fn each_way_cash_single_takes_twice_the_unit_and_pays_the_settled_parts() {
+    use crate::settlement::each_way::Finish;
+    use crate::settlement::each_way_bet::{EachWayLeg, settle_each_way};
+    use crate::settlement::rule4::Deduction;
+    let mut w = World::new(Some(gb_retail()));
+    let race = open_race(&mut w);
+    let t = till("shop-1", "t1", "alice");
+    let cash_before =
+        w.st.ledger()
+            .balance(&Account::ShopCash(ShopId::new("shop-1").unwrap()));
+    let place = |w: &mut World, sel: usize, key: &str, each_way: bool| {
+        let s = &race.selections[sel];
+        w.run(
+            Command::Shop(ShopCommand::PlaceBet {
+                till: t.clone(),
+                stake: Money::new(500, Currency::GBP),
+                legs: vec![LegRequest {
+                    selection_id: s.selection_id.clone(),
+                    price: s.price,
+                }],
+                each_way,
+                holder: Holder::Cash {
+                    age_confirmed: true,
+                },
+                ticket_random: 42 + key.len() as u64 * 7919,
+                idem: idem(key),
+            }),
+            T0,
+        )
+    };
+    // £5 each-way at 11/1: £10 taken; returns £76 if it wins, £16 if placed.
+    let won = ticket(place(&mut w, 0, "ew-1", true).unwrap());
+    assert_eq!(won.bet.stake_minor, 1000);
+    assert!(won.bet.each_way);
+    assert_eq!(won.bet.potential_payout_minor, 7600);
+    let ew = won.each_way.clone().unwrap();
+    assert_eq!(
+        (
+            ew.unit_stake_minor,
+            ew.total_stake_minor,
+            ew.if_won_minor,
+            ew.if_placed_minor
+        ),
+        (500, 1000, 7600, 1600)
+    );
+    assert_eq!(ew.terms, vec![leg_each_way_terms(&race.kind).unwrap()]);
+    let placed = ticket(place(&mut w, 2, "ew-2", true).unwrap());
+    let shop_cash = Account::ShopCash(ShopId::new("shop-1").unwrap());
+    // The ledger books cash taken at the counter out of the shop's cash account (its balance
+    // is the shop's position towards the bets it holds): two each-way bets, £20.
+    assert_eq!(w.st.ledger().balance(&shop_cash), cash_before - 2000);
+    // A football selection has no each-way terms; an account each-way is refused.
+    let football = w.leg(0);
+    let e = shop_err(w.run(
+        Command::Shop(ShopCommand::PlaceBet {
+            till: t.clone(),
+            stake: Money::new(500, Currency::GBP),
+            legs: vec![football.clone()],
+            each_way: true,
+            holder: Holder::Cash {
+                age_confirmed: true,
+            },
+            ticket_random: 1,
+            idem: idem("ew-football"),
+        }),
+        T0,
+    ));
+    assert_eq!(e, ShopError::EachWayNotOffered(football.selection_id));
+    // The hub settles each from the finish (the core rule); the till pays exactly that, once.
+    let settle = |finish| {
+        settle_each_way(
+            500,
+            &[EachWayLeg {
+                price: race.selections[0].price,
+                terms: leg_each_way_terms(&race.kind).unwrap(),
+                finish,
+                deduction: Deduction::NONE,
+            }],
+        )
+        .unwrap()
+    };
+    let (win_pay, win_legs) = settle(Finish::Position {
+        position: 1,
+        tied: 1,
+    });
+    assert_eq!((win_pay, win_legs), (7600, vec![LegResult::Win]));
+    w.settle(&won.bet.bet_id, win_pay);
+    let placed_pay = settle_each_way(
+        500,
+        &[EachWayLeg {
+            price: race.selections[2].price,
+            terms: leg_each_way_terms(&race.kind).unwrap(),
+            finish: Finish::Position {
+                position: 2,
+                tied: 1,
+            },
+            deduction: Deduction::NONE,
+        }],
+    )
+    .unwrap()
+    .0;
+    assert_eq!(placed_pay, 500 * (100 + 400 / 5) / 100); // 5 × (1 + 4/5) = £9
+    w.settle(&placed.bet.bet_id, placed_pay);
+    let paid = ticket(w.payout(t.clone(), &won.ticket_id, "pay-ew-1", T0).unwrap());
+    assert_eq!(paid.paid.unwrap().payout_minor, 7600);
+    let paid = ticket(
+        w.payout(t.clone(), &placed.ticket_id, "pay-ew-2", T0)
+            .unwrap(),
+    );
+    assert_eq!(paid.paid.unwrap().payout_minor, 900);
+    assert!(matches!(
+        shop_err(w.payout(t, &won.ticket_id, "pay-ew-1-again", T0)),
+        ShopError::AlreadyPaid { .. }
+    ));
+    assert_eq!(
+        w.st.ledger().balance(&shop_cash),
+        cash_before - 2000 + 7600 + 900
+    );
+    w.replay_matches();
+}
+
+/// An each-way double at the counter: both legs must offer each-way; £1 E/W (£2 taken) at
+/// 11/1 and 4/1, 1/5 odds 3 places: won = 12 × 5 + 3.2 × 1.8 = £65.76, placed = £5.76.
+#[test]
+fn each_way_double_at_the_counter() {
+    let mut w = World::new(Some(gb_retail()));
+    let a = open_race_at(&mut w, "bf:1");
+    let b = open_race_at(&mut w, "bf:2");
+    let leg = |m: &crate::market::Market, i: usize| LegRequest {
+        selection_id: m.selections[i].selection_id.clone(),
+        price: m.selections[i].price,
+    };
+    let bet = |w: &mut World, legs: Vec<LegRequest>, key: &str| {
+        w.run(
+            Command::Shop(ShopCommand::PlaceBet {
+                till: till("shop-1", "t1", "alice"),
+                stake: Money::new(100, Currency::GBP),
+                legs,
+                each_way: true,
+                holder: Holder::Cash {
+                    age_confirmed: true,
+                },
+                ticket_random: 77 + key.len() as u64,
+                idem: idem(key),
+            }),
+            T0,
+        )
+    };
+    let t = ticket(bet(&mut w, vec![leg(&a, 0), leg(&b, 2)], "ew-double").unwrap());
+    let ew = t.each_way.unwrap();
+    assert_eq!(
+        (
+            t.bet.stake_minor,
+            ew.if_won_minor,
+            ew.if_placed_minor,
+            ew.terms.len()
+        ),
+        (200, 6576, 576, 2)
+    );
+    // A football leg in an each-way multiple is refused.
+    let football = w.leg(0);
+    assert_eq!(
+        shop_err(bet(&mut w, vec![leg(&a, 1), football.clone()], "ew-mixed")),
+        ShopError::EachWayNotOffered(football.selection_id)
+    );
+    w.replay_matches();
 }
