@@ -275,20 +275,6 @@ pub async fn start(
     Ok(hub)
 }
 
-/// In-play bet delay: if any selection is on an in-play market, hold the bet for the
-/// jurisdiction's delay. The caller then submits it, and the gate accepts it only if the
-/// market is still open at the price the player asked for.
-pub async fn hold_in_play<'a>(
-    hub: Option<&Arc<OddsHub>>,
-    mut selections: impl Iterator<Item = &'a SelectionId>,
-) {
-    let Some(hub) = hub else { return };
-    let delay = hub.config.in_play_delay_ms;
-    if delay > 0 && selections.any(|s| hub.in_play(s)) {
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-    }
-}
-
 pub fn now() -> UnixMillis {
     crate::writer::now()
 }
