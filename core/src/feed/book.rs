@@ -605,7 +605,7 @@ impl OddsBook {
             };
             sels.push(BookSelection {
                 outcome,
-                feed_key: o.id.clone(),
+                feed_key: o.id.to_string(),
                 ref_milli: o.odds_milli,
                 probability: o.probability,
                 active: o.active,

@@ -70,9 +70,83 @@ impl UofMarketStatus {
     }
 }
 
+/// A provider's outcome id (`"1"`, `"sr:player:10077"`). Almost all are short, so they are kept
+/// inline, saving a heap allocation per outcome (a large odds_change has hundreds).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutcomeId(IdRepr);
+
+const INLINE_ID: usize = 30;
+
+#[derive(Clone, PartialEq, Eq)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl OutcomeId {
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            OutcomeId(IdRepr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            OutcomeId(IdRepr::Heap(s.into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Built from a whole `&str`, so always valid UTF-8.
+            IdRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for OutcomeId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for OutcomeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for OutcomeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for OutcomeId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for OutcomeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OutcomeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(OutcomeId::new(&String::deserialize(d)?))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UofOutcome {
-    pub id: String,
+    pub id: OutcomeId,
     /// Odds in thousandths, rounded down; not yet validated as a price (may be ≤ 1000).
     pub odds_milli: Option<u64>,
     pub probability: Option<f64>,
@@ -221,47 +295,54 @@ impl UofMessage {
     }
 }
 
-/// The attributes of one element that the parser uses, decoded to text. Only the names in
-/// `wanted` are kept (and unescaped); the others are checked for well-formedness and skipped,
-/// so an attribute the book never reads costs one scan.
-struct Attrs<'a> {
+/// The attributes of one element that the parser uses, decoded to text. Only the `N` names
+/// its `lookup` knows are kept (and unescaped); the others are checked for well-formedness and
+/// skipped, so an attribute the book never reads costs one scan. `lookup` is a `match` on
+/// byte-string literals, which compiles to length checks and inline compares.
+struct Attrs<'a, L: Lookup, const N: usize> {
     element: &'static str,
-    wanted: &'static [&'static str],
-    vals: [Option<Cow<'a, str>>; MAX_WANTED],
+    vals: [Option<Cow<'a, str>>; N],
+    lookup: std::marker::PhantomData<L>,
 }
 
-/// The most attributes any one element has in `wanted`.
-const MAX_WANTED: usize = 10;
+/// The attribute names one kind of element is read for, as indices into `Attrs::vals`.
+/// Static dispatch, so a `get("odds")` folds to a constant index.
+trait Lookup {
+    fn index(k: &[u8]) -> Option<usize>;
+}
 
-impl<'a> Attrs<'a> {
-    fn new(element: &'static str, wanted: &'static [&'static str]) -> Self {
-        debug_assert!(wanted.len() <= MAX_WANTED);
+impl<'a, L: Lookup, const N: usize> Attrs<'a, L, N> {
+    fn new(element: &'static str) -> Self {
         Attrs {
             element,
-            wanted,
-            vals: Default::default(),
+            vals: std::array::from_fn(|_| None),
+            lookup: std::marker::PhantomData,
         }
     }
     /// Read the attributes of the start tag the scanner is in; returns whether the element
     /// is self-closing (`<x/>`), pushing `frame` for its end tag otherwise.
     fn read(&mut self, sc: &mut Scanner<'a>, frame: Frame) -> Result<bool, UofError> {
-        let (element, wanted, vals) = (self.element, self.wanted, &mut self.vals);
-        sc.attrs(frame, |sc, key, raw| {
-            let Some(i) = wanted.iter().position(|w| w.as_bytes() == key) else {
+        let (element, vals) = (self.element, &mut self.vals);
+        sc.attrs(frame, |sc, key, raw, escaped| {
+            let Some(slot) = L::index(key).and_then(|i| vals.get_mut(i)) else {
                 return Ok(());
             };
-            let slot = vals
-                .get_mut(i)
-                .ok_or_else(|| sc.err("too many attributes"))?;
             if slot.is_some() {
-                return Err(sc.err(&format!("<{element}> repeats attribute {}", wanted[i])));
+                return Err(sc.err(&format!(
+                    "<{element}> repeats attribute {}",
+                    String::from_utf8_lossy(key)
+                )));
             }
-            *slot = Some(sc.decode(raw)?);
+            *slot = Some(if escaped {
+                sc.decode(raw)?
+            } else {
+                Cow::Borrowed(raw)
+            });
             Ok(())
         })
     }
     fn get(&self, name: &str) -> Option<&str> {
-        let i = self.wanted.iter().position(|w| *w == name)?;
+        let i = L::index(name.as_bytes())?;
         self.vals.get(i)?.as_deref()
     }
     fn req(&self, name: &'static str) -> Result<&str, UofError> {
@@ -303,12 +384,15 @@ impl<'a> Attrs<'a> {
             },
         }
     }
-    fn id_text(&self, name: &'static str) -> Result<String, UofError> {
+    fn id_str(&self, name: &'static str) -> Result<&str, UofError> {
         let v = self.req(name)?;
         if v.is_empty() || v.len() > 128 {
             return Err(self.invalid(name, v));
         }
-        Ok(v.to_string())
+        Ok(v)
+    }
+    fn id_text(&self, name: &'static str) -> Result<String, UofError> {
+        Ok(self.id_str(name)?.to_string())
     }
     fn header(&self) -> Result<Header, UofError> {
         Ok(Header {
@@ -322,22 +406,76 @@ impl<'a> Attrs<'a> {
 }
 
 /// Attributes read on the root element (the union over message types).
-const ROOT_ATTRS: &[&str] = &[
-    "product",
-    "event_id",
-    "timestamp",
-    "request_id",
-    "groups",
-    "certainty",
-    "start_time",
-    "end_time",
-    "change_type",
-    "subscribed",
-];
-const STATUS_ATTRS: &[&str] = &["status", "home_score", "away_score"];
-const MARKET_ATTRS: &[&str] = &["id", "specifiers", "status", "void_reason"];
-const ODDS_OUTCOME_ATTRS: &[&str] = &["id", "odds", "probabilities", "active"];
-const RESULT_OUTCOME_ATTRS: &[&str] = &["id", "result", "void_factor", "dead_heat_factor"];
+struct RootAttrs;
+impl Lookup for RootAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"product" => 0,
+            b"event_id" => 1,
+            b"timestamp" => 2,
+            b"request_id" => 3,
+            b"groups" => 4,
+            b"certainty" => 5,
+            b"start_time" => 6,
+            b"end_time" => 7,
+            b"change_type" => 8,
+            b"subscribed" => 9,
+            _ => return None,
+        })
+    }
+}
+struct StatusAttrs;
+impl Lookup for StatusAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"status" => 0,
+            b"home_score" => 1,
+            b"away_score" => 2,
+            _ => return None,
+        })
+    }
+}
+struct MarketAttrs;
+impl Lookup for MarketAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"specifiers" => 1,
+            b"status" => 2,
+            b"void_reason" => 3,
+            _ => return None,
+        })
+    }
+}
+struct OddsOutcomeAttrs;
+impl Lookup for OddsOutcomeAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"odds" => 1,
+            b"probabilities" => 2,
+            b"active" => 3,
+            _ => return None,
+        })
+    }
+}
+struct ResultOutcomeAttrs;
+impl Lookup for ResultOutcomeAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"result" => 1,
+            b"void_factor" => 2,
+            b"dead_heat_factor" => 3,
+            _ => return None,
+        })
+    }
+}
 
 fn static_name(name: &[u8]) -> &'static str {
     match name {
@@ -410,9 +548,28 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-fn is_name_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') || c >= 0x80
-}
+/// Bytes that end or interrupt an attribute value scan: either quote, `<`, `&`.
+static VALUE_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t
+};
+
+/// Bytes allowed in element and attribute names (ASCII letters, digits, `_-.:`, and any byte
+/// of a multi-byte UTF-8 character), as a table: names are scanned a byte at a time.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') || c >= 0x80;
+        i += 1;
+    }
+    t
+};
 
 impl<'a> Scanner<'a> {
     fn new(xml: &'a [u8]) -> Result<Self, UofError> {
@@ -441,9 +598,11 @@ impl<'a> Scanner<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while self.b.get(self.pos).is_some_and(|c| is_ws(*c)) {
-            self.pos += 1;
+        let (b, mut i) = (self.b, self.pos);
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
         }
+        self.pos = i;
     }
 
     /// Skip past the next `pat`, or fail with `what`.
@@ -458,14 +617,16 @@ impl<'a> Scanner<'a> {
     }
 
     fn name(&mut self) -> Result<&'a [u8], UofError> {
-        let start = self.pos;
-        while self.b.get(self.pos).is_some_and(|c| is_name_byte(*c)) {
-            self.pos += 1;
+        let (b, start) = (self.b, self.pos);
+        let mut i = start;
+        while i < b.len() && NAME_BYTE[usize::from(b[i])] {
+            i += 1;
         }
-        if self.pos == start {
+        self.pos = i;
+        if i == start {
             return Err(self.err("malformed name"));
         }
-        Ok(&self.b[start..self.pos])
+        Ok(&b[start..i])
     }
 
     fn next(&mut self) -> Result<Tok<'a>, UofError> {
@@ -474,7 +635,11 @@ impl<'a> Scanner<'a> {
         }
         loop {
             let rest = &self.b[self.pos..];
-            let lt = memchr::memchr(b'<', rest);
+            // Usually a short run of indentation: look nearby before a vectorised search.
+            let lt = match rest.iter().take(24).position(|c| *c == b'<') {
+                Some(i) => Some(i),
+                None => memchr::memchr(b'<', rest),
+            };
             if self.open.is_empty() {
                 // Outside the root only whitespace may appear as text.
                 let text = &rest[..lt.unwrap_or(rest.len())];
@@ -544,12 +709,13 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Read the attributes of the current start tag, calling `f(key, raw value)` for each;
-    /// returns whether the tag is self-closing, and otherwise pushes the element with `frame`.
+    /// Read the attributes of the current start tag, calling `f(key, raw value, has '&')`
+    /// for each; returns whether the tag is self-closing, and otherwise pushes the element
+    /// with `frame`.
     fn attrs(
         &mut self,
         frame: Frame,
-        mut f: impl FnMut(&Self, &'a [u8], &'a str) -> Result<(), UofError>,
+        mut f: impl FnMut(&Self, &'a [u8], &'a str, bool) -> Result<(), UofError>,
     ) -> Result<bool, UofError> {
         let name = self.tag;
         self.in_tag = false;
@@ -586,11 +752,28 @@ impl<'a> Scanner<'a> {
             };
             self.pos += 1;
             let start = self.pos;
-            match memchr::memchr2(q, b'<', &self.b[start..]) {
-                Some(i) if self.b[start + i] == q => self.pos = start + i,
-                Some(_) => return Err(self.err("'<' in an attribute value")),
-                None => return Err(self.err("unterminated attribute value")),
+            // Values are short (ids, prices): a table-driven loop beats a vectorised search.
+            let (b, mut i, mut escaped) = (self.b, start, false);
+            loop {
+                while i < b.len() && !VALUE_STOP[usize::from(b[i])] {
+                    i += 1;
+                }
+                match b.get(i) {
+                    Some(&c) if c == q => break,
+                    Some(b'<') => {
+                        self.pos = i;
+                        return Err(self.err("'<' in an attribute value"));
+                    }
+                    Some(b'&') => escaped = true,
+                    Some(_) => {} // the other quote character
+                    None => {
+                        self.pos = i;
+                        return Err(self.err("unterminated attribute value"));
+                    }
+                }
+                i += 1;
             }
+            self.pos = i;
             // Quotes are ASCII, so both ends are character boundaries.
             let raw = self
                 .s
@@ -601,19 +784,16 @@ impl<'a> Scanner<'a> {
                 Some(c) if is_ws(*c) || *c == b'/' || *c == b'>' => {}
                 _ => return Err(self.err("attributes must be separated by whitespace")),
             }
-            f(self, key, raw)?;
+            f(self, key, raw, escaped)?;
         }
     }
 
     fn skip_attrs(&mut self, frame: Frame) -> Result<bool, UofError> {
-        self.attrs(frame, |_, _, _| Ok(()))
+        self.attrs(frame, |_, _, _, _| Ok(()))
     }
 
     /// An attribute value with its entity and character references replaced.
     fn decode(&self, raw: &'a str) -> Result<Cow<'a, str>, UofError> {
-        if memchr::memchr(b'&', raw.as_bytes()).is_none() {
-            return Ok(Cow::Borrowed(raw));
-        }
         quick_xml::escape::unescape(raw)
             .map(|c| Cow::Owned(c.into_owned()))
             .map_err(|e| self.err(&e.to_string()))
@@ -638,13 +818,16 @@ pub fn parse(xml: &[u8]) -> Result<UofMessage, UofError> {
             String::from_utf8_lossy(name).chars().take(64).collect(),
         ));
     }
-    let mut a = Attrs::new(el, ROOT_ATTRS);
+    let mut a = Attrs::<RootAttrs, 10>::new(el);
     let root = Frame {
         ctx: Ctx::Root,
         market: false,
     };
     let root_empty = a.read(&mut sc, root)?;
     let mut body = Body::default();
+    if name == b"odds_change" {
+        body.markets.reserve(16);
+    }
     if !root_empty {
         read_body(&mut sc, &mut body)?;
     }
@@ -745,7 +928,7 @@ fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
                 })?;
             }
             b"sport_event_status" if parent == Ctx::Root => {
-                let mut a = Attrs::new("sport_event_status", STATUS_ATTRS);
+                let mut a = Attrs::<StatusAttrs, 3>::new("sport_event_status");
                 a.read(sc, OTHER)?;
                 body.status = Some(UofScore {
                     status: a.num("status")?.unwrap_or(0),
@@ -754,7 +937,7 @@ fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
                 });
             }
             b"market" if matches!(parent, Ctx::Root | Ctx::Odds | Ctx::Outcomes) => {
-                let mut a = Attrs::new("market", MARKET_ATTRS);
+                let mut a = Attrs::<MarketAttrs, 4>::new("market");
                 // Market children are read with the market's parent context.
                 let child_ctx = match parent {
                     Ctx::Odds | Ctx::Outcomes => parent,
@@ -798,9 +981,9 @@ fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
                 }
             }
             b"outcome" if market_kind == Some(Ctx::Odds) => {
-                let mut a = Attrs::new("outcome", ODDS_OUTCOME_ATTRS);
+                let mut a = Attrs::<OddsOutcomeAttrs, 4>::new("outcome");
                 a.read(sc, OTHER)?;
-                let id = a.id_text("id")?;
+                let id = OutcomeId::new(a.id_str("id")?);
                 let odds_milli = match a.get("odds") {
                     None => None,
                     Some(v) => Some(parse_milli_floor(v).ok_or_else(|| a.invalid("odds", v))?),
@@ -827,7 +1010,7 @@ fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
                 }
             }
             b"outcome" if market_kind == Some(Ctx::Outcomes) => {
-                let mut a = Attrs::new("outcome", RESULT_OUTCOME_ATTRS);
+                let mut a = Attrs::<ResultOutcomeAttrs, 4>::new("outcome");
                 a.read(sc, OTHER)?;
                 let id = a.id_text("id")?;
                 let result: u8 = a.num("result")?.unwrap_or(0);

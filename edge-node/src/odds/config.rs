@@ -26,7 +26,8 @@ pub struct OddsConfig {
     /// Offered prices are capped here (thousandths; 500000 = 500.0).
     pub max_price_milli: u64,
     pub queue_capacity: usize,
-    /// Changes buffered per stream client before it must resync.
+    /// Published batches (the changes made durable together) buffered per stream client
+    /// before it must resync.
     pub stream_buffer: usize,
     pub files: Vec<FileSource>,
     pub websockets: Vec<WsSource>,
