@@ -108,15 +108,30 @@ async fn push(c: &reqwest::Client, base: &str, feed: &str, body: String) -> (u16
 }
 
 fn start(dir: &std::path::Path, http: &str) -> Proc {
-    // In-play bets are held 1.5 s (the node's jurisdiction setting).
+    // In-play bets are held 1.5 s: the jurisdiction's rules are the only source of the delay,
+    // so the node runs on a copy of the GB rules with `[bets] in_play_delay_ms = 1500`.
+    let gb = repo_root().join("deploy/jurisdictions/gb.toml");
+    let rules = std::fs::read_to_string(&gb).unwrap();
+    assert!(rules.contains("in_play_delay_ms = 0\n"), "gb.toml changed");
+    let delayed = dir.join("gb-in-play-delay.toml");
+    std::fs::write(
+        &delayed,
+        rules.replace("in_play_delay_ms = 0\n", "in_play_delay_ms = 1500\n"),
+    )
+    .unwrap();
     let cfg = write_edge_config(
         dir,
         "gb-odds",
         http,
-        Some(
-            "\n[odds]\nin_play_delay_ms = 1500\nmargin_bp = 500\nmargin_method = \"multiplicative\"\n",
-        ),
+        Some("\n[odds]\nmargin_bp = 500\nmargin_method = \"multiplicative\"\n"),
     );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains(gb.to_str().unwrap()));
+    std::fs::write(
+        &cfg,
+        text.replace(gb.to_str().unwrap(), delayed.to_str().unwrap()),
+    )
+    .unwrap();
     Proc::start(
         "edge",
         &bin("edge-node"),

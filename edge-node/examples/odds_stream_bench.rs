@@ -30,50 +30,63 @@ fn odds_change(event: u64, ts: i64, flip: bool) -> String {
     )
 }
 
+/// One stream client: reads its connection and records (sequence, arrival time) for every
+/// change. Only what the measurement needs is parsed: the `id:` line of each SSE frame
+/// (found with `memchr`), so the 200 clients cost little of the machine the node runs on.
 async fn client(
     addr: String,
     ready: Arc<tokio::sync::Barrier>,
     stop_seq: Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<(u64, Instant)> {
     let mut s = TcpStream::connect(&addr).await.expect("connect");
+    s.set_nodelay(true).ok();
     s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = Vec::with_capacity(1 << 16);
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut have = 0; // bytes of an incomplete line kept at the start of `buf`
+    let mut got = Vec::with_capacity(8192);
     let mut ready_once = Some(ready);
+    let finder = memchr::memmem::Finder::new(b"\nid: ");
     loop {
-        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if have == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = s.read(&mut buf[have..]).await.unwrap_or(0);
         if n == 0 {
             return got;
         }
         let now = Instant::now();
-        buf.extend_from_slice(&chunk[..n]);
-        // Parse complete lines; "id: N" precedes each event's data.
-        let mut start = 0;
-        while let Some(p) = buf[start..].iter().position(|b| *b == b'\n') {
-            let line = &buf[start..start + p];
-            if let Some(id) = line
-                .strip_prefix(b"id: ")
-                .or_else(|| line.strip_prefix(b"id:"))
-            {
-                if let Ok(seq) = std::str::from_utf8(id).unwrap_or("").trim().parse::<u64>() {
-                    if let Some(r) = ready_once.take() {
-                        // The snapshot's id: connected and subscribed.
-                        r.wait().await;
-                    } else {
-                        got.push((seq, now));
-                    }
-                    let stop = stop_seq.load(std::sync::atomic::Ordering::Relaxed);
-                    if stop != 0 && seq >= stop {
-                        return got;
-                    }
+        let end = have + n;
+        // Scan from one byte before the new data so a "\nid: " split across reads is found.
+        let mut at = have.saturating_sub(5);
+        let mut done_to = 0;
+        while let Some(p) = finder.find(&buf[at..end]) {
+            let start = at + p + 5;
+            let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) else {
+                break; // the id line is incomplete: keep it for the next read
+            };
+            let seq = std::str::from_utf8(&buf[start..start + nl])
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok());
+            at = start + nl;
+            done_to = at;
+            if let Some(seq) = seq {
+                if let Some(r) = ready_once.take() {
+                    r.wait().await; // the snapshot's id: connected and subscribed
+                } else {
+                    got.push((seq, now));
+                }
+                let stop = stop_seq.load(std::sync::atomic::Ordering::Relaxed);
+                if stop != 0 && seq >= stop {
+                    return got;
                 }
             }
-            start += p + 1;
         }
-        buf.drain(..start);
+        // Keep the tail after the last complete id line (at most a partial frame).
+        let keep_from = done_to.max(end.saturating_sub(4096)).min(end);
+        buf.copy_within(keep_from..end, 0);
+        have = end - keep_from;
     }
 }
 
@@ -128,14 +141,27 @@ async fn main() -> anyhow::Result<()> {
 
     let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
     let stop_seq = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut handles = Vec::new();
-    for _ in 0..clients {
-        handles.push(tokio::spawn(client(
-            addr.clone(),
-            ready.clone(),
-            stop_seq.clone(),
-        )));
-    }
+    // All clients share one thread with its own single-threaded runtime: one epoll loop
+    // serves every connection, and the node's runtime threads are left to the node.
+    let client_thread = {
+        let (addr, ready, stop_seq) = (addr.clone(), ready.clone(), stop_seq.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("client runtime");
+            rt.block_on(async move {
+                let handles: Vec<_> = (0..clients)
+                    .map(|_| tokio::spawn(client(addr.clone(), ready.clone(), stop_seq.clone())))
+                    .collect();
+                let mut all = Vec::with_capacity(clients);
+                for h in handles {
+                    all.push(h.await.expect("client task"));
+                }
+                all
+            })
+        })
+    };
     ready.wait().await;
 
     let messages = rate * secs / SELECTIONS_PER_MESSAGE;
@@ -184,8 +210,13 @@ async fn main() -> anyhow::Result<()> {
     let mut lat = Vec::new();
     let sent = sent.lock().unwrap().clone();
     let mut received = 0usize;
-    for h in handles {
-        let got = tokio::time::timeout(Duration::from_secs(30), h).await??;
+    let all = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || client_thread.join()),
+    )
+    .await??
+    .map_err(|_| anyhow::anyhow!("a stream client panicked"))?;
+    for got in all {
         received += got.len();
         for (seq, at) in got {
             if let Some(s) = sent.get(&seq) {
@@ -194,6 +225,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     lat.sort();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average at the end (1/5/15 min): {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "odds stream: {clients} clients, {messages} odds_change messages ({} selection updates) in {:.2?} \
          (target {rate} selection updates/s), failed posts {failed:?}",

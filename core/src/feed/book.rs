@@ -10,7 +10,8 @@
 //!   request that does not complete is repeated. A producer that is silent longer than
 //!   `alive_timeout_ms` (checked by [`OddsBook::tick`]) or reports itself lost goes down, and
 //!   every market it feeds is suspended until the next recovery completes.
-//! * `bet_stop` suspends every market of the event until fresh odds arrive.
+//! * `bet_stop` suspends the markets of the event in the groups it names (every market when it
+//!   names none, or when a market's groups are not known) until fresh odds arrive.
 //! * Messages older than the last one seen for the same event (UOF) or market (Betfair) are
 //!   rejected as out of order; an exact repeat is rejected as a duplicate.
 //! * A market is open only if its producer is up, the provider has it active, and every active
@@ -210,8 +211,57 @@ fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> 
             "76" => Some(Outcome::No),
             _ => None,
         }),
+        // Race winner and "finish in the first `pos`" on (virtual) races, as in the real
+        // `odds_change-vhc.xml` capture: one outcome per runner, `sr:competitor:<id>`. The
+        // capture's books (win ≈ 1.2, place with pos=3 ≈ 3.5) confirm 1 and 3 winners.
+        866 => (MarketKind::RaceWin { each_way: None }, uof_runner),
+        868 => (
+            MarketKind::RacePlace {
+                places: spec("pos")?.parse().ok().filter(|p| (1..=10).contains(p))?,
+            },
+            uof_runner,
+        ),
         _ => return None,
     })
+}
+
+fn uof_runner(o: &str) -> Option<Outcome> {
+    let id = o.strip_prefix("sr:competitor:")?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Outcome::Runner {
+        id: id.parse().ok()?,
+    })
+}
+
+/// The UOF market groups of a priced market kind, as Sportradar's market descriptions give
+/// them (the real `markets-*.xml` captures: 1x2, handicap and total are
+/// `all|score|regular_play`). `None` where the book holds no description: such a market is
+/// suspended by every bet_stop, whatever its groups (the safe reading).
+fn uof_groups(kind: &MarketKind) -> Option<&'static [&'static str]> {
+    match kind {
+        MarketKind::MatchResult
+        | MarketKind::TotalGoals { .. }
+        | MarketKind::AsianHandicap { .. } => Some(&["all", "score", "regular_play"]),
+        _ => None,
+    }
+}
+
+/// Does a bet_stop naming `groups` (`a|b`; absent means `all`) stop this market?
+fn bet_stop_applies(groups: &str, kind: &MarketKind) -> bool {
+    let mut named = groups
+        .split('|')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .peekable();
+    if named.peek().is_none() {
+        return true;
+    }
+    match uof_groups(kind) {
+        None => true,
+        Some(gs) => named.any(|g| g == "all" || gs.contains(&g)),
+    }
 }
 
 impl OddsBook {
@@ -464,13 +514,15 @@ impl OddsBook {
                     return Err(Skip::UnknownMarket);
                 }
             }
-            UofMessage::BetStop { header, .. } => {
+            UofMessage::BetStop { header, groups } => {
                 self.check_order(format!("uof:{}", header.event_id), header.timestamp, dig)?;
                 let event_id = EventId::new(header.event_id.clone())
                     .map_err(|e| Skip::Malformed(e.to_string()))?;
                 for id in self.event_markets(&event_id) {
-                    if let Some(m) = self.markets.get_mut(&id) {
-                        m.bet_stopped = true;
+                    // Only the markets in the named groups stop; the others keep trading.
+                    match self.markets.get_mut(&id) {
+                        Some(m) if bet_stop_applies(groups, &m.view.kind) => m.bet_stopped = true,
+                        _ => continue,
                     }
                     self.settle_status(&id, ChangeReason::BetStop, header.timestamp, &mut out);
                 }
@@ -622,7 +674,7 @@ impl OddsBook {
             };
             sels.push(BookSelection {
                 outcome,
-                feed_key: o.id.clone(),
+                feed_key: o.id.to_string(),
                 ref_milli: o.odds_milli,
                 probability: o.probability,
                 active: o.active,

@@ -9,18 +9,33 @@ use crate::price::PRICE_SCALE;
 /// truncating beyond three decimals. `None` for anything else (signs, exponents, empty,
 /// more than 9 integer digits).
 pub fn parse_milli_floor(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || int.len() > 9 || !int.bytes().all(|b| b.is_ascii_digit()) {
+    // One pass over the bytes: this runs for every outcome of every feed message.
+    let b = s.trim().as_bytes();
+    let mut i = 0;
+    let mut int: u64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        if i == 9 {
+            return None; // more than 9 integer digits
+        }
+        int = int * 10 + u64::from(b[i] - b'0');
+        i += 1;
+    }
+    if i == 0 {
         return None;
     }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+    let mut milli = int * PRICE_SCALE;
+    if i == b.len() {
+        return Some(milli);
+    }
+    if b[i] != b'.' || i + 1 == b.len() {
         return None;
     }
-    let mut milli: u64 = int.parse::<u64>().ok()? * PRICE_SCALE;
     let mut scale = PRICE_SCALE / 10;
-    for b in frac.bytes().take(3) {
-        milli += u64::from(b - b'0') * scale;
+    for &c in &b[i + 1..] {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        milli += u64::from(c - b'0') * scale; // scale is 0 past the third decimal: truncation
         scale /= 10;
     }
     Some(milli)
@@ -53,10 +68,33 @@ mod tests {
         }
     }
 
+    /// The straightforward definition the one-pass parser must agree with.
+    fn reference(s: &str) -> Option<u64> {
+        let s = s.trim();
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        if int.is_empty() || int.len() > 9 || !int.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+            return None;
+        }
+        let mut milli: u64 = int.parse::<u64>().ok()? * PRICE_SCALE;
+        let mut scale = PRICE_SCALE / 10;
+        for b in frac.bytes().take(3) {
+            milli += u64::from(b - b'0') * scale;
+            scale /= 10;
+        }
+        Some(milli)
+    }
+
     proptest! {
         #[test]
         fn never_panics(s in "\\PC{0,16}") {
             let _ = parse_milli_floor(&s);
+        }
+        #[test]
+        fn agrees_with_reference(s in "[ 0-9.]{0,14}|\\PC{0,12}") {
+            prop_assert_eq!(parse_milli_floor(&s), reference(&s));
         }
         #[test]
         fn agrees_with_price_display(m in 1001u64..=1_000_000) {

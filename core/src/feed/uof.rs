@@ -10,8 +10,6 @@
 
 use super::decimal::parse_milli_floor;
 use crate::time::UnixMillis;
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -72,9 +70,83 @@ impl UofMarketStatus {
     }
 }
 
+/// A provider's outcome id (`"1"`, `"sr:player:10077"`). Almost all are short, so they are kept
+/// inline, saving a heap allocation per outcome (a large odds_change has hundreds).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutcomeId(IdRepr);
+
+const INLINE_ID: usize = 30;
+
+#[derive(Clone, PartialEq, Eq)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
+
+impl OutcomeId {
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            OutcomeId(IdRepr::Inline {
+                len: s.len() as u8,
+                bytes,
+            })
+        } else {
+            OutcomeId(IdRepr::Heap(s.into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Built from a whole `&str`, so always valid UTF-8.
+            IdRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for OutcomeId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for OutcomeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for OutcomeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for OutcomeId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for OutcomeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OutcomeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(OutcomeId::new(&String::deserialize(d)?))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UofOutcome {
-    pub id: String,
+    pub id: OutcomeId,
     /// Odds in thousandths, rounded down; not yet validated as a price (may be ≤ 1000).
     pub odds_milli: Option<u64>,
     pub probability: Option<f64>,
@@ -223,87 +295,55 @@ impl UofMessage {
     }
 }
 
-/// The attributes of one element, decoded to text.
-struct Attrs<'a> {
+/// The attributes of one element that the parser uses, decoded to text. Only the `N` names
+/// its `lookup` knows are kept (and unescaped); the others are checked for well-formedness and
+/// skipped, so an attribute the book never reads costs one scan. `lookup` is a `match` on
+/// byte-string literals, which compiles to length checks and inline compares.
+struct Attrs<'a, L: Lookup, const N: usize> {
     element: &'static str,
-    list: Vec<(&'a [u8], Cow<'a, str>)>,
+    vals: [Option<Cow<'a, str>>; N],
+    lookup: std::marker::PhantomData<L>,
 }
 
-impl<'a> Attrs<'a> {
-    fn read(element: &'static str, e: &'a BytesStart<'a>) -> Result<Attrs<'a>, UofError> {
-        let xml = |detail: &str| UofError::Xml {
-            position: 0,
-            detail: format!("<{element}>: {detail}"),
-        };
-        let mut list = Vec::with_capacity(8);
-        // A strict scanner for `name="value"` / `name='value'` pairs, several times faster than
-        // quick-xml's general attribute iterator (which dominated parse profiles). Duplicates
-        // are not diagnosed: the first occurrence wins.
-        let b = e.attributes_raw();
-        let mut i = 0;
-        let skip_ws = |i: &mut usize| {
-            while *i < b.len() && b[*i].is_ascii_whitespace() {
-                *i += 1;
-            }
-        };
-        loop {
-            skip_ws(&mut i);
-            if i >= b.len() {
-                break;
-            }
-            let start = i;
-            while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
-                i += 1;
-            }
-            let key = &b[start..i];
-            if key.is_empty()
-                || key
-                    .iter()
-                    .any(|c| matches!(c, b'"' | b'\'' | b'<' | b'>' | b'/'))
-            {
-                return Err(xml("malformed attribute name"));
-            }
-            skip_ws(&mut i);
-            if b.get(i) != Some(&b'=') {
-                return Err(xml("attribute without a value"));
-            }
-            i += 1;
-            skip_ws(&mut i);
-            let q = match b.get(i) {
-                Some(&q @ (b'"' | b'\'')) => q,
-                _ => return Err(xml("attribute value not quoted")),
-            };
-            i += 1;
-            let Some(len) = b[i..].iter().position(|c| *c == q) else {
-                return Err(xml("unterminated attribute value"));
-            };
-            let raw = &b[i..i + len];
-            i += len + 1;
-            if i < b.len() && !b[i].is_ascii_whitespace() {
-                return Err(xml("attributes must be separated by whitespace"));
-            }
-            if raw.contains(&b'<') {
-                return Err(xml("'<' in an attribute value"));
-            }
-            let text = std::str::from_utf8(raw).map_err(|_| xml("attribute value is not UTF-8"))?;
-            let text = if text.contains('&') {
-                Cow::Owned(
-                    quick_xml::escape::unescape(text)
-                        .map_err(|err| xml(&err.to_string()))?
-                        .into_owned(),
-                )
-            } else {
-                Cow::Borrowed(text)
-            };
-            list.push((key, text));
+/// The attribute names one kind of element is read for, as indices into `Attrs::vals`.
+/// Static dispatch, so a `get("odds")` folds to a constant index.
+trait Lookup {
+    fn index(k: &[u8]) -> Option<usize>;
+}
+
+impl<'a, L: Lookup, const N: usize> Attrs<'a, L, N> {
+    fn new(element: &'static str) -> Self {
+        Attrs {
+            element,
+            vals: std::array::from_fn(|_| None),
+            lookup: std::marker::PhantomData,
         }
-        Ok(Attrs { element, list })
+    }
+    /// Read the attributes of the start tag the scanner is in; returns whether the element
+    /// is self-closing (`<x/>`), pushing `frame` for its end tag otherwise.
+    fn read(&mut self, sc: &mut Scanner<'a>, frame: Frame) -> Result<bool, UofError> {
+        let (element, vals) = (self.element, &mut self.vals);
+        sc.attrs(frame, |sc, key, raw, escaped| {
+            let Some(slot) = L::index(key).and_then(|i| vals.get_mut(i)) else {
+                return Ok(());
+            };
+            if slot.is_some() {
+                return Err(sc.err(&format!(
+                    "<{element}> repeats attribute {}",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+            *slot = Some(if escaped {
+                sc.decode(raw)?
+            } else {
+                Cow::Borrowed(raw)
+            });
+            Ok(())
+        })
     }
     fn get(&self, name: &str) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| v.as_ref())
+        let i = L::index(name.as_bytes())?;
+        self.vals.get(i)?.as_deref()
     }
     fn req(&self, name: &'static str) -> Result<&str, UofError> {
         self.get(name).ok_or(UofError::Missing {
@@ -344,29 +384,96 @@ impl<'a> Attrs<'a> {
             },
         }
     }
+    fn id_str(&self, name: &'static str) -> Result<&str, UofError> {
+        let v = self.req(name)?;
+        if v.is_empty() || v.len() > 128 {
+            return Err(self.invalid(name, v));
+        }
+        Ok(v)
+    }
+    fn id_text(&self, name: &'static str) -> Result<String, UofError> {
+        Ok(self.id_str(name)?.to_string())
+    }
     fn header(&self) -> Result<Header, UofError> {
         Ok(Header {
             // Some captured messages (rollback_bet_cancel) omit the product; 0 = unknown.
             product: self.num("product")?.unwrap_or(0),
-            event_id: id_text(self, "event_id")?,
+            event_id: self.id_text("event_id")?,
             timestamp: UnixMillis(self.req_num("timestamp")?),
             request_id: self.num("request_id")?,
         })
     }
 }
 
-fn id_text(a: &Attrs<'_>, name: &'static str) -> Result<String, UofError> {
-    let v = a.req(name)?;
-    if v.is_empty() || v.len() > 128 {
-        return Err(a.invalid(name, v));
+/// Attributes read on the root element (the union over message types).
+struct RootAttrs;
+impl Lookup for RootAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"product" => 0,
+            b"event_id" => 1,
+            b"timestamp" => 2,
+            b"request_id" => 3,
+            b"groups" => 4,
+            b"certainty" => 5,
+            b"start_time" => 6,
+            b"end_time" => 7,
+            b"change_type" => 8,
+            b"subscribed" => 9,
+            _ => return None,
+        })
     }
-    Ok(v.to_string())
 }
-
-fn xml_err(r: &Reader<&[u8]>, e: quick_xml::Error) -> UofError {
-    UofError::Xml {
-        position: r.buffer_position(),
-        detail: e.to_string(),
+struct StatusAttrs;
+impl Lookup for StatusAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"status" => 0,
+            b"home_score" => 1,
+            b"away_score" => 2,
+            _ => return None,
+        })
+    }
+}
+struct MarketAttrs;
+impl Lookup for MarketAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"specifiers" => 1,
+            b"status" => 2,
+            b"void_reason" => 3,
+            _ => return None,
+        })
+    }
+}
+struct OddsOutcomeAttrs;
+impl Lookup for OddsOutcomeAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"odds" => 1,
+            b"probabilities" => 2,
+            b"active" => 3,
+            _ => return None,
+        })
+    }
+}
+struct ResultOutcomeAttrs;
+impl Lookup for ResultOutcomeAttrs {
+    #[inline(always)]
+    fn index(k: &[u8]) -> Option<usize> {
+        Some(match k {
+            b"id" => 0,
+            b"result" => 1,
+            b"void_factor" => 2,
+            b"dead_heat_factor" => 3,
+            _ => return None,
+        })
     }
 }
 
@@ -381,10 +488,315 @@ fn static_name(name: &[u8]) -> &'static str {
         b"fixture_change" => "fixture_change",
         b"alive" => "alive",
         b"snapshot_complete" => "snapshot_complete",
-        b"market" => "market",
-        b"outcome" => "outcome",
-        b"sport_event_status" => "sport_event_status",
         _ => "element",
+    }
+}
+
+/// What an open element means to the parser, kept on the scanner's stack until its end tag.
+/// Where a `<market>` sits decides how it is read: under `<odds>` it carries prices, under
+/// `<outcomes>` results, directly under the root it is a reference.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Ctx {
+    Root,
+    Odds,
+    Outcomes,
+    Other,
+}
+
+/// The context children of an open element are read in, and whether it is a `<market>`.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    ctx: Ctx,
+    market: bool,
+}
+
+const OTHER: Frame = Frame {
+    ctx: Ctx::Other,
+    market: false,
+};
+
+/// One token of the document, as the parser needs it. Text, comments and processing
+/// instructions inside the root are skipped by the scanner (UOF carries no text content).
+enum Tok<'a> {
+    /// A start tag: its name. The scanner is left inside the tag; the caller reads the
+    /// attributes next (`Attrs::read` or `Scanner::skip_attrs`).
+    Start(&'a [u8]),
+    /// An end tag matching the innermost open element, and that element's frame.
+    End(Frame),
+    Eof,
+}
+
+/// A strict, single-pass XML scanner over the message bytes (a subset of XML 1.0 that covers
+/// UOF: elements, attributes, comments, processing instructions, CDATA). It checks that tags
+/// are well formed, that end tags match, that attribute values are quoted and free of `<`, and
+/// that nothing but whitespace, comments and PIs surrounds the root. DTDs are refused (no
+/// entity expansion on outside input). The whole document is checked as UTF-8 once up front,
+/// so attribute values are borrowed `&str` slices, never copied unless they hold an escape.
+struct Scanner<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    open: Vec<(&'a [u8], Frame)>,
+    seen_root: bool,
+    /// Inside a start tag whose attributes have not been read yet.
+    in_tag: bool,
+    /// The name of the current (or last) start tag.
+    tag: &'a [u8],
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Bytes that end or interrupt an attribute value scan: either quote, `<`, `&`.
+static VALUE_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t
+};
+
+/// Bytes allowed in element and attribute names (ASCII letters, digits, `_-.:`, and any byte
+/// of a multi-byte UTF-8 character), as a table: names are scanned a byte at a time.
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') || c >= 0x80;
+        i += 1;
+    }
+    t
+};
+
+impl<'a> Scanner<'a> {
+    fn new(xml: &'a [u8]) -> Result<Self, UofError> {
+        let s = std::str::from_utf8(xml).map_err(|e| UofError::Xml {
+            position: e.valid_up_to() as u64,
+            detail: "message is not UTF-8".into(),
+        })?;
+        // A UTF-8 byte order mark is allowed before the document.
+        let pos = if s.starts_with('\u{feff}') { 3 } else { 0 };
+        Ok(Scanner {
+            s,
+            b: xml,
+            pos,
+            open: Vec::with_capacity(8),
+            seen_root: false,
+            in_tag: false,
+            tag: b"",
+        })
+    }
+
+    fn err(&self, detail: &str) -> UofError {
+        UofError::Xml {
+            position: self.pos as u64,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        let (b, mut i) = (self.b, self.pos);
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        self.pos = i;
+    }
+
+    /// Skip past the next `pat`, or fail with `what`.
+    fn skip_past(&mut self, pat: &[u8], what: &str) -> Result<(), UofError> {
+        match memchr::memmem::find(&self.b[self.pos..], pat) {
+            Some(i) => {
+                self.pos += i + pat.len();
+                Ok(())
+            }
+            None => Err(self.err(what)),
+        }
+    }
+
+    fn name(&mut self) -> Result<&'a [u8], UofError> {
+        let (b, start) = (self.b, self.pos);
+        let mut i = start;
+        while i < b.len() && NAME_BYTE[usize::from(b[i])] {
+            i += 1;
+        }
+        self.pos = i;
+        if i == start {
+            return Err(self.err("malformed name"));
+        }
+        Ok(&b[start..i])
+    }
+
+    fn next(&mut self) -> Result<Tok<'a>, UofError> {
+        if self.in_tag {
+            self.skip_attrs(OTHER)?;
+        }
+        loop {
+            let rest = &self.b[self.pos..];
+            // Usually a short run of indentation: look nearby before a vectorised search.
+            let lt = match rest.iter().take(24).position(|c| *c == b'<') {
+                Some(i) => Some(i),
+                None => memchr::memchr(b'<', rest),
+            };
+            if self.open.is_empty() {
+                // Outside the root only whitespace may appear as text.
+                let text = &rest[..lt.unwrap_or(rest.len())];
+                if !text.iter().all(|c| is_ws(*c)) {
+                    return Err(self.err(if self.seen_root {
+                        "text after the root element"
+                    } else {
+                        "text before the root element"
+                    }));
+                }
+            }
+            let Some(lt) = lt else {
+                self.pos = self.b.len();
+                return if !self.open.is_empty() {
+                    Err(self.err("unexpected end of document"))
+                } else {
+                    Ok(Tok::Eof)
+                };
+            };
+            self.pos += lt + 1;
+            match self.b.get(self.pos) {
+                Some(b'/') => {
+                    self.pos += 1;
+                    let name = self.name()?;
+                    self.skip_ws();
+                    if self.b.get(self.pos) != Some(&b'>') {
+                        return Err(self.err("malformed end tag"));
+                    }
+                    self.pos += 1;
+                    return match self.open.pop() {
+                        Some((open, frame)) if open == name => Ok(Tok::End(frame)),
+                        Some((open, _)) => Err(self.err(&format!(
+                            "end tag </{}> does not match <{}>",
+                            String::from_utf8_lossy(name),
+                            String::from_utf8_lossy(open)
+                        ))),
+                        None => Err(self.err("end tag without a start tag")),
+                    };
+                }
+                Some(b'?') => self.skip_past(b"?>", "unterminated processing instruction")?,
+                Some(b'!') => {
+                    let rest = &self.b[self.pos..];
+                    if rest.starts_with(b"!--") {
+                        self.pos += 3;
+                        self.skip_past(b"-->", "unterminated comment")?;
+                    } else if rest.starts_with(b"![CDATA[") && !self.open.is_empty() {
+                        self.skip_past(b"]]>", "unterminated CDATA section")?;
+                    } else {
+                        return Err(self.err("DTDs and declarations are not accepted"));
+                    }
+                }
+                _ => {
+                    if self.open.is_empty() && self.seen_root {
+                        return Err(self.err("more than one root element"));
+                    }
+                    let name = self.name()?;
+                    match self.b.get(self.pos) {
+                        Some(c) if is_ws(*c) || *c == b'/' || *c == b'>' => {}
+                        _ => return Err(self.err("malformed start tag")),
+                    }
+                    self.seen_root = true;
+                    self.in_tag = true;
+                    self.tag = name;
+                    return Ok(Tok::Start(name));
+                }
+            }
+        }
+    }
+
+    /// Read the attributes of the current start tag, calling `f(key, raw value, has '&')`
+    /// for each; returns whether the tag is self-closing, and otherwise pushes the element
+    /// with `frame`.
+    fn attrs(
+        &mut self,
+        frame: Frame,
+        mut f: impl FnMut(&Self, &'a [u8], &'a str, bool) -> Result<(), UofError>,
+    ) -> Result<bool, UofError> {
+        let name = self.tag;
+        self.in_tag = false;
+        loop {
+            self.skip_ws();
+            match self.b.get(self.pos) {
+                None => return Err(self.err("unterminated start tag")),
+                Some(b'>') => {
+                    self.pos += 1;
+                    self.open.push((name, frame));
+                    return Ok(false);
+                }
+                Some(b'/') => {
+                    if self.b.get(self.pos + 1) != Some(&b'>') {
+                        return Err(self.err("malformed start tag"));
+                    }
+                    self.pos += 2;
+                    return Ok(true);
+                }
+                Some(_) => {}
+            }
+            let key = self
+                .name()
+                .map_err(|_| self.err("malformed attribute name"))?;
+            self.skip_ws();
+            if self.b.get(self.pos) != Some(&b'=') {
+                return Err(self.err("attribute without a value"));
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let q = match self.b.get(self.pos) {
+                Some(&q @ (b'"' | b'\'')) => q,
+                _ => return Err(self.err("attribute value not quoted")),
+            };
+            self.pos += 1;
+            let start = self.pos;
+            // Values are short (ids, prices): a table-driven loop beats a vectorised search.
+            let (b, mut i, mut escaped) = (self.b, start, false);
+            loop {
+                while i < b.len() && !VALUE_STOP[usize::from(b[i])] {
+                    i += 1;
+                }
+                match b.get(i) {
+                    Some(&c) if c == q => break,
+                    Some(b'<') => {
+                        self.pos = i;
+                        return Err(self.err("'<' in an attribute value"));
+                    }
+                    Some(b'&') => escaped = true,
+                    Some(_) => {} // the other quote character
+                    None => {
+                        self.pos = i;
+                        return Err(self.err("unterminated attribute value"));
+                    }
+                }
+                i += 1;
+            }
+            self.pos = i;
+            // Quotes are ASCII, so both ends are character boundaries.
+            let raw = self
+                .s
+                .get(start..self.pos)
+                .ok_or_else(|| self.err("attribute value is not UTF-8"))?;
+            self.pos += 1;
+            match self.b.get(self.pos) {
+                Some(c) if is_ws(*c) || *c == b'/' || *c == b'>' => {}
+                _ => return Err(self.err("attributes must be separated by whitespace")),
+            }
+            f(self, key, raw, escaped)?;
+        }
+    }
+
+    fn skip_attrs(&mut self, frame: Frame) -> Result<bool, UofError> {
+        self.attrs(frame, |_, _, _, _| Ok(()))
+    }
+
+    /// An attribute value with its entity and character references replaced.
+    fn decode(&self, raw: &'a str) -> Result<Cow<'a, str>, UofError> {
+        quick_xml::escape::unescape(raw)
+            .map(|c| Cow::Owned(c.into_owned()))
+            .map_err(|e| self.err(&e.to_string()))
     }
 }
 
@@ -393,45 +805,38 @@ pub fn parse(xml: &[u8]) -> Result<UofMessage, UofError> {
     if xml.len() > MAX_MESSAGE_BYTES {
         return Err(UofError::TooLarge(xml.len()));
     }
-    let mut r = Reader::from_reader(xml);
-    r.config_mut().check_end_names = true;
-    r.config_mut().trim_text(true);
-    // Find the root element.
-    let (root, root_empty) = loop {
-        match r.read_event().map_err(|e| xml_err(&r, e))? {
-            Event::Start(e) => break (e, false),
-            Event::Empty(e) => break (e, true),
-            Event::Eof => return Err(UofError::Empty),
-            Event::Text(t) if !t.iter().all(|b| b.is_ascii_whitespace()) => {
-                return Err(UofError::Xml {
-                    position: r.buffer_position(),
-                    detail: "text before the root element".into(),
-                });
-            }
-            _ => {}
-        }
+    let mut sc = Scanner::new(xml)?;
+    let name = match sc.next()? {
+        Tok::Start(name) => name,
+        Tok::Eof => return Err(UofError::Empty),
+        // `next` refuses an end tag before any start tag.
+        Tok::End(_) => return Err(sc.err("end tag before the root element")),
     };
-    let name = root.name().as_ref().to_vec();
-    let el = static_name(&name);
-    let a = Attrs::read(el, &root)?;
+    let el = static_name(name);
+    if el == "element" {
+        return Err(UofError::UnknownMessage(
+            String::from_utf8_lossy(name).chars().take(64).collect(),
+        ));
+    }
+    let mut a = Attrs::<RootAttrs, 10>::new(el);
+    let root = Frame {
+        ctx: Ctx::Root,
+        market: false,
+    };
+    let root_empty = a.read(&mut sc, root)?;
     let mut body = Body::default();
+    if name == b"odds_change" {
+        body.markets.reserve(16);
+    }
     if !root_empty {
-        read_body(&mut r, &mut body)?;
+        read_body(&mut sc, &mut body)?;
     }
-    // Nothing but whitespace/comments may follow the root.
-    loop {
-        match r.read_event().map_err(|e| xml_err(&r, e))? {
-            Event::Eof => break,
-            Event::Start(_) | Event::Empty(_) => {
-                return Err(UofError::Xml {
-                    position: r.buffer_position(),
-                    detail: "more than one root element".into(),
-                });
-            }
-            _ => {}
-        }
+    // Nothing but whitespace, comments and PIs may follow the root.
+    match sc.next()? {
+        Tok::Eof => {}
+        _ => return Err(sc.err("more than one root element")),
     }
-    Ok(match name.as_slice() {
+    Ok(match name {
         b"odds_change" => UofMessage::OddsChange {
             header: a.header()?,
             status: body.status,
@@ -470,16 +875,11 @@ pub fn parse(xml: &[u8]) -> Result<UofMessage, UofError> {
             timestamp: UnixMillis(a.req_num("timestamp")?),
             subscribed: a.get("subscribed") != Some("0"),
         },
-        b"snapshot_complete" => UofMessage::SnapshotComplete {
+        _ => UofMessage::SnapshotComplete {
             product: a.req_num("product")?,
             timestamp: UnixMillis(a.req_num("timestamp")?),
             request_id: a.num("request_id")?,
         },
-        other => {
-            return Err(UofError::UnknownMessage(
-                String::from_utf8_lossy(other).chars().take(64).collect(),
-            ));
-        }
     })
 }
 
@@ -494,58 +894,62 @@ struct Body {
     refs: Vec<MarketRef>,
 }
 
-/// Where a `<market>` sits decides how it is read: under `<odds>` it carries prices, under
-/// `<outcomes>` results, directly under the root it is a reference.
-#[derive(Clone, Copy, PartialEq)]
-enum Ctx {
-    Root,
-    Odds,
-    Outcomes,
-    Other,
-}
-
-fn read_body(r: &mut Reader<&[u8]>, body: &mut Body) -> Result<(), UofError> {
-    // Stack of open elements below the root, as contexts.
-    // Each entry: the context children of that element are read in, and whether it is a market.
-    let mut stack: Vec<(Ctx, bool)> = Vec::with_capacity(8);
+/// Read the root's children up to and including the root's end tag.
+fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
+    // The kind of market whose outcomes are being read (its parent's context), if any.
     let mut market_kind: Option<Ctx> = None;
     loop {
-        let ev = r.read_event().map_err(|e| xml_err(r, e))?;
-        let (e, empty) = match ev {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                match stack.pop() {
-                    None => return Ok(()), // the root's end
-                    Some((_, true)) => market_kind = None,
-                    Some((_, false)) => {}
+        let name = match sc.next()? {
+            Tok::Start(name) => name,
+            Tok::End(frame) => {
+                if frame.ctx == Ctx::Root {
+                    return Ok(()); // the root's end
+                }
+                if frame.market {
+                    market_kind = None;
                 }
                 continue;
             }
-            Event::Eof => {
-                return Err(UofError::Xml {
-                    position: r.buffer_position(),
-                    detail: "unexpected end of document".into(),
-                });
-            }
-            _ => continue,
+            // `next` refuses end of input while elements are open.
+            Tok::Eof => return Err(sc.err("unexpected end of document")),
         };
-        let parent = stack.last().map(|(c, _)| *c).unwrap_or(Ctx::Root);
-        let mut is_market = false;
-        let ctx = match e.name().as_ref() {
-            b"odds" if parent == Ctx::Root => Ctx::Odds,
-            b"outcomes" if parent == Ctx::Root => Ctx::Outcomes,
+        let parent = sc.open.last().map(|(_, f)| f.ctx).unwrap_or(Ctx::Other);
+        match name {
+            b"odds" if parent == Ctx::Root => {
+                sc.skip_attrs(Frame {
+                    ctx: Ctx::Odds,
+                    market: false,
+                })?;
+            }
+            b"outcomes" if parent == Ctx::Root => {
+                sc.skip_attrs(Frame {
+                    ctx: Ctx::Outcomes,
+                    market: false,
+                })?;
+            }
             b"sport_event_status" if parent == Ctx::Root => {
-                let a = Attrs::read("sport_event_status", &e)?;
+                let mut a = Attrs::<StatusAttrs, 3>::new("sport_event_status");
+                a.read(sc, OTHER)?;
                 body.status = Some(UofScore {
                     status: a.num("status")?.unwrap_or(0),
                     home_score: a.num("home_score")?,
                     away_score: a.num("away_score")?,
                 });
-                Ctx::Other
             }
             b"market" if matches!(parent, Ctx::Root | Ctx::Odds | Ctx::Outcomes) => {
-                let a = Attrs::read("market", &e)?;
+                let mut a = Attrs::<MarketAttrs, 4>::new("market");
+                // Market children are read with the market's parent context.
+                let child_ctx = match parent {
+                    Ctx::Odds | Ctx::Outcomes => parent,
+                    _ => Ctx::Other,
+                };
+                let empty = a.read(
+                    sc,
+                    Frame {
+                        ctx: child_ctx,
+                        market: true,
+                    },
+                )?;
                 let id: u32 = a.req_num("id")?;
                 let specifiers = a.get("specifiers").unwrap_or("").to_string();
                 match parent {
@@ -574,68 +978,60 @@ fn read_body(r: &mut Reader<&[u8]>, body: &mut Body) -> Result<(), UofError> {
                 }
                 if !empty {
                     market_kind = Some(parent);
-                    is_market = true;
-                }
-                // Market children are read with the market as parent.
-                match parent {
-                    Ctx::Odds => Ctx::Odds,
-                    Ctx::Outcomes => Ctx::Outcomes,
-                    _ => Ctx::Other,
                 }
             }
-            b"outcome" if market_kind.is_some() => {
-                let a = Attrs::read("outcome", &e)?;
-                let id = id_text(&a, "id")?;
-                match market_kind {
-                    Some(Ctx::Odds) => {
-                        let odds_milli = match a.get("odds") {
-                            None => None,
-                            Some(v) => {
-                                Some(parse_milli_floor(v).ok_or_else(|| a.invalid("odds", v))?)
-                            }
-                        };
-                        let probability = match a.get("probabilities") {
-                            None => None,
-                            Some(v) => match v.trim().parse::<f64>() {
-                                Ok(p) if p.is_finite() && (0.0..=1.0).contains(&p) => Some(p),
-                                _ => return Err(a.invalid("probabilities", v)),
-                            },
-                        };
-                        let active = a.get("active").map(|v| v != "0").unwrap_or(true);
-                        if let Some(m) = body.markets.last_mut() {
-                            m.outcomes.push(UofOutcome {
-                                id,
-                                odds_milli,
-                                probability,
-                                active,
-                            });
-                        }
+            b"outcome" if market_kind == Some(Ctx::Odds) => {
+                let mut a = Attrs::<OddsOutcomeAttrs, 4>::new("outcome");
+                a.read(sc, OTHER)?;
+                let id = OutcomeId::new(a.id_str("id")?);
+                let odds_milli = match a.get("odds") {
+                    None => None,
+                    Some(v) => Some(parse_milli_floor(v).ok_or_else(|| a.invalid("odds", v))?),
+                };
+                let probability = match a.get("probabilities") {
+                    None => None,
+                    Some(v) => match v.trim().parse::<f64>() {
+                        Ok(p) if p.is_finite() && (0.0..=1.0).contains(&p) => Some(p),
+                        _ => return Err(a.invalid("probabilities", v)),
+                    },
+                };
+                let active = a.get("active").map(|v| v != "0").unwrap_or(true);
+                if let Some(m) = body.markets.last_mut() {
+                    if m.outcomes.is_empty() {
+                        // Most markets have 2-3 outcomes; avoid regrowing from 1.
+                        m.outcomes.reserve(4);
                     }
-                    Some(Ctx::Outcomes) => {
-                        let result: u8 = a.num("result")?.unwrap_or(0);
-                        if result > 1 {
-                            return Err(a.invalid("result", &result.to_string()));
-                        }
-                        let o = SettledOutcome {
-                            id,
-                            won: result == 1,
-                            void_factor_milli: a.milli_factor("void_factor", 0)?,
-                            dead_heat_factor_milli: a.milli_factor("dead_heat_factor", 1000)?,
-                        };
-                        if let Some(m) = body.settled.last_mut() {
-                            m.outcomes.push(o);
-                        }
-                    }
-                    // Outcomes inside cancel/rollback markets narrow the scope; the book treats
-                    // the whole market, which is the conservative reading.
-                    _ => {}
+                    m.outcomes.push(UofOutcome {
+                        id,
+                        odds_milli,
+                        probability,
+                        active,
+                    });
                 }
-                Ctx::Other
             }
-            _ => Ctx::Other,
-        };
-        if !empty {
-            stack.push((ctx, is_market));
+            b"outcome" if market_kind == Some(Ctx::Outcomes) => {
+                let mut a = Attrs::<ResultOutcomeAttrs, 4>::new("outcome");
+                a.read(sc, OTHER)?;
+                let id = a.id_text("id")?;
+                let result: u8 = a.num("result")?.unwrap_or(0);
+                if result > 1 {
+                    return Err(a.invalid("result", &result.to_string()));
+                }
+                let o = SettledOutcome {
+                    id,
+                    won: result == 1,
+                    void_factor_milli: a.milli_factor("void_factor", 0)?,
+                    dead_heat_factor_milli: a.milli_factor("dead_heat_factor", 1000)?,
+                };
+                if let Some(m) = body.settled.last_mut() {
+                    m.outcomes.push(o);
+                }
+            }
+            // Outcomes inside cancel/rollback markets narrow the scope; the book treats the
+            // whole market, which is the conservative reading. Other elements are skipped.
+            _ => {
+                sc.skip_attrs(OTHER)?;
+            }
         }
     }
 }
@@ -781,6 +1177,24 @@ mod tests {
     }
 
     #[test]
+    fn document_forms_accepted() {
+        // BOM, declaration, comments, CDATA inside the root, end tags with whitespace,
+        // character references, and unused attributes with '>' in their values.
+        let m = parse(
+            "\u{feff}<?xml version=\"1.0\"?>\n<!-- c --><bet_stop product=\"1\" \
+             event_id=\"sr:match:&#49;\" x=\"a>b\" timestamp=\"5\" groups=\"a|b\"\
+             ><![CDATA[<x>]]></bet_stop >\n<!-- after -->\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let UofMessage::BetStop { header, groups } = m else {
+            panic!()
+        };
+        assert_eq!(header.event_id, "sr:match:1");
+        assert_eq!(groups, "a|b");
+    }
+
+    #[test]
     fn vhc_odds_change_parses() {
         let m = parse(&fixture("go-uof-sdk/odds_change-vhc.xml")).unwrap();
         assert_eq!(m.type_name(), "odds_change");
@@ -806,6 +1220,16 @@ mod tests {
             b"<alive product=\"1\" timestamp=\"1/>",
             b"<alive product timestamp=\"1\"/>",
             b"<alive product=\"1\" timestamp=\"1\" x=\"<\"/>",
+            b"<alive product=\"1\" product=\"2\" timestamp=\"1\"/>",
+            b"<odds_change product=\"1\" event_id=\"e\" timestamp=\"1\"><odds></market></odds_change>",
+            b"<!DOCTYPE x [<!ENTITY a \"b\">]><alive product=\"1\" timestamp=\"1\"/>",
+            b"<alive product=\"1\" timestamp=\"1\"/>trailing",
+            b"junk<alive product=\"1\" timestamp=\"1\"/>",
+            b"<alive product=\"\xff\" timestamp=\"1\"/>",
+            b"<alive product=\"1\" timestamp=\"1\"><!-- unterminated </alive>",
+            b"<alive product=\"1\" timestamp=\"1\" /",
+            b"</alive>",
+            b"<alive product=\"1\" timestamp=\"1\"></alive >x</alive>",
         ];
         for c in cases {
             assert!(parse(c).is_err(), "{}", String::from_utf8_lossy(c));

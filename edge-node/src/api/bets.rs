@@ -100,9 +100,8 @@ async fn in_play_delay(s: &AppState, legs: &[LegBody]) -> Result<(), ApiError> {
     if !rules.bets.in_play_allowed {
         return Ok(()); // the gate refuses in-play bets; nothing to hold
     }
-    // The jurisdiction's delay, or the trading desk's (`[odds]`) if that is longer.
-    let odds_delay_ms = s.odds.as_ref().map_or(0, |h| h.config.in_play_delay_ms);
-    let delay_ms = u64::from(rules.bets.in_play_delay_ms).max(odds_delay_ms);
+    // The jurisdiction's rules are the single source of the delay (`[bets] in_play_delay_ms`).
+    let delay_ms = u64::from(rules.bets.in_play_delay_ms);
     if delay_ms == 0 {
         return Ok(());
     }

@@ -1,6 +1,5 @@
 //! `[odds]` section of the node configuration: producers, alive bound, the jurisdiction's
-//! pricing policy (target margin per market class, method, maximum price), the in-play bet
-//! delay, and the feed sources (files, WebSocket URLs). Every field has a safe default, so a
+//! pricing policy (target margin per market class, method, maximum price) and the feed sources (files, WebSocket URLs). Every field has a safe default, so a
 //! node without the section still ingests pushed feeds with a 5 % margin.
 
 use outpost_core::ids::Jurisdiction;
@@ -26,11 +25,9 @@ pub struct OddsConfig {
     pub margin_by_class: BTreeMap<String, MarginTarget>,
     /// Offered prices are capped here (thousandths; 500000 = 500.0).
     pub max_price_milli: u64,
-    /// A bet with a leg on an in-play market is held this long, then accepted only if the
-    /// price still stands. Set per jurisdiction (GB operators typically use 5–10 s).
-    pub in_play_delay_ms: u64,
     pub queue_capacity: usize,
-    /// Changes buffered per stream client before it must resync.
+    /// Published batches (the changes made durable together) buffered per stream client
+    /// before it must resync.
     pub stream_buffer: usize,
     pub files: Vec<FileSource>,
     pub websockets: Vec<WsSource>,
@@ -78,7 +75,6 @@ impl Default for OddsConfig {
             margin_method: MarginMethod::Shin,
             margin_by_class: BTreeMap::new(),
             max_price_milli: 500_000,
-            in_play_delay_ms: 0,
             queue_capacity: 65_536,
             stream_buffer: 65_536,
             files: Vec::new(),

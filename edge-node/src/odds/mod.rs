@@ -51,10 +51,13 @@ struct Input {
     reply: Option<oneshot::Sender<Result<IngestReport, Skip>>>,
 }
 
-/// One published change, pre-serialised once for every client as a complete SSE frame
-/// (`event: change`, `id: <seq>`, `data: <json>`).
+/// Published changes, pre-serialised once for every client as complete SSE frames
+/// (`event: change`, `id: <seq>`, `data: <json>`, one frame per change). All the changes that
+/// became durable together travel as one item, so a client is woken once per durable batch,
+/// not once per change.
 #[derive(Clone)]
 pub struct Published {
+    /// Sequence number of the last change in `frame` (0 for a keep-alive).
     pub seq: u64,
     pub frame: bytes::Bytes,
 }
@@ -196,23 +199,29 @@ impl OddsHub {
     }
 
     fn publish(&self, changes: &[OddsChanged]) {
+        if changes.is_empty() {
+            return;
+        }
+        // Serialise outside the lock; frames are consecutive in sequence order.
+        let mut frame = Vec::with_capacity(changes.len() * 640);
+        for c in changes {
+            use std::io::Write;
+            let _ = write!(frame, "event: change\nid: {}\ndata: ", c.odds_seq);
+            // JSON from serde_json has no raw newlines, so it is one SSE data line.
+            serde_json::to_writer(&mut frame, c).expect("changes serialise");
+            frame.extend_from_slice(b"\n\n");
+        }
         let mut v = self.view.lock().expect("view lock");
         for c in changes {
-            let json = serde_json::to_string(c).expect("changes serialise");
-            // JSON from serde_json has no raw newlines, so it is one SSE data line.
-            let frame = bytes::Bytes::from(format!(
-                "event: change\nid: {}\ndata: {json}\n\n",
-                c.odds_seq
-            ));
             v.markets
                 .insert(c.market.market_id.clone(), c.market.clone());
             v.seq = c.odds_seq;
-            // No receivers is fine: nobody is watching.
-            let _ = self.broadcast.send(Published {
-                seq: c.odds_seq,
-                frame,
-            });
         }
+        // No receivers is fine: nobody is watching.
+        let _ = self.broadcast.send(Published {
+            seq: v.seq,
+            frame: bytes::Bytes::from(frame),
+        });
     }
 }
 
@@ -290,20 +299,6 @@ pub async fn start(
         ));
     }
     Ok(hub)
-}
-
-/// In-play bet delay: if any selection is on an in-play market, hold the bet for the
-/// jurisdiction's delay. The caller then submits it, and the gate accepts it only if the
-/// market is still open at the price the player asked for.
-pub async fn hold_in_play<'a>(
-    hub: Option<&Arc<OddsHub>>,
-    mut selections: impl Iterator<Item = &'a SelectionId>,
-) {
-    let Some(hub) = hub else { return };
-    let delay = hub.config.in_play_delay_ms;
-    if delay > 0 && selections.any(|s| hub.in_play(s)) {
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-    }
 }
 
 pub fn now() -> UnixMillis {
@@ -423,27 +418,84 @@ async fn ingest_task(
     }
 }
 
+/// Waits for each batch to be durable, in order, then publishes it and answers its senders.
+/// Batches that the writer made durable in the same group commit are published as one item.
 async fn publisher(hub: Arc<OddsHub>, mut rx: mpsc::Receiver<InFlight>) {
-    while let Some(f) = rx.recv().await {
-        let mut replies = f.replies;
-        if let Some(d) = f.durable {
-            match d.await {
-                Ok(Ok(_)) => hub.publish(&f.changes),
-                Ok(Err(e)) => {
-                    // Cannot happen for RecordOdds on an initialised node; never publish what is
-                    // not logged.
-                    tracing::error!("odds changes not logged: {e}");
-                    for r in &mut replies {
-                        r.1 = Err(Skip::Malformed(format!("not logged: {e}")));
-                    }
+    let mut next: Option<InFlight> = None;
+    loop {
+        let first = match next.take() {
+            Some(f) => f,
+            None => match rx.recv().await {
+                Some(f) => f,
+                None => return,
+            },
+        };
+        let mut changes = Vec::new();
+        let mut replies = Vec::new();
+        let Some(ok) = settle(first, None, &mut changes, &mut replies).await else {
+            return; // writer stopped
+        };
+        let mut logged = ok;
+        // Take along every following batch that is already durable (same group commit).
+        while logged {
+            let Ok(mut f) = rx.try_recv() else { break };
+            let ready = match f.durable.as_mut().map(|d| d.try_recv()) {
+                None => None,
+                Some(Ok(r)) => Some(r),
+                Some(Err(oneshot::error::TryRecvError::Empty)) => {
+                    next = Some(f);
+                    break;
                 }
-                Err(_) => return, // writer stopped
+                Some(Err(oneshot::error::TryRecvError::Closed)) => return,
+            };
+            f.durable = None;
+            match settle(f, Some(ready), &mut changes, &mut replies).await {
+                Some(ok) => logged = ok,
+                None => return,
             }
         }
+        hub.publish(&changes);
         for (reply, r) in replies {
             if let Some(reply) = reply {
                 let _ = reply.send(r);
             }
         }
     }
+}
+
+type Durable = Result<outpost_core::edge::Reply, outpost_core::edge::CommandError>;
+
+/// Wait for one batch to be durable (or use `ready`, its already received outcome), then add
+/// its changes to those to publish and its replies to those to send. `None` if the writer
+/// stopped; `Some(false)` if the batch was not logged (its changes are never published).
+async fn settle(
+    f: InFlight,
+    ready: Option<Option<Durable>>,
+    changes: &mut Vec<OddsChanged>,
+    replies: &mut Vec<Reply>,
+) -> Option<bool> {
+    let outcome = match (ready, f.durable) {
+        (Some(r), _) => r,
+        (None, Some(d)) => Some(d.await.ok()?),
+        (None, None) => None,
+    };
+    let mut batch_replies = f.replies;
+    let logged = match outcome {
+        None => true, // nothing to log
+        Some(Ok(_)) => {
+            changes.extend(f.changes);
+            true
+        }
+        Some(Err(e)) => {
+            // Cannot happen for RecordOdds on an initialised node; never publish what is
+            // not logged.
+            tracing::error!("odds changes not logged: {e}");
+            for r in &mut batch_replies {
+                r.1 = Err(Skip::Malformed(format!("not logged: {e}")));
+            }
+            false
+        }
+    };
+    replies.extend(batch_replies);
+    Some(logged)
 }

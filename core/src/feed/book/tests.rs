@@ -553,3 +553,104 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bet_stop_groups_suspend_only_the_named_groups() {
+    let mut b = OddsBook::new(config());
+    b.ingest_uof(&snapshot_complete(1, 10), t(0)).unwrap();
+    b.ingest_uof(&odds_change(1, 100, ["2.1", "3.4", "3.6"]), t(1))
+        .unwrap();
+    // BTTS: its groups are not in the descriptions the book holds, so any bet_stop stops it.
+    let btts = br#"<odds_change product="1" event_id="sr:match:42" timestamp="101"><odds><market id="29"><outcome id="74" odds="1.8"/><outcome id="76" odds="2.0"/></market></odds></odds_change>"#;
+    b.ingest_uof(btts, t(2)).unwrap();
+    let stop = |ts: i64, groups: &str| {
+        format!(
+            r#"<bet_stop product="1" event_id="sr:match:42" timestamp="{ts}" groups="{groups}"/>"#
+        )
+        .into_bytes()
+    };
+    // A corners stop leaves the 1X2 (groups all|score|regular_play) open.
+    let r = b.ingest_uof(&stop(102, "corners|10_min"), t(3)).unwrap();
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+    assert_eq!(r.changes[0].market.market_id.as_str(), "sr:match:42:btts");
+    assert_eq!(r.changes[0].market.status, MarketStatus::Suspended);
+    assert_eq!(b.market(&mid()).unwrap().status, MarketStatus::Open);
+    // A stop naming one of the 1X2's groups suspends it.
+    let r = b.ingest_uof(&stop(103, "penalties|score"), t(4)).unwrap();
+    assert_eq!(r.changes.len(), 1);
+    assert_eq!(r.changes[0].market.market_id, mid());
+    assert_eq!(r.changes[0].reason, ChangeReason::BetStop);
+    assert_eq!(b.market(&mid()).unwrap().status, MarketStatus::Suspended);
+    // Fresh odds reopen it; the real schema sample (groups="all") stops it again.
+    b.ingest_uof(&odds_change(1, 104, ["2.0", "3.4", "3.8"]), t(5))
+        .unwrap();
+    assert_eq!(b.market(&mid()).unwrap().status, MarketStatus::Open);
+    let sample = String::from_utf8(fixture("uof/schema-samples/bet_stop.xml"))
+        .unwrap()
+        .replace("sr:match:16807109", "sr:match:42");
+    assert!(sample.contains("groups=\"all\""));
+    let r = b.ingest_uof(sample.as_bytes(), t(6)).unwrap();
+    assert!(r.changes.iter().any(|c| c.market.market_id == mid()));
+    assert_eq!(b.market(&mid()).unwrap().status, MarketStatus::Suspended);
+}
+
+#[test]
+fn real_virtual_race_capture_maps_win_and_place() {
+    let mut cfg = config();
+    cfg.uof_products.push(11);
+    let mut b = OddsBook::new(cfg);
+    let raw = fixture("uof/go-uof-sdk/odds_change-vhc.xml");
+    let r = b.ingest_uof(&raw, t(0)).unwrap();
+    // 866 (winner) and 868 (first 3) are priced; the forecast/tricast markets 870-873 are
+    // skipped as unknown.
+    assert_eq!(r.changes.len(), 2, "{:?}", r.market_skips);
+    assert_eq!(r.market_skips.len(), 4);
+    let win = MarketId::new("vhc:stage:18361597:win").unwrap();
+    let place = MarketId::new("vhc:stage:18361597:place:3").unwrap();
+    let w = b.market(&win).unwrap();
+    assert_eq!(w.kind, MarketKind::RaceWin { each_way: None });
+    assert_eq!(w.selections.len(), 10);
+    assert!(
+        w.selections
+            .iter()
+            .any(|s| s.outcome == Outcome::Runner { id: 94163 })
+    );
+    // The capture has every market inactive (the race has ended): nothing opens.
+    assert_eq!(w.status, MarketStatus::Suspended);
+    assert_eq!(
+        b.market(&place).unwrap().kind,
+        MarketKind::RacePlace { places: 3 }
+    );
+
+    // The same capture with the markets active, after recovery: both open, the win book
+    // carries the margin on one winner and the place book on three.
+    let mut b = OddsBook::new({
+        let mut c = config();
+        c.uof_products.push(11);
+        c
+    });
+    b.ingest_uof(&snapshot_complete(11, 1), t(0)).unwrap();
+    let live = String::from_utf8(raw)
+        .unwrap()
+        .replace("status=\"0\"", "status=\"1\"")
+        .replace("active=\"0\"", "active=\"1\"");
+    b.ingest_uof(live.as_bytes(), t(1)).unwrap();
+    for (id, winners) in [(&win, 1.0), (&place, 3.0)] {
+        let m = b.market(id).unwrap();
+        assert_eq!(m.status, MarketStatus::Open, "{id}");
+        let book: f64 = m
+            .selections
+            .iter()
+            .map(|s| 1000.0 / s.price.unwrap().milli() as f64)
+            .sum();
+        assert!(
+            book > winners * 1.04 && book < winners * 1.3,
+            "{id}: {book}"
+        );
+    }
+    // An outcome that is not a runner id makes the market unknown rather than guessed.
+    let odd = br#"<odds_change product="11" event_id="vhc:stage:1" timestamp="5"><odds><market id="866"><outcome id="sr:competitor:x1" odds="2.0"/><outcome id="sr:competitor:2" odds="2.0"/></market></odds></odds_change>"#;
+    let r = b.ingest_uof(odd, t(2)).unwrap();
+    assert!(r.changes.is_empty());
+    assert!(r.market_skips[0].contains("unknown outcome"), "{r:?}");
+}
