@@ -24,9 +24,7 @@
 //! version), reports by (event, source, score). Reprocessing anything changes nothing and is
 //! counted (`reprocessed_settlements`, `reprocessed_results`).
 
-use crate::store::{
-    HubState, ResultCache, SettleOutcome, StoreError, TxEffects, bet_from_frame, load_bet, now_ms,
-};
+use crate::store::{HubState, StoreError, TxEffects, load_bet, now_ms};
 use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, HubResult, HubSettlementReversal};
 use outpost_core::ids::{BetId, EventId, MarketId, NodeId};
@@ -630,20 +628,6 @@ impl HubState {
         now: UnixMillis,
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
-        let mut waiting = 0;
-        let mut results = ResultCache::default();
-        let open: Vec<(String, String, i64, Vec<u8>)> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT b.bet_id, b.node_id, b.seq, r.frame FROM bet_events be
-                 JOIN bets b ON b.bet_id = be.bet_id
-                 JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
-                 WHERE be.event_id = ?1 AND b.status = 'open'",
-            )?;
-            stmt.query_map([event_id.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
         // Taken before the bulk pass, which settles bets in this transaction.
         let settled: Vec<String> = {
             let mut stmt = tx.prepare_cached(
@@ -653,20 +637,7 @@ impl HubState {
             stmt.query_map([event_id.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
-        let mut last_node: Option<NodeId> = None;
-        for (_, node, seq, frame) in open {
-            let node = match &last_node {
-                Some(n) if n.as_str() == node => n.clone(),
-                _ => NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?,
-            };
-            let bet = bet_from_frame(&node, seq, &frame)?;
-            if self.settle_loaded(tx, &node, &bet, true, &mut results, now, effects)?
-                == SettleOutcome::NotReady
-            {
-                waiting += 1;
-            }
-            last_node = Some(node);
-        }
+        let waiting = self.settle_open_bulk(tx, event_id, now, effects)?;
         for bet in settled {
             let bet = BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
             self.settle_in_tx(tx, &bet, now, effects)?;
