@@ -9,11 +9,13 @@
 //!
 //! Durability: WAL with `synchronous=FULL`, so a transaction is on disk when `COMMIT` returns.
 //! The hub acknowledges records to an edge node only after that, and the node may then treat
-//! them as replicated.
+//! them as replicated. WAL checkpoints run on a third connection in a background thread, not
+//! inside the writer's commits (`spawn_checkpointer`).
 
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,46 @@ ALTER TABLE results ADD COLUMN reports_from INTEGER NOT NULL DEFAULT 0;
 pub struct Db {
     conn: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Tells the checkpointer thread to stop when the handle is dropped.
+    checkpointer_stop: Arc<AtomicBool>,
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.checkpointer_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// WAL checkpoints run on their own thread and connection, not inside the writer's `COMMIT`:
+/// SQLite's automatic checkpoint would copy every page a commit wrote back into the database
+/// file (and fsync it) before the commit returns, which for a settle pass of 100,000 bets
+/// took as long as the settling. A `PASSIVE` checkpoint never blocks the writer or readers.
+/// Durability does not depend on it: a commit is durable once its WAL frames are synced; if
+/// the process dies, the next open replays the WAL.
+/// Returns false if no thread could be started (the writer then keeps SQLite's own
+/// checkpoints).
+fn spawn_checkpointer(path: &Path, stop: Arc<AtomicBool>) -> Result<bool, DbError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(1))?;
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let r =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                }
+            }
+        });
+    if let Err(e) = &spawned {
+        tracing::warn!(error = %e, "no checkpointer thread; checkpoints run on commit");
+    }
+    Ok(spawned.is_ok())
 }
 
 impl Db {
@@ -250,9 +292,14 @@ impl Db {
         crate::reconcile::schema::ensure(&conn)?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(Duration::from_secs(10))?;
+        let checkpointer_stop = Arc::new(AtomicBool::new(false));
+        if spawn_checkpointer(path, checkpointer_stop.clone())? {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(Db {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
+            checkpointer_stop,
         })
     }
 

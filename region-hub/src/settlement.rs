@@ -56,6 +56,8 @@ pub enum ResultError {
     },
     #[error("event {0} has no final result to correct or roll back")]
     NotFinal(EventId),
+    #[error("settlement of event {0} is not suspended")]
+    NotSuspended(EventId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -372,6 +374,41 @@ impl HubState {
             )?;
             Ok(ResultStatus::Corrected)
         })
+    }
+
+    /// An operator clears every active reconciliation suspension of `event_id` (after looking
+    /// at the finding): recorded with who and why (`suspension_clearances`, and `cleared_by`
+    /// on each suspension), and the event's bets are settled at once if its result is final,
+    /// all in one transaction. Refused, changing nothing, if the event is not suspended.
+    pub fn clear_suspension_blocking(
+        &self,
+        event_id: &EventId,
+        operator: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<(usize, ResultReceipt), ResultError> {
+        validate_name("operator", operator)?;
+        validate_name("reason", reason)?;
+        let mut cleared = 0;
+        let receipt = self.in_tx(event_id, now, |_, tx, _| {
+            cleared = crate::reconcile::suspend::clear(
+                tx,
+                event_id,
+                &format!("operator:{operator}"),
+                now.0,
+            )?;
+            if cleared == 0 {
+                return Err(ResultError::NotSuspended(event_id.clone()));
+            }
+            tx.execute(
+                "INSERT INTO suspension_clearances (event_id, operator, reason, suspensions, cleared_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![event_id.as_str(), operator, reason, cleared as i64, now.0],
+            )?;
+            tracing::warn!(event = %event_id, operator, reason, cleared, "settlement suspension cleared");
+            // The settle pass runs as on a resubmission of the result in force.
+            Ok(ResultStatus::Unchanged)
+        })?;
+        Ok((cleared, receipt))
     }
 
     /// Roll back the settlement of an event (UOF `rollback_bet_settlement`): the final result
