@@ -371,6 +371,42 @@ mod tests {
         assert_eq!(n, 1);
     }
 
+    /// The writer does not checkpoint (`wal_autocheckpoint = 0`); the background connection
+    /// copies committed pages into the database file.
+    #[test]
+    fn background_checkpointer_moves_the_wal_into_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.sqlite");
+        let db = Db::open(&path).unwrap();
+        let auto: i64 = db
+            .conn()
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap();
+        assert_eq!(auto, 0);
+        let before = std::fs::metadata(&path).unwrap().len();
+        {
+            let mut c = db.conn();
+            let tx = c.transaction().unwrap();
+            for i in 0..2_000 {
+                tx.execute(
+                    "INSERT INTO nodes (id, jurisdiction, public_key) VALUES (?1, 'GB', ?2)",
+                    rusqlite::params![format!("n-{i}"), "k".repeat(1000)],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        // Polled, not timed: under load the thread may take a while to get a CPU.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while std::fs::metadata(&path).unwrap().len() < before + 1_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the committed pages"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     #[test]
     fn refuses_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
