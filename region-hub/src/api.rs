@@ -70,6 +70,9 @@ impl From<ResultError> for ApiError {
             ResultError::NotFinal(_) => {
                 ApiError::new(StatusCode::CONFLICT, "RESULT_NOT_FINAL", e.to_string())
             }
+            ResultError::NotSuspended(_) => {
+                ApiError::new(StatusCode::CONFLICT, "NOT_SUSPENDED", e.to_string())
+            }
             ResultError::Invalid { field, .. } => ApiError::bad_request(
                 match field {
                     "source" => "INVALID_SOURCE",

@@ -17,7 +17,7 @@ use crate::outbox::{self, Direction};
 use outpost_core::hub::{HubEvent, down_log_id};
 use outpost_core::ids::{NodeId, Seq};
 use outpost_core::log::Frame;
-use outpost_core::log::{ChainHead, ChainWriter, NodeKey, RecordHash};
+use outpost_core::log::{ChainHead, ChainWriter, NodeKey, RecordHash, RecordKind};
 use outpost_core::time::UnixMillis;
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::collections::BTreeMap;
@@ -66,6 +66,9 @@ pub(crate) struct DownBatch {
 struct NodeBatch {
     writer: ChainWriter,
     frames: Vec<Pending>,
+    /// Records already written in this transaction, kept for cutting audit segments
+    /// ([`DownBatch::take_written`]).
+    written: Vec<outbox::PendingRow>,
 }
 
 /// A buffered record with what its row needs besides the frame.
@@ -88,6 +91,20 @@ impl DownBatch {
         event: &HubEvent,
         now: UnixMillis,
     ) -> Result<(Seq, RecordHash), DownError> {
+        self.append_payload(tx, key, node, event.kind(), event.to_payload(), now)
+    }
+
+    /// [`DownBatch::append`] with the event already serialised (`HubEvent::to_payload`), so
+    /// the bulk settle pass can serialise on every core and only chain here.
+    pub(crate) fn append_payload(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &NodeKey,
+        node: &NodeId,
+        kind: RecordKind,
+        payload: Vec<u8>,
+        now: UnixMillis,
+    ) -> Result<(Seq, RecordHash), DownError> {
         if !self.nodes.contains_key(node) {
             let writer = ChainWriter::new(down_log_id(node), head(tx, node)?);
             self.nodes.insert(
@@ -95,21 +112,22 @@ impl DownBatch {
                 NodeBatch {
                     writer,
                     frames: Vec::new(),
+                    written: Vec::new(),
                 },
             );
         }
         let nb = self.nodes.get_mut(node).expect("inserted above");
-        let frame = nb.writer.append(event.kind(), now, event.to_payload());
+        let frame = nb.writer.append(kind, now, payload);
         let h = nb.writer.head();
         nb.frames.push(Pending {
             seq: h.seq,
-            kind: event.kind() as u8,
+            kind: kind as u8,
             ts: h.timestamp,
             hash: h.hash,
             frame,
         });
         if nb.frames.len() >= GROUP_MAX {
-            write_group(tx, key, node, &mut nb.frames, now)?;
+            write_group(tx, key, node, &mut nb.frames, &mut nb.written, now)?;
         }
         Ok((h.seq, h.hash))
     }
@@ -124,9 +142,18 @@ impl DownBatch {
         now: UnixMillis,
     ) -> Result<(), DownError> {
         for (node, nb) in self.nodes.iter_mut() {
-            write_group(tx, key, node, &mut nb.frames, now)?;
+            write_group(tx, key, node, &mut nb.frames, &mut nb.written, now)?;
         }
         Ok(())
+    }
+
+    /// The records of `node`'s chain written so far in this transaction, in order (for
+    /// `outbox::cut_with`); empty if none.
+    pub(crate) fn take_written(&mut self, node: &NodeId) -> Vec<outbox::PendingRow> {
+        self.nodes
+            .get_mut(node)
+            .map(|nb| std::mem::take(&mut nb.written))
+            .unwrap_or_default()
     }
 }
 
@@ -135,6 +162,7 @@ fn write_group(
     key: &NodeKey,
     node: &NodeId,
     frames: &mut Vec<Pending>,
+    written: &mut Vec<outbox::PendingRow>,
     now: UnixMillis,
 ) -> Result<(), DownError> {
     let Some(last) = frames.last_mut() else {
@@ -145,15 +173,25 @@ fn write_group(
     let mut stmt = tx.prepare_cached(
         "INSERT INTO down_records (node_id, down_seq, kind, ts_ms, frame, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let mut buf = Vec::new();
     for p in frames.drain(..) {
+        buf.clear();
+        p.frame.encode_into(&mut buf);
+        let hash = p.hash.to_hex();
         stmt.execute(params![
             node.as_str(),
             p.seq.0 as i64,
             i64::from(p.kind),
             p.ts.0,
-            p.frame.encode(),
-            p.hash.to_hex()
+            &buf,
+            &hash
         ])?;
+        written.push(outbox::PendingRow {
+            seq: p.seq.0 as i64,
+            ts: p.ts.0,
+            hash,
+            frame: p.frame,
+        });
     }
     outbox::note_pending(tx, node, Direction::Down, now)?;
     Ok(())

@@ -21,6 +21,7 @@ mod outbox;
 pub mod reconcile;
 mod results_api;
 pub mod run;
+mod settle_bulk;
 pub mod settlement;
 pub mod shard;
 pub mod store;

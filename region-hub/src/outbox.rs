@@ -129,11 +129,13 @@ pub(crate) fn add_years(t: UnixMillis, years: u16) -> UnixMillis {
     }
 }
 
-struct PendingRow {
-    seq: i64,
-    ts: i64,
-    hash: String,
-    frame: Frame,
+/// A committed record of a log, as a segment needs it.
+#[derive(Debug)]
+pub(crate) struct PendingRow {
+    pub seq: i64,
+    pub ts: i64,
+    pub hash: String,
+    pub frame: Frame,
 }
 
 /// Cut segments for one log if the policy says so (or `force`). Returns how many were queued.
@@ -144,6 +146,22 @@ pub(crate) fn cut(
     dir: Direction,
     now: UnixMillis,
     force: bool,
+) -> Result<usize, OutboxError> {
+    cut_with(tx, policy, node, dir, now, force, Vec::new())
+}
+
+/// [`cut`], given `recent`: the log's newest records, just written in this transaction and
+/// still in memory, contiguous up to the head. Only the records before them are read back
+/// from the database (the settle pass writes a million down records; reading them all back
+/// to cut segments would double its work).
+pub(crate) fn cut_with(
+    tx: &Connection,
+    policy: &AuditPolicy,
+    node: &NodeId,
+    dir: Direction,
+    now: UnixMillis,
+    force: bool,
+    recent: Vec<PendingRow>,
 ) -> Result<usize, OutboxError> {
     let log_id = dir.log_id(node);
     let cursor: Option<(i64, String, i64, Option<i64>)> = tx
@@ -193,11 +211,22 @@ pub(crate) fn cut(
     };
     let years = policy.retention(&jurisdiction);
 
-    let mut stmt = tx.prepare(&format!(
-        "SELECT {seq_col}, ts_ms, hash, frame FROM {table} WHERE node_id = ?1 AND {seq_col} > ?2 ORDER BY {seq_col}"
+    // `recent` is used only if it really ends at the head and is contiguous; anything else
+    // (never expected) falls back to reading everything from the database.
+    let usable = recent.last().is_some_and(|r| r.seq == head)
+        && recent.first().is_some_and(|r| r.seq > cut_seq)
+        && recent.windows(2).all(|w| w[1].seq == w[0].seq + 1);
+    let (recent, read_below) = if usable {
+        let first = recent[0].seq;
+        (recent, first)
+    } else {
+        (Vec::new(), i64::MAX)
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {seq_col}, ts_ms, hash, frame FROM {table} WHERE node_id = ?1 AND {seq_col} > ?2 AND {seq_col} < ?3 ORDER BY {seq_col}"
     ))?;
     let rows = stmt
-        .query_map(params![node.as_str(), cut_seq], |r| {
+        .query_map(params![node.as_str(), cut_seq, read_below], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -206,7 +235,7 @@ pub(crate) fn cut(
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut frames = Vec::with_capacity(rows.len());
+    let mut frames = Vec::with_capacity(rows.len() + recent.len());
     for (seq, ts, hash, bytes) in rows {
         let frame =
             Frame::decode_exact(&bytes).map_err(|e: DecodeError| corrupt(seq, e.to_string()))?;
@@ -217,6 +246,7 @@ pub(crate) fn cut(
             frame,
         });
     }
+    frames.extend(recent);
 
     // Chunks hold at most `max_records` records where a seal allows it; a single commit group
     // larger than that stays whole, since a segment must end on a seal to verify.

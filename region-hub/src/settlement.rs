@@ -24,9 +24,7 @@
 //! version), reports by (event, source, score). Reprocessing anything changes nothing and is
 //! counted (`reprocessed_settlements`, `reprocessed_results`).
 
-use crate::store::{
-    HubState, ResultCache, SettleOutcome, StoreError, TxEffects, bet_from_frame, load_bet, now_ms,
-};
+use crate::store::{HubState, StoreError, TxEffects, load_bet, now_ms};
 use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, HubResult, HubSettlementReversal};
 use outpost_core::ids::{BetId, EventId, MarketId, NodeId};
@@ -58,6 +56,8 @@ pub enum ResultError {
     },
     #[error("event {0} has no final result to correct or roll back")]
     NotFinal(EventId),
+    #[error("settlement of event {0} is not suspended")]
+    NotSuspended(EventId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -376,6 +376,41 @@ impl HubState {
         })
     }
 
+    /// An operator clears every active reconciliation suspension of `event_id` (after looking
+    /// at the finding): recorded with who and why (`suspension_clearances`, and `cleared_by`
+    /// on each suspension), and the event's bets are settled at once if its result is final,
+    /// all in one transaction. Refused, changing nothing, if the event is not suspended.
+    pub fn clear_suspension_blocking(
+        &self,
+        event_id: &EventId,
+        operator: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<(usize, ResultReceipt), ResultError> {
+        validate_name("operator", operator)?;
+        validate_name("reason", reason)?;
+        let mut cleared = 0;
+        let receipt = self.in_tx(event_id, now, |_, tx, _| {
+            cleared = crate::reconcile::suspend::clear(
+                tx,
+                event_id,
+                &format!("operator:{operator}"),
+                now.0,
+            )?;
+            if cleared == 0 {
+                return Err(ResultError::NotSuspended(event_id.clone()));
+            }
+            tx.execute(
+                "INSERT INTO suspension_clearances (event_id, operator, reason, suspensions, cleared_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![event_id.as_str(), operator, reason, cleared as i64, now.0],
+            )?;
+            tracing::warn!(event = %event_id, operator, reason, cleared, "settlement suspension cleared");
+            // The settle pass runs as on a resubmission of the result in force.
+            Ok(ResultStatus::Unchanged)
+        })?;
+        Ok((cleared, receipt))
+    }
+
     /// Roll back the settlement of an event (UOF `rollback_bet_settlement`): the final result
     /// is withdrawn and exactly the settled bets on `markets` (all markets of the event if
     /// `None`) are reversed and reopened. They settle again when a new version is final.
@@ -630,20 +665,6 @@ impl HubState {
         now: UnixMillis,
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
-        let mut waiting = 0;
-        let mut results = ResultCache::default();
-        let open: Vec<(String, String, i64, Vec<u8>)> = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT b.bet_id, b.node_id, b.seq, r.frame FROM bet_events be
-                 JOIN bets b ON b.bet_id = be.bet_id
-                 JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
-                 WHERE be.event_id = ?1 AND b.status = 'open'",
-            )?;
-            stmt.query_map([event_id.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?
-        };
         // Taken before the bulk pass, which settles bets in this transaction.
         let settled: Vec<String> = {
             let mut stmt = tx.prepare_cached(
@@ -653,20 +674,7 @@ impl HubState {
             stmt.query_map([event_id.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
-        let mut last_node: Option<NodeId> = None;
-        for (_, node, seq, frame) in open {
-            let node = match &last_node {
-                Some(n) if n.as_str() == node => n.clone(),
-                _ => NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?,
-            };
-            let bet = bet_from_frame(&node, seq, &frame)?;
-            if self.settle_loaded(tx, &node, &bet, true, &mut results, now, effects)?
-                == SettleOutcome::NotReady
-            {
-                waiting += 1;
-            }
-            last_node = Some(node);
-        }
+        let waiting = self.settle_open_bulk(tx, event_id, now, effects)?;
         for bet in settled {
             let bet = BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
             self.settle_in_tx(tx, &bet, now, effects)?;

@@ -617,7 +617,16 @@ impl HubState {
         effects.down.flush(tx, &self.inner.hub_key, now)?;
         let mut n = 0;
         for node in effects.down_heads.keys() {
-            n += outbox::cut(tx, &self.inner.audit, node, Direction::Down, now, false)?;
+            let recent = effects.down.take_written(node);
+            n += outbox::cut_with(
+                tx,
+                &self.inner.audit,
+                node,
+                Direction::Down,
+                now,
+                false,
+                recent,
+            )?;
         }
         Ok(n)
     }

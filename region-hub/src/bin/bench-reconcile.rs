@@ -347,19 +347,22 @@ async fn bench(events_total: usize) -> anyhow::Result<()> {
         refs.append(&mut g.refs);
     }
     bar.finish();
-    // Results for a tenth of the events, settling their bets through the hub's settler.
+    // Results for a tenth of the events, settling their bets through the hub's settler. A
+    // result is final only when two sources agree, so each comes from two.
     for e in 0..EVENTS / 10 {
-        let st = state.clone();
-        let t = UnixMillis(w.end_ms - 30 * 60_000);
-        tokio::task::spawn_blocking(move || {
-            st.submit_result_blocking(
-                &id(EventId::new(format!("e-{e}"))),
-                FinalScore { home: 2, away: 1 },
-                "bench",
-                t,
-            )
-        })
-        .await??;
+        for source in ["bench-a", "bench-b"] {
+            let st = state.clone();
+            let t = UnixMillis(w.end_ms - 30 * 60_000);
+            tokio::task::spawn_blocking(move || {
+                st.submit_result_blocking(
+                    &id(EventId::new(format!("e-{e}"))),
+                    FinalScore { home: 2, away: 1 },
+                    source,
+                    t,
+                )
+            })
+            .await??;
+        }
     }
     let csv = statement(&refs);
     state.import_statement_blocking(
@@ -386,6 +389,7 @@ async fn bench(events_total: usize) -> anyhow::Result<()> {
     }
     let stats = state.stats_view()?;
     let (records, settled) = (stats.records, stats.settled);
+    anyhow::ensure!(settled > 0, "no bet was settled in the setup");
     println!(
         "setup done in {:.1} s: {records} records, {settled} bets settled by the hub, {} statement lines",
         t_setup.elapsed().as_secs_f64(),

@@ -4,16 +4,20 @@
 //! - `GET /v1/reconciliation/reports?hour=2026-11-21T13`: every report for that hour, in full;
 //! - `GET /v1/reconciliation/reports/{id}`: one report;
 //! - `GET /v1/reconciliation/suspensions`: events whose settlement is suspended;
+//! - `POST /v1/reconciliation/suspensions/{event_id}/clear` `{"operator", "reason"}`: an
+//!   operator clears the event's suspensions (recorded with who and why); its bets settle at
+//!   once if its result is final. 409 `NOT_SUSPENDED` if there is nothing to clear;
 //! - `GET /v1/audit/outbox`: audit objects waiting for the store, with attempts and errors.
 
 use super::{ReconcileError, report, suspend, window::Hour};
 use crate::api::ApiError;
 use crate::store::{HubState, StoreError};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -47,6 +51,10 @@ pub fn routes() -> Router<HubState> {
         .route("/v1/reconciliation/reports", get(list))
         .route("/v1/reconciliation/reports/{id}", get(one))
         .route("/v1/reconciliation/suspensions", get(suspensions))
+        .route(
+            "/v1/reconciliation/suspensions/{event_id}/clear",
+            post(clear),
+        )
         .route("/v1/audit/outbox", get(outbox))
 }
 
@@ -119,4 +127,33 @@ async fn suspensions(State(state): State<HubState>) -> Result<Response, ApiError
         })
         .await?;
     Ok(Json(json!({ "suspended": v })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearRequest {
+    operator: String,
+    reason: String,
+}
+
+async fn clear(
+    State(state): State<HubState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<ClearRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    let event_id = outpost_core::ids::EventId::new(id)
+        .map_err(|e| ApiError::bad_request("INVALID_EVENT_ID", e.to_string()))?;
+    let Json(req) = body?;
+    let (cleared, receipt) = state
+        .blocking(move |s| {
+            s.clear_suspension_blocking(
+                &event_id,
+                &req.operator,
+                &req.reason,
+                crate::store::now_ms(),
+            )
+        })
+        .await?;
+    Ok(Json(json!({ "cleared": cleared, "receipt": receipt })).into_response())
 }

@@ -1,7 +1,7 @@
 //! Reading a node's replicated log for the checks: one pass over the `records` table up to the
 //! end of the window, decoding only the kinds some check needs. Decoding (frame + JSON) is the
 //! expensive part, so it is spread over the machine's cores in contiguous chunks and merged
-//! back in seq order.
+//! back in seq order, while the next chunk is read from the database.
 
 use super::ReconcileError;
 use super::window::Window;
@@ -105,9 +105,9 @@ pub fn load(
         ..NodeLog::default()
     };
     let mut rows = stmt.query(params![node.as_str(), window.end_ms])?;
-    let mut batch: Vec<Row> = Vec::with_capacity(CHUNK * threads);
-    let mut done = false;
-    while !done {
+    // Reading (SQLite, this thread) and decoding (the other threads) overlap: batch k is
+    // decoded while batch k+1 is read.
+    let mut read_batch = |batch: &mut Vec<Row>| -> Result<bool, ReconcileError> {
         batch.clear();
         while batch.len() < CHUNK * threads {
             match rows.next()? {
@@ -117,24 +117,35 @@ pub fn load(
                     r.get(2)?,
                     r.get(3)?,
                 )),
-                None => {
-                    done = true;
-                    break;
-                }
+                None => return Ok(false),
             }
         }
-        // Decode in parallel (sqlite reading above stays on this thread).
+        Ok(true)
+    };
+    let mut batch: Vec<Row> = Vec::with_capacity(CHUNK * threads);
+    let mut next: Vec<Row> = Vec::with_capacity(CHUNK * threads);
+    let mut more = read_batch(&mut batch)?;
+    while !batch.is_empty() {
         let per = batch.len().div_ceil(threads).max(1);
-        let decoded: Vec<Vec<Decoded>> = std::thread::scope(|s| {
+        let (decoded, read_more) = std::thread::scope(|s| {
             let handles: Vec<_> = batch
                 .chunks(per)
                 .map(|c| s.spawn(move || decode(c)))
                 .collect();
-            handles
+            let read_more = if more {
+                read_batch(&mut next)
+            } else {
+                next.clear();
+                Ok(false)
+            };
+            let decoded: Vec<Vec<Decoded>> = handles
                 .into_iter()
                 .map(|h| h.join().expect("decoding does not panic"))
-                .collect()
+                .collect();
+            (decoded, read_more)
         });
+        more = read_more?;
+        std::mem::swap(&mut batch, &mut next);
         for (seq, ts_ms, ev) in decoded.into_iter().flatten() {
             log.records_read += 1;
             let in_window = window.contains(ts_ms);

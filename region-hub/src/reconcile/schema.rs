@@ -37,6 +37,17 @@ CREATE TABLE IF NOT EXISTS settlement_suspensions (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS settlement_suspensions_active ON settlement_suspensions (event_id) WHERE cleared_ms IS NULL;
 
+-- Operators clearing an event's suspensions (POST /v1/reconciliation/suspensions/{event}/clear):
+-- who, when, why, and how many suspensions it cleared. Append only.
+CREATE TABLE IF NOT EXISTS suspension_clearances (
+    id          INTEGER PRIMARY KEY,
+    event_id    TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    suspensions INTEGER NOT NULL,
+    cleared_ms  INTEGER NOT NULL
+) STRICT;
+
 -- Imported payment-provider settlement reports (see statement.rs): one row per file ...
 CREATE TABLE IF NOT EXISTS provider_statements (
     id              INTEGER PRIMARY KEY,

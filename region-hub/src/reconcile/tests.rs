@@ -677,18 +677,71 @@ async fn settlement_completeness_and_the_suspension_hook() {
             .unwrap()
             .starts_with("payout_mismatch")
     );
-    // Cleared by ops, the next pass settles it.
+    // Cleared by an operator through the API: recorded with who and why, and b-4 settles at
+    // once (e-3's result is final). A second clear is refused and changes nothing.
+    let addr = crate::api::tests::serve(t.state.clone()).await;
+    let (st, v) = crate::api::tests::call(
+        addr,
+        "POST",
+        "/v1/reconciliation/suspensions/e-3/clear",
+        Some(r#"{"operator":"alice","reason":""}"#),
+    )
+    .await;
     assert_eq!(
-        suspend::clear(&t.state.db().conn(), &ev("e-3"), "ops:alice", at(110)).unwrap(),
-        1
+        (st, crate::api::tests::code(&v)),
+        (400, "INVALID_REASON"),
+        "{v}"
     );
-    final_result(
-        &t.state,
-        &ev("e-3"),
-        FinalScore { home: 1, away: 0 },
-        UnixMillis(at(111)),
+    assert_eq!(status("b-4"), "open");
+    let (st, v) = crate::api::tests::call(
+        addr,
+        "POST",
+        "/v1/reconciliation/suspensions/e-3/clear",
+        Some(r#"{"operator":"alice","reason":"payout mismatch explained: edge test fixture"}"#),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["cleared"].as_u64(), v["receipt"]["settled"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
     );
     assert_eq!(status("b-4"), "settled");
+    let (who, why): (String, String) = t
+        .state
+        .db()
+        .reader()
+        .query_row(
+            "SELECT operator, reason FROM suspension_clearances WHERE event_id = 'e-3'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (who.as_str(), why.as_str()),
+        ("alice", "payout mismatch explained: edge test fixture")
+    );
+    let (st, v) = crate::api::tests::call(
+        addr,
+        "POST",
+        "/v1/reconciliation/suspensions/e-3/clear",
+        Some(r#"{"operator":"alice","reason":"again"}"#),
+    )
+    .await;
+    assert_eq!(
+        (st, crate::api::tests::code(&v)),
+        (409, "NOT_SUSPENDED"),
+        "{v}"
+    );
+    let n: i64 = t
+        .state
+        .db()
+        .reader()
+        .query_row("SELECT COUNT(*) FROM suspension_clearances", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
     assert_eq!(
         suspend::active(&t.state.db().reader()).unwrap().len(),
         1,
