@@ -455,8 +455,7 @@ impl HubSession {
     /// Check every seal the verifier queued, in one batch. A bad one drops the queued `Commit`s
     /// (nothing is committed from them) and flags the node; the caller closes the session.
     fn check_seals(&mut self) -> Result<(), SessionError> {
-        let (Some(verifier), Some(batcher)) = (self.verifier.as_mut(), self.seals.as_ref())
-        else {
+        let (Some(verifier), Some(batcher)) = (self.verifier.as_mut(), self.seals.as_ref()) else {
             return Ok(());
         };
         if !verifier.has_deferred_seals() {
@@ -1042,7 +1041,10 @@ mod tests {
         assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));
         assert!(matches!(
             s.error(),
-            Some(SessionError::Verify(VerifyError::BadSeal { seq: Seq(2), .. }))
+            Some(SessionError::Verify(VerifyError::BadSeal {
+                seq: Seq(2),
+                ..
+            }))
         ));
         assert_eq!(error_of(&drain(&mut s)).0, code::VERIFY_FAILED);
     }
@@ -1111,7 +1113,10 @@ mod tests {
             .handle_message(Message::Records { frames: t }, UnixMillis(2))
             .unwrap_err();
         assert!(
-            matches!(e, SessionError::Verify(VerifyError::BadSeal { seq: Seq(148), .. })),
+            matches!(
+                e,
+                SessionError::Verify(VerifyError::BadSeal { seq: Seq(148), .. })
+            ),
             "{e}"
         );
         assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));

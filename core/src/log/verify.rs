@@ -435,8 +435,15 @@ mod tests {
         let seals = v.take_deferred_seals();
         assert!(!v.has_deferred_seals());
         assert_eq!(
-            seals.iter().map(|d| (d.index, d.first, d.seq)).collect::<Vec<_>>(),
-            vec![(3, Seq(1), Seq(4)), (7, Seq(5), Seq(8)), (9, Seq(9), Seq(10))]
+            seals
+                .iter()
+                .map(|d| (d.index, d.first, d.seq))
+                .collect::<Vec<_>>(),
+            vec![
+                (3, Seq(1), Seq(4)),
+                (7, Seq(5), Seq(8)),
+                (9, Seq(9), Seq(10))
+            ]
         );
         assert_eq!(seals[0].verify(&key.public()), Ok(()));
         assert_eq!(seals[2].verify(&key.public()), Ok(()));

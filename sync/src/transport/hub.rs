@@ -525,10 +525,7 @@ fn committed(session: &mut HubSession, node: &NodeId, r: Result<Seq, String>) {
         }
         Err(e) => {
             error!(%node, "commit failed: {e}");
-            session.abort(
-                code::INTERNAL,
-                format!("hub could not commit records: {e}"),
-            );
+            session.abort(code::INTERNAL, format!("hub could not commit records: {e}"));
         }
     }
 }
