@@ -272,12 +272,32 @@ async fn catch_up(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The machine's load average and this process's peak resident memory (Linux `/proc`), printed
+/// beside each figure: the benchmarks run on shared machines.
+fn conditions() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
+    let peak_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(|| "unknown".into(), |kb| format!("{} MB", kb / 1024));
+    format!("load average {load}, peak RSS {peak_mb}")
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.seconds > 0 {
         lag(&args).await?;
+        println!("  ({})", conditions());
     }
     if args.backlog > 0 {
         catch_up(&args).await?;
+        println!("  ({})", conditions());
     }
     Ok(())
 }

@@ -483,6 +483,10 @@ impl HubState {
         // stall replication of everything after it.
         let mut flags: Vec<String> = Vec::new();
         let mut inserted = false;
+        // Prepared once per connection (statement cache), not once per record.
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO records (node_id, seq, kind, ts_ms, hash, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         for (frame, body) in records {
             if body.log_id != expected_log {
                 return Err(StoreError::WrongLog {
@@ -526,10 +530,14 @@ impl HubState {
                     head: head.seq,
                 });
             }
-            tx.execute(
-                "INSERT INTO records (node_id, seq, kind, ts_ms, hash, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![node.as_str(), body.seq.0 as i64, body.kind as u8 as i64, body.timestamp.0, hash.to_hex(), frame.encode()],
-            )?;
+            insert.execute(params![
+                node.as_str(),
+                body.seq.0 as i64,
+                body.kind as u8 as i64,
+                body.timestamp.0,
+                hash.to_hex(),
+                frame.encode()
+            ])?;
             inserted = true;
             if body.kind == RecordKind::MarketOpened
                 && let Ok(EdgeEvent::MarketOpened(m)) =
@@ -561,6 +569,7 @@ impl HubState {
                 timestamp: body.timestamp,
             };
         }
+        drop(insert);
         tx.execute(
             "UPDATE nodes SET acked_seq = ?2, acked_hash = ?3, acked_ts = ?4, edge_head = MAX(edge_head, ?2) WHERE id = ?1",
             params![node.as_str(), head.seq.0 as i64, head.hash.to_hex(), head.timestamp.0],

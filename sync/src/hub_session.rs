@@ -5,7 +5,14 @@
 //! every incoming record with [`ChainVerifier`] starting at that durable head, and hands
 //! verified records to the shell to commit; only after the shell reports them durable does it
 //! acknowledge them. A record that fails verification gets the node flagged and the session
-//! closed, and nothing from that message is committed. Downstream, it streams the hub's
+//! closed, and nothing from that message is committed.
+//!
+//! Seal signatures are checked in batches ([`crate::seal_batch`]): the verifier checks
+//! everything else as records arrive and queues the seals; they are all checked together when
+//! the shell takes the `Commit` (so across every message that arrived since the last commit),
+//! or earlier when a message fails another check (so the first bad record is still the one
+//! reported). A bad seal closes the session and drops the queued `Commit`s: nothing is
+//! committed, and the error names the seal exactly as one-by-one verification would. Downstream, it streams the hub's
 //! `hub/{node}` chain to the edge with the same kind of flow-control window.
 //!
 //! Exactly-once across reconnects rests on one rule: the edge resends from the hub's durable
@@ -16,6 +23,7 @@
 //! The shell must not run two sessions for the same node at once (it serialises them, see
 //! `transport`), because each session starts from the durable head it was given.
 
+use crate::seal_batch::SealBatcher;
 use crate::session::{
     SessionConfig, SessionError, Unacked, after, check_contiguous, elapsed, split_frames,
 };
@@ -95,6 +103,14 @@ struct ForkProbe {
     frames: Vec<Frame>,
 }
 
+/// Why a `Records` message stopped being verified.
+enum Refusal {
+    /// This record failed; the frame is kept when it opened a seal group (a fork candidate).
+    Record(VerifyError, Option<Frame>),
+    /// The node's seal group grew past `max_unsealed`.
+    TooManyUnsealed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHello,
@@ -109,8 +125,10 @@ pub struct HubSession {
     node: NodeId,
     registration: Option<NodeRegistration>,
     durable: ChainHead,
+    /// Defers seal signatures to `seals` (set on Hello).
     verifier: Option<ChainVerifier>,
-    /// Highest seq handed out in a `Commit`.
+    seals: Option<SealBatcher>,
+    /// Highest seq handed out in a `Commit` (its seal may still be waiting in `verifier`).
     verified: Seq,
     /// Highest seq the shell reported durable.
     committed: Seq,
@@ -153,6 +171,7 @@ impl HubSession {
             registration,
             durable,
             verifier: None,
+            seals: None,
             verified: durable.seq,
             committed: durable.seq,
             edge_head: Seq::ZERO,
@@ -282,7 +301,12 @@ impl HubSession {
         let log_id = LogId::new(node_id.as_str()).map_err(|e| {
             SessionError::Misuse(format!("node id {node_id} is not a valid log id: {e}"))
         })?;
-        self.verifier = Some(ChainVerifier::new(log_id, reg.public_key, self.durable));
+        self.verifier = Some(ChainVerifier::deferring_seals(
+            log_id,
+            reg.public_key,
+            self.durable,
+        ));
+        self.seals = Some(SealBatcher::new(reg.public_key));
         self.edge_head = edge_head;
         self.down_sent = down_applied;
         self.down_acked = down_applied;
@@ -324,73 +348,33 @@ impl HubSession {
         // Collect first: a failure anywhere in the message commits nothing from it.
         let mut released = Vec::new();
         let mut frames = frames.into_iter();
+        let mut failure = None;
         while let Some(frame) = frames.next() {
             // At a group start the previous record is sealed, so a contradicting `prev_hash`
             // may be provable equivocation: keep a copy (once per group, cheap).
             let group_start = (verifier.pending_len() == 0).then(|| frame.clone());
             match verifier.push(frame) {
                 Ok(r) => released.extend(r),
-                Err(
-                    e @ VerifyError::BrokenChain {
-                        seq,
-                        expected,
-                        found,
-                        ..
-                    },
-                ) if group_start.is_some() => {
-                    let prev = Seq(seq.0 - 1);
-                    let (Some(first), Some(reg)) = (group_start, &self.registration) else {
-                        return Err(SessionError::Misuse("no registration after Hello".into()));
-                    };
-                    self.fork = Some(ForkProbe {
-                        verifier: ChainVerifier::new(
-                            LogId::new(self.node.as_str()).map_err(|e| {
-                                SessionError::Misuse(format!("node id is not a log id: {e}"))
-                            })?,
-                            reg.public_key,
-                            ChainHead {
-                                seq: prev,
-                                hash: found,
-                                timestamp: UnixMillis(i64::MIN),
-                            },
-                        ),
-                        first_error: e,
-                        seq: prev,
-                        hub_hash: expected,
-                        offered_hash: found,
-                        frames: Vec::new(),
-                    });
-                    // Nothing from this message is committed; the rest goes to the probe.
-                    let rest: Vec<Frame> = std::iter::once(first).chain(frames).collect();
-                    return self.feed_fork(rest);
-                }
-                Err(e @ VerifyError::Gap { .. }) => {
-                    return Err(SessionError::Protocol(format!(
-                        "record out of sequence ({e}); the edge must send from seq {} on",
-                        self.committed.0.saturating_add(1)
-                    )));
-                }
                 Err(e) => {
-                    self.actions.push_back(HubAction::Flag {
-                        reason: format!(
-                            "upstream log of node {} failed verification: {e}",
-                            self.node
-                        ),
-                    });
-                    return Err(SessionError::Verify(e));
+                    failure = Some(Refusal::Record(e, group_start));
+                    break;
                 }
             }
             if verifier.pending_len() > self.cfg.max_unsealed {
-                return Err(SessionError::Protocol(format!(
-                    "more than {} records without a seal",
-                    self.cfg.max_unsealed
-                )));
+                failure = Some(Refusal::TooManyUnsealed);
+                break;
             }
+        }
+        if let Some(refusal) = failure {
+            // A seal before the failing record that does not verify is the first error, as
+            // with one-by-one verification; and no fork is probed past a bad seal.
+            self.check_seals()?;
+            return self.refuse(refusal, frames);
         }
         if let Some((_, last)) = released.last() {
             self.verified = last.seq;
             // Merge with a not yet taken Commit (several Records messages in one read):
-            // group commit, fewer fsyncs.
+            // group commit, fewer fsyncs; its seals are checked in one batch when taken.
             match self.actions.back_mut() {
                 Some(HubAction::Commit { records }) => records.extend(released),
                 _ => self
@@ -399,6 +383,93 @@ impl HubSession {
             }
         }
         Ok(())
+    }
+
+    /// A `Records` message failed a check other than a seal's: decide what that means. `rest`
+    /// holds the frames after the failing one.
+    fn refuse(
+        &mut self,
+        refusal: Refusal,
+        rest: std::vec::IntoIter<Frame>,
+    ) -> Result<(), SessionError> {
+        let (e, group_start) = match refusal {
+            Refusal::TooManyUnsealed => {
+                return Err(SessionError::Protocol(format!(
+                    "more than {} records without a seal",
+                    self.cfg.max_unsealed
+                )));
+            }
+            Refusal::Record(e, group_start) => (e, group_start),
+        };
+        match e {
+            VerifyError::BrokenChain {
+                seq,
+                expected,
+                found,
+                ..
+            } if group_start.is_some() => {
+                let prev = Seq(seq.0 - 1);
+                let (Some(first), Some(reg)) = (group_start, &self.registration) else {
+                    return Err(SessionError::Misuse("no registration after Hello".into()));
+                };
+                self.fork = Some(ForkProbe {
+                    verifier: ChainVerifier::new(
+                        LogId::new(self.node.as_str()).map_err(|e| {
+                            SessionError::Misuse(format!("node id is not a log id: {e}"))
+                        })?,
+                        reg.public_key,
+                        ChainHead {
+                            seq: prev,
+                            hash: found,
+                            timestamp: UnixMillis(i64::MIN),
+                        },
+                    ),
+                    first_error: e,
+                    seq: prev,
+                    hub_hash: expected,
+                    offered_hash: found,
+                    frames: Vec::new(),
+                });
+                // Nothing from this message is committed; the rest goes to the probe.
+                let rest: Vec<Frame> = std::iter::once(first).chain(rest).collect();
+                self.feed_fork(rest)
+            }
+            VerifyError::Gap { .. } => Err(SessionError::Protocol(format!(
+                "record out of sequence ({e}); the edge must send from seq {} on",
+                self.committed.0.saturating_add(1)
+            ))),
+            e => Err(self.flag_verify(e)),
+        }
+    }
+
+    fn flag_verify(&mut self, e: VerifyError) -> SessionError {
+        self.actions.push_back(HubAction::Flag {
+            reason: format!(
+                "upstream log of node {} failed verification: {e}",
+                self.node
+            ),
+        });
+        SessionError::Verify(e)
+    }
+
+    /// Check every seal the verifier queued, in one batch. A bad one drops the queued `Commit`s
+    /// (nothing is committed from them) and flags the node; the caller closes the session.
+    fn check_seals(&mut self) -> Result<(), SessionError> {
+        let (Some(verifier), Some(batcher)) = (self.verifier.as_mut(), self.seals.as_ref()) else {
+            return Ok(());
+        };
+        if !verifier.has_deferred_seals() {
+            return Ok(());
+        }
+        let seals = verifier.take_deferred_seals();
+        match batcher.verify(&seals) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.actions
+                    .retain(|a| !matches!(a, HubAction::Commit { .. }));
+                Err(self.flag_verify(e))
+            }
+        }
     }
 
     /// Feed frames of a contradicting history to the fork probe. A valid seal makes it proven
@@ -444,13 +515,7 @@ impl HubSession {
                 first: Seq::ZERO,
                 last: Seq::ZERO,
             });
-        self.actions.push_back(HubAction::Flag {
-            reason: format!(
-                "upstream log of node {} failed verification: {e}",
-                self.node
-            ),
-        });
-        SessionError::Verify(e)
+        self.flag_verify(e)
     }
 
     /// A signed tree head from the edge: check its signature and origin, and that every record
@@ -671,7 +736,15 @@ impl HubSession {
         self.outbox.pop_front()
     }
 
+    /// The next action. The seals of a `Commit`'s records (and of any records queued after
+    /// them) are checked, in one batch, before it is handed out; if one is bad the session
+    /// closes, no `Commit` is handed out and the node is flagged (a `Flag` action follows).
     pub fn poll_action(&mut self) -> Option<HubAction> {
+        if matches!(self.actions.front(), Some(HubAction::Commit { .. }))
+            && let Err(e) = self.check_seals()
+        {
+            self.fail(e);
+        }
         self.actions.pop_front()
     }
 
@@ -957,13 +1030,95 @@ mod tests {
         s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
             .unwrap();
         actions(&mut s);
+        // The seal is checked (in a batch) when the shell takes the Commit: it gets the Flag.
         s.handle_message(
             Message::Records {
                 frames: chain("gb-1", &other, 2, 2),
             },
             UnixMillis(2),
         )
-        .unwrap_err();
+        .unwrap();
+        assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));
+        assert!(matches!(
+            s.error(),
+            Some(SessionError::Verify(VerifyError::BadSeal {
+                seq: Seq(2),
+                ..
+            }))
+        ));
+        assert_eq!(error_of(&drain(&mut s)).0, code::VERIFY_FAILED);
+    }
+
+    #[test]
+    fn seals_of_several_messages_are_checked_in_one_batch_before_the_commit() {
+        let frames = chain("gb-1", &key(), 400, 4);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        for f in frames.chunks(100) {
+            s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
+                .unwrap();
+        }
+        let a = actions(&mut s);
+        let [HubAction::Commit { records }] = &a[..] else {
+            panic!("{a:?}")
+        };
+        assert_eq!(records.len(), 400);
+        s.committed(Seq(400)).unwrap();
+        assert_eq!(
+            drain(&mut s).last(),
+            Some(&Message::Ack { acked: Seq(400) })
+        );
+    }
+
+    #[test]
+    fn one_forged_seal_among_many_refuses_the_batch_and_names_its_group() {
+        let mut frames = chain("gb-1", &key(), 400, 4);
+        // Group 37 (seqs 145-148) sealed by another key over the right hash.
+        let other = NodeKey::from_seed([6; 32]);
+        ChainWriter::seal(&mut frames[147], &other);
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        for f in frames.chunks(100) {
+            s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
+                .unwrap();
+        }
+        let a = actions(&mut s);
+        let [HubAction::Flag { reason }] = &a[..] else {
+            panic!("nothing may be committed: {a:?}")
+        };
+        assert_eq!(
+            reason,
+            "upstream log of node gb-1 failed verification: record #147 seq 148: seal signature does not verify"
+        );
+        assert!(s.is_closed());
+        let (c, m) = error_of(&drain(&mut s));
+        assert_eq!(c, code::VERIFY_FAILED);
+        assert!(m.contains("seq 148: seal signature does not verify"), "{m}");
+
+        // A bad seal earlier in a message than a broken link is the error reported, as with
+        // one-by-one verification.
+        let mut t = frames[..160].to_vec();
+        let mut body = t[153].parse_body().unwrap();
+        body.payload = b"{\"i\":666}".to_vec();
+        t[153].body = body.encode();
+        let mut s = session(ChainHead::EMPTY, 0);
+        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        let e = s
+            .handle_message(Message::Records { frames: t }, UnixMillis(2))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SessionError::Verify(VerifyError::BadSeal { seq: Seq(148), .. })
+            ),
+            "{e}"
+        );
         assert!(matches!(&actions(&mut s)[..], [HubAction::Flag { .. }]));
     }
 

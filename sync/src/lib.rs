@@ -5,6 +5,7 @@
 //! - [`wire`]: the binary message codec (length-prefixed, bounded, panic-free on any input);
 //! - [`edge_session`] / [`hub_session`]: sans-IO protocol state machines (no sockets, no
 //!   clock, no tasks; time is passed in), unit-testable and deterministic;
+//! - [`seal_batch`]: the hub's batched Ed25519 verification of seals (`verify_batch`);
 //! - [`pki`]: a development CA issuing the hub and node certificates;
 //! - [`revocation`]: the hub's list of revoked node certificates, enforced in the handshake;
 //! - [`tls`]: rustls/quinn configurations for mutual TLS and the certificate → node binding;
@@ -16,6 +17,7 @@ pub mod hub_session;
 pub mod pki;
 #[cfg(feature = "transport")]
 pub mod revocation;
+pub mod seal_batch;
 pub mod session;
 #[cfg(feature = "transport")]
 pub mod tls;

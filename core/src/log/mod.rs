@@ -22,4 +22,4 @@ pub use record::{
 pub use segment::{
     SEGMENT_FORMAT, SegmentError, SegmentHeader, decode_segment, encode_segment, verify_segment,
 };
-pub use verify::{ChainVerifier, VerifyError, VerifyReport, verify_frames};
+pub use verify::{ChainVerifier, DeferredSeal, VerifyError, VerifyReport, verify_frames};

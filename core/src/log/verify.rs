@@ -1,6 +1,11 @@
 //! Verifying a chain: format, log id, gap-free sequence, hash links, non-decreasing time,
 //! and seals. A record counts as verified only once a valid seal at or after it arrives.
 //! Errors name the first bad record precisely.
+//!
+//! A verifier made with [`ChainVerifier::deferring_seals`] checks everything but the seal
+//! signatures and hands those out as [`DeferredSeal`]s, so that a caller can check many at once
+//! (the hub batches them, `outpost_sync::seal_batch`); records it releases are verified only
+//! once their seals are.
 
 use super::chain::ChainHead;
 use super::keys::PublicKey;
@@ -65,12 +70,53 @@ pub struct VerifyReport {
     pub head: ChainHead,
 }
 
+/// A seal whose signature a [`ChainVerifier::deferring_seals`] verifier did not check: the
+/// caller must check it (alone with [`DeferredSeal::verify`], or in a batch) before trusting the
+/// records released with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredSeal {
+    /// Position of the sealed record among all records pushed into the verifier.
+    pub index: usize,
+    /// First record of the group the seal closes.
+    pub first: Seq,
+    /// The sealed record (the last of its group).
+    pub seq: Seq,
+    /// Its hash: the seal signs [`seal_message`] of it.
+    pub hash: RecordHash,
+    pub signature: [u8; 64],
+}
+
+impl DeferredSeal {
+    /// The bytes the seal signs.
+    pub fn message(&self) -> Vec<u8> {
+        seal_message(&self.hash)
+    }
+    /// Check this one seal exactly as a non-deferring verifier does.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), VerifyError> {
+        if key.verify(&self.message(), &self.signature) {
+            Ok(())
+        } else {
+            Err(self.error())
+        }
+    }
+    /// The error a non-deferring verifier reports for this seal when it does not verify.
+    pub fn error(&self) -> VerifyError {
+        VerifyError::BadSeal {
+            index: self.index,
+            seq: self.seq,
+        }
+    }
+}
+
 /// Incremental verifier: push frames in order; records are released once sealed.
 #[derive(Debug)]
 pub struct ChainVerifier {
     log_id: LogId,
     key: PublicKey,
-    /// Last sealed-and-verified record.
+    /// Seal signatures are collected in `deferred` instead of checked.
+    defer_seals: bool,
+    deferred: Vec<DeferredSeal>,
+    /// Last sealed-and-verified record (when deferring seals: sealed, its seal not yet checked).
     verified: ChainHead,
     /// Last pushed record (may be unsealed).
     tip: ChainHead,
@@ -83,11 +129,31 @@ impl ChainVerifier {
         ChainVerifier {
             log_id,
             key,
+            defer_seals: false,
+            deferred: Vec::new(),
             verified: start,
             tip: start,
             pending: Vec::new(),
             pushed: 0,
         }
+    }
+    /// A verifier that does not check seal signatures itself: each seal it meets is queued for
+    /// [`ChainVerifier::take_deferred_seals`], and the records it releases are verified only
+    /// once the caller has checked those seals.
+    pub fn deferring_seals(log_id: LogId, key: PublicKey, start: ChainHead) -> ChainVerifier {
+        ChainVerifier {
+            defer_seals: true,
+            ..ChainVerifier::new(log_id, key, start)
+        }
+    }
+    /// The seals met since the last call, in push order (always empty unless made with
+    /// [`ChainVerifier::deferring_seals`]).
+    pub fn take_deferred_seals(&mut self) -> Vec<DeferredSeal> {
+        std::mem::take(&mut self.deferred)
+    }
+    /// Whether seals are waiting in [`ChainVerifier::take_deferred_seals`].
+    pub fn has_deferred_seals(&self) -> bool {
+        !self.deferred.is_empty()
     }
     pub fn verified_head(&self) -> ChainHead {
         self.verified
@@ -107,16 +173,29 @@ impl ChainVerifier {
     pub fn push(&mut self, frame: Frame) -> Result<Vec<(Frame, RecordBody)>, VerifyError> {
         let index = self.pushed;
         self.pushed += 1;
-        match self.check(index, &frame) {
+        // Hashed once here: the chain link and the seal both need it.
+        let hash = frame.hash();
+        match self.check(index, &frame, &hash) {
             Ok(body) => {
                 self.tip = ChainHead {
                     seq: body.seq,
-                    hash: frame.hash(),
+                    hash,
                     timestamp: body.timestamp,
                 };
-                let sealed = frame.seal.is_some();
+                let first = self.pending.first().map_or(body.seq, |p| p.1.seq);
+                let seal = frame.seal;
+                let seq = body.seq;
                 self.pending.push((frame, body));
-                if sealed {
+                if let Some(signature) = seal {
+                    if self.defer_seals {
+                        self.deferred.push(DeferredSeal {
+                            index,
+                            first,
+                            seq,
+                            hash: self.tip.hash,
+                            signature,
+                        });
+                    }
                     self.verified = self.tip;
                     Ok(std::mem::take(&mut self.pending))
                 } else {
@@ -130,7 +209,12 @@ impl ChainVerifier {
         }
     }
 
-    fn check(&self, index: usize, frame: &Frame) -> Result<RecordBody, VerifyError> {
+    fn check(
+        &self,
+        index: usize,
+        frame: &Frame,
+        hash: &RecordHash,
+    ) -> Result<RecordBody, VerifyError> {
         let body = frame.parse_body().map_err(|error| VerifyError::Decode {
             index,
             seq: peek_seq(&frame.body),
@@ -167,7 +251,8 @@ impl ChainVerifier {
             });
         }
         if let Some(sig) = &frame.seal
-            && !self.key.verify(&seal_message(&frame.hash()), sig)
+            && !self.defer_seals
+            && !self.key.verify(&seal_message(hash), sig)
         {
             return Err(VerifyError::BadSeal {
                 index,
@@ -329,5 +414,51 @@ mod tests {
             .map(|f| v.push(f).unwrap().len())
             .collect();
         assert_eq!(released, vec![0, 0, 0, 4, 0, 0, 0, 4, 0, 2]);
+    }
+
+    #[test]
+    fn deferring_verifier_hands_out_seals_and_checks_the_rest() {
+        let (key, mut frames) = build(10, 4);
+        // A forged seal on the second group: the deferring verifier releases it unchecked,
+        // with the seal to check; checking it gives the error a plain verifier gives.
+        frames[7].seal = Some([3; 64]);
+        let mut v = ChainVerifier::deferring_seals(
+            LogId::new("gb-1").unwrap(),
+            key.public(),
+            ChainHead::EMPTY,
+        );
+        let released: Vec<usize> = frames
+            .iter()
+            .map(|f| v.push(f.clone()).unwrap().len())
+            .collect();
+        assert_eq!(released, vec![0, 0, 0, 4, 0, 0, 0, 4, 0, 2]);
+        let seals = v.take_deferred_seals();
+        assert!(!v.has_deferred_seals());
+        assert_eq!(
+            seals
+                .iter()
+                .map(|d| (d.index, d.first, d.seq))
+                .collect::<Vec<_>>(),
+            vec![
+                (3, Seq(1), Seq(4)),
+                (7, Seq(5), Seq(8)),
+                (9, Seq(9), Seq(10))
+            ]
+        );
+        assert_eq!(seals[0].verify(&key.public()), Ok(()));
+        assert_eq!(seals[2].verify(&key.public()), Ok(()));
+        let plain = verify(&key, &frames).unwrap_err();
+        assert_eq!(seals[1].verify(&key.public()), Err(plain));
+        // Structural checks still apply.
+        let mut v = ChainVerifier::deferring_seals(
+            LogId::new("gb-1").unwrap(),
+            key.public(),
+            ChainHead::EMPTY,
+        );
+        v.push(frames[0].clone()).unwrap();
+        assert!(matches!(
+            v.push(frames[2].clone()),
+            Err(VerifyError::Gap { .. })
+        ));
     }
 }

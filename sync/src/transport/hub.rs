@@ -2,6 +2,11 @@
 //! connections, binds each to a node (the `Hello`'s node id must be named by the client
 //! certificate), and runs one [`HubSession`] per connection against the [`HubStore`].
 //!
+//! Commits are pipelined: while one durable commit (SQLite, fsync) is in flight, the next
+//! messages are read, decoded and verified, and their records wait to form the next commit,
+//! so the commit size follows the disk's latency (group commit) and verification overlaps
+//! with the fsync. An acknowledgement still goes out only after its commit returned.
+//!
 //! Sessions for the same node are serialised: a new connection from a node first tells the
 //! running session to stop (`superseded`), then waits for it to end before reading the durable
 //! head. Otherwise a stale session could still be committing while the new one resumes from an
@@ -11,15 +16,17 @@ use super::{
     Clock, HubStore, LINGER, OUT_HIGH_WATER, Outbuf, READ_CHUNK, TransportError, Witnessed,
     close_gracefully, read_error, reject, shutdown_requested, write_error,
 };
-use crate::hub_session::{HubAction, HubSession};
+use crate::hub_session::{HubAction, HubSession, SignedHead};
 use crate::pki::node_dns_name;
 use crate::session::{SessionConfig, SessionError};
 use crate::tls::cert_is_for_node;
 use crate::wire::{Decoder, Message, PROTOCOL_VERSION, code};
 use outpost_core::ids::{NodeId, Seq};
-use outpost_core::log::ChainHead;
-use std::collections::HashMap;
+use outpost_core::log::{ChainHead, Frame, RecordBody};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -342,6 +349,11 @@ async fn serve<S: HubStore>(
     }
 
     let mut out = Outbuf::default();
+    // The commit in flight, and the verified records that wait for it to finish.
+    let mut in_flight: Option<InFlight<'_>> = None;
+    let mut next_commit: Vec<(Frame, RecordBody)> = Vec::new();
+    // Signed heads wait until every record they cover is durable here.
+    let mut heads: VecDeque<SignedHead> = VecDeque::new();
     let mut stop_requested = false;
     let mut down_open = true;
     let mut generation_open = true;
@@ -353,18 +365,7 @@ async fn serve<S: HubStore>(
                     if session.is_closed() {
                         continue; // never commit after a failure in the same session
                     }
-                    match store.commit_upstream(&node, records).await {
-                        Ok(seq) => {
-                            let _ = session.committed(seq);
-                        }
-                        Err(e) => {
-                            error!(%node, "commit failed: {e}");
-                            session.abort(
-                                code::INTERNAL,
-                                format!("hub could not commit records: {e}"),
-                            );
-                        }
-                    }
+                    next_commit.extend(records);
                 }
                 HubAction::Flag { reason } => {
                     warn!(%remote, %node, "flagging node: {reason}");
@@ -405,7 +406,20 @@ async fn serve<S: HubStore>(
             error!(%remote, %node, seq = %evidence.seq, "CRITICAL: node equivocated (two different records for one sequence number)");
             store.report_equivocation(&node, evidence).await;
         }
+        if session.is_closed() {
+            next_commit.clear();
+        } else if in_flight.is_none() && !next_commit.is_empty() {
+            let records = std::mem::take(&mut next_commit);
+            in_flight = Some(Box::pin(store.commit_upstream(&node, records)));
+        }
         while let Some(head) = session.poll_checkpoint() {
+            heads.push_back(head);
+        }
+        while heads
+            .front()
+            .is_some_and(|h| h.size <= session.committed_head())
+        {
+            let Some(head) = heads.pop_front() else { break };
             if session.is_closed() {
                 break;
             }
@@ -437,6 +451,10 @@ async fn serve<S: HubStore>(
 
         let deadline = clock.instant(session.poll_timeout());
         tokio::select! {
+            r = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                in_flight = None;
+                committed(&mut session, &node, r);
+            }
             _ = shutdown_requested(&mut shutdown), if !stop_requested => {
                 stop_requested = true;
                 session.abort(code::SHUTDOWN, "hub shutting down");
@@ -475,6 +493,14 @@ async fn serve<S: HubStore>(
         }
     };
 
+    // A commit already issued finishes before the session ends (the next session of this node
+    // starts from the durable head); its records are acknowledged if the edge still listens.
+    if let Some(commit) = in_flight.take() {
+        committed(&mut session, &node, commit.await);
+        while let Some(m) = session.poll_transmit() {
+            let _ = out.push(&m);
+        }
+    }
     match (transport_failure, session.error().cloned()) {
         (Some(t), _) => {
             info!(%remote, %node, committed = %session.committed_head(), "replication session ended: {t}");
@@ -485,6 +511,22 @@ async fn serve<S: HubStore>(
             close_gracefully(&conn, &mut send, &out, e.code(), &e.to_string()).await;
         }
         (None, None) => conn.close(0u32.into(), b""),
+    }
+}
+
+/// A durable commit of upstream records in flight.
+type InFlight<'a> = Pin<Box<dyn Future<Output = Result<Seq, String>> + Send + 'a>>;
+
+/// The outcome of a commit: acknowledge it, or end the session.
+fn committed(session: &mut HubSession, node: &NodeId, r: Result<Seq, String>) {
+    match r {
+        Ok(seq) => {
+            let _ = session.committed(seq);
+        }
+        Err(e) => {
+            error!(%node, "commit failed: {e}");
+            session.abort(code::INTERNAL, format!("hub could not commit records: {e}"));
+        }
     }
 }
 
