@@ -29,6 +29,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 const MAX_GROUP: usize = 1024;
 pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
+/// ...and at most one state snapshot per minute: cloning and serialising a large state costs
+/// time proportional to the state, so under heavy load a fixed record count would make it
+/// a constant tax on every bet.
+const SNAPSHOT_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Completion = Box<dyn FnOnce() + Send>;
 type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
@@ -193,7 +197,14 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || Writer { p: parts, rules_tx }.run(rx, persist_tx))
+        .spawn(move || {
+            Writer {
+                p: parts,
+                rules_tx,
+                last_snapshot: std::time::Instant::now(),
+            }
+            .run(rx, persist_tx)
+        })
         .expect("spawn writer");
     WriterHandle {
         tx,
@@ -209,6 +220,7 @@ fn persister(
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
 ) {
+    let snapshot_busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     while let Ok(g) = rx.recv() {
         if !g.commit.frames.is_empty() {
             if let Err(e) = store.commit(&g.commit) {
@@ -223,24 +235,48 @@ fn persister(
         for c in g.completions {
             c();
         }
-        if let Some((head, state)) = g.snapshot {
-            let doc =
-                serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
-            match serde_json::to_vec(&doc) {
-                Ok(bytes) => {
-                    if let Err(e) = store.put_snapshot(bytes) {
-                        tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
-                    }
-                }
-                Err(e) => tracing::warn!("snapshot not serialised: {e}"),
+        // Serialised and stored on its own thread, so the next commit group is not held up
+        // behind a large snapshot. At most one at a time; one skipped is only a longer replay.
+        if let Some((head, state)) = g.snapshot
+            && !snapshot_busy.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            let (store, busy) = (store.clone(), snapshot_busy.clone());
+            std::thread::spawn(move || {
+                write_snapshot(&store, head, &state);
+                busy.store(false, std::sync::atomic::Ordering::Release);
+            });
+        }
+    }
+}
+
+fn write_snapshot(store: &LogStore, head: ChainHead, state: &EdgeState) {
+    // Serialised straight from the state (no intermediate `serde_json::Value` tree, which
+    // would take several times the state's memory).
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        seq: Seq,
+        hash: String,
+        state: &'a EdgeState,
+    }
+    let doc = Doc {
+        seq: head.seq,
+        hash: head.hash.to_hex(),
+        state,
+    };
+    match serde_json::to_vec(&doc) {
+        Ok(bytes) => {
+            if let Err(e) = store.put_snapshot(bytes) {
+                tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
             }
         }
+        Err(e) => tracing::warn!("snapshot not serialised: {e}"),
     }
 }
 
 struct Writer {
     p: WriterParts,
     rules_tx: watch::Sender<Arc<JurisdictionRules>>,
+    last_snapshot: std::time::Instant,
 }
 
 impl Writer {
@@ -268,8 +304,11 @@ impl Writer {
             g.head = self.p.chain.head();
             g.down_applied = self.p.state.down_applied;
             self.p.records_since_snapshot += g.commit.frames.len() as u64;
-            if self.p.records_since_snapshot >= SNAPSHOT_EVERY_RECORDS {
+            if self.p.records_since_snapshot >= SNAPSHOT_EVERY_RECORDS
+                && self.last_snapshot.elapsed() >= SNAPSHOT_MIN_INTERVAL
+            {
                 self.p.records_since_snapshot = 0;
+                self.last_snapshot = std::time::Instant::now();
                 g.snapshot = Some((g.head, self.p.state.clone()));
             }
             if persist.send(g).is_err() {
