@@ -57,7 +57,8 @@ fn main() -> anyhow::Result<()> {
             deposit_minor,
             ids_out,
         } => {
-            let cfg = edge_node::config::EdgeConfig::load(&config).context("loading node config")?;
+            let cfg =
+                edge_node::config::EdgeConfig::load(&config).context("loading node config")?;
             return tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?

@@ -173,7 +173,10 @@ impl fmt::Display for Detail {
                 after,
                 limit,
                 source,
-            } => write!(f, "{used} used + {amount} = {after}, limit {limit} ({source})"),
+            } => write!(
+                f,
+                "{used} used + {amount} = {after}, limit {limit} ({source})"
+            ),
         }
     }
 }

@@ -96,8 +96,12 @@ impl MinuteSums {
 /// started (a snapshot rebases them) and say nothing more.
 impl PartialEq for MinuteSums {
     fn eq(&self, o: &Self) -> bool {
-        (self.minute, self.deposit_minor, self.stake_minor, self.return_minor)
-            == (o.minute, o.deposit_minor, o.stake_minor, o.return_minor)
+        (
+            self.minute,
+            self.deposit_minor,
+            self.stake_minor,
+            self.return_minor,
+        ) == (o.minute, o.deposit_minor, o.stake_minor, o.return_minor)
     }
 }
 impl Eq for MinuteSums {}
@@ -470,9 +474,16 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             t += (x % (7 * HOUR_MS as u64)) as i64;
-            let kind = [ActivityKind::Deposit, ActivityKind::Stake, ActivityKind::Return]
-                [(x >> 20) as usize % 3];
-            let amount = if i == 777 { i64::MAX } else { (x >> 32) as i64 % 1_000_000 };
+            let kind = [
+                ActivityKind::Deposit,
+                ActivityKind::Stake,
+                ActivityKind::Return,
+            ][(x >> 20) as usize % 3];
+            let amount = if i == 777 {
+                i64::MAX
+            } else {
+                (x >> 32) as i64 % 1_000_000
+            };
             a.record(UnixMillis(t), kind, amount);
             if i % 97 == 0 {
                 let back: Activity =

@@ -418,7 +418,11 @@ fn limit_code(k: LimitKind) -> ReasonCode {
 /// `{kind}_limit_{window}` for each of `Window::ALL`.
 fn limit_check_names(k: LimitKind) -> [&'static str; 3] {
     match k {
-        LimitKind::Deposit => ["deposit_limit_day", "deposit_limit_week", "deposit_limit_month"],
+        LimitKind::Deposit => [
+            "deposit_limit_day",
+            "deposit_limit_week",
+            "deposit_limit_month",
+        ],
         LimitKind::Loss => ["loss_limit_day", "loss_limit_week", "loss_limit_month"],
         LimitKind::Stake => ["stake_limit_day", "stake_limit_week", "stake_limit_month"],
     }
@@ -551,7 +555,12 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
     );
 
     let n = f.legs.len();
-    c.add("legs", n >= 1, ReasonCode::NoLegs, Detail::Legs { n, max: None });
+    c.add(
+        "legs",
+        n >= 1,
+        ReasonCode::NoLegs,
+        Detail::Legs { n, max: None },
+    );
     c.add(
         "legs_max",
         n <= r.accumulator_legs_max as usize,
@@ -711,8 +720,7 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                     bound_label: "maximum",
                     bound: r.payout_minor_max,
                 },
-                None => format!("potential payout overflow, maximum {}", r.payout_minor_max)
-                    .into(),
+                None => format!("potential payout overflow, maximum {}", r.payout_minor_max).into(),
             },
         );
         if let Some(pot) = pot {

@@ -214,7 +214,10 @@ async fn run_in(a: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
             break c;
         }
         if t.elapsed() > Duration::from_secs(1800) {
-            bail!("edge node not serving after 30 min (see {}/edge.log)", dir.display());
+            bail!(
+                "edge node not serving after 30 min (see {}/edge.log)",
+                dir.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

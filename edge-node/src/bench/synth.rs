@@ -115,10 +115,7 @@ pub async fn players(
                 ids.push(id);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d % 100_000 == 0 {
-                    eprintln!(
-                        "  {d} players in {:.0} s",
-                        t.elapsed().as_secs_f64()
-                    );
+                    eprintln!("  {d} players in {:.0} s", t.elapsed().as_secs_f64());
                 }
             }
         }));
