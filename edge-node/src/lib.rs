@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod balance_snapshot;
+pub mod bench;
 pub mod checkpoints;
 pub mod compliance_watch;
 pub mod config;

@@ -1,4 +1,5 @@
 //! `edge-node run --config FILE`: one jurisdiction's edge node.
+//! `edge-node bench place`: the bet-acceptance benchmark (`bench/mod.rs`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,6 +12,28 @@ enum Cli {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Benchmarks that drive a real node (`edge-node bench place`).
+    #[command(subcommand)]
+    Bench(Bench),
+    /// Benchmark setup: create N registered, KYC-verified, funded players in the node's log
+    /// through its writer (the node must not be running).
+    #[command(hide = true)]
+    BenchPlayers {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long)]
+        players: usize,
+        #[arg(long, default_value_t = 150_000)]
+        deposit_minor: i64,
+        #[arg(long)]
+        ids_out: std::path::PathBuf,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum Bench {
+    /// Bet acceptance over HTTP: sustained bets/s, latency at a fixed rate, memory.
+    Place(edge_node::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -19,7 +42,34 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let Cli::Run { config } = Cli::parse();
+    let config = match Cli::parse() {
+        Cli::Run { config } => config,
+        Cli::Bench(Bench::Place(args)) => {
+            // The generator gets one thread: the node under test needs the other core.
+            return tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(edge_node::bench::run(args));
+        }
+        Cli::BenchPlayers {
+            config,
+            players,
+            deposit_minor,
+            ids_out,
+        } => {
+            let cfg =
+                edge_node::config::EdgeConfig::load(&config).context("loading node config")?;
+            return tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(edge_node::bench::synth::players(
+                    &cfg,
+                    players,
+                    deposit_minor,
+                    &ids_out,
+                ));
+        }
+    };
     let cfg = edge_node::config::EdgeConfig::load(&config).context("loading node config")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -35,7 +35,7 @@ pub struct Recovered {
 const CHUNK: usize = 8192;
 
 pub fn recover(store: &LogStore, log_id: &LogId, key: &NodeKey) -> Result<Recovered, RecoverError> {
-    let snapshot = load_snapshot(store);
+    let mut snapshot = load_snapshot(store);
     let mut verifier = ChainVerifier::new(log_id.clone(), key.public(), ChainHead::EMPTY);
     let mut state = EdgeState::default();
     let mut snapshot_used = None;
@@ -50,11 +50,12 @@ pub fn recover(store: &LogStore, log_id: &LogId, key: &NodeKey) -> Result<Recove
         for f in frames {
             for (frame, body) in verifier.push(f)? {
                 records += 1;
-                if let Some((snap_head, snap_state)) = &snapshot
+                if let Some((snap_head, _)) = &snapshot
                     && body.seq == snap_head.seq
                 {
                     if frame.hash() == snap_head.hash {
-                        state = snap_state.clone();
+                        // Moved, not cloned: a large state must not be held twice.
+                        state = snapshot.take().expect("matched above").1;
                         snapshot_used = Some(body.seq);
                         continue;
                     }

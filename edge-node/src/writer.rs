@@ -29,6 +29,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 const MAX_GROUP: usize = 1024;
 pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
+/// ...and at most one state snapshot per minute: cloning and serialising a large state costs
+/// time proportional to the state, so under heavy load a fixed record count would make it
+/// a constant tax on every bet.
+const SNAPSHOT_MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Completion = Box<dyn FnOnce() + Send>;
 type ReadFn = Box<dyn FnOnce(&EdgeState, &Vault) -> Completion + Send>;
@@ -228,17 +232,9 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     // Capacity 1: at most one group waits while another is being flushed.
     let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
     let store = parts.store.clone();
-    // Capacity 1: a snapshot due while the previous one is still being written is skipped (the
-    // next one comes SNAPSHOT_EVERY_RECORDS later; replay covers the gap).
-    let (snap_tx, snap_rx) = std::sync::mpsc::sync_channel::<(ChainHead, EdgeState)>(1);
-    let snap_store = parts.store.clone();
-    std::thread::Builder::new()
-        .name("snapshotter".into())
-        .spawn(move || snapshotter(snap_store, snap_rx))
-        .expect("spawn snapshotter");
     std::thread::Builder::new()
         .name("persister".into())
-        .spawn(move || persister(store, persist_rx, durable_tx, down_tx, snap_tx))
+        .spawn(move || persister(store, persist_rx, durable_tx, down_tx))
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
@@ -247,6 +243,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
                 p: parts,
                 rules_tx,
                 appended: Vec::new(),
+                last_snapshot: std::time::Instant::now(),
             }
             .run(rx, persist_tx)
         })
@@ -264,8 +261,8 @@ fn persister(
     rx: std::sync::mpsc::Receiver<Group>,
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
-    snapshots: std::sync::mpsc::SyncSender<(ChainHead, EdgeState)>,
 ) {
+    let snapshot_busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
     while let Ok(g) = rx.recv() {
         if !g.commit.frames.is_empty() {
             if let Err(e) = store.commit(&g.commit) {
@@ -280,33 +277,41 @@ fn persister(
         for c in g.completions {
             c();
         }
-        // The group is durable, so a snapshot at its head may be written. Serialising the
-        // whole state takes long: it is done on its own thread so that the next group's
-        // commit (and every reply waiting on it) is not held up behind it.
-        if let Some(snap) = g.snapshot
-            && let Err(std::sync::mpsc::TrySendError::Full((head, _))) = snapshots.try_send(snap)
+        // Serialised and stored on its own thread, so the next commit group is not held up
+        // behind a large snapshot. At most one at a time; one skipped is only a longer replay.
+        if let Some((head, state)) = g.snapshot
+            && !snapshot_busy.swap(true, std::sync::atomic::Ordering::AcqRel)
         {
-            tracing::warn!(
-                "snapshot at seq {} skipped: the previous one is still being written",
-                head.seq
-            );
+            let (store, busy) = (store.clone(), snapshot_busy.clone());
+            std::thread::spawn(move || {
+                write_snapshot(&store, head, &state);
+                busy.store(false, std::sync::atomic::Ordering::Release);
+            });
         }
     }
 }
 
-/// Write state snapshots (each taken at a durable head) one at a time.
-fn snapshotter(store: Arc<LogStore>, rx: std::sync::mpsc::Receiver<(ChainHead, EdgeState)>) {
-    while let Ok((head, state)) = rx.recv() {
-        let doc =
-            serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "state": state });
-        match serde_json::to_vec(&doc) {
-            Ok(bytes) => {
-                if let Err(e) = store.put_snapshot(bytes) {
-                    tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
-                }
+fn write_snapshot(store: &LogStore, head: ChainHead, state: &EdgeState) {
+    // Serialised straight from the state (no intermediate `serde_json::Value` tree, which
+    // would take several times the state's memory).
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        seq: Seq,
+        hash: String,
+        state: &'a EdgeState,
+    }
+    let doc = Doc {
+        seq: head.seq,
+        hash: head.hash.to_hex(),
+        state,
+    };
+    match serde_json::to_vec(&doc) {
+        Ok(bytes) => {
+            if let Err(e) = store.put_snapshot(bytes) {
+                tracing::warn!("snapshot at seq {} not written: {e}", head.seq);
             }
-            Err(e) => tracing::warn!("snapshot not serialised: {e}"),
         }
+        Err(e) => tracing::warn!("snapshot not serialised: {e}"),
     }
 }
 
@@ -316,6 +321,7 @@ struct Writer {
     /// The records the last executed command appended (the chain head gives each hash as it
     /// is appended, so nobody has to read the log back to find them).
     appended: Vec<AppendedRecord>,
+    last_snapshot: std::time::Instant,
 }
 
 impl Writer {
@@ -343,8 +349,11 @@ impl Writer {
             g.head = self.p.chain.head();
             g.down_applied = self.p.state.down_applied;
             self.p.records_since_snapshot += g.commit.frames.len() as u64;
-            if self.p.records_since_snapshot >= SNAPSHOT_EVERY_RECORDS {
+            if self.p.records_since_snapshot >= SNAPSHOT_EVERY_RECORDS
+                && self.last_snapshot.elapsed() >= SNAPSHOT_MIN_INTERVAL
+            {
                 self.p.records_since_snapshot = 0;
+                self.last_snapshot = std::time::Instant::now();
                 g.snapshot = Some((g.head, self.p.state.clone()));
             }
             if persist.send(g).is_err() {

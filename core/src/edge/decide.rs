@@ -218,10 +218,10 @@ impl EdgeState {
                 Reply::Player(self.player_view(p).expect("remembered player exists"))
             }
             IdemOutcome::Movement(id) => {
-                let m = &self.movements[id];
+                let player_id = &self.movements[id];
                 Reply::Movement {
                     movement_id: *id,
-                    player: self.player_view(&m.player_id).expect("player exists"),
+                    player: self.player_view(player_id).expect("player exists"),
                 }
             }
             IdemOutcome::Bet(b) => Reply::Bet(self.bet_view(b).expect("remembered bet exists")),

@@ -796,7 +796,7 @@ impl EdgeState {
         let mut checks: Vec<_> = decision
             .checks
             .into_iter()
-            .filter(|c| BET_CHECKS.contains(&c.check.as_str()))
+            .filter(|c| BET_CHECKS.contains(&c.check.as_ref()))
             .collect();
         checks.push(gate::CheckResult {
             check: "retail_age_at_counter".into(),
@@ -804,7 +804,8 @@ impl EdgeState {
             detail: format!(
                 "cashier {} confirmed age ≥ {}",
                 till.staff_id, ctx.rules.min_age_years
-            ),
+            )
+            .into(),
             code: None,
         });
         checks.push(gate::CheckResult {
@@ -813,7 +814,8 @@ impl EdgeState {
             detail: format!(
                 "cash stake {}, ID needed above {}",
                 stake.minor, retail.cash_id_threshold_minor
-            ),
+            )
+            .into(),
             code: None,
         });
         let reason = checks.iter().find(|c| !c.passed).and_then(|c| c.code);

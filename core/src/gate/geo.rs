@@ -2,6 +2,7 @@
 //! jurisdiction's configured area? IP ranges are CIDR blocks; the area outline is a polygon
 //! in millionths of a degree, tested with exact integer arithmetic (no floats in decisions).
 
+use super::Detail;
 use crate::jurisdiction::GeoRules;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -74,14 +75,14 @@ pub fn inside_polygon(poly: &[[i64; 2]], lat: i64, lon: i64) -> bool {
 
 /// Check an attestation against the area. Every configured method must pass; a missing
 /// attestation, or a missing part a method needs, fails (fail closed).
-pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<String, String> {
+pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<Detail, String> {
     let Some(att) = att else {
         return Err(format!(
             "presence in {} required; no location attestation",
             rules.area
         ));
     };
-    let mut detail = Vec::new();
+    let mut ip_in_range = None;
     if !rules.ip_cidrs.is_empty() {
         let ip: IpAddr = att
             .ip
@@ -97,7 +98,7 @@ pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<String, S
         {
             return Err(format!("IP {ip} is not in {}'s ranges", rules.area));
         }
-        detail.push(format!("IP {ip} in range"));
+        ip_in_range = Some(ip);
     }
     if !rules.polygon_e6.is_empty() {
         let (Some(lat), Some(lon)) = (att.lat_e6, att.lon_e6) else {
@@ -112,9 +113,12 @@ pub fn check(rules: &GeoRules, att: Option<&GeoAttestation>) -> Result<String, S
                 rules.area
             ));
         }
-        detail.push("GPS inside area".to_string());
     }
-    Ok(format!("{}: {}", rules.area, detail.join(", ")))
+    Ok(Detail::GeoInside {
+        area: rules.area.clone(),
+        ip: ip_in_range,
+        gps: !rules.polygon_e6.is_empty(),
+    })
 }
 
 #[cfg(test)]

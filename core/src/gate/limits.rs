@@ -2,9 +2,12 @@
 //! windows, and the rule that a decrease takes effect at once while an increase (or removal)
 //! waits out the jurisdiction's cooling-off period.
 //!
-//! Activity is kept in per-minute buckets for 31 days, so a window check costs at most one
-//! pass over a month of minutes however many bets a player places. A window includes its
-//! whole oldest minute: the rounding can only make a limit stricter, never looser.
+//! Activity is kept in per-minute buckets for 31 days. Each bucket also carries running
+//! (prefix) totals of everything recorded since the player's first activity, maintained by
+//! `record` in O(1), so a window sum is the newest running total minus the one just before the
+//! window's first bucket: a binary search, O(log n), with exact integer arithmetic (i128, so
+//! the totals cannot overflow). A window includes its whole oldest minute: the rounding can
+//! only make a limit stricter, never looser.
 
 use super::ReasonCode;
 use crate::jurisdiction::JurisdictionRules;
@@ -66,17 +69,46 @@ impl LimitKind {
 }
 
 /// Sums of one minute's activity.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct MinuteSums {
     pub minute: i64,
     pub deposit_minor: i64,
     pub stake_minor: i64,
     /// Money returned to the player by settlement (wins, pushes, voids).
     pub return_minor: i64,
+    /// Running totals up to and including this minute (deposits, stakes, returns). Derived
+    /// data: not serialised (recomputed on load, see `ActivityWire`), not compared.
+    #[serde(skip)]
+    running: [i128; 3],
 }
+
+impl MinuteSums {
+    fn values(&self) -> [i128; 3] {
+        [
+            self.deposit_minor as i128,
+            self.stake_minor as i128,
+            self.return_minor as i128,
+        ]
+    }
+}
+
+/// Equality is on the recorded figures; the running totals depend on where the history
+/// started (a snapshot rebases them) and say nothing more.
+impl PartialEq for MinuteSums {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.minute,
+            self.deposit_minor,
+            self.stake_minor,
+            self.return_minor,
+        ) == (o.minute, o.deposit_minor, o.stake_minor, o.return_minor)
+    }
+}
+impl Eq for MinuteSums {}
 
 /// A player's recent money activity, rebuilt from the log like everything else.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ActivityWire")]
 pub struct Activity {
     pub minutes: VecDeque<MinuteSums>,
     /// Individual recent deposits `(at, amount)`, newest last.
@@ -85,6 +117,38 @@ pub struct Activity {
     pub recent_bets: VecDeque<UnixMillis>,
     pub last_deposit_at: Option<UnixMillis>,
     pub last_stake_at: Option<UnixMillis>,
+}
+
+/// `Activity` as stored in a state snapshot: the same fields; the running totals are rebuilt
+/// on load.
+#[derive(Deserialize)]
+struct ActivityWire {
+    minutes: VecDeque<MinuteSums>,
+    recent_deposits: VecDeque<(UnixMillis, i64)>,
+    recent_bets: VecDeque<UnixMillis>,
+    last_deposit_at: Option<UnixMillis>,
+    last_stake_at: Option<UnixMillis>,
+}
+
+impl From<ActivityWire> for Activity {
+    fn from(w: ActivityWire) -> Activity {
+        let mut minutes = w.minutes;
+        let mut run = [0i128; 3];
+        for m in minutes.iter_mut() {
+            let v = m.values();
+            for i in 0..3 {
+                run[i] += v[i];
+            }
+            m.running = run;
+        }
+        Activity {
+            minutes,
+            recent_deposits: w.recent_deposits,
+            recent_bets: w.recent_bets,
+            last_deposit_at: w.last_deposit_at,
+            last_stake_at: w.last_stake_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,19 +162,24 @@ impl Activity {
     pub fn record(&mut self, at: UnixMillis, kind: ActivityKind, amount_minor: i64) {
         let minute = at.0.div_euclid(MINUTE_MS);
         if self.minutes.back().is_none_or(|m| m.minute < minute) {
+            let running = self.minutes.back().map_or([0; 3], |m| m.running);
             self.minutes.push_back(MinuteSums {
                 minute,
+                running,
                 ..Default::default()
             });
         }
         // Timestamps are monotonic in the log, so the newest bucket is the right one.
         let b = self.minutes.back_mut().expect("pushed above");
-        let slot = match kind {
-            ActivityKind::Deposit => &mut b.deposit_minor,
-            ActivityKind::Stake => &mut b.stake_minor,
-            ActivityKind::Return => &mut b.return_minor,
+        let (slot, i) = match kind {
+            ActivityKind::Deposit => (&mut b.deposit_minor, 0),
+            ActivityKind::Stake => (&mut b.stake_minor, 1),
+            ActivityKind::Return => (&mut b.return_minor, 2),
         };
+        let before = *slot;
         *slot = slot.saturating_add(amount_minor);
+        // The running total moves by what the bucket actually moved (after saturation).
+        b.running[i] += (*slot as i128) - (before as i128);
         match kind {
             ActivityKind::Deposit => {
                 self.recent_deposits.push_back((at, amount_minor));
@@ -137,16 +206,17 @@ impl Activity {
     /// Sums over the window ending at `now`: (deposits, stakes, returns).
     pub fn window_sums(&self, window: Window, now: UnixMillis) -> (i64, i64, i64) {
         let first = (now.0 - window.millis()).div_euclid(MINUTE_MS);
-        let mut out = (0i64, 0i64, 0i64);
-        for m in self.minutes.iter().rev() {
-            if m.minute < first {
-                break;
-            }
-            out.0 = out.0.saturating_add(m.deposit_minor);
-            out.1 = out.1.saturating_add(m.stake_minor);
-            out.2 = out.2.saturating_add(m.return_minor);
-        }
-        out
+        let i = self.minutes.partition_point(|m| m.minute < first);
+        let (Some(newest), Some(oldest)) = (self.minutes.back(), self.minutes.get(i)) else {
+            return (0, 0, 0);
+        };
+        // Running total before the window = the oldest bucket's running total minus itself.
+        let (v, r) = (oldest.values(), oldest.running);
+        let sum = |k: usize| {
+            let s = newest.running[k] - (r[k] - v[k]);
+            s.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        };
+        (sum(0), sum(1), sum(2))
     }
 
     /// What counts against a limit of `kind` in the window: deposits, stakes, or net loss
@@ -376,6 +446,58 @@ mod tests {
         assert_eq!(a.used(LimitKind::Deposit, Window::Week, now), 150);
         let later = UnixMillis(t0.0 + 40 * DAY_MS);
         assert_eq!(a.used(LimitKind::Deposit, Window::Month, later), 0);
+    }
+
+    /// The running totals give exactly what summing the buckets of the window gives, for
+    /// every window and any `now`, including after old buckets were dropped and after a
+    /// snapshot round trip (which rebases the totals).
+    #[test]
+    fn running_totals_match_a_walk_over_the_buckets() {
+        fn walk(a: &Activity, w: Window, now: UnixMillis) -> (i64, i64, i64) {
+            let first = (now.0 - w.millis()).div_euclid(MINUTE_MS);
+            a.minutes
+                .iter()
+                .filter(|m| m.minute >= first)
+                .fold((0i64, 0i64, 0i64), |o, m| {
+                    (
+                        o.0.saturating_add(m.deposit_minor),
+                        o.1.saturating_add(m.stake_minor),
+                        o.2.saturating_add(m.return_minor),
+                    )
+                })
+        }
+        let mut a = Activity::default();
+        let mut t = 1_700_000_000_000i64;
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t += (x % (7 * HOUR_MS as u64)) as i64;
+            let kind = [
+                ActivityKind::Deposit,
+                ActivityKind::Stake,
+                ActivityKind::Return,
+            ][(x >> 20) as usize % 3];
+            let amount = if i == 777 {
+                i64::MAX
+            } else {
+                (x >> 32) as i64 % 1_000_000
+            };
+            a.record(UnixMillis(t), kind, amount);
+            if i % 97 == 0 {
+                let back: Activity =
+                    serde_json::from_slice(&serde_json::to_vec(&a).unwrap()).unwrap();
+                assert_eq!(back, a);
+                a = back;
+            }
+            for w in Window::ALL {
+                for ahead in [0, MINUTE_MS, 3 * DAY_MS, 40 * DAY_MS] {
+                    let now = UnixMillis(t + ahead);
+                    assert_eq!(a.window_sums(w, now), walk(&a, w, now), "{i} {w:?} {ahead}");
+                }
+            }
+        }
     }
 
     #[test]

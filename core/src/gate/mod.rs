@@ -10,16 +10,18 @@
 //! price-change policy).
 
 pub mod aml;
+pub mod detail;
 pub mod geo;
 pub mod limits;
 pub mod register;
 pub mod risk;
 
 pub use aml::{AmlHit, AmlRule};
+pub use detail::Detail;
 pub use limits::{Activity, LimitKind, PlayerLimits, Window};
 pub use risk::{PricePolicy, RiskLimits};
 
-use crate::ids::{EventId, Jurisdiction, SelectionId};
+use crate::ids::{Jurisdiction, SelectionId};
 use crate::jurisdiction::{AmlAction, BetType, JurisdictionRules};
 use crate::market::{Market, MarketKind, MarketStatus, SportEvent};
 use crate::money::Money;
@@ -28,7 +30,7 @@ use crate::settle::potential_payout_minor;
 use crate::time::{CivilDate, UnixMillis};
 use register::RegisterState;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 /// An event counts as in play from kick-off for this long (a football match with half time
 /// and stoppage time fits comfortably).
@@ -136,9 +138,10 @@ impl ReasonCode {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
-    pub check: String,
+    pub check: Cow<'static, str>,
     pub passed: bool,
-    pub detail: String,
+    /// Rendered to text when serialised (`detail.rs`).
+    pub detail: Detail,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub code: Option<ReasonCode>,
 }
@@ -218,21 +221,18 @@ struct Checks {
     flags: Vec<AmlHit>,
 }
 impl Checks {
-    fn add(&mut self, check: &str, ok: bool, code: ReasonCode, detail: String) {
+    fn add(&mut self, check: &'static str, ok: bool, code: ReasonCode, detail: impl Into<Detail>) {
         self.list.push(CheckResult {
-            check: check.into(),
+            check: Cow::Borrowed(check),
             passed: ok,
-            detail,
+            detail: detail.into(),
             code: (!ok).then_some(code),
         });
     }
     fn aml(&mut self, hits: Vec<AmlHit>) {
-        let refusing: Vec<&AmlHit> = hits
-            .iter()
-            .filter(|h| h.action == AmlAction::Refuse)
-            .collect();
+        let refusing = hits.iter().any(|h| h.action == AmlAction::Refuse);
         let detail = if hits.is_empty() {
-            "no rule fired".to_string()
+            Detail::fixed("no rule fired")
         } else {
             hits.iter()
                 .map(|h| {
@@ -249,8 +249,9 @@ impl Checks {
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
+                .into()
         };
-        self.add("aml", refusing.is_empty(), ReasonCode::AmlRefused, detail);
+        self.add("aml", !refusing, ReasonCode::AmlRefused, detail);
         self.flags.extend(hits);
     }
     fn finish(self, rules: &JurisdictionRules, strike: Vec<Price>, rc_due: bool) -> GateDecision {
@@ -276,27 +277,27 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
         "jurisdiction",
         env.served.contains(p.jurisdiction) && p.jurisdiction == &r.code,
         ReasonCode::JurisdictionNotServed,
-        format!(
-            "player jurisdiction {}, node serves {}",
-            p.jurisdiction, r.code
-        ),
+        Detail::Jurisdiction {
+            player: p.jurisdiction.clone(),
+            node: r.code.clone(),
+        },
     );
     c.add(
         "kyc",
         p.kyc_verified,
         ReasonCode::KycRequired,
-        if p.kyc_verified {
-            "verified".into()
+        Detail::fixed(if p.kyc_verified {
+            "verified"
         } else {
-            "identity not verified".into()
-        },
+            "identity not verified"
+        }),
     );
     match p.date_of_birth {
         None => c.add(
             "age",
             false,
             ReasonCode::AgeUnknown,
-            "no date of birth on record".into(),
+            Detail::fixed("no date of birth on record"),
         ),
         Some(dob) => {
             let age = dob.years_until(now.date());
@@ -304,7 +305,12 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
                 "age",
                 age >= r.min_age_years as i32,
                 ReasonCode::UnderAge,
-                format!("age {age}, minimum {}", r.min_age_years),
+                Detail::Versus {
+                    label: "age",
+                    value: age as i64,
+                    bound_label: "minimum",
+                    bound: r.min_age_years as i64,
+                },
             );
         }
     }
@@ -312,11 +318,11 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
         "self_exclusion",
         !p.self_excluded,
         ReasonCode::SelfExcluded,
-        if p.self_excluded {
-            "on the operator's self-exclusion list".into()
+        Detail::fixed(if p.self_excluded {
+            "on the operator's self-exclusion list"
         } else {
-            "not on the operator's list".into()
-        },
+            "not on the operator's list"
+        }),
     );
     let st = register::status(r.register.as_ref(), env.register, now);
     match (st, r.register.as_ref()) {
@@ -324,7 +330,7 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
             "register",
             true,
             ReasonCode::RegisterMissing,
-            format!("{} has no national register", r.code),
+            Detail::NoRegister(r.code.clone()),
         ),
         (register::RegisterStatus::Missing, Some(rr)) => c.add(
             "register",
@@ -353,9 +359,12 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
                 listed == Some(false),
                 ReasonCode::RegisterExcluded,
                 match listed {
-                    Some(true) => format!("listed on {} (seq {seq})", rr.name),
-                    Some(false) => format!("not listed on {} (seq {seq})", rr.name),
-                    None => "no identity on record to check against the register".into(),
+                    Some(listed) => Detail::Register {
+                        name: rr.name.clone(),
+                        seq,
+                        listed,
+                    },
+                    None => Detail::fixed("no identity on record to check against the register"),
                 },
             );
         }
@@ -366,8 +375,8 @@ fn player_checks(c: &mut Checks, env: &Env<'_>, p: &PlayerFacts<'_>) {
         !timed_out,
         ReasonCode::TimedOut,
         match p.timed_out_until {
-            Some(u) if timed_out => format!("timed out until {}", u.0),
-            _ => "no time-out in force".into(),
+            Some(u) if timed_out => format!("timed out until {}", u.0).into(),
+            _ => Detail::fixed("no time-out in force"),
         },
     );
 }
@@ -406,6 +415,19 @@ fn limit_code(k: LimitKind) -> ReasonCode {
     }
 }
 
+/// `{kind}_limit_{window}` for each of `Window::ALL`.
+fn limit_check_names(k: LimitKind) -> [&'static str; 3] {
+    match k {
+        LimitKind::Deposit => [
+            "deposit_limit_day",
+            "deposit_limit_week",
+            "deposit_limit_month",
+        ],
+        LimitKind::Loss => ["loss_limit_day", "loss_limit_week", "loss_limit_month"],
+        LimitKind::Stake => ["stake_limit_day", "stake_limit_week", "stake_limit_month"],
+    }
+}
+
 /// Limit checks for adding `amount` to the kinds given.
 fn limit_checks(
     c: &mut Checks,
@@ -415,7 +437,7 @@ fn limit_checks(
     amount: i64,
 ) {
     for &k in kinds {
-        for w in Window::ALL {
+        for (w, name) in Window::ALL.into_iter().zip(limit_check_names(k)) {
             let eff = p.limits.effective(k, w, env.now, env.rules);
             let Some(limit) = eff.amount_minor else {
                 continue;
@@ -423,13 +445,16 @@ fn limit_checks(
             let used = p.activity.used(k, w, env.now);
             let after = used.saturating_add(amount);
             c.add(
-                &format!("{}_limit_{}", k.as_str(), w.as_str()),
+                name,
                 after <= limit,
                 limit_code(k),
-                format!(
-                    "{used} used + {amount} = {after}, limit {limit} ({})",
-                    eff.source
-                ),
+                Detail::Limit {
+                    used,
+                    amount,
+                    after,
+                    limit,
+                    source: eff.source,
+                },
             );
         }
     }
@@ -437,6 +462,9 @@ fn limit_checks(
 
 /// Ban rules expressed as data (NJ: college events with a New Jersey team or venue).
 fn banned(rules: &JurisdictionRules, ev: &SportEvent) -> Option<String> {
+    if rules.banned_events.is_empty() {
+        return None;
+    }
     let comp = ev.competition.to_lowercase();
     for b in &rules.banned_events {
         if !b
@@ -497,32 +525,50 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
         "currency",
         f.stake.currency == r.currency,
         ReasonCode::CurrencyMismatch,
-        format!(
-            "stake in {}, jurisdiction uses {}",
-            f.stake.currency, r.currency
-        ),
+        Detail::Currency {
+            stake: f.stake.currency,
+            rules: r.currency,
+        },
     );
     let s = f.stake.minor;
     c.add(
         "stake_min",
         s >= r.stake_minor_min,
         ReasonCode::StakeTooLow,
-        format!("stake {s}, minimum {}", r.stake_minor_min),
+        Detail::Versus {
+            label: "stake",
+            value: s,
+            bound_label: "minimum",
+            bound: r.stake_minor_min,
+        },
     );
     c.add(
         "stake_max",
         s <= r.stake_minor_max,
         ReasonCode::StakeTooHigh,
-        format!("stake {s}, maximum {}", r.stake_minor_max),
+        Detail::Versus {
+            label: "stake",
+            value: s,
+            bound_label: "maximum",
+            bound: r.stake_minor_max,
+        },
     );
 
     let n = f.legs.len();
-    c.add("legs", n >= 1, ReasonCode::NoLegs, format!("{n} leg(s)"));
+    c.add(
+        "legs",
+        n >= 1,
+        ReasonCode::NoLegs,
+        Detail::Legs { n, max: None },
+    );
     c.add(
         "legs_max",
         n <= r.accumulator_legs_max as usize,
         ReasonCode::TooManyLegs,
-        format!("{n} leg(s), maximum {}", r.accumulator_legs_max),
+        Detail::Legs {
+            n,
+            max: Some(r.accumulator_legs_max as u32),
+        },
     );
     let bet_type = if n > 1 {
         BetType::Accumulator
@@ -533,13 +579,15 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
         "bet_type",
         r.bets.bet_types_allowed.contains(&bet_type),
         ReasonCode::BetTypeNotAllowed,
-        format!("{bet_type:?} bet"),
+        Detail::BetType(bet_type),
     );
-    let mut events: HashSet<&EventId> = HashSet::new();
+    // Legs are few (bounded by the rules' accumulator maximum): a pairwise scan beats a set.
     let mut dup = None;
-    for l in f.legs {
+    for (i, l) in f.legs.iter().enumerate() {
         if let Some(m) = l.market
-            && !events.insert(&m.event_id)
+            && f.legs[..i]
+                .iter()
+                .any(|o| o.market.is_some_and(|om| om.event_id == m.event_id))
         {
             dup = Some(m.event_id.clone());
         }
@@ -549,8 +597,8 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
         dup.is_none(),
         ReasonCode::DuplicateEvent,
         match &dup {
-            Some(e) => format!("two legs on event {e}"),
-            None => "distinct events".into(),
+            Some(e) => Detail::from(format!("two legs on event {e}")),
+            None => Detail::fixed("distinct events"),
         },
     );
 
@@ -570,14 +618,21 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             "market_open",
             m.status == MarketStatus::Open,
             ReasonCode::MarketNotOpen,
-            format!("{} is {}", m.market_id, m.status.as_str()),
+            Detail::MarketStatus {
+                market: m.market_id.clone(),
+                status: m.status.as_str(),
+            },
         );
         let sport = sport_of(&m.kind);
         c.add(
             "sport",
             r.bets.sports_allowed.iter().any(|x| x == sport),
             ReasonCode::SportNotAllowed,
-            format!("{}: {sport}", m.market_id),
+            Detail::Market {
+                market: m.market_id.clone(),
+                what: sport,
+                suffix: "",
+            },
         );
         let kind = market_kind_name(&m.kind);
         let in_play = l
@@ -587,7 +642,11 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             "market_kind",
             r.bets.market_kinds_allowed.iter().any(|x| x == kind),
             ReasonCode::MarketKindNotAllowed,
-            format!("{}: {kind}", m.market_id),
+            Detail::Market {
+                market: m.market_id.clone(),
+                what: kind,
+                suffix: "",
+            },
         );
         if in_play {
             let ok =
@@ -596,7 +655,11 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                 "in_play",
                 ok,
                 ReasonCode::InPlayNotAllowed,
-                format!("{}: {kind} in play", m.market_id),
+                Detail::Market {
+                    market: m.market_id.clone(),
+                    what: kind,
+                    suffix: " in play",
+                },
             );
         }
         match l.event {
@@ -606,7 +669,10 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                     "banned_event",
                     b.is_none(),
                     ReasonCode::BannedEvent,
-                    b.unwrap_or_else(|| format!("{} not banned", ev.event_id)),
+                    match b {
+                        Some(why) => why.into(),
+                        None => Detail::NotBanned(ev.event_id.clone()),
+                    },
                 );
             }
             // Without fixture details (a feed-only event) a ban cannot be ruled out, so it
@@ -625,35 +691,20 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
                 },
             ),
         }
-        match f.price_policy.strike(l.requested_price, sel.price) {
-            Some(p) => {
-                c.add(
-                    "price",
-                    true,
-                    ReasonCode::PriceChanged,
-                    format!(
-                        "{}: requested {}, current {}, struck at {p} ({})",
-                        l.selection_id,
-                        l.requested_price,
-                        sel.price,
-                        f.price_policy.as_str()
-                    ),
-                );
-                strike.push(p);
-            }
-            None => c.add(
-                "price",
-                false,
-                ReasonCode::PriceChanged,
-                format!(
-                    "{}: requested {}, current {} ({})",
-                    l.selection_id,
-                    l.requested_price,
-                    sel.price,
-                    f.price_policy.as_str()
-                ),
-            ),
-        }
+        let struck = f.price_policy.strike(l.requested_price, sel.price);
+        c.add(
+            "price",
+            struck.is_some(),
+            ReasonCode::PriceChanged,
+            Detail::Price {
+                selection: l.selection_id.clone(),
+                requested: l.requested_price,
+                current: sel.price,
+                struck,
+                policy: f.price_policy.as_str(),
+            },
+        );
+        strike.extend(struck);
     }
     // Payout and liability limits at the strike prices.
     if strike.len() == n && n > 0 {
@@ -662,11 +713,15 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
             "payout_max",
             pot.is_some_and(|v| v <= r.payout_minor_max),
             ReasonCode::PayoutTooHigh,
-            format!(
-                "potential payout {}, maximum {}",
-                pot.map(|v| v.to_string()).unwrap_or("overflow".into()),
-                r.payout_minor_max
-            ),
+            match pot {
+                Some(v) => Detail::Versus {
+                    label: "potential payout",
+                    value: v,
+                    bound_label: "maximum",
+                    bound: r.payout_minor_max,
+                },
+                None => format!("potential payout overflow, maximum {}", r.payout_minor_max).into(),
+            },
         );
         if let Some(pot) = pot {
             risk::liability_checks(
@@ -681,7 +736,12 @@ pub fn evaluate_bet(f: &BetFacts<'_>) -> GateDecision {
         "funds",
         p.cash_minor >= s,
         ReasonCode::InsufficientFunds,
-        format!("balance {}, stake {s}", p.cash_minor),
+        Detail::Versus {
+            label: "balance",
+            value: p.cash_minor,
+            bound_label: "stake",
+            bound: s,
+        },
     );
     limit_checks(&mut c, env, p, &[LimitKind::Stake, LimitKind::Loss], s);
     c.aml(aml::check_bet(&r.aml, p.activity, p.registered_at, s, now));
@@ -710,7 +770,7 @@ pub fn evaluate_deposit(f: &DepositFacts<'_>) -> GateDecision {
                 "cross_operator_limit",
                 false,
                 ReasonCode::CrossOperatorUnknown,
-                "no current cross-operator deposit figure: refused (fail closed)".into(),
+                Detail::fixed("no current cross-operator deposit figure: refused (fail closed)"),
             ),
             Some(other) => {
                 let total = own.saturating_add(other).saturating_add(a);

@@ -1,7 +1,7 @@
 //! Trading risk on this node: liability per selection and per event, and the price-change
 //! policy a bet is placed under.
 
-use super::{LegFacts, ReasonCode};
+use super::{Detail, LegFacts, ReasonCode};
 use crate::price::Price;
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +62,7 @@ impl PricePolicy {
 /// The whole potential payout is counted against each leg's selection and event: for an
 /// accumulator that is the conservative choice (any leg can be the one that completes it).
 pub(super) fn liability_checks(
-    add: &mut dyn FnMut(&str, bool, ReasonCode, String),
+    add: &mut dyn FnMut(&'static str, bool, ReasonCode, Detail),
     limits: &RiskLimits,
     legs: &[LegFacts<'_>],
     potential_minor: i64,
@@ -73,20 +73,24 @@ pub(super) fn liability_checks(
             "selection_liability",
             sel <= limits.selection_liability_minor_max,
             ReasonCode::SelectionLiability,
-            format!(
-                "{}: {sel}, maximum {}",
-                l.selection_id, limits.selection_liability_minor_max
-            ),
+            Detail::Liability {
+                selection: l.selection_id.clone(),
+                event: false,
+                liability: sel,
+                max: limits.selection_liability_minor_max,
+            },
         );
         let ev = l.event_liability_minor.saturating_add(potential_minor);
         add(
             "event_liability",
             ev <= limits.event_liability_minor_max,
             ReasonCode::EventLiability,
-            format!(
-                "event of {}: {ev}, maximum {}",
-                l.selection_id, limits.event_liability_minor_max
-            ),
+            Detail::Liability {
+                selection: l.selection_id.clone(),
+                event: true,
+                liability: ev,
+                max: limits.event_liability_minor_max,
+            },
         );
     }
 }

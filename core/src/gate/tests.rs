@@ -171,7 +171,7 @@ fn clean_bet_lists_every_check() {
     let d = fx().bet();
     assert!(d.accepted, "{d:?}");
     assert_eq!(d.rules_version, "test-1");
-    let names: Vec<&str> = d.checks.iter().map(|c| c.check.as_str()).collect();
+    let names: Vec<&str> = d.checks.iter().map(|c| c.check.as_ref()).collect();
     for n in [
         "jurisdiction",
         "kyc",

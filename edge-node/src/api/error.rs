@@ -128,10 +128,10 @@ impl IntoResponse for ApiError {
                 rules_version,
                 checks,
             } => {
-                let failed: Vec<&str> = checks
+                let failed: Vec<String> = checks
                     .iter()
                     .filter(|c| !c.passed)
-                    .map(|c| c.detail.as_str())
+                    .map(|c| c.detail.to_string())
                     .collect();
                 let body = serde_json::json!({ "error": {
                     "code": reason.as_str(),

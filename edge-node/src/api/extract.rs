@@ -72,13 +72,18 @@ impl IdemHeader {
     /// Bind the key to the request: SHA-256 over the route and the canonical re-serialisation
     /// of the parsed body, so formatting differences are not mistaken for a different request.
     pub fn tag<T: Serialize>(self, route: &str, body: &T) -> IdemTag {
-        let mut bytes = route.as_bytes().to_vec();
-        bytes.push(b'\n');
-        bytes.extend_from_slice(&serde_json::to_vec(body).expect("request serialises"));
-        IdemTag {
-            key: self.0,
-            request_sha256: hex::encode(sha256(&bytes)),
-        }
+        idem_tag(self.0, route, body)
+    }
+}
+
+/// The idempotency tag of a request: its key and the SHA-256 of `route \n body-json`.
+pub fn idem_tag<T: Serialize>(key: IdemKey, route: &str, body: &T) -> IdemTag {
+    let mut bytes = route.as_bytes().to_vec();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&serde_json::to_vec(body).expect("request serialises"));
+    IdemTag {
+        key,
+        request_sha256: hex::encode(sha256(&bytes)),
     }
 }
 

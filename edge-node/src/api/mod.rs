@@ -4,10 +4,10 @@
 mod bets;
 mod compliance;
 pub mod error;
-mod extract;
+pub(crate) mod extract;
 mod log;
 mod odds;
-mod players;
+pub(crate) mod players;
 mod proofs;
 pub mod shop;
 

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
-    jurisdiction: Jurisdiction,
-    name: String,
-    date_of_birth: CivilDate,
+    pub(crate) jurisdiction: Jurisdiction,
+    pub(crate) name: String,
+    pub(crate) date_of_birth: CivilDate,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -28,10 +28,10 @@ pub struct Empty {}
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoneyBody {
-    amount_minor: i64,
-    currency: Currency,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: Currency,
     /// The payment provider's transaction reference (reconciled by the hub).
-    provider_ref: String,
+    pub(crate) provider_ref: String,
 }
 
 pub(super) fn player_id(s: String) -> Result<PlayerId, ApiError> {

@@ -97,7 +97,7 @@ impl OddsHub {
         });
         let mut view = View::default();
         for (id, m) in &state.markets {
-            if !(id.as_str().starts_with("sr:") || id.as_str().starts_with("bf:")) {
+            if !from_feed(m) {
                 continue;
             }
             let mv = restored_view(m);
@@ -271,7 +271,7 @@ pub async fn start(
             markets: st
                 .markets
                 .iter()
-                .filter(|(id, _)| id.as_str().starts_with("sr:") || id.as_str().starts_with("bf:"))
+                .filter(|(_, m)| from_feed(m))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             odds_seq: st.odds_seq,
@@ -299,6 +299,14 @@ pub async fn start(
         ));
     }
     Ok(hub)
+}
+
+/// Whether a market came from a feed (restored into the book on restart) rather than from a
+/// fixture file: feed events are provider URNs (`sr:match:1`, `vhc:stage:2`, two colons) or
+/// Betfair markets (`bf:…`).
+fn from_feed(m: &Market) -> bool {
+    let e = m.event_id.as_str();
+    e.starts_with("bf:") || e.matches(':').count() >= 2
 }
 
 pub fn now() -> UnixMillis {
