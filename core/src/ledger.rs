@@ -194,6 +194,23 @@ impl Ledger {
             *self.balances.entry(p.from.clone()).or_insert(0) -= p.amount_minor;
             *self.balances.entry(p.to.clone()).or_insert(0) += p.amount_minor;
         }
+        // Release builds re-assert the post-conditions on the accounts this movement touched,
+        // in O(postings): no player account negative, no debt account positive. The
+        // O(accounts) whole-ledger sum runs only in debug builds (and at recovery and on
+        // `/healthz`, via `sum`): a node with a million players cannot afford it per bet.
+        for p in postings {
+            for a in [&p.from, &p.to] {
+                let balance_minor = self.balance(a);
+                assert!(
+                    !(a.is_player() && balance_minor < 0),
+                    "ledger: {a} negative ({balance_minor}) after a checked movement"
+                );
+                assert!(
+                    !(matches!(a, Account::PlayerDebt(_)) && balance_minor > 0),
+                    "ledger: {a} positive ({balance_minor}) after a checked movement"
+                );
+            }
+        }
         debug_assert_eq!(self.sum(), 0, "ledger must sum to zero");
         Ok(())
     }
