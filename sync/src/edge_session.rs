@@ -17,7 +17,7 @@
 //! 4. send everything from `poll_transmit`; wait for input or `poll_timeout`.
 
 use crate::session::{
-    SessionConfig, SessionError, Unacked, after, check_contiguous, elapsed, split_frames,
+    Liveness, PeerNames, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
 };
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, NodeId, Seq};
@@ -36,6 +36,13 @@ pub enum EdgeAction {
     /// all of them.
     ApplyDown(Vec<Frame>),
 }
+
+/// How the edge names the hub in timeout errors.
+const EDGE_NAMES: PeerNames = PeerNames {
+    peer: "hub",
+    ack: "acknowledgement",
+    records: "records",
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -71,11 +78,7 @@ pub struct EdgeSession {
     unacked: Unacked,
     outbox: VecDeque<Message>,
     actions: VecDeque<EdgeAction>,
-    next_heartbeat: UnixMillis,
-    last_rx: UnixMillis,
-    /// Since when records have been in flight without the ack advancing (armed lazily by
-    /// `handle_timeout`, cleared by ack progress).
-    ack_wait_since: Option<UnixMillis>,
+    liveness: Liveness,
     error: Option<SessionError>,
     /// Witnessed checkpoints: the newest signed head not yet sent (sent once its records are).
     checkpoint_pending: Option<(Seq, String)>,
@@ -119,9 +122,7 @@ impl EdgeSession {
             unacked: Unacked::default(),
             outbox,
             actions: VecDeque::new(),
-            next_heartbeat: after(now, cfg.heartbeat_ms),
-            last_rx: now,
-            ack_wait_since: None,
+            liveness: Liveness::new(now, &cfg),
             error: None,
             checkpoint_pending: None,
             checkpoint_sent: Seq::ZERO,
@@ -137,7 +138,7 @@ impl EdgeSession {
         if self.state == State::Closed {
             return Err(SessionError::Closed);
         }
-        self.last_rx = now;
+        self.liveness.received(now);
         let r = self.dispatch(msg, now);
         r.map_err(|e| self.fail(e))
     }
@@ -215,7 +216,7 @@ impl EdgeSession {
         self.last_sealed_sent = acked;
         self.hub_down_head = down_head;
         self.state = State::Established;
-        self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        self.liveness.established(now, &self.cfg);
         self.maybe_send_checkpoint();
         Ok(())
     }
@@ -271,7 +272,7 @@ impl EdgeSession {
             )));
         }
         if acked > self.acked {
-            self.ack_wait_since = None;
+            self.liveness.ack_progress();
         }
         self.acked = acked;
         self.unacked.acked(acked);
@@ -369,31 +370,18 @@ impl EdgeSession {
         if self.state == State::Closed {
             return Ok(());
         }
-        let silent = elapsed(self.last_rx, now);
-        if silent >= self.cfg.peer_timeout_ms {
-            return Err(self.fail(SessionError::Timeout(format!(
-                "nothing received from the hub for {silent} ms"
-            ))));
-        }
+        let established = self.state == State::Established;
         let in_flight = self.in_flight();
-        self.ack_wait_since = match self.ack_wait_since {
-            _ if in_flight == 0 => None,
-            None => Some(now),
-            Some(since) if elapsed(since, now) >= self.cfg.peer_timeout_ms => {
-                let waited = elapsed(since, now);
-                return Err(self.fail(SessionError::Timeout(format!(
-                    "no acknowledgement from the hub for {waited} ms with {in_flight} records in flight"
-                ))));
-            }
-            Some(since) => Some(since),
-        };
-        if self.state == State::Established && now >= self.next_heartbeat {
+        let heartbeat_due = self
+            .liveness
+            .check(now, &self.cfg, in_flight, established, &EDGE_NAMES)
+            .map_err(|e| self.fail(e))?;
+        if heartbeat_due {
             self.outbox.push_back(Message::Heartbeat {
                 head: self.local_head,
                 now_ms: now.0,
                 lag_ms: self.unacked.lag_ms(now),
             });
-            self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
         }
         Ok(())
     }
@@ -438,14 +426,8 @@ impl EdgeSession {
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         match self.state {
             State::Closed => None,
-            State::AwaitWelcome => Some(after(self.last_rx, self.cfg.peer_timeout_ms)),
-            State::Established => {
-                let mut t = after(self.last_rx, self.cfg.peer_timeout_ms).min(self.next_heartbeat);
-                if let Some(since) = self.ack_wait_since {
-                    t = t.min(after(since, self.cfg.peer_timeout_ms));
-                }
-                Some(t)
-            }
+            State::AwaitWelcome => Some(self.liveness.deadline(&self.cfg, false)),
+            State::Established => Some(self.liveness.deadline(&self.cfg, true)),
         }
     }
 

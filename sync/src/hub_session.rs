@@ -25,7 +25,7 @@
 
 use crate::seal_batch::SealBatcher;
 use crate::session::{
-    SessionConfig, SessionError, Unacked, after, check_contiguous, elapsed, split_frames,
+    Liveness, PeerNames, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
 };
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
@@ -111,6 +111,13 @@ enum Refusal {
     TooManyUnsealed,
 }
 
+/// How the hub names the edge in timeout errors.
+const HUB_NAMES: PeerNames = PeerNames {
+    peer: "edge",
+    ack: "DownAck",
+    records: "downstream records",
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     AwaitHello,
@@ -142,10 +149,7 @@ pub struct HubSession {
     down_unacked: Unacked,
     outbox: VecDeque<Message>,
     actions: VecDeque<HubAction>,
-    next_heartbeat: UnixMillis,
-    last_rx: UnixMillis,
-    /// Since when downstream frames have been in flight without the DownAck advancing.
-    ack_wait_since: Option<UnixMillis>,
+    liveness: Liveness,
     error: Option<SessionError>,
     fork: Option<ForkProbe>,
     heads_in: VecDeque<SignedHead>,
@@ -183,9 +187,7 @@ impl HubSession {
             down_unacked: Unacked::default(),
             outbox: VecDeque::new(),
             actions: VecDeque::new(),
-            next_heartbeat: after(now, cfg.heartbeat_ms),
-            last_rx: now,
-            ack_wait_since: None,
+            liveness: Liveness::new(now, &cfg),
             error: None,
             fork: None,
             heads_in: VecDeque::new(),
@@ -201,7 +203,7 @@ impl HubSession {
         if self.state == State::Closed {
             return Err(SessionError::Closed);
         }
-        self.last_rx = now;
+        self.liveness.received(now);
         let r = self.dispatch(msg, now);
         r.map_err(|e| self.fail(e))
     }
@@ -333,7 +335,7 @@ impl HubSession {
             lag_ms: 0,
         });
         self.state = State::Established;
-        self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
+        self.liveness.established(now, &self.cfg);
         self.maybe_read_down();
         Ok(())
     }
@@ -571,7 +573,7 @@ impl HubSession {
             )));
         }
         if applied > self.down_acked {
-            self.ack_wait_since = None;
+            self.liveness.ack_progress();
             self.down_acked = applied;
             self.down_unacked.acked(applied);
             self.actions.push_back(HubAction::DownAcked { applied });
@@ -677,31 +679,18 @@ impl HubSession {
         if self.state == State::Closed {
             return Ok(());
         }
-        let silent = elapsed(self.last_rx, now);
-        if silent >= self.cfg.peer_timeout_ms {
-            return Err(self.fail(SessionError::Timeout(format!(
-                "nothing received from the edge for {silent} ms"
-            ))));
-        }
+        let established = self.state == State::Established;
         let in_flight = self.down_sent.0.saturating_sub(self.down_acked.0);
-        self.ack_wait_since = match self.ack_wait_since {
-            _ if in_flight == 0 => None,
-            None => Some(now),
-            Some(since) if elapsed(since, now) >= self.cfg.peer_timeout_ms => {
-                let waited = elapsed(since, now);
-                return Err(self.fail(SessionError::Timeout(format!(
-                    "no DownAck from the edge for {waited} ms with {in_flight} downstream records in flight"
-                ))));
-            }
-            Some(since) => Some(since),
-        };
-        if self.state == State::Established && now >= self.next_heartbeat {
+        let heartbeat_due = self
+            .liveness
+            .check(now, &self.cfg, in_flight, established, &HUB_NAMES)
+            .map_err(|e| self.fail(e))?;
+        if heartbeat_due {
             self.outbox.push_back(Message::Heartbeat {
                 head: self.down_head,
                 now_ms: now.0,
                 lag_ms: self.down_unacked.lag_ms(now),
             });
-            self.next_heartbeat = after(now, self.cfg.heartbeat_ms);
         }
         Ok(())
     }
@@ -752,14 +741,8 @@ impl HubSession {
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
         match self.state {
             State::Closed => None,
-            State::AwaitHello => Some(after(self.last_rx, self.cfg.peer_timeout_ms)),
-            State::Established => {
-                let mut t = after(self.last_rx, self.cfg.peer_timeout_ms).min(self.next_heartbeat);
-                if let Some(since) = self.ack_wait_since {
-                    t = t.min(after(since, self.cfg.peer_timeout_ms));
-                }
-                Some(t)
-            }
+            State::AwaitHello => Some(self.liveness.deadline(&self.cfg, false)),
+            State::Established => Some(self.liveness.deadline(&self.cfg, true)),
         }
     }
 

@@ -215,3 +215,99 @@ pub(crate) fn elapsed(from: UnixMillis, to: UnixMillis) -> i64 {
 pub(crate) fn after(t: UnixMillis, ms: i64) -> UnixMillis {
     UnixMillis(t.0.saturating_add(ms))
 }
+
+/// How a machine names its peer in timeout errors.
+pub(crate) struct PeerNames {
+    /// "hub" or "edge".
+    pub(crate) peer: &'static str,
+    /// What acknowledges this side's records: "acknowledgement" or "DownAck".
+    pub(crate) ack: &'static str,
+    /// What this side sends that needs acknowledging: "records" or "downstream records".
+    pub(crate) records: &'static str,
+}
+
+/// The timers both machines keep: when the peer was last heard from, when our next heartbeat
+/// is due, and since when records we sent have waited for an acknowledgement. Shared so the two
+/// ends cannot drift apart in how they detect a dead or stuck peer.
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    last_rx: UnixMillis,
+    next_heartbeat: UnixMillis,
+    /// Armed lazily by `check` while records are in flight, cleared by ack progress.
+    ack_wait_since: Option<UnixMillis>,
+}
+
+impl Liveness {
+    pub(crate) fn new(now: UnixMillis, cfg: &SessionConfig) -> Liveness {
+        Liveness {
+            last_rx: now,
+            next_heartbeat: after(now, cfg.heartbeat_ms),
+            ack_wait_since: None,
+        }
+    }
+
+    /// Something arrived from the peer.
+    pub(crate) fn received(&mut self, now: UnixMillis) {
+        self.last_rx = now;
+    }
+
+    /// The session was just established: the first heartbeat is a period away.
+    pub(crate) fn established(&mut self, now: UnixMillis, cfg: &SessionConfig) {
+        self.next_heartbeat = after(now, cfg.heartbeat_ms);
+    }
+
+    /// The peer's acknowledgement advanced: restart the wait for the next one.
+    pub(crate) fn ack_progress(&mut self) {
+        self.ack_wait_since = None;
+    }
+
+    /// At `now`, with `in_flight` records unacknowledged: a timeout error if the peer has been
+    /// silent, or has not acknowledged for `peer_timeout_ms`; otherwise whether a heartbeat is
+    /// due (only once `established`; the next one is then re-armed).
+    pub(crate) fn check(
+        &mut self,
+        now: UnixMillis,
+        cfg: &SessionConfig,
+        in_flight: u64,
+        established: bool,
+        names: &PeerNames,
+    ) -> Result<bool, SessionError> {
+        let silent = elapsed(self.last_rx, now);
+        if silent >= cfg.peer_timeout_ms {
+            return Err(SessionError::Timeout(format!(
+                "nothing received from the {} for {silent} ms",
+                names.peer
+            )));
+        }
+        self.ack_wait_since = match self.ack_wait_since {
+            _ if in_flight == 0 => None,
+            None => Some(now),
+            Some(since) if elapsed(since, now) >= cfg.peer_timeout_ms => {
+                let waited = elapsed(since, now);
+                return Err(SessionError::Timeout(format!(
+                    "no {} from the {} for {waited} ms with {in_flight} {} in flight",
+                    names.ack, names.peer, names.records
+                )));
+            }
+            Some(since) => Some(since),
+        };
+        if established && now >= self.next_heartbeat {
+            self.next_heartbeat = after(now, cfg.heartbeat_ms);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// When `check` should next run: the silence bound, and once established also the next
+    /// heartbeat and the acknowledgement bound.
+    pub(crate) fn deadline(&self, cfg: &SessionConfig, established: bool) -> UnixMillis {
+        let mut t = after(self.last_rx, cfg.peer_timeout_ms);
+        if established {
+            t = t.min(self.next_heartbeat);
+            if let Some(since) = self.ack_wait_since {
+                t = t.min(after(since, cfg.peer_timeout_ms));
+            }
+        }
+        t
+    }
+}
