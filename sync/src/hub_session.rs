@@ -838,6 +838,24 @@ mod tests {
         )
     }
 
+    /// A session past its `Hello` (edge at `edge_head`), with the handshake's actions taken.
+    fn established(durable: ChainHead, edge_head: u64) -> HubSession {
+        let mut s = session(durable, 0);
+        s.handle_message(hello("gb-1", "GB", edge_head, 0), UnixMillis(1))
+            .unwrap();
+        actions(&mut s);
+        s
+    }
+
+    /// The records of the one `Commit` the session hands out next (panics on anything else).
+    fn take_commit(s: &mut HubSession) -> Vec<(Frame, RecordBody)> {
+        let a = actions(s);
+        let [HubAction::Commit { records }] = &a[..] else {
+            panic!("{a:?}")
+        };
+        records.clone()
+    }
+
     fn drain(s: &mut HubSession) -> Vec<Message> {
         std::iter::from_fn(|| s.poll_transmit()).collect()
     }
@@ -949,10 +967,7 @@ mod tests {
             UnixMillis(2),
         )
         .unwrap();
-        let a = actions(&mut s);
-        let [HubAction::Commit { records }] = &a[..] else {
-            panic!("{a:?}")
-        };
+        let records = take_commit(&mut s);
         assert_eq!(
             records.iter().map(|r| r.1.seq).collect::<Vec<_>>(),
             vec![Seq(4), Seq(5), Seq(6)]
@@ -969,28 +984,19 @@ mod tests {
     #[test]
     fn commits_from_several_messages_are_merged_until_taken() {
         let frames = chain("gb-1", &key(), 6, 2);
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 6);
         for f in frames.chunks(2) {
             s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
                 .unwrap();
         }
-        let a = actions(&mut s);
-        let [HubAction::Commit { records }] = &a[..] else {
-            panic!("{a:?}")
-        };
+        let records = take_commit(&mut s);
         assert_eq!(records.len(), 6);
     }
 
     #[test]
     fn tampering_flags_and_commits_nothing_from_the_message() {
         let frames = chain("gb-1", &key(), 6, 2);
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 6);
         let mut t = frames.clone();
         let mut body = t[4].parse_body().unwrap();
         body.payload = b"{\"i\":666}".to_vec();
@@ -1009,10 +1015,7 @@ mod tests {
 
         // A different key is just as bad.
         let other = NodeKey::from_seed([6; 32]);
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 6, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 6);
         // The seal is checked (in a batch) when the shell takes the Commit: it gets the Flag.
         s.handle_message(
             Message::Records {
@@ -1035,18 +1038,12 @@ mod tests {
     #[test]
     fn seals_of_several_messages_are_checked_in_one_batch_before_the_commit() {
         let frames = chain("gb-1", &key(), 400, 4);
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 400);
         for f in frames.chunks(100) {
             s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
                 .unwrap();
         }
-        let a = actions(&mut s);
-        let [HubAction::Commit { records }] = &a[..] else {
-            panic!("{a:?}")
-        };
+        let records = take_commit(&mut s);
         assert_eq!(records.len(), 400);
         s.committed(Seq(400)).unwrap();
         assert_eq!(
@@ -1061,10 +1058,7 @@ mod tests {
         // Group 37 (seqs 145-148) sealed by another key over the right hash.
         let other = NodeKey::from_seed([6; 32]);
         ChainWriter::seal(&mut frames[147], &other);
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 400);
         for f in frames.chunks(100) {
             s.handle_message(Message::Records { frames: f.to_vec() }, UnixMillis(2))
                 .unwrap();
@@ -1088,10 +1082,7 @@ mod tests {
         let mut body = t[153].parse_body().unwrap();
         body.payload = b"{\"i\":666}".to_vec();
         t[153].body = body.encode();
-        let mut s = session(ChainHead::EMPTY, 0);
-        s.handle_message(hello("gb-1", "GB", 400, 0), UnixMillis(1))
-            .unwrap();
-        actions(&mut s);
+        let mut s = established(ChainHead::EMPTY, 400);
         let e = s
             .handle_message(Message::Records { frames: t }, UnixMillis(2))
             .unwrap_err();
