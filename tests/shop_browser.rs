@@ -226,7 +226,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#pin", CASHIER_PIN).await;
     b.type_into("#float", "100.00").await;
     b.screenshot(&shots.join("01-login.png")).await;
-    b.click("#login").await;
+    b.submit("#login").await;
     b.wait_text("#staff", |s| s.contains("ann")).await;
     reload_until(&b, &format!("{t}/"), "#edge-status", |s| {
         s.contains("Edge online")
@@ -247,13 +247,13 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     assert_eq!(code, "1000", "{line}");
     b.type_into("#event-code", &code).await;
     b.type_into("#selection-code", "2").await;
-    b.click("#add-leg").await;
+    b.submit("#add-leg").await;
     let legs = b.wait_text("#legs", |s| s.contains("Man City")).await;
     assert!(legs.contains("Match result"), "{legs}");
     b.type_into("#stake", "10").await;
     b.click("#age-confirmed").await;
     b.screenshot(&shots.join("02-bet-entry.png")).await;
-    b.click("#place-bet").await;
+    b.submit("#place-bet").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "PRINTED",
@@ -294,10 +294,10 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.goto(&format!("{t}/")).await;
     b.type_into("#event-code", "1000").await;
     b.type_into("#selection-code", "X").await;
-    b.click("#add-leg").await;
+    b.submit("#add-leg").await;
     b.type_into("#stake", "5").await;
     b.click("#age-confirmed").await;
-    b.click("#place-bet").await;
+    b.submit("#place-bet").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "PRINTER_OUT_OF_PAPER"
@@ -306,7 +306,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.screenshot(&shots.join("04-out-of-paper.png")).await;
     printer.paper_out.store(false, Ordering::SeqCst);
     let before = printer.received.lock().unwrap().len();
-    b.click("#reprint").await;
+    b.submit("#reprint").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "REPRINTED"
@@ -319,10 +319,10 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.goto(&format!("{t}/")).await;
     b.type_into("#event-code", "1000").await;
     b.type_into("#selection-code", "1").await;
-    b.click("#add-leg").await;
+    b.submit("#add-leg").await;
     b.type_into("#stake", "3").await;
     b.click("#age-confirmed").await;
-    b.click("#place-bet").await;
+    b.submit("#place-bet").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "PRINTED"
@@ -332,7 +332,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#void-ticket", &ticket3).await;
     b.type_into("#void-reason", "keyed the wrong selection")
         .await;
-    b.click("#void").await;
+    b.submit("#void").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "VOIDED",
@@ -344,7 +344,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     // Voiding again is refused with a code.
     b.type_into("#void-ticket", &ticket3).await;
     b.type_into("#void-reason", "again").await;
-    b.click("#void").await;
+    b.submit("#void").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "TICKET_VOIDED"
@@ -365,7 +365,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     let race_code = race.split_whitespace().next().unwrap().to_string();
     b.type_into("#event-code", &race_code).await;
     b.type_into("#selection-code", "1").await;
-    b.click("#add-leg").await;
+    b.submit("#add-leg").await;
     let legs = b.wait_text("#legs", |s| s.contains("No. 1")).await;
     assert!(legs.contains("1/4 odds, 2 places"), "{legs}");
     assert!(!b.selected("#each-way").await);
@@ -373,7 +373,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     assert!(b.selected("#each-way").await, "the E key toggles each-way");
     b.click("#age-confirmed").await;
     b.screenshot(&shots.join("04c-each-way-entry.png")).await;
-    b.click("#place-bet").await;
+    b.submit("#place-bet").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "PRINTED",
@@ -419,7 +419,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     // 4. Bad scans are refused with a code.
     b.goto(&format!("{t}/payout")).await;
     b.type_into("#scan", "12345").await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(
         b.wait_text("#lookup-code", |s| !s.is_empty()).await,
         "TICKET_UNREADABLE"
@@ -428,21 +428,21 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     wrong[17] = b'0' + (wrong[17] - b'0' + 1) % 10;
     b.type_into("#scan", std::str::from_utf8(&wrong).unwrap())
         .await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(
         b.wait_text("#lookup-code", |s| !s.is_empty()).await,
         "TICKET_CHECK_DIGIT"
     );
     let forged = outpost_core::edge::shop::TicketId::generate(4_242, 987_654_321);
     b.type_into("#scan", forged.as_str()).await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(
         b.wait_text("#lookup-code", |s| !s.is_empty()).await,
         "TICKET_NOT_FOUND"
     );
     b.screenshot(&shots.join("05-bad-scan.png")).await;
     b.type_into("#scan", &ticket).await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "OPEN");
 
     // 5. The result reaches the hub (Burnley 0-3 Man City); the settlement flows down.
@@ -476,17 +476,17 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
 
     // 6. Scan and pay.
     b.type_into("#scan", &ticket).await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(
         b.wait_text("#lookup-code", |s| !s.is_empty()).await,
         "PAYABLE"
     );
-    b.click("#pay").await;
+    b.submit("#pay").await;
     assert_eq!(b.wait_text("#flash-code", |s| !s.is_empty()).await, "PAID");
     assert!(b.text("#flash").await.contains("GBP 13.30"));
     b.screenshot(&shots.join("06-paid.png")).await;
     b.type_into("#scan", &ticket).await;
-    b.click("#lookup").await;
+    b.submit("#lookup").await;
     assert_eq!(b.wait_text("#lookup-code", |s| !s.is_empty()).await, "PAID");
 
     // 7. Cash-up: 100 float + 10 + 5 + 3 + 4 (each-way) stakes - 3 refunded - 13.30 paid =
@@ -495,7 +495,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.type_into("#counted", "105.70").await;
     b.type_into("#cu-mgr", "meg").await;
     b.type_into("#cu-pin", MANAGER_PIN).await;
-    b.click("#do-cashup").await;
+    b.submit("#do-cashup").await;
     assert_eq!(
         b.wait_text("#cu-over-short", |s| !s.is_empty()).await,
         "GBP 0.00",
@@ -511,7 +511,7 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     b.click("option[value=meg]").await;
     b.type_into("#pin", MANAGER_PIN).await;
     b.type_into("#float", "50").await;
-    b.click("#login").await;
+    b.submit("#login").await;
     b.wait("#event-code").await;
     b.goto(&format!("{t}/report")).await;
     assert_eq!(b.wait_text("#t-sold-count", |s| !s.is_empty()).await, "4");
@@ -531,10 +531,10 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     .await;
     b.type_into("#event-code", "1000").await;
     b.type_into("#selection-code", "1").await;
-    b.click("#add-leg").await;
+    b.submit("#add-leg").await;
     b.type_into("#stake", "2").await;
     b.click("#age-confirmed").await;
-    b.click("#place-bet").await;
+    b.submit("#place-bet").await;
     assert_eq!(
         b.wait_text("#flash-code", |s| !s.is_empty()).await,
         "EDGE_OFFLINE"

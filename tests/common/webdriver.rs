@@ -159,6 +159,33 @@ impl Driver {
             .await;
     }
 
+    /// Click a button that submits a form, and wait until the browser shows the page the
+    /// submission led to. A plain `click` may return while the old page is still displayed, and
+    /// an element with the same id on the old page (a flash code, say) would then be read.
+    pub async fn submit(&self, css: &str) {
+        let mark = json!({"script": "window.__outpost_old_page = true;", "args": []});
+        self.cmd(true, "/execute/sync", mark).await;
+        self.click(css).await;
+        let probe = json!({"script": "return window.__outpost_old_page === true && document.readyState === 'complete';", "args": []});
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let still_old = self.cmd(true, "/execute/sync", probe.clone()).await;
+            // A navigation in progress can answer with an error object: treat as not yet done.
+            if still_old == Value::Bool(false) {
+                let ready =
+                    json!({"script": "return document.readyState === 'complete';", "args": []});
+                if self.cmd(true, "/execute/sync", ready).await == Value::Bool(true) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "submitting {css} never led to a new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Is the checkbox (or option) selected?
     pub async fn selected(&self, css: &str) -> bool {
         let e = self.wait(css).await;
