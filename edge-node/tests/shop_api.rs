@@ -128,6 +128,16 @@ impl Node {
     }
 }
 
+/// Assert that a call was refused with this HTTP status and error code.
+#[track_caller]
+fn assert_refused((status, body): (u16, Value), want_status: u16, want_code: &str) {
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (want_status, Some(want_code)),
+        "{body}"
+    );
+}
+
 async fn call(
     c: &reqwest::Client,
     url: String,
@@ -290,76 +300,76 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
 
     let url = |t: &str| format!("{}/v1/shop/tickets/{t}", n.base);
     assert_eq!(call(&c, url(&ticket), None, None, None).await.0, 401);
-    let (st, e) = call(&c, url(&ticket), Some("not-a-token"), None, None).await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (401, Some("TERMINAL_UNAUTHORISED"))
+    assert_refused(
+        call(&c, url(&ticket), Some("not-a-token"), None, None).await,
+        401,
+        "TERMINAL_UNAUTHORISED",
     );
     let (st, t) = call(&c, url(&ticket), Some("token-two"), None, None).await;
     assert_eq!((st, t["state"].as_str()), (200, Some("open")));
 
-    let (st, e) = call(&c, url("12AB"), Some("token-one"), None, None).await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (400, Some("TICKET_UNREADABLE"))
+    assert_refused(
+        call(&c, url("12AB"), Some("token-one"), None, None).await,
+        400,
+        "TICKET_UNREADABLE",
     );
     let mut wrong = ticket.clone().into_bytes();
     wrong[17] = b'0' + (wrong[17] - b'0' + 3) % 10;
-    let (st, e) = call(
-        &c,
-        url(std::str::from_utf8(&wrong).unwrap()),
-        Some("token-one"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (422, Some("TICKET_CHECK_DIGIT"))
+    assert_refused(
+        call(
+            &c,
+            url(std::str::from_utf8(&wrong).unwrap()),
+            Some("token-one"),
+            None,
+            None,
+        )
+        .await,
+        422,
+        "TICKET_CHECK_DIGIT",
     );
     let forged = outpost_core::edge::shop::TicketId::generate(77_777, 123_456_789);
-    let (st, e) = call(&c, url(forged.as_str()), Some("token-one"), None, None).await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (404, Some("TICKET_NOT_FOUND"))
+    assert_refused(
+        call(&c, url(forged.as_str()), Some("token-one"), None, None).await,
+        404,
+        "TICKET_NOT_FOUND",
     );
-    let (st, e) = call(
-        &c,
-        format!("{}/payout", url(forged.as_str())),
-        Some("token-one"),
-        Some("p-forged"),
-        Some(json!({"staff_id": "ann"})),
-    )
-    .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (404, Some("TICKET_NOT_FOUND"))
+    assert_refused(
+        call(
+            &c,
+            format!("{}/payout", url(forged.as_str())),
+            Some("token-one"),
+            Some("p-forged"),
+            Some(json!({"staff_id": "ann"})),
+        )
+        .await,
+        404,
+        "TICKET_NOT_FOUND",
     );
 
     // Unsettled tickets are not paid; another cashier cannot void without a manager.
-    let (st, e) = call(
-        &c,
-        format!("{}/payout", url(&ticket)),
-        Some("token-one"),
-        Some("p1"),
-        Some(json!({"staff_id": "ann"})),
-    )
-    .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (409, Some("TICKET_NOT_SETTLED"))
+    assert_refused(
+        call(
+            &c,
+            format!("{}/payout", url(&ticket)),
+            Some("token-one"),
+            Some("p1"),
+            Some(json!({"staff_id": "ann"})),
+        )
+        .await,
+        409,
+        "TICKET_NOT_SETTLED",
     );
-    let (st, e) = call(
-        &c,
-        format!("{}/void", url(&ticket)),
-        Some("token-two"),
-        Some("v1"),
-        Some(json!({"staff_id": "bob", "reason": "wrong selection"})),
-    )
-    .await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (403, Some("VOID_REFUSED"))
+    assert_refused(
+        call(
+            &c,
+            format!("{}/void", url(&ticket)),
+            Some("token-two"),
+            Some("v1"),
+            Some(json!({"staff_id": "bob", "reason": "wrong selection"})),
+        )
+        .await,
+        403,
+        "VOID_REFUSED",
     );
     let (st, v2) = call(
         &c,
@@ -373,12 +383,8 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
 
     // Anonymous cash above the AML threshold needs ID: refused, nothing logged.
     let before = n.state.store.last_seq().unwrap();
-    let (st, e) = call(&c, format!("{}/v1/shop/bets", n.base), Some("token-one"), Some("big"),
-        Some(json!({"staff_id": "ann", "stake_minor": 300_000, "currency": "GBP", "legs": [{"selection_id": SEL, "price": "1.33"}], "age_confirmed": true}))).await;
-    assert_eq!(
-        (st, e["error"]["code"].as_str()),
-        (422, Some("ID_REQUIRED"))
-    );
+    assert_refused(call(&c, format!("{}/v1/shop/bets", n.base), Some("token-one"), Some("big"),
+        Some(json!({"staff_id": "ann", "stake_minor": 300_000, "currency": "GBP", "legs": [{"selection_id": SEL, "price": "1.33"}], "age_confirmed": true}))).await, 422, "ID_REQUIRED");
     assert_eq!(n.state.store.last_seq().unwrap(), before);
 
     // The shop report lists what the node recorded for this shop only.
