@@ -558,31 +558,20 @@ impl OddsBook {
                     )?;
                 }
             }
-            UofMessage::RollbackBetSettlement { header, markets } => {
+            UofMessage::RollbackBetSettlement { header, markets }
+            | UofMessage::RollbackBetCancel { header, markets } => {
+                // A rolled-back settlement or cancellation returns the markets to closed: they
+                // await a new result, and stay unbettable.
+                let reason = if matches!(msg, UofMessage::RollbackBetSettlement { .. }) {
+                    ChangeReason::RollbackSettlement
+                } else {
+                    ChangeReason::RollbackCancel
+                };
                 let refs: Vec<(u32, &str)> = markets
                     .iter()
                     .map(|m| (m.id, m.specifiers.as_str()))
                     .collect();
-                self.lifecycle(
-                    header,
-                    &refs,
-                    MarketStatus::Closed,
-                    ChangeReason::RollbackSettlement,
-                    &mut out,
-                )?;
-            }
-            UofMessage::RollbackBetCancel { header, markets } => {
-                let refs: Vec<(u32, &str)> = markets
-                    .iter()
-                    .map(|m| (m.id, m.specifiers.as_str()))
-                    .collect();
-                self.lifecycle(
-                    header,
-                    &refs,
-                    MarketStatus::Closed,
-                    ChangeReason::RollbackCancel,
-                    &mut out,
-                )?;
+                self.lifecycle(header, &refs, MarketStatus::Closed, reason, &mut out)?;
             }
             UofMessage::FixtureChange { header, .. } => {
                 // The fixture (start time, coverage) changed; the SDK would refetch it. Prices
