@@ -1,0 +1,279 @@
+use crate::api::tests::{call, code, serve};
+use crate::test_support::*;
+use outpost_core::edge::events::{BetLeg, EdgeEvent};
+use outpost_core::ids::{BetId, MarketId, SelectionId};
+use outpost_core::market::{EachWayTerms, Market, MarketKind, Outcome};
+use outpost_core::price::Price;
+
+fn race_leg(ev: &str, runner: u64, terms: Option<EachWayTerms>) -> BetLeg {
+    let event_id = event(ev);
+    let kind = MarketKind::RaceWin { each_way: terms };
+    let market_id = Market::market_id_for(&event_id, &kind);
+    BetLeg {
+        selection_id: Market::selection_id_for(&market_id, Outcome::Runner { id: runner }),
+        market_id,
+        event_id,
+        kind,
+        outcome: Outcome::Runner { id: runner },
+        price: Price::parse("5.0").unwrap(),
+    }
+}
+
+fn each_way(b: EdgeEvent) -> EdgeEvent {
+    match b {
+        EdgeEvent::BetPlaced(mut p) => {
+            p.each_way = true;
+            EdgeEvent::BetPlaced(p)
+        }
+        other => other,
+    }
+}
+
+fn payout(t: &TestHub, bet: &str) -> Option<i64> {
+    t.state
+        .bet_view(&BetId::new(bet).unwrap())
+        .unwrap()
+        .unwrap()
+        .payout_minor
+}
+
+const TERMS: EachWayTerms = EachWayTerms {
+    places: 3,
+    fraction_num: 1,
+    fraction_den: 5,
+};
+
+/// Race results through the API: pending on one source, final and settled when a second
+/// agrees (each-way placed, win-only lost, a non-runner void with stakes back); a different
+/// report after that raises a conflict and changes nothing; a bad result is refused whole.
+#[tokio::test]
+async fn race_results_two_sources_settle_conflict_holds() {
+    let t = hub(eager());
+    let mut edge = Edge::new();
+    let recs = edge.group(&[
+        genesis(),
+        each_way(bet("ew-1", 1000, vec![race_leg("r-1", 2, Some(TERMS))])),
+        bet("w-1", 1000, vec![race_leg("r-1", 2, None)]),
+        each_way(bet("nr-1", 1000, vec![race_leg("r-1", 9, Some(TERMS))])),
+        bet("w-2", 1000, vec![race_leg("r-2", 1, None)]),
+    ]);
+    t.state
+        .commit_upstream_blocking(&node_id(), recs, now())
+        .unwrap();
+    let addr = serve(t.state.clone()).await;
+    // 9 ran; one non-runner withdrawn after the bets were struck, at 10p: Rule 4 takes 10p
+    // in the pound off their winnings.
+    let withdrawn_at_ms = now().0 + 3_600_000;
+    let body = |src: &str, winner: u64| {
+        format!(
+            r#"{{"event_id":"r-1","source":"{src}","runners":9,"handicap":false,
+               "placings":[{{"runner":{winner},"position":1}},{{"runner":2,"position":2}},{{"runner":3,"position":3}}],
+               "non_runners":[{{"runner":9,"withdrawn_at_ms":{},"deduction_pence":10}}]}}"#,
+            withdrawn_at_ms
+        )
+    };
+    let (st, v) = call(
+        addr,
+        "POST",
+        "/v1/results/race",
+        Some(&body("racing-post", 1)),
+    )
+    .await;
+    assert_eq!((st, v["status"].as_str()), (202, Some("pending")), "{v}");
+    assert_eq!(payout(&t, "ew-1"), None);
+    let (st, v) = call(addr, "POST", "/v1/results/race", Some(&body("timeform", 1))).await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["settled"].as_u64()),
+        (201, Some("recorded"), Some(3)),
+        "{v}"
+    );
+    // Each-way £5 a part at 4/1, placed 2nd of 9 (3 places at 1/5), 10p Rule 4: place part
+    // 500 × (1 + 4 × 0.9 / 5) = 860; the win part loses.
+    assert_eq!(payout(&t, "ew-1"), Some(860));
+    assert_eq!(payout(&t, "w-1"), Some(0));
+    assert_eq!(payout(&t, "nr-1"), Some(1000));
+    // A third source with another winner: conflict, alert, settlement stands.
+    let (st, v) = call(addr, "POST", "/v1/results/race", Some(&body("tote", 4))).await;
+    assert_eq!((st, code(&v)), (409, "RESULT_CONFLICT"), "{v}");
+    assert_eq!(payout(&t, "ew-1"), Some(860));
+    let (_, v) = call(addr, "GET", "/v1/alerts", None).await;
+    assert_eq!(v["alerts"][0]["event_id"], "r-1", "{v}");
+
+    // Two sources disagree before anything is final: held, nothing settles.
+    let two = |src: &str, w: u64| {
+        format!(
+            r#"{{"event_id":"r-2","source":"{src}","runners":5,"handicap":false,"placings":[{{"runner":{w},"position":1}}]}}"#
+        )
+    };
+    call(addr, "POST", "/v1/results/race", Some(&two("a", 1))).await;
+    let (st, _) = call(addr, "POST", "/v1/results/race", Some(&two("b", 3))).await;
+    assert_eq!(st, 409);
+    assert_eq!(payout(&t, "w-2"), None);
+    // An operator confirms: settled.
+    let ok = t
+        .state
+        .confirm_report_blocking(
+            &event("r-2"),
+            &outpost_core::settlement::event_result::EventResult::Race(
+                outpost_core::settlement::race_result::RaceResult::new(
+                    vec![outpost_core::settlement::race_result::Placing {
+                        runner: 1,
+                        position: 1,
+                    }],
+                    vec![],
+                    5,
+                    false,
+                )
+                .unwrap(),
+            ),
+            "alice",
+            now(),
+        )
+        .unwrap();
+    assert_eq!(ok.settled, 1);
+    assert_eq!(payout(&t, "w-2"), Some(5000));
+
+    // Unknown race: held for review.
+    let (st, v) = call(
+        addr,
+        "POST",
+        "/v1/results/race",
+        Some(&two("a", 1).replace("r-2", "r-unknown")),
+    )
+    .await;
+    assert_eq!((st, v["status"].as_str()), (202, Some("held")), "{v}");
+
+    // Bad input: refused, nothing stored.
+    let before = t.state.result_view(&event("r-3")).unwrap().reports.len();
+    for (bad, want) in [
+        (
+            r#"{"event_id":"r-3","source":"a","runners":5,"handicap":false,"placings":[{"runner":1,"position":2}]}"#,
+            "INVALID_RACE_RESULT",
+        ),
+        (
+            r#"{"event_id":"r-3","source":"a","runners":5,"handicap":false,"placings":[{"runner":1,"position":1}],"non_runners":[{"runner":2,"withdrawn_at_ms":0,"deduction_pence":95}]}"#,
+            "INVALID_RACE_RESULT",
+        ),
+        (
+            r#"{"event_id":"r-3","source":"a","runners":5,"handicap":false,"placings":[],"extra":1}"#,
+            "INVALID_JSON",
+        ),
+        (
+            r#"{"event_id":"r-3","source":"a","runners":5}"#,
+            "INVALID_JSON",
+        ),
+    ] {
+        let (st, v) = call(addr, "POST", "/v1/results/race", Some(bad)).await;
+        assert_eq!((st, code(&v)), (400, want), "{bad} {v}");
+    }
+    assert_eq!(
+        t.state.result_view(&event("r-3")).unwrap().reports.len(),
+        before
+    );
+}
+
+fn uof_leg(ev: &str, kind: MarketKind, outcome: Outcome, price: &str) -> BetLeg {
+    let event_id = event(ev);
+    let market_id = Market::market_id_for(&event_id, &kind);
+    BetLeg {
+        selection_id: SelectionId::new(format!("{market_id}:{}", outcome.slug())).unwrap(),
+        market_id: MarketId::new(market_id.as_str()).unwrap(),
+        event_id,
+        kind,
+        outcome,
+        price: Price::parse(price).unwrap(),
+    }
+}
+
+const UOF: &str = r#"<bet_settlement certainty="2" product="3" event_id="sr:match:42" timestamp="1">
+  <outcomes>
+    <market id="1"><outcome id="1" result="1"/><outcome id="2" result="0"/><outcome id="3" result="0"/></market>
+    <market id="18" specifiers="total=2.25"><outcome id="12" result="1" void_factor="0.5"/><outcome id="13" result="0" void_factor="0.5"/></market>
+  </outcomes>
+</bet_settlement>"#;
+
+/// UOF bet_settlement through the hub: bad XML refused (line number, nothing stored); the
+/// real capture maps to no market we offer; two feeds agreeing settle the bets with UOF's
+/// void factor; a rollback_bet_settlement reverses exactly the bets on its market.
+#[tokio::test]
+async fn uof_bet_settlement_and_rollback() {
+    let t = hub(eager());
+    let mut edge = Edge::new();
+    let total = MarketKind::TotalGoals {
+        line: outpost_core::market::Line::parse("2.25").unwrap(),
+    };
+    let recs = edge.group(&[
+        genesis(),
+        bet(
+            "h-1",
+            1000,
+            vec![uof_leg(
+                "sr:match:42",
+                MarketKind::MatchResult,
+                Outcome::Home,
+                "2.0",
+            )],
+        ),
+        bet(
+            "o-1",
+            1000,
+            vec![uof_leg("sr:match:42", total, Outcome::Over, "1.9")],
+        ),
+        bet(
+            "b-1",
+            1000,
+            vec![uof_leg(
+                "sr:match:42",
+                MarketKind::BothTeamsToScore,
+                Outcome::Yes,
+                "1.8",
+            )],
+        ),
+    ]);
+    t.state
+        .commit_upstream_blocking(&node_id(), recs, now())
+        .unwrap();
+    let addr = serve(t.state.clone()).await;
+
+    let (st, v) = call(addr, "POST", "/v1/results/uof", Some("<bet_settlement event_id=\"sr:match:42\" product=\"3\" timestamp=\"1\">\n<outcomes>\n<market id=\"x\"/></outcomes></bet_settlement>")).await;
+    assert_eq!((st, code(&v)), (400, "INVALID_UOF_MESSAGE"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 3"),
+        "{v}"
+    );
+    let (st, v) = call(addr, "POST", "/v1/results/uof", Some("<odds_change/>")).await;
+    assert_eq!((st, code(&v)), (400, "INVALID_UOF_MESSAGE"), "{v}");
+    assert!(
+        t.state
+            .result_view(&event("sr:match:42"))
+            .unwrap()
+            .reports
+            .is_empty()
+    );
+
+    let real = include_str!("../../../fixtures/uof/settlement/bet_settlement.xml");
+    let (st, v) = call(addr, "POST", "/v1/results/uof", Some(real)).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("ignored")), "{v}");
+
+    let (st, v) = call(addr, "POST", "/v1/results/uof?source=uof-a", Some(UOF)).await;
+    assert_eq!((st, v["status"].as_str()), (202, Some("pending")), "{v}");
+    let (st, v) = call(addr, "POST", "/v1/results/uof?source=uof-b", Some(UOF)).await;
+    assert_eq!((st, v["settled"].as_u64()), (201, Some(2)), "{v}");
+    assert_eq!(payout(&t, "h-1"), Some(2000));
+    // Over 2.25 on 2 goals: half void, half won: 500 + 500 × 1.9 = 1450.
+    assert_eq!(payout(&t, "o-1"), Some(1450));
+    // BTTS is not in the message: still open.
+    assert_eq!(payout(&t, "b-1"), None);
+
+    let rollback = r#"<rollback_bet_settlement product="3" event_id="sr:match:42" timestamp="2">
+  <market id="1"/>
+</rollback_bet_settlement>"#;
+    let (st, v) = call(addr, "POST", "/v1/results/uof?source=uof-a", Some(rollback)).await;
+    assert_eq!((st, v["reversed"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["bets"][0], "h-1");
+    assert_eq!(payout(&t, "h-1"), None);
+    assert_eq!(payout(&t, "o-1"), Some(1450));
+}
