@@ -39,9 +39,9 @@ pub(crate) fn routes() -> Router<HubState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NonRunnerBody {
-    runner: u64,
-    withdrawn_at_ms: i64,
-    deduction_pence: u8,
+    pub(crate) runner: u64,
+    pub(crate) withdrawn_at_ms: i64,
+    pub(crate) deduction_pence: u8,
 }
 
 /// A race result as posted: placings (runners sharing a position dead-heated), non-runners
@@ -49,11 +49,11 @@ pub(crate) struct NonRunnerBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RaceBody {
-    placings: Vec<Placing>,
+    pub(crate) placings: Vec<Placing>,
     #[serde(default)]
-    non_runners: Vec<NonRunnerBody>,
-    runners: u16,
-    handicap: bool,
+    pub(crate) non_runners: Vec<NonRunnerBody>,
+    pub(crate) runners: u16,
+    pub(crate) handicap: bool,
 }
 
 impl RaceBody {

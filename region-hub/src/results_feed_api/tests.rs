@@ -277,3 +277,178 @@ async fn uof_bet_settlement_and_rollback() {
     assert_eq!(payout(&t, "h-1"), None);
     assert_eq!(payout(&t, "o-1"), Some(1450));
 }
+
+/// Operator confirm and correct over HTTP for races and per-outcome results: a race held by
+/// two disagreeing sources is confirmed (settled once); a correction of the final race
+/// reverses each settlement by a compensating record and settles the new version (the bet
+/// keeps both settlements in its history); the same correction again changes nothing;
+/// per-outcome results are confirmed the same way; bad operator requests change nothing.
+#[tokio::test]
+async fn operator_confirms_and_corrects_races_and_outcomes_over_http() {
+    let t = hub(eager());
+    let mut edge = Edge::new();
+    let recs = edge.group(&[
+        genesis(),
+        each_way(bet("ew-1", 1000, vec![race_leg("r-1", 2, Some(TERMS))])),
+        bet("w-1", 1000, vec![race_leg("r-1", 1, None)]),
+        bet(
+            "h-1",
+            1000,
+            vec![uof_leg(
+                "sr:match:7",
+                MarketKind::MatchResult,
+                Outcome::Home,
+                "2.0",
+            )],
+        ),
+    ]);
+    t.state
+        .commit_upstream_blocking(&node_id(), recs, now())
+        .unwrap();
+    let addr = serve(t.state.clone()).await;
+    let race = |src: &str, first: u64, second: u64| {
+        format!(
+            r#"{{"event_id":"r-1","source":"{src}","runners":8,"handicap":false,
+               "placings":[{{"runner":{first},"position":1}},{{"runner":{second},"position":2}},{{"runner":3,"position":3}}]}}"#
+        )
+    };
+    call(addr, "POST", "/v1/results/race", Some(&race("a", 1, 2))).await;
+    let (st, _) = call(addr, "POST", "/v1/results/race", Some(&race("b", 2, 1))).await;
+    assert_eq!(st, 409);
+    assert_eq!(payout(&t, "w-1"), None);
+
+    // Confirm: 1 won from 2 (8 ran: 3 places at 1/5 as struck).
+    let confirm = r#"{"operator":"alice","runners":8,"handicap":false,
+        "placings":[{"runner":1,"position":1},{"runner":2,"position":2},{"runner":3,"position":3}]}"#;
+    let (st, v) = call(addr, "POST", "/v1/results/r-1/confirm", Some(confirm)).await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["settled"].as_u64()),
+        (201, Some("recorded"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(payout(&t, "w-1"), Some(5000));
+    // Each-way 500 a part at 4/1, 2nd: place part 500 × (1 + 4/5) = 900, win part lost.
+    assert_eq!(payout(&t, "ew-1"), Some(900));
+    // Confirming the same result again: nothing new.
+    let (st, v) = call(addr, "POST", "/v1/results/r-1/confirm", Some(confirm)).await;
+    assert_eq!((st, v["settled"].as_u64()), (200, Some(0)), "{v}");
+    // Confirming a different race now is a correction, refused here.
+    let other = confirm.replace(
+        r#""runner":1,"position":1},{"runner":2,"#,
+        r#""runner":2,"position":1},{"runner":1,"#,
+    );
+    let (st, v) = call(addr, "POST", "/v1/results/r-1/confirm", Some(&other)).await;
+    assert_eq!((st, code(&v)), (409, "RESULT_ALREADY_FINAL"), "{v}");
+    assert_eq!(payout(&t, "w-1"), Some(5000));
+
+    // Correct: the stewards reversed 1 and 2. Both bets reversed and settled again.
+    let correct = other.replace(
+        r#""operator":"alice","#,
+        r#""operator":"alice","reason":"stewards' inquiry","#,
+    );
+    let (st, v) = call(addr, "POST", "/v1/results/r-1/correct", Some(&correct)).await;
+    assert_eq!(
+        (
+            st,
+            v["status"].as_str(),
+            v["reversed"].as_u64(),
+            v["settled"].as_u64(),
+            v["result_version"].as_u64()
+        ),
+        (201, Some("corrected"), Some(2), Some(2), Some(2)),
+        "{v}"
+    );
+    assert_eq!(payout(&t, "w-1"), Some(0));
+    // Won: win part 500 × 5 = 2500, place part 900: 3400.
+    assert_eq!(payout(&t, "ew-1"), Some(3400));
+    let b = t
+        .state
+        .bet_view(&BetId::new("ew-1").unwrap())
+        .unwrap()
+        .unwrap();
+    let history: Vec<(u32, i64)> = b
+        .settlements
+        .iter()
+        .map(|s| (s.result_version, s.payout_minor))
+        .collect();
+    assert_eq!(history, [(1, 900), (2, 3400)], "{b:?}");
+    let (st, v) = call(addr, "POST", "/v1/results/r-1/correct", Some(&correct)).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("unchanged")), "{v}");
+    let (_, v) = call(addr, "GET", "/v1/results/r-1", None).await;
+    assert_eq!(v["versions"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(
+        v["versions"][1]["result"]["placings"][0]["runner"], 2,
+        "{v}"
+    );
+
+    // Per-outcome results: an operator confirms a market of an event no source reported.
+    let markets = r#"{"operator":"bob","markets":[{"market_id":"sr:match:7:1x2","outcomes":[
+        {"outcome":"home","won":true,"void_factor":{"num":0,"den":1},"dead_heat_factor":{"num":1,"den":1}},
+        {"outcome":"away","won":false,"void_factor":{"num":0,"den":1},"dead_heat_factor":{"num":1,"den":1}}]}]}"#;
+    let (st, v) = call(
+        addr,
+        "POST",
+        "/v1/results/sr:match:7/confirm",
+        Some(markets),
+    )
+    .await;
+    assert_eq!((st, v["settled"].as_u64()), (201, Some(1)), "{v}");
+    assert_eq!(payout(&t, "h-1"), Some(2000));
+
+    // Bad operator requests: coded 4xx, nothing changes.
+    let cases: &[(&str, &str, &str)] = &[
+        ("confirm", r#"{"operator":"a"}"#, "INVALID_RESULT"),
+        (
+            "confirm",
+            r#"{"operator":"a","home_goals":1,"away_goals":0,"runners":5,"handicap":false,"placings":[]}"#,
+            "INVALID_RESULT",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","runners":5}"#,
+            "INVALID_RESULT",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","runners":5,"handicap":false,"placings":[{"runner":1,"position":2}]}"#,
+            "INVALID_RACE_RESULT",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","reason":"r","runners":5,"handicap":false,"placings":[{"runner":1,"position":1}]}"#,
+            "INVALID_REQUEST",
+        ),
+        (
+            "correct",
+            r#"{"operator":"a","runners":5,"handicap":false,"placings":[{"runner":1,"position":1}]}"#,
+            "INVALID_REQUEST",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","markets":[{"market_id":"other/1x2","outcomes":[]}]}"#,
+            "INVALID_RESULT",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","markets":[{"market_id":"r-9:1x2","outcomes":[{"outcome":"home","won":true,"void_factor":{"num":2,"den":1},"dead_heat_factor":{"num":1,"den":1}}]}]}"#,
+            "INVALID_RESULT",
+        ),
+        (
+            "confirm",
+            r#"{"operator":"a","markets":[]}"#,
+            "INVALID_RESULT",
+        ),
+    ];
+    for (verb, body, want) in cases {
+        let (st, v) = call(addr, "POST", &format!("/v1/results/r-9/{verb}"), Some(body)).await;
+        assert_eq!((st, code(&v)), (400, *want), "{verb} {body} {v}");
+    }
+    assert!(
+        t.state
+            .result_view(&event("r-9"))
+            .unwrap()
+            .reports
+            .is_empty()
+    );
+    assert_eq!(payout(&t, "ew-1"), Some(3400));
+}
