@@ -14,6 +14,7 @@ pub mod each_way;
 pub mod each_way_bet;
 pub mod event_result;
 pub mod race_result;
+pub mod race_results_file;
 pub mod racing;
 pub mod ratio;
 pub mod results_file;

@@ -452,3 +452,103 @@ async fn operator_confirms_and_corrects_races_and_outcomes_over_http() {
     );
     assert_eq!(payout(&t, "ew-1"), Some(3400));
 }
+
+/// Race results files through the API: a malformed file is refused whole with every bad
+/// line's number and nothing is stored; two providers' files agree and settle (Rule 4 by the
+/// time each bet was struck: the non-runner withdrawn after the bets takes its 20p, the one
+/// withdrawn before them nothing); a race no market or bet is known for is held for review;
+/// the same file again changes nothing.
+#[tokio::test]
+async fn race_results_files_refused_whole_or_settled() {
+    let t = hub(eager());
+    let mut edge = Edge::new();
+    let recs = edge.group(&[
+        genesis(),
+        bet("w-1", 1000, vec![race_leg("r-1", 1, None)]),
+        each_way(bet("ew-1", 1000, vec![race_leg("r-1", 2, Some(TERMS))])),
+    ]);
+    t.state
+        .commit_upstream_blocking(&node_id(), recs, now())
+        .unwrap();
+    let addr = serve(t.state.clone()).await;
+    const HEAD: &str = "event_id,runner,finish,withdrawn_at,rule4_pence,runners,handicap\n";
+
+    let bad = format!(
+        "{HEAD}r-1,1,1,,,8,no\nr-1,2,2,,,8,no\nr-1,9,NR,2099-01-01T00:00:00Z,120,8,no\nr-x,4,2,,,6,no\nr-1,3,3,,,8\n"
+    );
+    let (st, v) = call(addr, "POST", "/v1/results/race-file?source=pa", Some(&bad)).await;
+    assert_eq!((st, code(&v)), (400, "INVALID_RESULTS_FILE"), "{v}");
+    let lines: Vec<u64> = v["error"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5, 6], "{v}");
+    assert!(
+        t.state
+            .result_view(&event("r-1"))
+            .unwrap()
+            .reports
+            .is_empty()
+    );
+    assert!(
+        t.state
+            .result_view(&event("r-x"))
+            .unwrap()
+            .reports
+            .is_empty()
+    );
+
+    // The NR withdrawn in 2099 is withdrawn after the bets (20p); the one in 2000 before (none).
+    let good = format!(
+        "{HEAD}r-1,3,3,,,8,no\nr-1,1,1,,,8,no\nr-1,2,2,,,8,no\nr-1,9,NR,2099-01-01T00:00:00Z,20,8,no\nr-1,10,NR,2000-01-01T00:00:00Z,15,8,no\nr-x,4,1,,,6,no\n"
+    );
+    let (st, v) = call(addr, "POST", "/v1/results/race-file?source=pa", Some(&good)).await;
+    assert_eq!(
+        (
+            st,
+            v["races"].as_u64(),
+            v["pending"].as_u64(),
+            v["held"].as_u64()
+        ),
+        (200, Some(2), Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(payout(&t, "w-1"), None);
+    let (_, v) = call(addr, "GET", "/v1/alerts", None).await;
+    assert_eq!(v["alerts"][0]["event_id"], "r-x", "{v}");
+    let (st, v) = call(
+        addr,
+        "POST",
+        "/v1/results/race-file?source=timeform",
+        Some(&good),
+    )
+    .await;
+    assert_eq!(
+        (st, v["recorded"].as_u64(), v["settled"].as_u64()),
+        (200, Some(1), Some(2)),
+        "{v}"
+    );
+    // Win 1000 at 4/1 less 20p in the pound: 1000 + 4000 × 0.8 = 4200.
+    assert_eq!(payout(&t, "w-1"), Some(4200));
+    // Each-way on the 2nd, 8 ran (3 places at 1/5): place part 500 × (1 + 4 × 0.8 / 5) = 820.
+    assert_eq!(payout(&t, "ew-1"), Some(820));
+    // The same file again: nothing changes.
+    let (_, v) = call(
+        addr,
+        "POST",
+        "/v1/results/race-file?source=timeform",
+        Some(&good),
+    )
+    .await;
+    assert_eq!(
+        (v["unchanged"].as_u64(), v["settled"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(payout(&t, "w-1"), Some(4200));
+
+    let (st, v) = call(addr, "POST", "/v1/results/race-file", Some(&good)).await;
+    assert_eq!((st, code(&v)), (400, "INVALID_QUERY"), "{v}");
+}
