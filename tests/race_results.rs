@@ -4,8 +4,10 @@
 //! message by message up to the off; a win bet (an account bet, from the player's wallet) and
 //! an each-way cash ticket at the till are placed on the winner; the race result is posted at
 //! the hub by two sources (a results file, then the JSON route); the settlements flow down the
-//! real QUIC link and are applied exactly once: the wallet is credited once, the ticket pays
-//! once, a repeated result changes nothing.
+//! real QUIC link and are applied exactly once: the wallet is credited once, a repeated result
+//! changes nothing. An operator then corrects the race to a dead heat over HTTP: compensating
+//! reversals and new settlements flow down, the wallet ends at the corrected amount, the hub
+//! keeps both settlements, and the ticket pays the corrected each-way return once.
 //!
 //! Rule 4: both non-runners were withdrawn (07:00:50Z and 09:23:43Z on the day of the race)
 //! before these bets were struck (now, by the edge's clock), so by Rule 4(c) no deduction
@@ -304,9 +306,65 @@ async fn real_race_settles_win_and_each_way_once_over_quic() {
     );
     assert_eq!(wallet["stakes_held_minor"].as_i64(), Some(0), "{wallet}");
 
-    // The ticket pays the each-way return once at the till.
     let (_, t) = get_ticket(&c, &e, &ticket_id).await;
     assert_eq!(t["payable_minor"].as_i64(), Some(ew_expected), "{t}");
+
+    // An operator corrects the result to a dead heat for first with Sakhalin Star: a new
+    // result version; each settlement is reversed by a compensating record and the bets are
+    // settled again, all down the same QUIC link. The win bet now has half its stake on the
+    // winner (dead heat): 500 × P. The each-way ticket: win part 250 × P, place part in full
+    // (both tied runners are within the 3 places): 500 × (1 + (P − 1)/4).
+    let mut corrected = result.clone();
+    corrected["placings"] =
+        json!([{"runner": WINNER, "position": 1}, {"runner": 7330488, "position": 1}]);
+    let body = corrected.as_object_mut().unwrap();
+    body.remove("event_id");
+    body.remove("source");
+    body.insert("operator".into(), json!("race-ops"));
+    body.insert("reason".into(), json!("judge's dead heat"));
+    let r = c
+        .post(format!("{h}/v1/results/{event_id}/correct"))
+        .json(&corrected)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            st,
+            v["status"].as_str(),
+            v["reversed"].as_u64(),
+            v["settled"].as_u64()
+        ),
+        (201, Some("corrected"), Some(2), Some(2)),
+        "{v}"
+    );
+    let win_corrected = 500 * p / 1000;
+    let ew_corrected = (250 * pt * 4 + 500 * (4000 + pt - 1000)) / 4000;
+    eventually(
+        "the correction at the edge",
+        Duration::from_secs(30),
+        || {
+            let (c, e, pid) = (c.clone(), e.clone(), pid.clone());
+            async move {
+                get(&c, &format!("{e}/v1/players/{pid}/wallet")).await.1["cash_minor"].as_i64()
+                    == Some(9000 + win_corrected)
+            }
+        },
+    )
+    .await;
+    let (_, b) = get(&c, &format!("{e}/v1/bets/{win_id}")).await;
+    assert_eq!(b["payout_minor"].as_i64(), Some(win_corrected), "{b}");
+    eventually("the corrected ticket", Duration::from_secs(30), || {
+        let (c, e, id) = (c.clone(), e.clone(), ticket_id.clone());
+        async move {
+            get_ticket(&c, &e, &id).await.1["payable_minor"].as_i64() == Some(ew_corrected)
+        }
+    })
+    .await;
+
+    // The ticket pays the corrected each-way return once at the till.
     let pay = format!(
         "{e}/v1/shop/tickets/{}/payout",
         ticket["ticket"]["ticket_id"].as_str().unwrap()
@@ -314,7 +372,7 @@ async fn real_race_settles_win_and_each_way_once_over_quic() {
     let (st, t) = shop(&c, &pay, "race-pay-1", json!({"staff_id": "ann"})).await;
     assert_eq!(
         (st, t["state"].as_str(), t["paid"]["payout_minor"].as_i64()),
-        (200, Some("paid"), Some(ew_expected)),
+        (200, Some("paid"), Some(ew_corrected)),
         "{t}"
     );
     let (st, again) = shop(&c, &pay, "race-pay-2", json!({"staff_id": "ann"})).await;
@@ -324,9 +382,26 @@ async fn real_race_settles_win_and_each_way_once_over_quic() {
         "{again}"
     );
 
-    // The hub settled each bet once, at result version 1.
+    // The hub keeps both settlements of the bet (versions 1 and 2): history is not rewritten.
     let (_, hb) = get(&c, &format!("{h}/v1/bets/{win_id}")).await;
-    assert_eq!(hb["settlements"].as_array().unwrap().len(), 1, "{hb}");
+    let history: Vec<(u64, i64)> = hb["settlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["result_version"].as_u64().unwrap(),
+                s["payout_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(history, [(1, win_expected), (2, win_corrected)], "{hb}");
+    let (_, wallet) = get(&c, &format!("{e}/v1/players/{pid}/wallet")).await;
+    assert_eq!(
+        wallet["cash_minor"].as_i64(),
+        Some(9000 + win_corrected),
+        "{wallet}"
+    );
     edge.terminate();
     hub.terminate();
 }
