@@ -84,9 +84,10 @@ KINDS = {
     65: "hub_settlement",
     66: "hub_settlement_reversal",
     67: "bet_settlement_reversed",
+    72: "hub_event_result",
 }
 EDGE_KINDS = frozenset(range(1, 20)) | {28, 29, 40, 41, 42, 56, 67}
-HUB_KINDS = frozenset({64, 65, 66})
+HUB_KINDS = frozenset({64, 65, 66, 72})
 
 HEADER_FIELDS = (
     "format",
@@ -465,7 +466,7 @@ def T_OUTCOME(v, path):
 
 
 
-T_LEG_RESULT = t_enum("win", "lose", "push", "void", "half_win", "half_lose")
+T_LEG_RESULT = t_enum("win", "lose", "push", "void", "half_win", "half_lose", "placed")
 T_MARKET_STATUS = t_enum("open", "suspended", "closed", "settled", "cancelled")
 T_MOVEMENT_REASON = t_enum("deposit", "withdrawal", "stake", "settlement", "shop_stake", "shop_payout", "shop_void")
 T_REASON_CODE = t_enum(
@@ -652,6 +653,36 @@ T_FEED_MARKET = t_struct(
     }
 )
 
+# Hub results for races and per-outcome feed results (kind 72, docs/protocol.md).
+T_FACTOR = t_struct({"num": (T_U64, REQ), "den": (t_int(1, U64_MAX), REQ)})
+T_LEG_FACTORS = t_struct({"win": (T_FACTOR, REQ), "place": (T_FACTOR, OPT), "rule4_pence": (t_int(0, 90), OPT)})
+T_PLACING = t_struct({"runner": (T_U64, REQ), "position": (t_int(1, U16_MAX), REQ)})
+T_NON_RUNNER = t_struct({"runner": (T_U64, REQ), "withdrawn_at": (T_I64, REQ), "deduction": (t_int(0, 90), REQ)})
+T_OUTCOME_RESULT = t_struct(
+    {"outcome": (T_OUTCOME, REQ), "won": (T_BOOL, REQ), "void_factor": (T_FACTOR, REQ), "dead_heat_factor": (T_FACTOR, REQ)}
+)
+T_MARKET_RESULT = t_struct({"market_id": (T_MARKET, REQ), "outcomes": (t_list(T_OUTCOME_RESULT), REQ)})
+
+
+def T_EVENT_RESULT(v, path):
+    if not isinstance(v, dict):
+        _fail(path, "expected an object")
+    variants = {
+        "score": {"home": (T_U16, REQ), "away": (T_U16, REQ)},
+        "race": {
+            "placings": (t_list(T_PLACING), REQ),
+            "non_runners": (t_list(T_NON_RUNNER), REQ),
+            "runners": (T_U16, REQ),
+            "handicap": (T_BOOL, REQ),
+        },
+        "outcomes": {"markets": (t_list(T_MARKET_RESULT), REQ)},
+    }
+    tag = v.get("type")
+    if not isinstance(tag, str) or tag not in variants:
+        _fail(f"{path}.type", f"expected one of {', '.join(variants)}")
+    t_struct(variants[tag])(v, path)
+
+
 PAYLOAD_SCHEMAS = {
     1: t_struct(
         {
@@ -705,7 +736,15 @@ PAYLOAD_SCHEMAS = {
     ),
     7: t_struct({"player_id": (T_PLAYER, REQ), "idem": (T_IDEM, REQ)}),
     8: t_struct({"event": (T_SPORT_EVENT, REQ), "market": (T_MARKET_OBJ, REQ)}),
-    9: t_struct({"event_id": (T_EVENT, REQ), "score": (T_SCORE, REQ), "result_version": (T_U32, REQ), "down": (T_DOWN, REQ)}),
+    9: t_struct(
+        {
+            "event_id": (T_EVENT, REQ),
+            "score": (T_SCORE, OPT),
+            "result_version": (T_U32, REQ),
+            "down": (T_DOWN, REQ),
+            "markets": (t_list(T_MARKET), OPT),
+        }
+    ),
     10: t_struct(
         {
             "bet_id": (T_BET, REQ),
@@ -834,6 +873,7 @@ PAYLOAD_SCHEMAS = {
             "currency": (T_CURRENCY, REQ),
             "stake_minor": (T_I64, REQ),
             "payout_minor": (T_I64, REQ),
+            "leg_factors": (t_list(T_LEG_FACTORS), OPT),
         }
     ),
     66: t_struct(
@@ -849,6 +889,7 @@ PAYLOAD_SCHEMAS = {
             "reason": (T_STR, REQ),
         }
     ),
+    72: t_struct({"event_id": (T_EVENT, REQ), "result": (T_EVENT_RESULT, REQ), "result_version": (T_U32, REQ), "source": (T_STR, REQ)}),
     67: t_struct(
         {
             "bet_id": (T_BET, REQ),

@@ -37,6 +37,7 @@ use outpost_core::market::{
 use outpost_core::money::{Currency, Money};
 use outpost_core::price::Price;
 use outpost_core::settle::FinalScore;
+use outpost_core::settlement::event_result::EventResult;
 use outpost_core::time::{CivilDate, UnixMillis};
 
 /// 2026-01-01T10:00:00Z.
@@ -469,23 +470,22 @@ pub fn build_demo() -> Demo {
     push_hub(&mut hub, &r1, t_res);
     push_hub(&mut hub, &r2, t_res);
     let results = |v1: (FinalScore, u32)| {
-        let (id1, id2) = (ev1.event_id.clone(), ev2.event_id.clone());
-        move |id: &EventId| {
-            if *id == id1 {
-                Some(v1)
-            } else if *id == id2 {
-                Some((s2, 1))
-            } else {
-                None
-            }
-        }
+        vec![
+            (ev1.event_id.clone(), EventResult::Score(v1.0), v1.1),
+            (ev2.event_id.clone(), EventResult::Score(s2), 1),
+        ]
     };
+    fn lookup<'a>(
+        rs: &'a [(EventId, EventResult, u32)],
+    ) -> impl Fn(&EventId) -> Option<(&'a EventResult, u32)> + 'a {
+        move |id| rs.iter().find(|r| &r.0 == id).map(|r| (&r.1, r.2))
+    }
     let placed = |b: &BetId| e.state.bets[b].placed.clone();
     let (placed1, placed2) = (placed(&bet1), placed(&bet2));
-    let st1 = hub::settle_bet(&node, &placed1, results((s1, 1)))
+    let st1 = hub::settle_bet(&node, &placed1, UnixMillis(0), lookup(&results((s1, 1))))
         .unwrap()
         .unwrap();
-    let st2 = hub::settle_bet(&node, &placed2, results((s1, 1)))
+    let st2 = hub::settle_bet(&node, &placed2, UnixMillis(0), lookup(&results((s1, 1))))
         .unwrap()
         .unwrap();
     push_hub(&mut hub, &HubEvent::Settlement(st1.clone()), t_res + 1_000);
@@ -516,10 +516,10 @@ pub fn build_demo() -> Demo {
             reason: "correction".into(),
         })
     };
-    let st1b = hub::settle_bet(&node, &placed1, results((s1b, 2)))
+    let st1b = hub::settle_bet(&node, &placed1, UnixMillis(0), lookup(&results((s1b, 2))))
         .unwrap()
         .unwrap();
-    let st2b = hub::settle_bet(&node, &placed2, results((s1b, 2)))
+    let st2b = hub::settle_bet(&node, &placed2, UnixMillis(0), lookup(&results((s1b, 2))))
         .unwrap()
         .unwrap();
     push_hub(&mut hub, &reversal(&st1, 3), t_fix);
@@ -677,9 +677,14 @@ pub fn build_demo() -> Demo {
 
     // The hub settles the shop ticket (appended to its chain); the edge applies it and the
     // ticket is paid at the shop's other till.
-    let st_shop = hub::settle_bet(&node, &shop_placed, results((s1b, 2)))
-        .unwrap()
-        .unwrap();
+    let st_shop = hub::settle_bet(
+        &node,
+        &shop_placed,
+        UnixMillis(0),
+        lookup(&results((s1b, 2))),
+    )
+    .unwrap()
+    .unwrap();
     push_hub(
         &mut hub,
         &HubEvent::Settlement(st_shop),
@@ -698,6 +703,44 @@ pub fn build_demo() -> Demo {
         T0 + 3 * 86_400_000 + 2 * min,
     );
     e.commit();
+
+    // The hub announces a race result (kind 72: the Hamilton race of the Betfair fixture,
+    // winner and two non-runners); the edge closes the race's markets (kind 9, no score).
+    {
+        use outpost_core::settlement::race_result::{NonRunner, Placing, RaceResult};
+        use outpost_core::settlement::rule4::Deduction;
+        let race = RaceResult::new(
+            vec![Placing {
+                runner: 12115648,
+                position: 1,
+            }],
+            vec![
+                NonRunner {
+                    runner: 11198538,
+                    withdrawn_at: UnixMillis(1497423650000),
+                    deduction: Deduction(5),
+                },
+                NonRunner {
+                    runner: 9606433,
+                    withdrawn_at: UnixMillis(1497432223000),
+                    deduction: Deduction(0),
+                },
+            ],
+            12,
+            true,
+        )
+        .unwrap();
+        let ev = hub::result_event(
+            EventId::new("bf:28262365:2017-06-14T13:15:00.000Z").unwrap(),
+            EventResult::Race(race),
+            1,
+            "agreed: betfair, racing-post".into(),
+        );
+        push_hub(&mut hub, &ev, T0 + 3 * 86_400_000 + 2 * min + 30_000);
+        let last = hub.last().unwrap().clone();
+        apply(&mut e, &last, T0 + 3 * 86_400_000 + 2 * min + 40_000);
+        e.commit();
+    }
 
     // Group: a feed producer recovers and a feed market's prices are logged (odds records).
     e.run(odds_demo(), T0 + 3 * 86_400_000 + 3 * min);

@@ -119,6 +119,7 @@ impl Node {
             currency: Currency::GBP,
             stake_minor: bet["stake_minor"].as_i64().unwrap(),
             payout_minor,
+            leg_factors: Vec::new(),
         });
         let mut f =
             self.hub_chain

@@ -124,6 +124,7 @@ pub fn router(state: HubState) -> Router {
             get(crate::witness::api::checkpoint),
         )
         .merge(crate::results_api::routes())
+        .merge(crate::results_feed_api::routes())
         .merge(crate::reconcile::api::routes())
         .route("/metrics", get(crate::metrics::get_metrics))
         .fallback(|| async {

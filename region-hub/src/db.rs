@@ -219,6 +219,15 @@ ALTER TABLE settlements ADD COLUMN leg_results TEXT;
 ALTER TABLE results ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN reports_from INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 3 (h5r): results that are not a score (races, per-outcome feed results). A score keeps
+    // its goals with `result_json` NULL; any other result is its canonical JSON
+    // (`core::settlement::event_result::EventResult`) with `home_goals` = -1 and `away_goals`
+    // = the first 7 bytes of its SHA-256, so the reports' unique key stays per content.
+    r#"
+ALTER TABLE results ADD COLUMN result_json TEXT;
+ALTER TABLE result_versions ADD COLUMN result_json TEXT;
+ALTER TABLE result_reports ADD COLUMN result_json TEXT;
+"#,
 ];
 
 /// The database handle: one connection behind a mutex.

@@ -20,6 +20,7 @@ mod metrics;
 mod outbox;
 pub mod reconcile;
 mod results_api;
+mod results_feed_api;
 pub mod run;
 mod settle_bulk;
 pub mod settlement;

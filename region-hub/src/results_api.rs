@@ -3,8 +3,10 @@
 //! - `POST /v1/results/file?source=…` — a results file (CSV, `text/csv`); refused whole, with
 //!   line numbers, if any line is malformed;
 //! - `GET  /v1/results/{event_id}` — reports, final versions and alerts of one event;
-//! - `POST /v1/results/{event_id}/confirm` — an operator confirms a score;
-//! - `POST /v1/results/{event_id}/correct` — an operator corrects a final result;
+//! - `POST /v1/results/{event_id}/confirm` — an operator confirms a result (score, race or
+//!   per-outcome: [`OperatorRequest`]);
+//! - `POST /v1/results/{event_id}/correct` — an operator corrects a final result (same body
+//!   plus `reason`);
 //! - `POST /v1/results/{event_id}/rollback` — roll back settlement (all or some markets);
 //! - `GET  /v1/alerts[?all=true]` — result alerts for ops (open ones by default).
 //!
@@ -13,6 +15,7 @@
 //! review) and 409 with the alert when it conflicts.
 
 use crate::api::{ApiError, goals};
+use crate::results_feed_api::{NonRunnerBody, RaceBody};
 use crate::settlement::{ResultReceipt, ResultStatus};
 use crate::store::{HubState, now_ms};
 use axum::body::Bytes;
@@ -24,6 +27,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use outpost_core::ids::{EventId, MarketId};
 use outpost_core::settle::FinalScore;
+use outpost_core::settlement::event_result::{EventResult, MarketResult, OutcomeResults};
+use outpost_core::settlement::race_result::Placing;
 use outpost_core::settlement::results_file;
 use serde::Deserialize;
 use serde_json::json;
@@ -67,55 +72,148 @@ fn event(p: Result<Path<String>, PathRejection>) -> Result<EventId, ApiError> {
     EventId::new(id).map_err(|e| ApiError::bad_request("INVALID_EVENT_ID", e.to_string()))
 }
 
-fn score(home: i64, away: i64) -> Result<FinalScore, ApiError> {
+fn score_of(home: i64, away: i64) -> Result<FinalScore, ApiError> {
     Ok(FinalScore {
         home: goals("home_goals", home)?,
         away: goals("away_goals", away)?,
     })
 }
 
+/// What an operator states when confirming or correcting: who, why (corrections), and the
+/// result, exactly one of
+/// - a score: `home_goals`, `away_goals`;
+/// - a race: `placings`, `non_runners`, `runners`, `handicap` (as `POST /v1/results/race`);
+/// - per-outcome results: `markets` (`[{market_id, outcomes: [{outcome, won, void_factor,
+///   dead_heat_factor}]}]`, factors as `{num, den}`), markets of this event only.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ConfirmRequest {
-    home_goals: i64,
-    away_goals: i64,
+struct OperatorRequest {
     operator: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    home_goals: Option<i64>,
+    #[serde(default)]
+    away_goals: Option<i64>,
+    #[serde(default)]
+    placings: Option<Vec<Placing>>,
+    #[serde(default)]
+    non_runners: Option<Vec<NonRunnerBody>>,
+    #[serde(default)]
+    runners: Option<u16>,
+    #[serde(default)]
+    handicap: Option<bool>,
+    #[serde(default)]
+    markets: Option<Vec<MarketResult>>,
 }
 
+impl OperatorRequest {
+    /// The stated result; a request naming none, or more than one kind, is refused.
+    fn result(&mut self, event_id: &EventId) -> Result<EventResult, ApiError> {
+        let invalid = |m: String| ApiError::bad_request("INVALID_RESULT", m);
+        let score = self.home_goals.is_some() || self.away_goals.is_some();
+        let race = self.placings.is_some()
+            || self.non_runners.is_some()
+            || self.runners.is_some()
+            || self.handicap.is_some();
+        let outcomes = self.markets.is_some();
+        match (score, race, outcomes) {
+            (true, false, false) => match (self.home_goals, self.away_goals) {
+                (Some(h), Some(a)) => Ok(EventResult::Score(score_of(h, a)?)),
+                _ => Err(invalid("a score needs both home_goals and away_goals".into())),
+            },
+            (false, true, false) => match (self.placings.take(), self.runners, self.handicap) {
+                (Some(placings), Some(runners), Some(handicap)) => RaceBody {
+                    placings,
+                    non_runners: self.non_runners.take().unwrap_or_default(),
+                    runners,
+                    handicap,
+                }
+                .into_result(),
+                _ => Err(invalid(
+                    "a race result needs placings, runners and handicap".into(),
+                )),
+            },
+            (false, false, true) => {
+                let markets = self.markets.take().unwrap_or_default();
+                if markets.is_empty() {
+                    return Err(invalid("markets is empty".into()));
+                }
+                // A sanity check against a pasted id of another event (ids are `{event}:{kind}`).
+                let prefix = format!("{event_id}:");
+                for m in &markets {
+                    if !m.market_id.as_str().starts_with(&prefix) {
+                        return Err(invalid(format!(
+                            "market {} is not a market of event {event_id}",
+                            m.market_id
+                        )));
+                    }
+                    for o in &m.outcomes {
+                        for (name, f) in [("void_factor", o.void_factor), ("dead_heat_factor", o.dead_heat_factor)] {
+                            if f.den == 0 || f.num > f.den {
+                                return Err(invalid(format!(
+                                    "market {}: {name} {}/{} is not between 0 and 1",
+                                    m.market_id, f.num, f.den
+                                )));
+                            }
+                        }
+                    }
+                }
+                OutcomeResults::new(markets)
+                    .map(EventResult::Outcomes)
+                    .map_err(invalid)
+            }
+            (false, false, false) => Err(invalid(
+                "state a result: home_goals/away_goals, a race (placings, runners, handicap) or markets".into(),
+            )),
+            _ => Err(invalid(
+                "state one kind of result: a score, a race or markets, not several".into(),
+            )),
+        }
+    }
+}
+
+/// An operator confirms a result that is not final (pending one source, held by a conflict,
+/// or an unknown event held for review): it becomes final and settles.
 async fn post_confirm(
     State(state): State<HubState>,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Json<ConfirmRequest>, JsonRejection>,
+    body: Result<Json<OperatorRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let event_id = event(path)?;
-    let Json(req) = body?;
-    let score = score(req.home_goals, req.away_goals)?;
+    let Json(mut req) = body?;
+    if req.reason.is_some() {
+        return Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            "a confirmation takes no reason (a correction does: POST …/correct)",
+        ));
+    }
+    let result = req.result(&event_id)?;
     let r = state
-        .blocking(move |s| s.confirm_result_blocking(&event_id, score, &req.operator, now_ms()))
+        .blocking(move |s| s.confirm_report_blocking(&event_id, &result, &req.operator, now_ms()))
         .await?;
     Ok(receipt_response(r))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CorrectRequest {
-    home_goals: i64,
-    away_goals: i64,
-    operator: String,
-    reason: String,
-}
-
+/// An operator corrects a final result: its settlements are reversed by compensating records
+/// and the bets settled again on the new version (never an update in place).
 async fn post_correct(
     State(state): State<HubState>,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Json<CorrectRequest>, JsonRejection>,
+    body: Result<Json<OperatorRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let event_id = event(path)?;
-    let Json(req) = body?;
-    let score = score(req.home_goals, req.away_goals)?;
+    let Json(mut req) = body?;
+    let Some(reason) = req.reason.take() else {
+        return Err(ApiError::bad_request(
+            "INVALID_REQUEST",
+            "a correction needs a reason",
+        ));
+    };
+    let result = req.result(&event_id)?;
     let r = state
         .blocking(move |s| {
-            s.correct_result_blocking(&event_id, score, &req.operator, &req.reason, now_ms())
+            s.correct_report_blocking(&event_id, &result, &req.operator, &reason, now_ms())
         })
         .await?;
     Ok(receipt_response(r))

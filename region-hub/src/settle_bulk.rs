@@ -22,9 +22,9 @@ use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, settle_bet};
 use outpost_core::ids::{EventId, NodeId};
 use outpost_core::log::RecordKind;
-use outpost_core::settle::FinalScore;
+use outpost_core::settlement::event_result::EventResult;
 use outpost_core::time::UnixMillis;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Transaction, params};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -41,9 +41,8 @@ enum Decided {
 }
 
 /// Per event: its final result in force (if any) and whether settlement is suspended.
-#[derive(Clone, Copy)]
 struct EventState {
-    result: Option<(FinalScore, u32)>,
+    result: Option<(EventResult, u32)>,
     suspended: bool,
 }
 
@@ -74,7 +73,12 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     })
 }
 
-fn decide(node: &NodeId, bet: &BetPlaced, events: &HashMap<EventId, EventState>) -> Decided {
+fn decide(
+    node: &NodeId,
+    bet: &BetPlaced,
+    struck_at: UnixMillis,
+    events: &HashMap<EventId, EventState>,
+) -> Decided {
     // Reconciliation hook: a critical finding suspends settlement of its events.
     if bet
         .legs
@@ -83,7 +87,13 @@ fn decide(node: &NodeId, bet: &BetPlaced, events: &HashMap<EventId, EventState>)
     {
         return Decided::NotReady;
     }
-    match settle_bet(node, bet, |e| events.get(e).and_then(|s| s.result)) {
+    let result_of = |e: &EventId| {
+        events
+            .get(e)
+            .and_then(|s| s.result.as_ref())
+            .map(|(r, v)| (r, *v))
+    };
+    match settle_bet(node, bet, struck_at, result_of) {
         Ok(None) => Decided::NotReady,
         Err(e) => Decided::Failed(e.to_string()),
         Ok(Some(s)) => match serde_json::to_string(&s.leg_results) {
@@ -109,15 +119,15 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
         // 1. Read.
-        let rows: Vec<(String, i64, Vec<u8>)> = {
+        let rows: Vec<(String, i64, Vec<u8>, i64)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT b.node_id, b.seq, r.frame FROM bet_events be
+                "SELECT b.node_id, b.seq, r.frame, r.ts_ms FROM bet_events be
                  JOIN bets b ON b.bet_id = be.bet_id
                  JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
                  WHERE be.event_id = ?1 AND b.status = 'open'",
             )?;
             stmt.query_map([event_id.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<Result<_, _>>()?
         };
@@ -125,7 +135,7 @@ impl HubState {
             return Ok(0);
         }
         let mut node_ids: HashMap<String, NodeId> = HashMap::new();
-        for (n, _, _) in &rows {
+        for (n, _, _, _) in &rows {
             if !node_ids.contains_key(n) {
                 let id = NodeId::new(n.clone())
                     .map_err(|e| StoreError::Corrupt(format!("node id: {e}")))?;
@@ -133,16 +143,16 @@ impl HubState {
             }
         }
         // 2. Decode.
-        let bets: Vec<(&NodeId, BetPlaced)> = par_map(&rows, |(n, seq, frame)| {
+        let bets: Vec<(&NodeId, BetPlaced, UnixMillis)> = par_map(&rows, |(n, seq, frame, ts)| {
             let node = &node_ids[n];
-            bet_from_frame(node, *seq, frame).map(|b| (node, b))
+            bet_from_frame(node, *seq, frame).map(|b| (node, b, UnixMillis(*ts)))
         })
         .into_iter()
         .collect::<Result<_, _>>()?;
         drop(rows);
         // 3. Events.
         let mut events: HashMap<EventId, EventState> = HashMap::new();
-        for (_, bet) in &bets {
+        for (_, bet, _) in &bets {
             for leg in &bet.legs {
                 if !events.contains_key(&leg.event_id) {
                     let st = event_state(tx, &leg.event_id)?;
@@ -151,7 +161,7 @@ impl HubState {
             }
         }
         // 4. Settle.
-        let decided = par_map(&bets, |(node, bet)| decide(node, bet, &events));
+        let decided = par_map(&bets, |(node, bet, ts)| decide(node, bet, *ts, &events));
         // 5. Write.
         let mut waiting = 0;
         let mut done_stmt = tx.prepare_cached(
@@ -164,7 +174,7 @@ impl HubState {
             "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
         )?;
         let progress = &self.metrics().settle_progress;
-        for ((node, bet), d) in bets.iter().zip(decided) {
+        for ((node, bet, _), d) in bets.iter().zip(decided) {
             let bet_id = bet.bet_id.as_str();
             match d {
                 Decided::NotReady => waiting += 1,
@@ -219,23 +229,7 @@ impl HubState {
 fn event_state(tx: &Transaction<'_>, event: &EventId) -> Result<EventState, StoreError> {
     let suspended = crate::reconcile::suspend::suspended(tx, event)?.is_some();
     // A withdrawn (rolled-back) result does not settle until a new version is final.
-    let r: Option<(i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
-        )?
-        .query_row([event.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let corrupt = |what: String| StoreError::Corrupt(what);
-    let result = match r {
-        None => None,
-        Some((h, a, v)) => Some((
-            FinalScore {
-                home: u16::try_from(h).map_err(|_| corrupt(format!("goal count {h}")))?,
-                away: u16::try_from(a).map_err(|_| corrupt(format!("goal count {a}")))?,
-            },
-            u32::try_from(v).map_err(|_| corrupt(format!("result version {v}")))?,
-        )),
-    };
+    let result = crate::settlement::load_final(tx, event)?;
     Ok(EventState { result, suspended })
 }
 

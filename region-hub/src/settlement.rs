@@ -26,17 +26,75 @@
 
 use crate::store::{HubState, StoreError, TxEffects, load_bet, now_ms};
 use outpost_core::edge::events::BetPlaced;
-use outpost_core::hub::{HubEvent, HubResult, HubSettlementReversal};
+use outpost_core::hub::{HubEvent, HubSettlementReversal, result_event};
 use outpost_core::ids::{BetId, EventId, MarketId, NodeId};
 use outpost_core::log::NodeKey;
 use outpost_core::settle::FinalScore;
+use outpost_core::settlement::event_result::{Agreement, EventResult, agree};
 use outpost_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 const SOURCE_MAX: usize = 200;
 /// Reports needed from different sources before a result is final without an operator.
-pub const SOURCES_REQUIRED: usize = 2;
+pub const SOURCES_REQUIRED: usize = outpost_core::settlement::event_result::SOURCES_REQUIRED;
+
+/// The stored columns of a result: (home_goals, away_goals, result_json) (`db.rs`, migration 3).
+pub(crate) fn result_cols(r: &EventResult) -> (i64, i64, Option<String>) {
+    match r {
+        EventResult::Score(s) => (i64::from(s.home), i64::from(s.away), None),
+        other => {
+            let json = serde_json::to_string(other).expect("results serialise");
+            let d = <sha2::Sha256 as sha2::Digest>::digest(json.as_bytes());
+            let mut b = [0u8; 8];
+            b[1..].copy_from_slice(&d[..7]);
+            (-1, i64::from_be_bytes(b), Some(json))
+        }
+    }
+}
+
+/// A result from its stored columns.
+pub(crate) fn result_from_cols(
+    h: i64,
+    a: i64,
+    json: Option<String>,
+) -> Result<EventResult, StoreError> {
+    match json {
+        Some(j) => {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("stored result: {e}")))
+        }
+        None => {
+            let c =
+                |x: i64| u16::try_from(x).map_err(|_| StoreError::Corrupt(format!("goals {x}")));
+            Ok(EventResult::Score(FinalScore {
+                home: c(h)?,
+                away: c(a)?,
+            }))
+        }
+    }
+}
+
+/// The final result in force of `event` (not withdrawn) and its version: what settles bets.
+pub(crate) fn load_final(
+    tx: &Connection,
+    event: &EventId,
+) -> Result<Option<(EventResult, u32)>, StoreError> {
+    let r: Option<(i64, i64, Option<String>, i64)> = tx
+        .prepare_cached(
+            "SELECT home_goals, away_goals, result_json, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
+        )?
+        .query_row([event.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    r.map(|(h, a, j, v)| {
+        Ok((
+            result_from_cols(h, a, j)?,
+            u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
+        ))
+    })
+    .transpose()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultError {
@@ -46,12 +104,11 @@ pub enum ResultError {
         problem: &'static str,
     },
     #[error(
-        "event {event_id} already has the final result {}-{} (version {version}); a different score is a correction (POST /v1/results/{event_id}/correct)",
-        current.home, current.away
+        "event {event_id} already has the final result {current} (version {version}); a different result is a correction (POST /v1/results/{event_id}/correct)"
     )]
     AlreadyFinal {
         event_id: EventId,
-        current: FinalScore,
+        current: String,
         version: u32,
     },
     #[error("event {0} has no final result to correct or roll back")]
@@ -129,29 +186,25 @@ fn validate_name(field: &'static str, v: &str) -> Result<(), ResultError> {
 }
 
 /// The current final result of an event (`results` row).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Current {
-    score: FinalScore,
+    result: EventResult,
     version: u32,
     withdrawn: bool,
     reports_from: i64,
 }
 
 fn current(tx: &Connection, event: &EventId) -> Result<Option<Current>, StoreError> {
-    let row: Option<(i64, i64, i64, bool, i64)> = tx
+    let row: Option<(i64, i64, i64, bool, i64, Option<String>)> = tx
         .query_row(
-            "SELECT home_goals, away_goals, result_version, withdrawn, reports_from FROM results WHERE event_id = ?1",
+            "SELECT home_goals, away_goals, result_version, withdrawn, reports_from, result_json FROM results WHERE event_id = ?1",
             [event.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .optional()?;
-    row.map(|(h, a, v, withdrawn, reports_from)| {
-        let c = |x: i64| u16::try_from(x).map_err(|_| StoreError::Corrupt(format!("goals {x}")));
+    row.map(|(h, a, v, withdrawn, reports_from, json)| {
         Ok(Current {
-            score: FinalScore {
-                home: c(h)?,
-                away: c(a)?,
-            },
+            result: result_from_cols(h, a, json)?,
             version: u32::try_from(v)
                 .map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
             withdrawn,
@@ -265,6 +318,17 @@ impl HubState {
         source: &str,
         now: UnixMillis,
     ) -> Result<ResultReceipt, ResultError> {
+        self.submit_report_blocking(event_id, &EventResult::Score(score), source, now)
+    }
+
+    /// Submit a report of any kind of result (score, race, per-outcome) from `source`.
+    pub fn submit_report_blocking(
+        &self,
+        event_id: &EventId,
+        result: &EventResult,
+        source: &str,
+        now: UnixMillis,
+    ) -> Result<ResultReceipt, ResultError> {
         validate_name("source", source)?;
         if source.starts_with("operator:") {
             return Err(ResultError::Invalid {
@@ -273,19 +337,23 @@ impl HubState {
             });
         }
         self.in_tx(event_id, now, |s, tx, effects| {
-            if !insert_report(tx, event_id, source, score, false, now)? {
+            if !insert_report(tx, event_id, source, result, false, now)? {
                 effects.reprocessed_results += 1;
             }
             match current(tx, event_id)? {
-                Some(c) if !c.withdrawn && c.score == score => Ok(ResultStatus::Unchanged),
+                // Per-outcome results grow market by market: look at every report again.
+                Some(c) if !c.withdrawn && matches!(c.result, EventResult::Outcomes(_)) => {
+                    Ok(s.evaluate_reports(tx, event_id, now, effects)?)
+                }
+                Some(c) if !c.withdrawn && &c.result == result => Ok(ResultStatus::Unchanged),
                 Some(c) if !c.withdrawn => {
                     s.raise_alert(
                         tx,
                         event_id,
                         "conflict",
                         &format!(
-                            "{source} reports {}-{}, but the final result is {}-{} (version {}); settlement stands until an operator corrects it",
-                            score.home, score.away, c.score.home, c.score.away, c.version
+                            "{source} reports {}, but the final result is {} (version {}); settlement stands until an operator corrects it",
+                            result.describe(), c.result.describe(), c.version
                         ),
                         now,
                         effects,
@@ -306,6 +374,17 @@ impl HubState {
         operator: &str,
         now: UnixMillis,
     ) -> Result<ResultReceipt, ResultError> {
+        self.confirm_report_blocking(event_id, &EventResult::Score(score), operator, now)
+    }
+
+    /// An operator confirms any kind of result (see [`HubState::confirm_result_blocking`]).
+    pub fn confirm_report_blocking(
+        &self,
+        event_id: &EventId,
+        score: &EventResult,
+        operator: &str,
+        now: UnixMillis,
+    ) -> Result<ResultReceipt, ResultError> {
         validate_name("operator", operator)?;
         self.in_tx(event_id, now, |s, tx, effects| {
             let source = format!("operator:{operator}");
@@ -313,20 +392,20 @@ impl HubState {
                 effects.reprocessed_results += 1;
             }
             match current(tx, event_id)? {
-                Some(c) if !c.withdrawn && c.score == score => {
+                Some(c) if !c.withdrawn && &c.result == score => {
                     resolve_alerts(tx, event_id, &format!("confirmed by {operator}"), now)?;
                     Ok(ResultStatus::Unchanged)
                 }
                 Some(c) if !c.withdrawn => Err(ResultError::AlreadyFinal {
                     event_id: event_id.clone(),
-                    current: c.score,
+                    current: c.result.describe(),
                     version: c.version,
                 }),
                 _ => {
                     s.finalize(
                         tx,
                         event_id,
-                        score,
+                        score.clone(),
                         &format!("confirmed by operator {operator}"),
                         now,
                         effects,
@@ -347,6 +426,18 @@ impl HubState {
         reason: &str,
         now: UnixMillis,
     ) -> Result<ResultReceipt, ResultError> {
+        self.correct_report_blocking(event_id, &EventResult::Score(score), operator, reason, now)
+    }
+
+    /// An operator corrects a final result of any kind.
+    pub fn correct_report_blocking(
+        &self,
+        event_id: &EventId,
+        score: &EventResult,
+        operator: &str,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<ResultReceipt, ResultError> {
         validate_name("operator", operator)?;
         validate_name("reason", reason)?;
         self.in_tx(event_id, now, |s, tx, effects| {
@@ -361,13 +452,13 @@ impl HubState {
                 true,
                 now,
             )?;
-            if c.score == score {
+            if &c.result == score {
                 return Ok(ResultStatus::Unchanged);
             }
             s.finalize(
                 tx,
                 event_id,
-                score,
+                score.clone(),
                 &format!("corrected by operator {operator}: {reason}"),
                 now,
                 effects,
@@ -537,38 +628,45 @@ impl HubState {
         effects: &mut TxEffects,
     ) -> Result<ResultStatus, StoreError> {
         let c = current(tx, event_id)?;
-        if c.is_some_and(|c| !c.withdrawn) {
+        let in_force = c
+            .as_ref()
+            .filter(|c| !c.withdrawn)
+            .map(|c| c.result.clone());
+        if in_force
+            .as_ref()
+            .is_some_and(|r| !matches!(r, EventResult::Outcomes(_)))
+        {
             return Ok(ResultStatus::Unchanged);
         }
-        let from = c.map_or(0, |c| c.reports_from);
-        let reports: Vec<(String, i64, i64)> = {
+        let from = c.as_ref().map_or(0, |c| c.reports_from);
+        let rows: Vec<(String, i64, i64, Option<String>, bool)> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT source, home_goals, away_goals FROM result_reports WHERE event_id = ?1 AND id >= ?2 ORDER BY id",
+                "SELECT source, home_goals, away_goals, result_json, operator FROM result_reports WHERE event_id = ?1 AND id >= ?2 ORDER BY id",
             )?;
             stmt.query_map(params![event_id.as_str(), from], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<Result<_, _>>()?
         };
-        let Some(first) = reports.first() else {
-            return Ok(ResultStatus::Pending);
+        let reports = rows
+            .into_iter()
+            .map(|(src, h, a, j, op)| Ok((src, result_from_cols(h, a, j)?, op)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let agreed = match agree(&reports) {
+            Agreement::Conflict(detail) => {
+                self.raise_alert(
+                    tx,
+                    event_id,
+                    "conflict",
+                    &format!("{detail}; settlement held until an operator confirms a result"),
+                    now,
+                    effects,
+                )?;
+                return Ok(ResultStatus::Conflict);
+            }
+            Agreement::Pending if reports.is_empty() => return Ok(ResultStatus::Pending),
+            a => a,
         };
-        if reports.iter().any(|r| (r.1, r.2) != (first.1, first.2)) {
-            let detail = reports
-                .iter()
-                .map(|(s, h, a)| format!("{s}: {h}-{a}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            self.raise_alert(
-                tx,
-                event_id,
-                "conflict",
-                &format!("sources disagree ({detail}); settlement held until an operator confirms a score"),
-                now,
-                effects,
-            )?;
-            return Ok(ResultStatus::Conflict);
-        }
         let known: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM hub_events WHERE event_id = ?1)",
             [event_id.as_str()],
@@ -585,20 +683,23 @@ impl HubState {
             )?;
             return Ok(ResultStatus::Held);
         }
+        let Agreement::Final(result) = agreed else {
+            return Ok(if in_force.is_some() {
+                ResultStatus::Unchanged
+            } else {
+                ResultStatus::Pending
+            });
+        };
+        if in_force.as_ref() == Some(&result) {
+            return Ok(ResultStatus::Unchanged);
+        }
         let mut sources: Vec<&str> = reports.iter().map(|r| r.0.as_str()).collect();
         sources.sort_unstable();
         sources.dedup();
-        if sources.len() < SOURCES_REQUIRED {
-            return Ok(ResultStatus::Pending);
-        }
-        let score = FinalScore {
-            home: u16::try_from(first.1).map_err(|_| StoreError::Corrupt("goals".into()))?,
-            away: u16::try_from(first.2).map_err(|_| StoreError::Corrupt("goals".into()))?,
-        };
         self.finalize(
             tx,
             event_id,
-            score,
+            result,
             &format!("agreed: {}", sources.join(", ")),
             now,
             effects,
@@ -612,11 +713,12 @@ impl HubState {
         &self,
         tx: &Transaction<'_>,
         event_id: &EventId,
-        score: FinalScore,
+        score: EventResult,
         basis: &str,
         now: UnixMillis,
         effects: &mut TxEffects,
     ) -> Result<u32, StoreError> {
+        let (home, away, json) = result_cols(&score);
         let last: i64 = tx.query_row(
             "SELECT MAX(COALESCE((SELECT MAX(result_version) FROM result_versions WHERE event_id = ?1), 0),
                         COALESCE((SELECT result_version FROM results WHERE event_id = ?1), 0))",
@@ -626,22 +728,22 @@ impl HubState {
         let version = u32::try_from(last + 1)
             .map_err(|_| StoreError::Corrupt(format!("result version {last}")))?;
         tx.execute(
-            "INSERT INTO result_versions (event_id, result_version, home_goals, away_goals, basis, final_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![event_id.as_str(), version, score.home, score.away, basis, now.0],
+            "INSERT INTO result_versions (event_id, result_version, home_goals, away_goals, basis, final_ms, result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![event_id.as_str(), version, home, away, basis, now.0, json],
         )?;
         tx.execute(
-            "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms, withdrawn, reports_from)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0)
+            "INSERT INTO results (event_id, home_goals, away_goals, result_version, source, received_ms, withdrawn, reports_from, result_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7)
              ON CONFLICT (event_id) DO UPDATE SET home_goals = ?2, away_goals = ?3, result_version = ?4,
-                 source = ?5, received_ms = ?6, withdrawn = 0",
-            params![event_id.as_str(), score.home, score.away, version, basis, now.0],
+                 source = ?5, received_ms = ?6, withdrawn = 0, result_json = ?7",
+            params![event_id.as_str(), home, away, version, basis, now.0, json],
         )?;
-        let result = HubEvent::Result(HubResult {
-            event_id: event_id.clone(),
+        let result = result_event(
+            event_id.clone(),
             score,
-            result_version: version,
-            source: basis.chars().take(SOURCE_MAX).collect(),
-        });
+            version,
+            basis.chars().take(SOURCE_MAX).collect(),
+        );
         let nodes: Vec<NodeId> = self.registered_nodes().map(|n| n.id.clone()).collect();
         for node in nodes {
             let (seq, _) = effects
@@ -735,7 +837,7 @@ impl HubState {
             let conn = self.db().reader();
             let c = current(&conn, event_id)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT source, home_goals, away_goals, operator, received_ms FROM result_reports WHERE event_id = ?1 ORDER BY id",
+                "SELECT source, home_goals, away_goals, operator, received_ms, result_json FROM result_reports WHERE event_id = ?1 ORDER BY id",
             )?;
             let reports: Vec<ReportView> = stmt
                 .query_map([event_id.as_str()], |r| {
@@ -745,11 +847,12 @@ impl HubState {
                         away_goals: r.get(2)?,
                         operator: r.get(3)?,
                         received_ms: r.get(4)?,
+                        result: json_value(r.get(5)?),
                     })
                 })?
                 .collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT result_version, home_goals, away_goals, basis, final_ms FROM result_versions WHERE event_id = ?1 ORDER BY result_version",
+                "SELECT result_version, home_goals, away_goals, basis, final_ms, result_json FROM result_versions WHERE event_id = ?1 ORDER BY result_version",
             )?;
             let versions: Vec<VersionView> = stmt
                 .query_map([event_id.as_str()], |r| {
@@ -759,6 +862,7 @@ impl HubState {
                         away_goals: r.get(2)?,
                         basis: r.get(3)?,
                         final_ms: r.get(4)?,
+                        result: json_value(r.get(5)?),
                     })
                 })?
                 .collect::<Result<_, _>>()?;
@@ -771,7 +875,7 @@ impl HubState {
             .collect();
         Ok(ResultView {
             event_id: event_id.to_string(),
-            state: match c {
+            state: match &c {
                 None => "none",
                 Some(c) if c.withdrawn => "withdrawn",
                 Some(_) => "final",
@@ -802,6 +906,13 @@ pub struct ReportView {
     pub away_goals: i64,
     pub operator: bool,
     pub received_ms: i64,
+    /// A race or per-outcome result (the goals are then -1 and a content key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
+
+fn json_value(j: Option<String>) -> Option<serde_json::Value> {
+    j.and_then(|j| serde_json::from_str(&j).ok())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -811,6 +922,8 @@ pub struct VersionView {
     pub away_goals: i64,
     pub basis: String,
     pub final_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -829,10 +942,11 @@ fn insert_report(
     tx: &Transaction<'_>,
     event_id: &EventId,
     source: &str,
-    score: FinalScore,
+    score: &EventResult,
     operator: bool,
     now: UnixMillis,
 ) -> Result<bool, StoreError> {
+    let (home, away, json) = result_cols(score);
     let epoch: i64 = tx
         .query_row(
             "SELECT reports_from FROM results WHERE event_id = ?1",
@@ -842,8 +956,8 @@ fn insert_report(
         .optional()?
         .unwrap_or(0);
     Ok(tx.execute(
-        "INSERT OR IGNORE INTO result_reports (event_id, source, home_goals, away_goals, operator, received_ms, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![event_id.as_str(), source, score.home, score.away, operator, now.0, epoch],
+        "INSERT OR IGNORE INTO result_reports (event_id, source, home_goals, away_goals, operator, received_ms, epoch, result_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![event_id.as_str(), source, home, away, operator, now.0, epoch, json],
     )? == 1)
 }
 

@@ -18,7 +18,7 @@ use outpost_core::edge::events::{BetPlaced, EdgeEvent};
 use outpost_core::hub::{HubEvent, settle_bet};
 use outpost_core::ids::{BetId, EventId, Jurisdiction, LogId, NodeId, Seq};
 use outpost_core::log::{ChainHead, Frame, NodeKey, RecordBody, RecordHash, RecordKind};
-use outpost_core::settle::FinalScore;
+use outpost_core::settlement::event_result::EventResult;
 use outpost_core::time::UnixMillis;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeMap, HashMap};
@@ -99,7 +99,7 @@ pub struct Metrics {
 /// Final results in force, looked up once per event during a settle pass.
 #[derive(Debug, Default)]
 pub(crate) struct ResultCache {
-    map: HashMap<EventId, Option<(FinalScore, u32)>>,
+    map: HashMap<EventId, Option<(EventResult, u32)>>,
 }
 
 impl ResultCache {
@@ -108,27 +108,15 @@ impl ResultCache {
             return Ok(());
         }
         // A withdrawn (rolled-back) result does not settle until a new version is final.
-        let r: Option<(i64, i64, i64)> = tx
-            .prepare_cached(
-                "SELECT home_goals, away_goals, result_version FROM results WHERE event_id = ?1 AND withdrawn = 0",
-            )?
-            .query_row([event.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let v = match r {
-            None => None,
-            Some((h, a, v)) => Some((
-                FinalScore {
-                    home: to_u16(h)?,
-                    away: to_u16(a)?,
-                },
-                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("result version {v}")))?,
-            )),
-        };
+        let v = crate::settlement::load_final(tx, event)?;
         self.map.insert(event.clone(), v);
         Ok(())
     }
-    fn get(&self, event: &EventId) -> Option<(FinalScore, u32)> {
-        self.map.get(event).copied().flatten()
+    fn get(&self, event: &EventId) -> Option<(&EventResult, u32)> {
+        self.map
+            .get(event)
+            .and_then(|r| r.as_ref())
+            .map(|(r, v)| (r, *v))
     }
 }
 
@@ -689,11 +677,15 @@ impl HubState {
         let node =
             NodeId::new(node).map_err(|e| StoreError::Corrupt(format!("bet {bet_id}: {e}")))?;
         let bet = load_bet(tx, &node, seq)?;
+        let struck_at: i64 = tx
+            .prepare_cached("SELECT ts_ms FROM records WHERE node_id = ?1 AND seq = ?2")?
+            .query_row(params![node.as_str(), seq], |r| r.get(0))?;
         let mut results = ResultCache::default();
         self.settle_loaded(
             tx,
             &node,
             &bet,
+            UnixMillis(struck_at),
             status == "open",
             &mut results,
             now,
@@ -709,6 +701,7 @@ impl HubState {
         tx: &Transaction<'_>,
         node: &NodeId,
         bet: &BetPlaced,
+        struck_at: UnixMillis,
         open: bool,
         results: &mut ResultCache,
         now: UnixMillis,
@@ -724,7 +717,7 @@ impl HubState {
         for leg in &bet.legs {
             results.load(tx, &leg.event_id)?;
         }
-        let settlement = match settle_bet(node, bet, |e| results.get(e)) {
+        let settlement = match settle_bet(node, bet, struck_at, |e| results.get(e)) {
             Ok(None) => return Ok(SettleOutcome::NotReady),
             Ok(Some(s)) => s,
             Err(e) => {
@@ -921,10 +914,6 @@ impl HubState {
             self.down_head(node);
         }
     }
-}
-
-fn to_u16(v: i64) -> Result<u16, StoreError> {
-    u16::try_from(v).map_err(|_| StoreError::Corrupt(format!("goal count {v}")))
 }
 
 /// Insert the `bets` row for a BetPlaced record. The inner `Err` is a reason to flag the node

@@ -152,6 +152,7 @@ impl Edge {
             currency: Currency::GBP,
             stake_minor: 1000,
             payout_minor: payout,
+            leg_factors: Vec::new(),
         })
     }
 

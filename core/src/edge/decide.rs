@@ -851,8 +851,19 @@ impl EdgeState {
             }) => Ok(Decided {
                 events: vec![EdgeEvent::EventResulted(EventResulted {
                     event_id,
-                    score,
+                    score: Some(score),
                     result_version,
+                    down,
+                    markets: None,
+                })],
+                reply: Reply::Done,
+            }),
+            HubEvent::EventResult(r) => Ok(Decided {
+                events: vec![EdgeEvent::EventResulted(EventResulted {
+                    markets: r.markets(),
+                    event_id: r.event_id,
+                    score: None,
+                    result_version: r.result_version,
                     down,
                 })],
                 reply: Reply::Done,
@@ -867,6 +878,7 @@ impl EdgeState {
                     stake_minor,
                     payout_minor,
                     currency,
+                    leg_factors: _,
                 } = s;
                 if &target != node_id {
                     return Err(CommandError::WrongNode(target));

@@ -164,9 +164,15 @@ pub struct DownRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventResulted {
     pub event_id: EventId,
-    pub score: FinalScore,
+    /// The final score of a football event; absent for a race or per-outcome result (the
+    /// hub record `down` points at holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<FinalScore>,
     pub result_version: u32,
     pub down: DownRef,
+    /// The markets the result closes; absent: every market of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markets: Option<Vec<MarketId>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -430,6 +430,11 @@ impl EdgeState {
                     .markets
                     .values_mut()
                     .filter(|m| m.event_id == r.event_id)
+                    .filter(|m| {
+                        r.markets
+                            .as_ref()
+                            .is_none_or(|ms| ms.contains(&m.market_id))
+                    })
                 {
                     m.status = MarketStatus::Closed;
                 }

@@ -170,6 +170,21 @@ fn digest(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// The market kind and outcome-id mapping of UOF market `id` with `specifiers`, exactly as the
+/// book maps `odds_change` (the hub maps `bet_settlement` with it, so a settled outcome lands
+/// on the market and selection the edge offered). `None`: a market the book does not price.
+pub fn uof_market_kind(
+    id: u32,
+    specifiers: &str,
+) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> {
+    uof_kind(&UofMarket {
+        id,
+        specifiers: specifiers.to_string(),
+        status: UofMarketStatus::Active,
+        outcomes: vec![],
+    })
+}
+
 /// UOF market ids the book prices, and their outcome ids. Everything else is "unknown".
 fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> {
     let spec = |key: &str| {

@@ -101,10 +101,14 @@ pub enum RecordKind {
     HubSettlementReversal = 66,
     /// Edge: the edge applied a `HubSettlementReversal` (the bet is open again).
     BetSettlementReversed = 67,
+    // Hub results intake for races and per-outcome feed results (issue 5, h5r): 72–79.
+    /// Hub → edge: a final race or per-outcome result (`hub::HubEventResult`); a football
+    /// score stays a `HubResult` (64).
+    HubEventResult = 72,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 29] = [
+    pub const ALL: [RecordKind; 30] = [
         RecordKind::Genesis,
         RecordKind::PlayerRegistered,
         RecordKind::KycVerified,
@@ -135,6 +139,7 @@ impl RecordKind {
         RecordKind::HubSettlement,
         RecordKind::HubSettlementReversal,
         RecordKind::BetSettlementReversed,
+        RecordKind::HubEventResult,
     ];
     pub fn from_code(c: u8) -> Option<RecordKind> {
         Self::ALL.iter().copied().find(|k| *k as u8 == c)
@@ -171,6 +176,7 @@ impl RecordKind {
             RecordKind::HubSettlement => "hub_settlement",
             RecordKind::HubSettlementReversal => "hub_settlement_reversal",
             RecordKind::BetSettlementReversed => "bet_settlement_reversed",
+            RecordKind::HubEventResult => "hub_event_result",
         }
     }
 }

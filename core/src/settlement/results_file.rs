@@ -18,7 +18,7 @@ pub const FILE_MAX: usize = 8 << 20;
 pub const GOALS_MAX: u16 = 255;
 const HEADER: &str = "event_id,home_goals,away_goals";
 /// Problems reported at most (the rest are counted).
-const ERRORS_MAX: usize = 50;
+pub(crate) const ERRORS_MAX: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultRow {

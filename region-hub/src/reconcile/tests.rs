@@ -197,9 +197,10 @@ impl Log {
         self.push(
             EdgeEvent::EventResulted(EventResulted {
                 event_id: EventId::new(ev).unwrap(),
-                score: FinalScore { home: 2, away: 0 },
+                score: Some(FinalScore { home: 2, away: 0 }),
                 result_version: 1,
                 down: d,
+                markets: None,
             }),
             ts,
         );
@@ -630,6 +631,7 @@ async fn settlement_completeness_and_the_suspension_hook() {
             currency: Currency::GBP,
             stake_minor: 1_000,
             payout_minor: 2_000,
+            leg_factors: Vec::new(),
         });
         let mut batch = crate::down::DownBatch::default();
         batch

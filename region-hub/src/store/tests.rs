@@ -7,6 +7,7 @@ use crate::test_support::*;
 use outpost_core::hub::HubEvent;
 use outpost_core::log::{ChainWriter, decode_segment, verify_frames};
 use outpost_core::market::Outcome;
+use outpost_core::settle::FinalScore;
 
 fn count(state: &HubState, sql: &str) -> i64 {
     state

@@ -164,6 +164,7 @@ impl World {
                     currency: Currency::GBP,
                     stake_minor: b.stake_minor,
                     payout_minor: payout,
+                    leg_factors: Vec::new(),
                 }),
             },
             T0,
