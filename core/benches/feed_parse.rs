@@ -45,7 +45,17 @@ fn rate(name: &str, n: usize, bytes: usize, f: impl FnMut(usize)) {
     );
 }
 
+/// The 1/5/15-minute load average (Linux), printed with the figures: on a shared machine the
+/// wall-clock rates mean little without it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn main() {
+    println!("load average at the start (1/5/15 min): {}", load_average());
+    println!("target: >= 50,000 real UOF odds_change msgs/s (first row)");
     let real = fixture("uof/go-uof-sdk/odds_change-0.xml");
     let vhc = fixture("uof/go-uof-sdk/odds_change-vhc.xml");
     let sample = fixture("uof/schema-samples/odds_change.xml");
@@ -118,4 +128,5 @@ fn main() {
         "odds book: ingest UOF 1X2 odds_change (parse+price+state)",
         msgs.len() as f64 / s
     );
+    println!("load average at the end (1/5/15 min): {}", load_average());
 }

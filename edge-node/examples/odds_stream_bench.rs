@@ -90,6 +90,18 @@ async fn client(
     }
 }
 
+/// CPU time this process has used so far (user + system, all threads), from `/proc/self/stat`
+/// (clock ticks of 10 ms); `None` off Linux. The load-independent cost of the run: node,
+/// clients and posting all live in this process.
+fn process_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    Some((utime + stime) / 100.0)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -167,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
     let messages = rate * secs / SELECTIONS_PER_MESSAGE;
     let interval = Duration::from_secs_f64(SELECTIONS_PER_MESSAGE as f64 / rate as f64);
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     let mut posts = Vec::new();
     for i in 0..messages {
@@ -225,6 +238,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     lat.sort();
+    let cpu = match (cpu0, process_cpu_secs()) {
+        (Some(a), Some(b)) if received > 0 => format!(
+            "{:.2} s CPU for the run = {:.1} µs per delivered update (node, clients and posting)",
+            b - a,
+            (b - a) * 1e6 / received as f64
+        ),
+        _ => "process CPU time not available".into(),
+    };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average at the end (1/5/15 min): {}",
@@ -253,5 +274,6 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lat, 0.999),
         lat.last().copied().unwrap_or_default()
     );
+    println!("{cpu}");
     Ok(())
 }

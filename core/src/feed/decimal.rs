@@ -5,12 +5,22 @@
 
 use crate::price::PRICE_SCALE;
 
+/// `str::trim` without its cost in the usual case: a value that neither starts nor ends with
+/// an ASCII space or control byte is returned as is (anything else goes through `trim`).
+#[inline(always)]
+pub(crate) fn trim(v: &str) -> &str {
+    match (v.as_bytes().first(), v.as_bytes().last()) {
+        (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => v,
+        _ => v.trim(),
+    }
+}
+
 /// Parse a non-negative decimal (`"2"`, `"2.5"`, `"200.0"`, `"1.90909"`) into thousandths,
 /// truncating beyond three decimals. `None` for anything else (signs, exponents, empty,
 /// more than 9 integer digits).
 pub fn parse_milli_floor(s: &str) -> Option<u64> {
     // One pass over the bytes: this runs for every outcome of every feed message.
-    let b = s.trim().as_bytes();
+    let b = trim(s).as_bytes();
     let mut i = 0;
     let mut int: u64 = 0;
     while i < b.len() && b[i].is_ascii_digit() {
@@ -88,6 +98,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fast_trim_is_str_trim(s in "[ \t\r\n\u{a0}\u{2003}a1.]{0,6}\\PC{0,4}[ \t\u{a0}\u{3000}x9]{0,3}") {
+            prop_assert_eq!(trim(&s), s.trim());
+        }
+
         #[test]
         fn never_panics(s in "\\PC{0,16}") {
             let _ = parse_milli_floor(&s);

@@ -8,7 +8,7 @@
 //! malformed numbers and malformed XML are typed errors, never panics. Odds become exact
 //! thousandths (rounded down); probabilities stay `f64` because they are statistics, not money.
 
-use super::decimal::parse_milli_floor;
+use super::decimal::{parse_milli_floor, trim};
 use crate::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -361,8 +361,7 @@ impl<'a, L: Lookup, const N: usize> Attrs<'a, L, N> {
     fn num<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>, UofError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v
-                .trim()
+            Some(v) => trim(v)
                 .parse::<T>()
                 .map(Some)
                 .map_err(|_| self.invalid(name, v)),
@@ -370,7 +369,7 @@ impl<'a, L: Lookup, const N: usize> Attrs<'a, L, N> {
     }
     fn req_num<T: std::str::FromStr>(&self, name: &'static str) -> Result<T, UofError> {
         let v = self.req(name)?;
-        v.trim().parse::<T>().map_err(|_| self.invalid(name, v))
+        trim(v).parse::<T>().map_err(|_| self.invalid(name, v))
     }
     fn millis(&self, name: &'static str) -> Result<Option<UnixMillis>, UofError> {
         Ok(self.num::<i64>(name)?.map(UnixMillis))
@@ -571,6 +570,60 @@ static NAME_BYTE: [bool; 256] = {
     t
 };
 
+/// SWAR (SIMD within a register): bit 7 of each byte of the result is set where `v` holds a
+/// zero byte. Exact for the lowest zero byte (a borrow only reaches bytes above it), which is
+/// all the scans below use: `trailing_zeros() / 8` of a mask is the first match.
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    v.wrapping_sub(LO) & !v & (LO << 7)
+}
+
+#[inline(always)]
+fn eq_bytes(v: u64, c: u8) -> u64 {
+    zero_bytes(v ^ (0x0101_0101_0101_0101 * u64::from(c)))
+}
+
+/// The index of the first byte at or after `i` that ends or interrupts an attribute value
+/// (`VALUE_STOP`), or `b.len()`. Eight bytes per step: a typical value (`1.92`, `sr:match:1`)
+/// ends within one or two steps without a branch per byte.
+#[inline(always)]
+fn value_stop(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        let v = u64::from_le_bytes(*chunk);
+        let m = eq_bytes(v, b'"') | eq_bytes(v, b'\'') | eq_bytes(v, b'<') | eq_bytes(v, b'&');
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !VALUE_STOP[usize::from(b[i])] {
+        i += 1;
+    }
+    i
+}
+
+/// The first `<` within the next 24 bytes (the indentation between tags), eight at a time.
+#[inline(always)]
+fn find_lt_near(rest: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < 24 {
+        let Some(chunk) = rest.get(i..).and_then(|r| r.first_chunk::<8>()) else {
+            return rest
+                .get(i..)?
+                .iter()
+                .position(|c| *c == b'<')
+                .map(|p| i + p);
+        };
+        let m = eq_bytes(u64::from_le_bytes(*chunk), b'<');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    None
+}
+
 impl<'a> Scanner<'a> {
     fn new(xml: &'a [u8]) -> Result<Self, UofError> {
         let s = std::str::from_utf8(xml).map_err(|e| UofError::Xml {
@@ -636,7 +689,7 @@ impl<'a> Scanner<'a> {
         loop {
             let rest = &self.b[self.pos..];
             // Usually a short run of indentation: look nearby before a vectorised search.
-            let lt = match rest.iter().take(24).position(|c| *c == b'<') {
+            let lt = match find_lt_near(rest) {
                 Some(i) => Some(i),
                 None => memchr::memchr(b'<', rest),
             };
@@ -752,12 +805,10 @@ impl<'a> Scanner<'a> {
             };
             self.pos += 1;
             let start = self.pos;
-            // Values are short (ids, prices): a table-driven loop beats a vectorised search.
+            // Values are short (ids, prices): eight bytes at a time (SWAR), then a table.
             let (b, mut i, mut escaped) = (self.b, start, false);
             loop {
-                while i < b.len() && !VALUE_STOP[usize::from(b[i])] {
-                    i += 1;
-                }
+                i = value_stop(b, i);
                 match b.get(i) {
                     Some(&c) if c == q => break,
                     Some(b'<') => {
@@ -990,7 +1041,7 @@ fn read_body(sc: &mut Scanner<'_>, body: &mut Body) -> Result<(), UofError> {
                 };
                 let probability = match a.get("probabilities") {
                     None => None,
-                    Some(v) => match v.trim().parse::<f64>() {
+                    Some(v) => match trim(v).parse::<f64>() {
                         Ok(p) if p.is_finite() && (0.0..=1.0).contains(&p) => Some(p),
                         _ => return Err(a.invalid("probabilities", v)),
                     },
@@ -1044,6 +1095,20 @@ mod tests {
     fn fixture(name: &str) -> Vec<u8> {
         let p = format!("{}/../fixtures/uof/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    proptest! {
+        /// The eight-bytes-at-a-time scans find exactly what a byte-by-byte scan finds.
+        #[test]
+        fn swar_scans_match_bytewise(b in proptest::collection::vec(
+            proptest::sample::select(vec![b'a', b' ', b'"', b'\'', b'<', b'&', 0u8, 1, 0x80, 0xff, b'='])
+            , 0..40), i in 0usize..40) {
+            let i = i.min(b.len());
+            let naive = i + b[i..].iter().position(|c| VALUE_STOP[usize::from(*c)]).unwrap_or(b.len() - i);
+            prop_assert_eq!(value_stop(&b, i), naive);
+            let lt = b.iter().take(24).position(|c| *c == b'<');
+            prop_assert_eq!(find_lt_near(&b), lt);
+        }
     }
 
     #[test]
