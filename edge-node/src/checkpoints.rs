@@ -79,6 +79,34 @@ pub enum CheckpointError {
     Cosignature(String),
 }
 
+/// One durable record as the tree needs it: its hash, and the bet id of a `bet_placed`.
+pub struct Leaf {
+    pub seq: Seq,
+    pub hash: outpost_core::log::RecordHash,
+    pub bet_id: Option<outpost_core::ids::BetId>,
+}
+
+/// Leaves handed over by the writer's persister once their group is durable, so the tree
+/// grows without reading every record back from sled and decoding its JSON (which cost about
+/// a tenth of the node's CPU per bet). Anything not found here (a gap, start-up) is still
+/// read from the store.
+#[derive(Default)]
+pub struct DurableFeed(std::sync::Mutex<std::collections::VecDeque<Leaf>>);
+
+/// If nobody drains the feed (no checkpoint task), stop holding leaves past this many; the
+/// tree then catches up from the store as before.
+const FEED_MAX: usize = 1 << 20;
+
+impl DurableFeed {
+    pub fn push(&self, leaves: impl IntoIterator<Item = Leaf>) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        q.extend(leaves);
+        if q.len() > FEED_MAX {
+            q.clear();
+        }
+    }
+}
+
 struct Tree {
     merkle: MerkleTree,
     /// Bet id → seq of its `bet_placed` record, for proofs by bet id.
@@ -91,6 +119,7 @@ pub struct Checkpointer {
     origin: String,
     hub_key: Option<PublicKey>,
     tree: RwLock<Tree>,
+    feed: Arc<DurableFeed>,
     latest: watch::Sender<Option<StoredHead>>,
     /// `(size, note)` of the newest head, for the replication link.
     heads: watch::Sender<Option<(Seq, String)>>,
@@ -129,6 +158,7 @@ impl Checkpointer {
                 merkle: MerkleTree::with_min_level(TREE_MIN_LEVEL),
                 bets: HashMap::new(),
             }),
+            feed: Arc::default(),
             latest: watch::Sender::new(latest),
             heads: watch::Sender::new(heads),
         };
@@ -136,12 +166,21 @@ impl Checkpointer {
         Ok(c)
     }
 
-    /// Extend the tree with durable records up to `durable`.
+    /// Where the persister hands over durable leaves (see [`DurableFeed`]).
+    pub fn feed(&self) -> Arc<DurableFeed> {
+        self.feed.clone()
+    }
+
+    /// Extend the tree with durable records up to `durable`: from the feed where it holds the
+    /// next records, otherwise from the store.
     fn catch_up(&self, durable: Seq) -> Result<(), CheckpointError> {
         loop {
             let from = Seq(self.size() + 1);
             if from > durable {
                 return Ok(());
+            }
+            if self.catch_up_from_feed(durable) > 0 {
+                continue;
             }
             let max = (durable.0 - from.0 + 1).min(4096) as usize;
             let frames = self.store.read_frames(from, max)?;
@@ -161,6 +200,32 @@ impl Checkpointer {
                 }
             }
         }
+    }
+
+    /// Take leaves from the feed while they continue the tree and are durable; returns how
+    /// many were added. Leaves the tree already has are dropped; a gap means the rest comes
+    /// from the store.
+    fn catch_up_from_feed(&self, durable: Seq) -> usize {
+        let mut q = self.feed.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = self.tree.write().unwrap_or_else(|p| p.into_inner());
+        let mut added = 0;
+        while let Some(leaf) = q.front() {
+            let next = t.merkle.size() + 1;
+            if leaf.seq.0 < next {
+                q.pop_front();
+                continue;
+            }
+            if leaf.seq.0 != next || leaf.seq > durable {
+                break;
+            }
+            let leaf = q.pop_front().expect("front exists");
+            t.merkle.push(&leaf.hash.0);
+            if let Some(b) = leaf.bet_id {
+                t.bets.insert(b.to_string(), leaf.seq.0);
+            }
+            added += 1;
+        }
+        added
     }
 
     /// Number of records in the tree.

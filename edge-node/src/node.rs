@@ -122,6 +122,7 @@ pub async fn start_core(cfg: &EdgeConfig) -> anyhow::Result<Started> {
         hub_key,
         store: store.clone(),
         records_since_snapshot: 0,
+        feed: Some(checkpoints.feed()),
         balance_snapshots: crate::balance_snapshot::SnapshotClock::new(
             cfg.balance_snapshot,
             writer::now(),

@@ -12,6 +12,7 @@
 //! have observed is durable. If persisting fails the process aborts: memory is ahead of disk
 //! and the only safe state is the one rebuilt from the log on restart.
 
+use crate::checkpoints::{DurableFeed, Leaf};
 use crate::store::{CommitGroup, LogStore};
 use crate::vault::{Pii, Vault};
 use outpost_core::edge::events::{DownRef, EdgeEvent};
@@ -206,10 +207,14 @@ pub struct WriterParts {
     pub records_since_snapshot: u64,
     /// When to append a balance-snapshot record (see `balance_snapshot.rs`).
     pub balance_snapshots: crate::balance_snapshot::SnapshotClock,
+    /// Where durable records go for the Merkle tree (`checkpoints.rs`), if anywhere.
+    pub feed: Option<Arc<DurableFeed>>,
 }
 
 struct Group {
     commit: CommitGroup,
+    /// The tree's view of `commit.frames` (hash and bet id, known as each is appended).
+    leaves: Vec<Leaf>,
     completions: Vec<Completion>,
     head: ChainHead,
     down_applied: Seq,
@@ -232,9 +237,10 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     // Capacity 1: at most one group waits while another is being flushed.
     let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
     let store = parts.store.clone();
+    let feed = parts.feed.clone();
     std::thread::Builder::new()
         .name("persister".into())
-        .spawn(move || persister(store, persist_rx, durable_tx, down_tx))
+        .spawn(move || persister(store, feed, persist_rx, durable_tx, down_tx))
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
@@ -258,6 +264,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
 
 fn persister(
     store: Arc<LogStore>,
+    feed: Option<Arc<DurableFeed>>,
     rx: std::sync::mpsc::Receiver<Group>,
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
@@ -270,6 +277,10 @@ fn persister(
                     "cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)"
                 );
                 std::process::abort();
+            }
+            // Fed before the durable head moves, so the checkpoint task woken by it finds them.
+            if let Some(f) = &feed {
+                f.push(g.leaves);
             }
             durable.send_replace(g.head);
             down.send_replace(g.down_applied);
@@ -329,6 +340,7 @@ impl Writer {
         while let Some(first) = rx.blocking_recv() {
             let mut g = Group {
                 commit: CommitGroup::default(),
+                leaves: Vec::new(),
                 completions: Vec::new(),
                 head: self.p.chain.head(),
                 down_applied: self.p.state.down_applied,
@@ -466,6 +478,14 @@ impl Writer {
                 kind: ev.kind(),
                 hash: head.hash,
             });
+            g.leaves.push(Leaf {
+                seq: head.seq,
+                hash: head.hash,
+                bet_id: match ev {
+                    EdgeEvent::BetPlaced(b) => Some(b.bet_id.clone()),
+                    _ => None,
+                },
+            });
             g.commit.frames.push((head.seq, frame));
             if let (EdgeEvent::PlayerRegistered(r), Some(pii)) = (ev, &pii) {
                 let bytes = serde_json::to_vec(pii).expect("PII serialises");
@@ -489,7 +509,13 @@ impl Writer {
                 std::process::abort();
             }
             let frame = self.p.chain.append(ev.kind(), at, ev.to_payload());
-            g.commit.frames.push((self.p.chain.head().seq, frame));
+            let head = self.p.chain.head();
+            g.leaves.push(Leaf {
+                seq: head.seq,
+                hash: head.hash,
+                bet_id: None,
+            });
+            g.commit.frames.push((head.seq, frame));
         }
         self.p.balance_snapshots.done(at);
     }
