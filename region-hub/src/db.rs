@@ -219,7 +219,7 @@ ALTER TABLE settlements ADD COLUMN leg_results TEXT;
 ALTER TABLE results ADD COLUMN withdrawn INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN reports_from INTEGER NOT NULL DEFAULT 0;
 "#,
-    // 3 (h5r): results that are not a score (races, per-outcome feed results). A score keeps
+    // 3: results that are not a score (races, per-outcome feed results). A score keeps
     // its goals with `result_json` NULL; any other result is its canonical JSON
     // (`core::settlement::event_result::EventResult`) with `home_goals` = -1 and `away_goals`
     // = the first 7 bytes of its SHA-256, so the reports' unique key stays per content.
@@ -227,6 +227,45 @@ ALTER TABLE results ADD COLUMN reports_from INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE results ADD COLUMN result_json TEXT;
 ALTER TABLE result_versions ADD COLUMN result_json TEXT;
 ALTER TABLE result_reports ADD COLUMN result_json TEXT;
+"#,
+    // 4: settle-pass write volume (docs/benchmarks.md, "Settlement"). A final result's bets
+    // are spread over the whole bet-id space, so every row written per bet at a random key
+    // dirtied (and wrote to the WAL at commit) nearly every page of its table on each pass.
+    // Settlement rows are now appended in settle order (a rowid table) and only the narrow
+    // (bet, result version) index is touched at random; the bet row is no longer rewritten on
+    // settlement: whether a bet is settled is the settlement table's answer (a settlement not
+    // reversed), `bets.status` says only `open` or `error`, and `bet_state` derives the rest.
+    r#"
+CREATE TABLE settlements_v4 (
+    bet_id         TEXT NOT NULL,
+    result_version INTEGER NOT NULL,
+    node_id        TEXT NOT NULL,
+    down_seq       INTEGER NOT NULL,
+    payout_minor   INTEGER NOT NULL,
+    settled_ms     INTEGER NOT NULL,
+    leg_results    TEXT,
+    UNIQUE (bet_id, result_version)
+) STRICT;
+INSERT INTO settlements_v4 (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results)
+    SELECT bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results
+    FROM settlements ORDER BY settled_ms, node_id, down_seq;
+DROP TABLE settlements;
+ALTER TABLE settlements_v4 RENAME TO settlements;
+UPDATE bets SET status = 'open', payout_minor = NULL WHERE status = 'settled';
+
+-- Each bet with the settlement in force (the latest one not reversed), if any.
+CREATE VIEW bet_state AS
+SELECT b.bet_id AS bet_id,
+       CASE WHEN b.status = 'error' THEN 'error'
+            WHEN s.bet_id IS NOT NULL THEN 'settled'
+            ELSE 'open' END AS status,
+       s.result_version AS result_version,
+       s.payout_minor AS payout_minor
+FROM bets b LEFT JOIN settlements s ON s.rowid = (
+    SELECT s2.rowid FROM settlements s2
+    WHERE s2.bet_id = b.bet_id AND NOT EXISTS (SELECT 1 FROM settlement_reversals r
+        WHERE r.bet_id = s2.bet_id AND r.reversed_version = s2.result_version)
+    ORDER BY s2.result_version DESC LIMIT 1);
 "#,
 ];
 

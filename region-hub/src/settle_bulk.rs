@@ -10,14 +10,15 @@
 //! 4. settling each bet (`outpost_core::hub::settle_bet`) and serialising its leg results and
 //!    its down record's payload is pure too and runs on every core;
 //! 5. only the writes are serial: the idempotency check on (bet, result version), the down
-//!    chain append (a hash chain is sequential by nature), the settlement row and the bet's
-//!    status, all through cached prepared statements.
+//!    chain append (a hash chain is sequential by nature) and the settlement row, all through
+//!    cached prepared statements. The bet row itself is not rewritten: "open" means no
+//!    settlement in force (migration 3 in `db.rs` says why).
 //!
 //! The outcome for each bet is exactly the per-bet path's for an open bet (not ready,
 //! suspended, settled, reprocessed or failed); `settle_bulk_matches_per_bet` in the tests
 //! compares them.
 
-use crate::store::{HubState, StoreError, TxEffects, bet_from_frame};
+use crate::store::{HubState, SettlePhases, StoreError, TxEffects, bet_from_frame};
 use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, settle_bet};
 use outpost_core::ids::{EventId, NodeId};
@@ -27,6 +28,7 @@ use outpost_core::time::UnixMillis;
 use rusqlite::{Transaction, params};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// What the pure phase decided for one bet.
 enum Decided {
@@ -118,22 +120,29 @@ impl HubState {
         now: UnixMillis,
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
+        let phases = &self.metrics().settle_phases;
+        let mut started = Instant::now();
         // 1. Read.
         let rows: Vec<(String, i64, Vec<u8>, i64)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT b.node_id, b.seq, r.frame, r.ts_ms FROM bet_events be
                  JOIN bets b ON b.bet_id = be.bet_id
                  JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq
-                 WHERE be.event_id = ?1 AND b.status = 'open'",
+                 WHERE be.event_id = ?1 AND b.status = 'open' AND NOT EXISTS (
+                     SELECT 1 FROM settlements s WHERE s.bet_id = b.bet_id AND NOT EXISTS (
+                         SELECT 1 FROM settlement_reversals r
+                         WHERE r.bet_id = s.bet_id AND r.reversed_version = s.result_version))",
             )?;
             stmt.query_map([event_id.as_str()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<Result<_, _>>()?
         };
+        SettlePhases::add(&phases.read_ns, started);
         if rows.is_empty() {
             return Ok(0);
         }
+        started = Instant::now();
         let mut node_ids: HashMap<String, NodeId> = HashMap::new();
         for (n, _, _, _) in &rows {
             if !node_ids.contains_key(n) {
@@ -150,6 +159,8 @@ impl HubState {
         .into_iter()
         .collect::<Result<_, _>>()?;
         drop(rows);
+        SettlePhases::add(&phases.decode_ns, started);
+        started = Instant::now();
         // 3. Events.
         let mut events: HashMap<EventId, EventState> = HashMap::new();
         for (_, bet, _) in &bets {
@@ -162,6 +173,8 @@ impl HubState {
         }
         // 4. Settle.
         let decided = par_map(&bets, |(node, bet, ts)| decide(node, bet, *ts, &events));
+        SettlePhases::add(&phases.settle_ns, started);
+        started = Instant::now();
         // 5. Write.
         let mut waiting = 0;
         let mut done_stmt = tx.prepare_cached(
@@ -169,9 +182,6 @@ impl HubState {
         )?;
         let mut ins_stmt = tx.prepare_cached(
             "INSERT INTO settlements (bet_id, result_version, node_id, down_seq, payout_minor, settled_ms, leg_results) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut upd_stmt = tx.prepare_cached(
-            "UPDATE bets SET status = 'settled', payout_minor = ?2 WHERE bet_id = ?1",
         )?;
         let progress = &self.metrics().settle_progress;
         for ((node, bet, _), d) in bets.iter().zip(decided) {
@@ -213,7 +223,6 @@ impl HubState {
                         now.0,
                         legs_json
                     ])?;
-                    upd_stmt.execute(params![bet_id, payout_minor])?;
                     if effects.down_heads.get(*node) != Some(&down_seq) {
                         effects.down_heads.insert((*node).clone(), down_seq);
                     }
@@ -222,6 +231,7 @@ impl HubState {
                 }
             }
         }
+        SettlePhases::add(&phases.write_ns, started);
         Ok(waiting)
     }
 }

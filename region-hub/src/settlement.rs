@@ -288,10 +288,6 @@ pub(crate) fn reverse_in_tx(
         "INSERT INTO settlement_reversals (bet_id, reversed_version, node_id, down_seq, payout_minor, reason, reversed_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![bet.bet_id.as_str(), cur.result_version, node.as_str(), seq.0 as i64, cur.payout_minor, reason, now.0],
     )?;
-    tx.execute(
-        "UPDATE bets SET status = 'open', payout_minor = NULL WHERE bet_id = ?1",
-        [bet.bet_id.as_str()],
-    )?;
     tracing::warn!(bet = %bet.bet_id, version = cur.result_version, payout = cur.payout_minor, reason, "settlement reversed");
     effects.down_heads.insert(node.clone(), seq);
     effects.reversed += 1;
@@ -770,8 +766,11 @@ impl HubState {
         // Taken before the bulk pass, which settles bets in this transaction.
         let settled: Vec<String> = {
             let mut stmt = tx.prepare_cached(
-                "SELECT b.bet_id FROM bet_events be JOIN bets b ON b.bet_id = be.bet_id
-                 WHERE be.event_id = ?1 AND b.status = 'settled' ORDER BY b.bet_id",
+                "SELECT be.bet_id FROM bet_events be WHERE be.event_id = ?1 AND EXISTS (
+                     SELECT 1 FROM settlements s WHERE s.bet_id = be.bet_id AND NOT EXISTS (
+                         SELECT 1 FROM settlement_reversals r
+                         WHERE r.bet_id = s.bet_id AND r.reversed_version = s.result_version))
+                 ORDER BY be.bet_id",
             )?;
             stmt.query_map([event_id.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?

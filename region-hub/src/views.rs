@@ -127,8 +127,8 @@ impl HubState {
         let conn = self.db().reader();
         let bet = conn
             .query_row(
-                "SELECT node_id, seq, player_id, currency, stake_minor, potential_payout_minor, legs_json, status, payout_minor, settle_error
-                 FROM bets WHERE bet_id = ?1",
+                "SELECT b.node_id, b.seq, b.player_id, b.currency, b.stake_minor, b.potential_payout_minor, b.legs_json, st.status, st.payout_minor, b.settle_error
+                 FROM bets b JOIN bet_state st ON st.bet_id = b.bet_id WHERE b.bet_id = ?1",
                 [bet_id.as_str()],
                 |r| {
                     Ok(BetView {
@@ -175,7 +175,7 @@ impl HubState {
             nodes: count("SELECT COUNT(*) FROM nodes")?,
             records: count("SELECT COUNT(*) FROM records")?,
             bets: count("SELECT COUNT(*) FROM bets")?,
-            open_bets: count("SELECT COUNT(*) FROM bets WHERE status = 'open'")?,
+            open_bets: count("SELECT COUNT(*) FROM bet_state WHERE status = 'open'")?,
             settled: count("SELECT COUNT(*) FROM settlements")?,
             results: count("SELECT COUNT(*) FROM results")?,
             down_records: count("SELECT COUNT(*) FROM down_records")?,

@@ -236,6 +236,11 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
             }
         })
     };
+    let load_before = load_average();
+    let cpu_before = (
+        cpu_seconds("/proc/self/stat"),
+        cpu_seconds("/proc/thread-self/stat"),
+    );
     let started = Instant::now();
     let mut settled = 0;
     let mut per_result = Vec::new();
@@ -252,6 +257,11 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
         per_result.push((r.settled, t.elapsed()));
     }
     let elapsed = started.elapsed();
+    let cpu_after = (
+        cpu_seconds("/proc/self/stat"),
+        cpu_seconds("/proc/thread-self/stat"),
+    );
+    let load_after = load_average();
     bar.finish();
     let _ = watcher.join();
 
@@ -284,11 +294,61 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     for (i, (n, d)) in per_result.iter().enumerate() {
         println!("  result {i}: {n} bets settled in {:.2} s", d.as_secs_f64());
     }
+    let ph = &state.metrics().settle_phases;
+    let ph_s = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+    let (read, decode, settle, write, flush) = (
+        ph_s(&ph.read_ns),
+        ph_s(&ph.decode_ns),
+        ph_s(&ph.settle_ns),
+        ph_s(&ph.write_ns),
+        ph_s(&ph.flush_ns),
+    );
+    let rest = secs - read - decode - settle - write - flush;
+    let per = |s: f64| s * 1e6 / settled.max(1) as f64;
+    println!(
+        "phases (wall s, us/bet): read {read:.2} ({:.1}), decode {decode:.2} ({:.1}), settle {settle:.2} ({:.1}), write {write:.2} ({:.1}), down flush + audit cut {flush:.2} ({:.1}), commit + intake {rest:.2} ({:.1})",
+        per(read),
+        per(decode),
+        per(settle),
+        per(write),
+        per(flush),
+        per(rest)
+    );
+    match (cpu_before, cpu_after) {
+        ((Some(p0), Some(t0)), (Some(p1), Some(t1))) => println!(
+            "cpu during the timed part: process {:.2} s ({:.1} us/bet, all threads incl. decode workers and the WAL checkpointer), settling thread {:.2} s ({:.1} us/bet)",
+            p1 - p0,
+            (p1 - p0) * 1e6 / settled.max(1) as f64,
+            t1 - t0,
+            (t1 - t0) * 1e6 / settled.max(1) as f64
+        ),
+        _ => println!("cpu during the timed part: unknown (no /proc)"),
+    }
+    println!("load average (1/5/15 min): before {load_before}, after {load_after}");
     println!(
         "durable: {} settlement rows, {down} signed down records, {} audit segments queued; payouts {paid} minor units (matches recomputation); database {db_mb:.0} MB",
         stats.settled, stats.audit_pending
     );
     Ok(())
+}
+
+/// `/proc/loadavg`'s first three fields, or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// User + system CPU seconds from a `/proc/.../stat` file (fields 14 and 15, in clock ticks
+/// of 1/100 s on Linux).
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) may hold spaces; fields are counted after its ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn progress(len: u64, what: &'static str) -> ProgressBar {

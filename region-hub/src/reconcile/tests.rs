@@ -667,7 +667,7 @@ async fn settlement_completeness_and_the_suspension_hook() {
         t.state
             .db()
             .reader()
-            .query_row("SELECT status FROM bets WHERE bet_id = ?1", [b], |r| {
+            .query_row("SELECT status FROM bet_state WHERE bet_id = ?1", [b], |r| {
                 r.get::<_, String>(0)
             })
             .unwrap()

@@ -83,18 +83,18 @@ fn bulk_pass_settles_like_the_per_bet_rules() {
     );
     assert_eq!(q("SELECT COUNT(*) FROM settlements"), 1_200);
     assert_eq!(
-        q("SELECT COUNT(*) FROM bets WHERE status = 'settled'"),
+        q("SELECT COUNT(*) FROM bet_state WHERE status = 'settled'"),
         1_200
     );
     assert_eq!(
         q(
-            "SELECT COUNT(*) FROM bets b JOIN settlements s ON s.bet_id = b.bet_id WHERE b.payout_minor = s.payout_minor"
+            "SELECT COUNT(*) FROM bet_state b JOIN settlements s ON s.bet_id = b.bet_id WHERE b.payout_minor = s.payout_minor"
         ),
         1_200
     );
     assert_eq!(
         q(
-            "SELECT COUNT(*) FROM bets WHERE status = 'open' AND (bet_id LIKE '%0' OR bet_id LIKE '%1')"
+            "SELECT COUNT(*) FROM bet_state WHERE status = 'open' AND (bet_id LIKE '%0' OR bet_id LIKE '%1')"
         ),
         300
     );
