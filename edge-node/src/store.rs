@@ -7,12 +7,18 @@
 //!
 //! Durability: sled 0.34's `flush` writes with `pwrite` then `sync_file_range`, which neither
 //! persists the file's size metadata nor flushes the device cache. After every flush we also
-//! `fdatasync` sled's data file; only then is a commit group acknowledged.
+//! `fdatasync` sled's data file; only then is a commit group acknowledged. sled also writes
+//! any value over 128 KiB (a state snapshot, a large record) to its own file under `blobs/`
+//! and never syncs it, while the log entry pointing at it is made durable by that flush: so
+//! each new blob file, and the directory, is synced first (`BlobSyncer`).
 
 use outpost_core::ids::{PlayerId, Seq};
 use outpost_core::log::Frame;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 const LOG: u8 = b'L';
 const PII: u8 = b'P';
@@ -41,6 +47,54 @@ pub struct LogStore {
     db: sled::Db,
     tree: sled::Tree,
     data_file: File,
+    blobs: BlobSyncer,
+}
+
+/// Syncs the blob files sled wrote since the last flush. Listing an empty directory is a few
+/// system calls per commit group; blobs themselves are rare (values over 128 KiB).
+struct BlobSyncer {
+    dir: PathBuf,
+    /// Blob files already synced (pruned to what still exists: sled deletes old blobs).
+    synced: Mutex<HashSet<OsString>>,
+}
+
+impl BlobSyncer {
+    /// Sync every blob file not synced yet, then the directory (so the new names persist).
+    /// Returns how many files it synced.
+    fn sync_new(&self) -> Result<usize, StoreError> {
+        let io = |path: &Path, error| StoreError::Io {
+            path: path.to_path_buf(),
+            error,
+        };
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            // sled creates the directory with its first blob.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&self.dir, e)),
+        };
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut present = HashSet::new();
+        let mut newly = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| io(&self.dir, e))?;
+            let name = entry.file_name();
+            if !synced.contains(&name) {
+                let path = entry.path();
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| io(&path, e))?;
+                newly += 1;
+            }
+            present.insert(name);
+        }
+        if newly > 0 {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(&self.dir, e))?;
+        }
+        *synced = present;
+        Ok(newly)
+    }
 }
 
 fn log_key(seq: Seq) -> [u8; 9] {
@@ -83,10 +137,17 @@ impl LogStore {
         let tree = db.open_tree("outpost")?;
         let data_path = dir.join("db");
         let data_file = File::open(&data_path).map_err(|e| io(&data_path, e))?;
+        let blobs = BlobSyncer {
+            dir: dir.join("blobs"),
+            synced: Mutex::new(HashSet::new()),
+        };
+        // Blobs left by a previous run may never have been synced.
+        blobs.sync_new()?;
         Ok(LogStore {
             db,
             tree,
             data_file,
+            blobs,
         })
     }
 
@@ -104,6 +165,8 @@ impl LogStore {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        // Blobs first: once the flush below is durable, the log points at them.
+        self.blobs.sync_new()?;
         self.db.flush()?;
         self.data_file.sync_data().map_err(|error| StoreError::Io {
             path: "db".into(),
@@ -257,5 +320,19 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0], group.frames[3].1);
         assert_eq!(s.pii_entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn large_values_go_to_blob_files_which_are_synced_before_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LogStore::open(dir.path()).unwrap();
+        // A snapshot over sled's 128 KiB blob threshold lands in its own file.
+        s.put_snapshot(vec![7u8; 300 * 1024]).unwrap();
+        let blob_files = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blob_files >= 1, "sled wrote no blob file");
+        // Every blob present was synced by the put (nothing new is left to sync).
+        assert_eq!(s.blobs.synced.lock().unwrap().len(), blob_files);
+        assert_eq!(s.blobs.sync_new().unwrap(), 0);
+        assert_eq!(s.snapshot().unwrap().unwrap().len(), 300 * 1024);
     }
 }
