@@ -12,50 +12,17 @@ use region_hub::audit::{AuditStore, S3Credentials, S3Store};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn s3_endpoint() -> String {
-    std::env::var("OUTPOST_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-        panic!("OUTPOST_TEST_S3_ENDPOINT is not set: run scripts/test.sh, which starts LocalStack on loopback and sets it")
-    })
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     let endpoint = s3_endpoint();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let (edge_http, hub_http, hub_quic) = (free_addr(), free_addr(), free_udp_addr());
     let bucket = format!("outpost-e2e-{}", std::process::id());
-    let st = std::process::Command::new(outpost_bin())
-        .args([
-            "init",
-            "--dir",
-            d,
-            "--edge-http",
-            &edge_http,
-            "--hub-http",
-            &hub_http,
-            "--hub-quic",
-            &hub_quic,
-            "--s3-endpoint",
-            &endpoint,
-            "--s3-bucket",
-            &bucket,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let Stack {
+        edge_http,
+        hub_http,
+        ..
+    } = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
     // Balance snapshots every few records, so the hub's reconciliation has some to check and
     // the Python verifier sees kind 56.
     let edge_cfg = dir.path().join("gb-1.toml");

@@ -78,27 +78,14 @@ struct Load {
 async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let (edge_http, hub_http, hub_quic) = (free_addr(), free_addr(), free_udp_addr());
+    let hub_quic = free_udp_addr();
     let hub_quic_addr: SocketAddr = hub_quic.parse().unwrap();
     let proxy = UdpProxy::start(hub_quic_addr, 0x5eed_f00d).await;
     let proxy_addr = proxy.listen.to_string();
 
     // Configs point the edge at the proxy; the hub listens on its own port behind it.
-    let st = std::process::Command::new(outpost_bin())
-        .args([
-            "init",
-            "--dir",
-            d,
-            "--edge-http",
-            &edge_http,
-            "--hub-http",
-            &hub_http,
-            "--hub-quic",
-            &proxy_addr,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let stack = init_stack(dir.path(), Some(&proxy_addr), None);
+    let (edge_http, hub_http) = (stack.edge_http, stack.hub_http);
     let hub_toml = dir.path().join("hub.toml");
     let text = std::fs::read_to_string(&hub_toml).unwrap();
     let listen = format!("quic_listen = \"{proxy_addr}\"");

@@ -96,22 +96,11 @@ fn tamper_first_hash(v: &Value, field: &str) -> Value {
 async fn heads_are_cosigned_and_proofs_verify_independently() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let (edge_http, hub_http, hub_quic) = (free_addr(), free_addr(), free_udp_addr());
-    let st = Command::new(outpost_bin())
-        .args([
-            "init",
-            "--dir",
-            d,
-            "--edge-http",
-            &edge_http,
-            "--hub-http",
-            &hub_http,
-            "--hub-quic",
-            &hub_quic,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let Stack {
+        edge_http,
+        hub_http,
+        ..
+    } = init_stack(dir.path(), None, None);
     let node_key = public_of(&dir.path().join("gb-1.key"));
     let hub_key = public_of(&dir.path().join("hub.key"));
     let mut hub = Proc::start(

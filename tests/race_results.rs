@@ -19,31 +19,13 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const RACE_FILE: &str = "fixtures/betfair/betfairlightweight/BASIC-1.132153978";
 /// Lines 1..=476 of the file: open, not in play, both non-runners removed (line 477 goes in play).
 const PRE_OFF_LINES: usize = 476;
 const WINNER: u64 = 12115648; // Brother Mcgonagall
 const TOKEN: &str = "till-token-race-0123456789abcdef";
-
-fn s3_endpoint() -> String {
-    std::env::var("OUTPOST_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
-        panic!("OUTPOST_TEST_S3_ENDPOINT is not set: run scripts/test.sh, which starts LocalStack on loopback and sets it")
-    })
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn shop(c: &reqwest::Client, url: &str, idem: &str, body: Value) -> (u16, Value) {
     let r = c
@@ -86,27 +68,12 @@ async fn real_race_settles_win_and_each_way_once_over_quic() {
     let endpoint = s3_endpoint();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let (edge_http, hub_http, hub_quic) = (free_addr(), free_addr(), free_udp_addr());
     let bucket = format!("outpost-race-{}", std::process::id());
-    let st = std::process::Command::new(outpost_bin())
-        .args([
-            "init",
-            "--dir",
-            d,
-            "--edge-http",
-            &edge_http,
-            "--hub-http",
-            &hub_http,
-            "--hub-quic",
-            &hub_quic,
-            "--s3-endpoint",
-            &endpoint,
-            "--s3-bucket",
-            &bucket,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let Stack {
+        edge_http,
+        hub_http,
+        ..
+    } = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
     // A till for the each-way cash ticket; the recorded race has long silences between
     // messages, so the producer's silence bound is long.
     let edge_cfg = dir.path().join("gb-1.toml");

@@ -141,23 +141,12 @@ async fn till_bet_slip_payout_cashup_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let shots = artifacts();
-    let (edge_http, hub_http, hub_quic, till_http) =
-        (free_addr(), free_addr(), free_udp_addr(), free_addr());
-    let st = std::process::Command::new(outpost_bin())
-        .args([
-            "init",
-            "--dir",
-            d.to_str().unwrap(),
-            "--edge-http",
-            &edge_http,
-            "--hub-http",
-            &hub_http,
-            "--hub-quic",
-            &hub_quic,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let till_http = free_addr();
+    let Stack {
+        edge_http,
+        hub_http,
+        ..
+    } = init_stack(d, None, None);
     // The till's credential, bound to shop s1 / terminal t1 in the node's config.
     let token = "till-token-s1-t1-0123456789abcdef";
     std::fs::write(d.join("t1.token"), token).unwrap();

@@ -43,6 +43,66 @@ pub fn free_udp_addr() -> String {
     s.local_addr().unwrap().to_string()
 }
 
+/// The LocalStack endpoint `scripts/test.sh` starts on loopback for the tests that need S3.
+pub fn s3_endpoint() -> String {
+    std::env::var("OUTPOST_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
+        panic!("OUTPOST_TEST_S3_ENDPOINT is not set: run scripts/test.sh, which starts LocalStack on loopback and sets it")
+    })
+}
+
+/// Poll `f` every 100 ms until it holds; fail the test naming `what` after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where `init_stack` put the local stack: edge HTTP, hub HTTP and hub QUIC addresses.
+pub struct Stack {
+    pub edge_http: String,
+    pub hub_http: String,
+    pub hub_quic: String,
+}
+
+/// Write a local stack (hub + node gb-1, dev PKI, keys) into `dir` with `outpost init`, on
+/// free loopback ports. `hub_quic` overrides the address the edge dials (a fault proxy);
+/// `s3` = (endpoint, bucket) sends the audit trail to a real S3 server.
+pub fn init_stack(dir: &Path, hub_quic: Option<&str>, s3: Option<(&str, &str)>) -> Stack {
+    let stack = Stack {
+        edge_http: free_addr(),
+        hub_http: free_addr(),
+        hub_quic: free_udp_addr(),
+    };
+    let mut args = vec![
+        "init".to_string(),
+        "--dir".into(),
+        dir.to_str().expect("utf-8 temp dir").into(),
+        "--edge-http".into(),
+        stack.edge_http.clone(),
+        "--hub-http".into(),
+        stack.hub_http.clone(),
+        "--hub-quic".into(),
+        hub_quic.unwrap_or(&stack.hub_quic).to_string(),
+    ];
+    if let Some((endpoint, bucket)) = s3 {
+        args.extend([
+            "--s3-endpoint".into(),
+            endpoint.into(),
+            "--s3-bucket".into(),
+            bucket.into(),
+        ]);
+    }
+    let st = Command::new(outpost_bin()).args(&args).status().unwrap();
+    assert!(st.success(), "outpost init failed");
+    stack
+}
+
 pub struct Proc {
     pub child: Child,
     pub name: String,
