@@ -224,7 +224,7 @@ async fn post_uof(
             if !skipped.is_empty() {
                 resp.headers_mut().insert(
                     "x-uof-skipped-markets",
-                    skipped.len().to_string().parse().expect("a number"),
+                    axum::http::HeaderValue::from(skipped.len()),
                 );
             }
             Ok(resp)
