@@ -26,16 +26,17 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Submit every played match of an openfootball season file as a result (settling bets).
+    /// Submit every result of a file as one source's report (settling bets once final).
     LoadResults {
         #[arg(long)]
         config: PathBuf,
-        /// openfootball JSON (e.g. en.1.json) or a results CSV (`event_id,home_goals,away_goals`).
-        /// One source is not enough: a result is final when two sources agree.
+        /// openfootball JSON (e.g. en.1.json), a results CSV (`event_id,home_goals,away_goals`)
+        /// or a race results CSV (`event_id,runner,finish,withdrawn_at,rule4_pence,runners,
+        /// handicap`). One source is not enough: a result is final when two sources agree.
         #[arg(long)]
         file: PathBuf,
-        /// football-data division code the event ids use, e.g. E0.
-        #[arg(long)]
+        /// football-data division code the openfootball event ids use, e.g. E0.
+        #[arg(long, default_value = "E0")]
         div: String,
     },
     /// Reconcile one hour now (balances, payments, audit trail, settlement, jurisdiction).

@@ -11,6 +11,7 @@ use crate::config::{AuditStoreConfig, HubConfig};
 use crate::settlement::ResultStatus;
 use crate::store::{HubState, now_ms};
 use anyhow::Context;
+use outpost_core::settlement::event_result::EventResult;
 use outpost_sync::transport::{HubServer, HubServerConfig};
 use std::fmt;
 use std::net::SocketAddr;
@@ -276,20 +277,34 @@ pub fn load_results_file(state: &HubState, path: &Path, div: &str) -> anyhow::Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // A `.csv` is a results file (`event_id,home_goals,away_goals`), refused whole with line
-    // numbers if any line is bad; anything else is an openfootball season file.
-    let (rows, source) = if name.ends_with(".csv") {
+    // A `.csv` is a results file, refused whole with line numbers if any line is bad: a race
+    // results file when its header names a `runner` column (`docs/settlement.md` §2.2), else
+    // scores (`event_id,home_goals,away_goals`). Anything else is an openfootball season file.
+    let is_csv = name.ends_with(".csv");
+    let is_race = is_csv
+        && text
+            .lines()
+            .next()
+            .is_some_and(|h| h.split(',').any(|c| c.trim() == "runner"));
+    let (rows, source) = if is_race {
+        let rows = outpost_core::settlement::race_results_file::parse(&text)
+            .with_context(|| format!("parsing {}", path.display()))?
+            .into_iter()
+            .map(|r| (r.event_id, EventResult::Race(r.result)))
+            .collect::<Vec<_>>();
+        (rows, format!("file:{name}"))
+    } else if is_csv {
         let rows = outpost_core::settlement::results_file::parse(&text)
             .with_context(|| format!("parsing {}", path.display()))?
             .into_iter()
-            .map(|r| (r.event_id, r.score))
+            .map(|r| (r.event_id, EventResult::Score(r.score)))
             .collect::<Vec<_>>();
         (rows, format!("file:{name}"))
     } else {
         let rows = outpost_core::fixtures::openfootball::parse_results(&text, div)
             .with_context(|| format!("parsing {}", path.display()))?
             .into_iter()
-            .map(|r| (r.event_id, r.score))
+            .map(|r| (r.event_id, EventResult::Score(r.score)))
             .collect::<Vec<_>>();
         (rows, format!("openfootball:{name}"))
     };
@@ -297,9 +312,9 @@ pub fn load_results_file(state: &HubState, path: &Path, div: &str) -> anyhow::Re
         rows: rows.len(),
         ..LoadSummary::default()
     };
-    for (event_id, score) in rows {
+    for (event_id, result) in rows {
         let r = state
-            .submit_result_blocking(&event_id, score, &source, now_ms())
+            .submit_report_blocking(&event_id, &result, &source, now_ms())
             .with_context(|| format!("submitting the result of {event_id}"))?;
         summary.settled += r.settled;
         match r.status {
@@ -390,5 +405,52 @@ mod tests {
         std::fs::write(&file, "{\"matches\": 5}").unwrap();
         let e = load_results_file(&t.state, &file, "E0").unwrap_err();
         assert!(format!("{e:#}").contains("en.1.json"), "{e:#}");
+    }
+
+    /// `load-results` takes a race results file too (told apart by its `runner` column): the
+    /// real Hamilton 1m handicap of 2017-06-14, winner 12115648, two non-runners.
+    #[test]
+    fn loads_a_race_results_file() {
+        let t = hub(eager());
+        let race = "1.132153978";
+        let mut edge = Edge::new();
+        let recs = edge.group(&[
+            genesis(),
+            bet("w-1", 1000, vec![race_leg(race, 12115648, None)]),
+        ]);
+        t.state
+            .commit_upstream_blocking(&node_id(), recs, now())
+            .unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/results/hamilton-2017-06-14-1m-hcap.csv");
+        let s = load_results_file(&t.state, &fixture, "").unwrap();
+        assert_eq!((s.rows, s.pending, s.settled), (1, 1, 0), "{s}");
+        // A second provider's copy agrees: final, and the winner is paid at 5.0.
+        let second = t.dir.path().join("second-provider.csv");
+        std::fs::copy(&fixture, &second).unwrap();
+        let s = load_results_file(&t.state, &second, "").unwrap();
+        assert_eq!((s.recorded, s.settled), (1, 1), "{s}");
+        let bet = t
+            .state
+            .bet_view(&outpost_core::ids::BetId::new("w-1").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(bet.payout_minor, Some(5000));
+        // A bad race file is refused whole, naming the line; nothing changes.
+        let bad = t.dir.path().join("bad.csv");
+        std::fs::write(
+            &bad,
+            "event_id,runner,finish,withdrawn_at,rule4_pence,runners,handicap\nr-9,1,first,,,8,no\n",
+        )
+        .unwrap();
+        let e = load_results_file(&t.state, &bad, "").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2"), "{e:#}");
+        assert!(
+            t.state
+                .result_view(&event("r-9"))
+                .unwrap()
+                .reports
+                .is_empty()
+        );
     }
 }

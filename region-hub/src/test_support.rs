@@ -9,7 +9,7 @@ use outpost_core::ids::{
     BetId, EventId, IdemKey, Jurisdiction, LogId, MarketId, NodeId, PlayerId, SelectionId,
 };
 use outpost_core::log::{ChainHead, ChainWriter, Frame, NodeKey, RecordBody};
-use outpost_core::market::{MarketKind, Outcome};
+use outpost_core::market::{EachWayTerms, Market, MarketKind, Outcome};
 use outpost_core::money::Currency;
 use outpost_core::price::Price;
 use outpost_core::time::UnixMillis;
@@ -154,4 +154,19 @@ pub fn final_result(
 ) -> Result<crate::settlement::ResultReceipt, crate::settlement::ResultError> {
     state.submit_result_blocking(event, score, source, now)?;
     state.submit_result_blocking(event, score, &format!("{source}-2"), now)
+}
+
+/// A leg on runner `runner` of race `ev`'s win market (each-way when `terms` is set).
+pub fn race_leg(ev: &str, runner: u64, terms: Option<EachWayTerms>) -> BetLeg {
+    let event_id = event(ev);
+    let kind = MarketKind::RaceWin { each_way: terms };
+    let market_id = Market::market_id_for(&event_id, &kind);
+    BetLeg {
+        selection_id: Market::selection_id_for(&market_id, Outcome::Runner { id: runner }),
+        market_id,
+        event_id,
+        kind,
+        outcome: Outcome::Runner { id: runner },
+        price: Price::parse("5.0").unwrap(),
+    }
 }

@@ -5,20 +5,6 @@ use outpost_core::ids::{BetId, MarketId, SelectionId};
 use outpost_core::market::{EachWayTerms, Market, MarketKind, Outcome};
 use outpost_core::price::Price;
 
-fn race_leg(ev: &str, runner: u64, terms: Option<EachWayTerms>) -> BetLeg {
-    let event_id = event(ev);
-    let kind = MarketKind::RaceWin { each_way: terms };
-    let market_id = Market::market_id_for(&event_id, &kind);
-    BetLeg {
-        selection_id: Market::selection_id_for(&market_id, Outcome::Runner { id: runner }),
-        market_id,
-        event_id,
-        kind,
-        outcome: Outcome::Runner { id: runner },
-        price: Price::parse("5.0").unwrap(),
-    }
-}
-
 fn each_way(b: EdgeEvent) -> EdgeEvent {
     match b {
         EdgeEvent::BetPlaced(mut p) => {
