@@ -36,6 +36,7 @@ use serde_json::json;
 pub(crate) fn routes() -> Router<HubState> {
     Router::new()
         .route("/v1/results/file", post(post_file))
+        .route("/v1/results/race-file", post(post_file))
         .route("/v1/results/{event_id}", get(get_result))
         .route("/v1/results/{event_id}/confirm", post(post_confirm))
         .route("/v1/results/{event_id}/correct", post(post_correct))
@@ -292,8 +293,10 @@ struct FileQuery {
     source: String,
 }
 
-/// A results file: validated whole first (nothing is applied if any line is bad), then each
-/// row is submitted as a report from `source`.
+/// A results file, of scores or of races (`results_file::parse_any`): validated whole first
+/// (nothing is applied if any line is bad), then each result is submitted as a report from
+/// `source` (an unknown event is held for review). Serves `/v1/results/file` and
+/// `/v1/results/race-file`.
 async fn post_file(
     State(state): State<HubState>,
     q: Result<Query<FileQuery>, QueryRejection>,
@@ -302,7 +305,7 @@ async fn post_file(
     let Query(q) = q.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request("INVALID_FILE", format!("not UTF-8: {e}")))?;
-    let rows = match results_file::parse(text) {
+    let rows = match results_file::parse_any(text) {
         Ok(rows) => rows,
         Err(e) => {
             return Ok((
@@ -317,7 +320,7 @@ async fn post_file(
         .blocking(move |s| {
             let now = now_ms();
             rows.iter()
-                .map(|r| s.submit_result_blocking(&r.event_id, r.score, &source, now))
+                .map(|(event_id, result)| s.submit_report_blocking(event_id, result, &source, now))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -330,6 +333,7 @@ async fn post_file(
         "held": count(ResultStatus::Held),
         "conflict": count(ResultStatus::Conflict),
         "settled": receipts.iter().map(|r| r.settled).sum::<usize>(),
+        "receipts": receipts,
     }))
     .into_response())
 }

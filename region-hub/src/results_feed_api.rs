@@ -2,9 +2,8 @@
 //! and feed settlements"):
 //!
 //! - `POST /v1/results/race` — a race result from a source (JSON, below);
-//! - `POST /v1/results/race-file?source=…` — a race results file (CSV,
-//!   `core::settlement::race_results_file`): refused whole, with line numbers, if any line or
-//!   race is malformed; otherwise each race is one report from `source`;
+//! - (race results files go to `POST /v1/results/race-file`, served with score files by
+//!   `results_api.rs`: one file handler for both kinds);
 //! - `POST /v1/results/uof?source=…` — a raw UOF `bet_settlement` or `rollback_bet_settlement`
 //!   message (XML). A settlement is one report from `source` of the markets we offer; a
 //!   rollback withdraws the event's result and reverses the bets on its markets.
@@ -15,7 +14,6 @@
 
 use crate::api::ApiError;
 use crate::results_api::receipt_response;
-use crate::settlement::ResultStatus;
 use crate::store::{HubState, now_ms};
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -27,7 +25,6 @@ use axum::{Json, Router};
 use outpost_core::ids::EventId;
 use outpost_core::settlement::event_result::EventResult;
 use outpost_core::settlement::race_result::{NonRunner, Placing, RaceResult};
-use outpost_core::settlement::race_results_file;
 use outpost_core::settlement::rule4::Deduction;
 use outpost_core::settlement::uof::{self, SettlementMessage};
 use outpost_core::settlement::uof_results::{map_bet_settlement, map_rollback_markets};
@@ -38,7 +35,6 @@ use serde_json::json;
 pub(crate) fn routes() -> Router<HubState> {
     Router::new()
         .route("/v1/results/race", post(post_race))
-        .route("/v1/results/race-file", post(post_race_file))
         .route("/v1/results/uof", post(post_uof))
 }
 
@@ -124,63 +120,6 @@ async fn post_race(
         .blocking(move |s| s.submit_report_blocking(&event_id, &result, &source, now_ms()))
         .await?;
     Ok(receipt_response(r))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RaceFileQuery {
-    source: String,
-}
-
-/// A race results file: validated whole first (nothing is applied if any line is bad), then
-/// each race is submitted as a report from `source` (an unknown race is held for review).
-async fn post_race_file(
-    State(state): State<HubState>,
-    q: Result<Query<RaceFileQuery>, QueryRejection>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request("INVALID_QUERY", e.body_text()))?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| ApiError::bad_request("INVALID_FILE", format!("not UTF-8: {e}")))?;
-    let races = match race_results_file::parse(text) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok((
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": {"code": "INVALID_RESULTS_FILE", "message": e.to_string(), "lines": e.errors, "more": e.more}})),
-            )
-                .into_response());
-        }
-    };
-    let source = q.source;
-    let receipts = state
-        .blocking(move |s| {
-            let now = now_ms();
-            races
-                .into_iter()
-                .map(|r| {
-                    s.submit_report_blocking(
-                        &r.event_id,
-                        &EventResult::Race(r.result),
-                        &source,
-                        now,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
-    let count = |st: ResultStatus| receipts.iter().filter(|r| r.status == st).count();
-    Ok(Json(json!({
-        "races": receipts.len(),
-        "recorded": count(ResultStatus::Recorded),
-        "unchanged": count(ResultStatus::Unchanged),
-        "pending": count(ResultStatus::Pending),
-        "held": count(ResultStatus::Held),
-        "conflict": count(ResultStatus::Conflict),
-        "settled": receipts.iter().map(|r| r.settled).sum::<usize>(),
-        "receipts": receipts,
-    }))
-    .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -277,28 +277,12 @@ pub fn load_results_file(state: &HubState, path: &Path, div: &str) -> anyhow::Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // A `.csv` is a results file, refused whole with line numbers if any line is bad: a race
-    // results file when its header names a `runner` column (`docs/settlement.md` §2.2), else
-    // scores (`event_id,home_goals,away_goals`). Anything else is an openfootball season file.
-    let is_csv = name.ends_with(".csv");
-    let is_race = is_csv
-        && text
-            .lines()
-            .next()
-            .is_some_and(|h| h.split(',').any(|c| c.trim() == "runner"));
-    let (rows, source) = if is_race {
-        let rows = outpost_core::settlement::race_results_file::parse(&text)
-            .with_context(|| format!("parsing {}", path.display()))?
-            .into_iter()
-            .map(|r| (r.event_id, EventResult::Race(r.result)))
-            .collect::<Vec<_>>();
-        (rows, format!("file:{name}"))
-    } else if is_csv {
-        let rows = outpost_core::settlement::results_file::parse(&text)
-            .with_context(|| format!("parsing {}", path.display()))?
-            .into_iter()
-            .map(|r| (r.event_id, EventResult::Score(r.score)))
-            .collect::<Vec<_>>();
+    // A `.csv` is a results file (scores, or a race results file when its header names a
+    // `runner` column), refused whole with line numbers if any line is bad. Anything else is
+    // an openfootball season file.
+    let (rows, source) = if name.ends_with(".csv") {
+        let rows = outpost_core::settlement::results_file::parse_any(&text)
+            .with_context(|| format!("parsing {}", path.display()))?;
         (rows, format!("file:{name}"))
     } else {
         let rows = outpost_core::fixtures::openfootball::parse_results(&text, div)

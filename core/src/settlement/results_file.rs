@@ -132,6 +132,30 @@ pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
     }
 }
 
+/// Parse a results file of either kind, told apart by its header: a race results file names a
+/// `runner` column (`race_results_file`), anything else must be a score file (this module).
+/// The file is refused whole, with line numbers, by whichever parser it belongs to.
+pub fn parse_any(
+    text: &str,
+) -> Result<Vec<(EventId, super::event_result::EventResult)>, FileError> {
+    use super::event_result::EventResult;
+    let is_race = text
+        .lines()
+        .next()
+        .is_some_and(|h| h.split(',').any(|c| c.trim() == "runner"));
+    Ok(if is_race {
+        super::race_results_file::parse(text)?
+            .into_iter()
+            .map(|r| (r.event_id, EventResult::Race(r.result)))
+            .collect()
+    } else {
+        parse(text)?
+            .into_iter()
+            .map(|r| (r.event_id, EventResult::Score(r.score)))
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

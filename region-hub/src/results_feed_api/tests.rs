@@ -494,7 +494,7 @@ async fn race_results_files_refused_whole_or_settled() {
     assert_eq!(
         (
             st,
-            v["races"].as_u64(),
+            v["rows"].as_u64(),
             v["pending"].as_u64(),
             v["held"].as_u64()
         ),
