@@ -24,7 +24,7 @@
 //! repeated exactly is harmless and ignored, as in the score file.
 
 use super::race_result::{NonRunner, Placing, RUNNERS_MAX, RaceResult};
-use super::results_file::{ERRORS_MAX, FILE_MAX, FileError, LineError};
+use super::results_file::{FileError, open_csv};
 use super::rule4::Deduction;
 use crate::ids::EventId;
 use crate::time::{CivilDate, UnixMillis};
@@ -67,40 +67,11 @@ struct Race {
 
 /// Parse a whole race results file (see the module docs).
 pub fn parse(text: &str) -> Result<Vec<RaceRow>, FileError> {
-    let mut errors = Vec::new();
-    let mut more = 0;
-    let mut push = |line, message: String| {
-        if errors.len() < ERRORS_MAX {
-            errors.push(LineError { line, message });
-        } else {
-            more += 1;
-        }
-    };
-    if text.len() > FILE_MAX {
-        push(1, format!("file larger than {FILE_MAX} bytes"));
-        return Err(FileError { errors, more });
-    }
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    match lines.next() {
-        Some((_, h)) if h.trim_start_matches('\u{feff}') == HEADER => {}
-        Some((n, h)) => push(
-            n,
-            format!(
-                "expected the header {HEADER:?}, found {:?}",
-                h.chars().take(80).collect::<String>()
-            ),
-        ),
-        None => push(1, "empty file".into()),
-    }
+    let (mut problems, lines) = open_csv(text, HEADER)?;
+    let mut push = |line, message: String| problems.push(line, message);
     let mut order: Vec<EventId> = Vec::new();
     let mut races: BTreeMap<EventId, Race> = BTreeMap::new();
     for (n, text) in lines {
-        if text.trim().is_empty() {
-            continue;
-        }
         let cells: Vec<&str> = text.split(',').map(str::trim).collect();
         if cells.len() != 7 {
             push(n, format!("expected 7 cells, found {}", cells.len()));
@@ -208,12 +179,7 @@ pub fn parse(text: &str) -> Result<Vec<RaceRow>, FileError> {
             }
         }
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(FileError { errors, more })
-    }
+    problems.finish(rows)
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -41,42 +41,73 @@ pub struct FileError {
     pub more: usize,
 }
 
-/// Parse a whole results file (see the module docs).
-pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
-    let mut errors = Vec::new();
-    let mut more = 0;
-    let mut push = |line, message: String| {
-        if errors.len() < ERRORS_MAX {
-            errors.push(LineError { line, message });
+/// The problems found in a file so far: the first `ERRORS_MAX` are listed, the rest counted.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    errors: Vec<LineError>,
+    more: usize,
+}
+
+impl Problems {
+    pub(crate) fn push(&mut self, line: usize, message: String) {
+        if self.errors.len() < ERRORS_MAX {
+            self.errors.push(LineError { line, message });
         } else {
-            more += 1;
+            self.more += 1;
         }
-    };
+    }
+
+    /// `rows` if the file had no problem, else the whole file is refused with every problem
+    /// listed in line order.
+    pub(crate) fn finish<T>(mut self, rows: T) -> Result<T, FileError> {
+        if self.errors.is_empty() {
+            return Ok(rows);
+        }
+        self.errors.sort_by_key(|e| e.line);
+        Err(FileError {
+            errors: self.errors,
+            more: self.more,
+        })
+    }
+}
+
+/// Start reading a CSV file of these modules: refuse it outright if it is larger than
+/// `FILE_MAX`, check its header line, and return its numbered data lines (1-based, `\r`
+/// trimmed, blank lines skipped) with the problems found so far.
+pub(crate) fn open_csv<'a>(
+    text: &'a str,
+    header: &str,
+) -> Result<(Problems, impl Iterator<Item = (usize, &'a str)>), FileError> {
+    let mut problems = Problems::default();
     if text.len() > FILE_MAX {
-        push(1, format!("file larger than {FILE_MAX} bytes"));
-        return Err(FileError { errors, more });
+        problems.push(1, format!("file larger than {FILE_MAX} bytes"));
+        return Err(problems.finish(()).expect_err("a problem was pushed"));
     }
     let mut lines = text
         .lines()
         .enumerate()
         .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     match lines.next() {
-        Some((_, h)) if h.trim_start_matches('\u{feff}') == HEADER => {}
-        Some((n, h)) => push(
+        Some((_, h)) if h.trim_start_matches('\u{feff}') == header => {}
+        Some((n, h)) => problems.push(
             n,
             format!(
-                "expected the header {HEADER:?}, found {:?}",
-                h.chars().take(60).collect::<String>()
+                "expected the header {header:?}, found {:?}",
+                h.chars().take(80).collect::<String>()
             ),
         ),
-        None => push(1, "empty file".into()),
+        None => problems.push(1, "empty file".into()),
     }
+    Ok((problems, lines.filter(|(_, l)| !l.trim().is_empty())))
+}
+
+/// Parse a whole results file (see the module docs).
+pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
+    let (mut problems, lines) = open_csv(text, HEADER)?;
+    let mut push = |line, message: String| problems.push(line, message);
     let mut rows = Vec::new();
     let mut seen: BTreeMap<EventId, (usize, FinalScore)> = BTreeMap::new();
     for (n, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
         let cells: Vec<&str> = line.split(',').collect();
         if cells.len() != 3 {
             push(n, format!("expected 3 cells, found {}", cells.len()));
@@ -125,11 +156,7 @@ pub fn parse(text: &str) -> Result<Vec<ResultRow>, FileError> {
             score,
         });
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(FileError { errors, more })
-    }
+    problems.finish(rows)
 }
 
 /// Parse a results file of either kind, told apart by its header: a race results file names a
