@@ -17,7 +17,7 @@
 //! 4. send everything from `poll_transmit`; wait for input or `poll_timeout`.
 
 use crate::session::{
-    Liveness, PeerNames, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
+    Conn, PeerNames, Phase, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
 };
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, NodeId, Seq};
@@ -44,17 +44,10 @@ const EDGE_NAMES: PeerNames = PeerNames {
     records: "records",
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    AwaitWelcome,
-    Established,
-    Closed,
-}
-
 #[derive(Debug)]
 pub struct EdgeSession {
     cfg: SessionConfig,
-    state: State,
+    conn: Conn,
     /// Highest durable seq of the local log we know of.
     local_head: Seq,
     /// Hub's durable position (from Welcome, then Acks).
@@ -76,10 +69,7 @@ pub struct EdgeSession {
     hub_down_lag_ms: i64,
     /// Upstream records in flight, for the lag in time our heartbeats carry.
     unacked: Unacked,
-    outbox: VecDeque<Message>,
     actions: VecDeque<EdgeAction>,
-    liveness: Liveness,
-    error: Option<SessionError>,
     /// Witnessed checkpoints: the newest signed head not yet sent (sent once its records are).
     checkpoint_pending: Option<(Seq, String)>,
     /// Size of the last checkpoint sent in this session.
@@ -99,8 +89,8 @@ impl EdgeSession {
         down_applied: Seq,
         now: UnixMillis,
     ) -> EdgeSession {
-        let mut outbox = VecDeque::new();
-        outbox.push_back(Message::Hello {
+        let mut conn = Conn::new(now, &cfg, &EDGE_NAMES);
+        conn.outbox.push_back(Message::Hello {
             version: PROTOCOL_VERSION,
             node_id,
             jurisdiction,
@@ -108,7 +98,7 @@ impl EdgeSession {
             down_applied,
         });
         EdgeSession {
-            state: State::AwaitWelcome,
+            conn,
             local_head,
             acked: Seq::ZERO,
             acked_hash: RecordHash::ZERO,
@@ -120,10 +110,7 @@ impl EdgeSession {
             hub_down_head: Seq::ZERO,
             hub_down_lag_ms: 0,
             unacked: Unacked::default(),
-            outbox,
             actions: VecDeque::new(),
-            liveness: Liveness::new(now, &cfg),
-            error: None,
             checkpoint_pending: None,
             checkpoint_sent: Seq::ZERO,
             cosigned: VecDeque::new(),
@@ -135,19 +122,19 @@ impl EdgeSession {
 
     /// Feed one message received from the hub.
     pub fn handle_message(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
-        if self.state == State::Closed {
+        if self.conn.phase == Phase::Closed {
             return Err(SessionError::Closed);
         }
-        self.liveness.received(now);
+        self.conn.liveness.received(now);
         let r = self.dispatch(msg, now);
-        r.map_err(|e| self.fail(e))
+        r.map_err(|e| self.conn.fail(e))
     }
 
     fn dispatch(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
-        match (self.state, msg) {
+        match (self.conn.phase, msg) {
             (_, Message::Error { code, message }) => Err(SessionError::Remote { code, message }),
             (
-                State::AwaitWelcome,
+                Phase::Handshake,
                 Message::Welcome {
                     version,
                     acked,
@@ -155,14 +142,14 @@ impl EdgeSession {
                     down_head,
                 },
             ) => self.on_welcome(version, acked, acked_hash, down_head, now),
-            (State::Established, Message::Ack { acked }) => self.on_ack(acked),
-            (State::Established, Message::Down { frames }) => self.on_down(frames),
-            (State::Established, Message::Heartbeat { head, lag_ms, .. }) => {
+            (Phase::Established, Message::Ack { acked }) => self.on_ack(acked),
+            (Phase::Established, Message::Down { frames }) => self.on_down(frames),
+            (Phase::Established, Message::Heartbeat { head, lag_ms, .. }) => {
                 self.hub_down_head = self.hub_down_head.max(head);
                 self.hub_down_lag_ms = lag_ms.max(0);
                 Ok(())
             }
-            (State::Established, Message::Cosigned { size, cosignature }) => {
+            (Phase::Established, Message::Cosigned { size, cosignature }) => {
                 if size == Seq::ZERO || size > self.checkpoint_sent {
                     return Err(SessionError::Protocol(format!(
                         "hub cosigned a checkpoint of size {size} but the last one sent has size {}",
@@ -175,7 +162,7 @@ impl EdgeSession {
             (state, m) => Err(SessionError::Protocol(format!(
                 "unexpected {} from hub {}",
                 m.name(),
-                if state == State::AwaitWelcome {
+                if state == Phase::Handshake {
                     "before Welcome"
                 } else {
                     "after Welcome"
@@ -215,8 +202,8 @@ impl EdgeSession {
         // The hub acknowledges only verified (sealed) records, so `acked` ends a seal group.
         self.last_sealed_sent = acked;
         self.hub_down_head = down_head;
-        self.state = State::Established;
-        self.liveness.established(now, &self.cfg);
+        self.conn.phase = Phase::Established;
+        self.conn.liveness.established(now, &self.cfg);
         self.maybe_send_checkpoint();
         Ok(())
     }
@@ -225,7 +212,7 @@ impl EdgeSession {
     /// note). It is sent once those records have been sent, so the hub can check it against
     /// its copy; only the newest pending head is kept.
     pub fn checkpoint(&mut self, size: Seq, note: String) {
-        if self.state == State::Closed || size <= self.checkpoint_sent {
+        if self.conn.phase == Phase::Closed || size <= self.checkpoint_sent {
             return;
         }
         if self
@@ -239,7 +226,7 @@ impl EdgeSession {
     }
 
     fn maybe_send_checkpoint(&mut self) {
-        if self.state != State::Established {
+        if self.conn.phase != Phase::Established {
             return;
         }
         let sent_through = Seq(self.next_to_send.0.saturating_sub(1));
@@ -248,7 +235,7 @@ impl EdgeSession {
             && let Some((size, note)) = self.checkpoint_pending.take()
         {
             self.checkpoint_sent = size;
-            self.outbox.push_back(Message::Checkpoint { note });
+            self.conn.outbox.push_back(Message::Checkpoint { note });
         }
     }
 
@@ -272,7 +259,7 @@ impl EdgeSession {
             )));
         }
         if acked > self.acked {
-            self.liveness.ack_progress();
+            self.conn.liveness.ack_progress();
         }
         self.acked = acked;
         self.unacked.acked(acked);
@@ -313,12 +300,14 @@ impl EdgeSession {
     /// The frames `want_records` asked for (possibly fewer; at least one if the log had any).
     /// They must start at the `from` given by `want_records` and be consecutive.
     pub fn records_read(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
-        match self.state {
-            State::Closed => return Err(SessionError::Closed),
-            State::AwaitWelcome => {
-                return Err(self.fail(SessionError::Misuse("records_read before Welcome".into())));
+        match self.conn.phase {
+            Phase::Closed => return Err(SessionError::Closed),
+            Phase::Handshake => {
+                return Err(self
+                    .conn
+                    .fail(SessionError::Misuse("records_read before Welcome".into())));
             }
-            State::Established => {}
+            Phase::Established => {}
         }
         if frames.is_empty() {
             return Ok(());
@@ -326,7 +315,7 @@ impl EdgeSession {
         let (last, sealed) = match check_contiguous(&frames, self.next_to_send) {
             Ok(v) => v,
             Err(e) => {
-                return Err(self.fail(SessionError::Misuse(format!(
+                return Err(self.conn.fail(SessionError::Misuse(format!(
                     "log returned frames out of order: {e}"
                 ))));
             }
@@ -337,7 +326,7 @@ impl EdgeSession {
             self.last_sealed_sent = s;
         }
         self.unacked.sent(&frames);
-        let outbox = &mut self.outbox;
+        let outbox = &mut self.conn.outbox;
         split_frames(frames, self.cfg.batch_bytes, |frames| {
             outbox.push_back(Message::Records { frames })
         });
@@ -348,18 +337,18 @@ impl EdgeSession {
     /// The shell durably applied the downstream chain through `applied` (the value returned by
     /// applying an `ApplyDown`). Queues a `DownAck`.
     pub fn down_applied(&mut self, applied: Seq) -> Result<(), SessionError> {
-        if self.state == State::Closed {
+        if self.conn.phase == Phase::Closed {
             return Err(SessionError::Closed);
         }
         if applied < self.down_applied || applied > self.down_handed {
-            return Err(self.fail(SessionError::Misuse(format!(
+            return Err(self.conn.fail(SessionError::Misuse(format!(
                 "down_applied({applied}) outside [{}, {}] (applied so far, handed out)",
                 self.down_applied, self.down_handed
             ))));
         }
         if applied > self.down_applied {
             self.down_applied = applied;
-            self.outbox.push_back(Message::DownAck { applied });
+            self.conn.outbox.push_back(Message::DownAck { applied });
         }
         Ok(())
     }
@@ -367,17 +356,10 @@ impl EdgeSession {
     /// Call when `poll_timeout` passes (calling early is harmless): sends heartbeats and
     /// detects a silent hub.
     pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), SessionError> {
-        if self.state == State::Closed {
-            return Ok(());
-        }
-        let established = self.state == State::Established;
         let in_flight = self.in_flight();
-        let heartbeat_due = self
-            .liveness
-            .check(now, &self.cfg, in_flight, established, &EDGE_NAMES)
-            .map_err(|e| self.fail(e))?;
+        let heartbeat_due = self.conn.heartbeat_due(now, &self.cfg, in_flight)?;
         if heartbeat_due {
-            self.outbox.push_back(Message::Heartbeat {
+            self.conn.outbox.push_back(Message::Heartbeat {
                 head: self.local_head,
                 now_ms: now.0,
                 lag_ms: self.unacked.lag_ms(now),
@@ -389,32 +371,14 @@ impl EdgeSession {
     /// Close the session on the shell's initiative (shutdown, storage or verification failure);
     /// queues an `Error` message with `code` for the hub.
     pub fn abort(&mut self, code: u16, message: impl Into<String>) -> SessionError {
-        if self.state == State::Closed {
-            return SessionError::Closed;
-        }
-        self.fail(SessionError::Aborted {
-            code,
-            message: message.into(),
-        })
-    }
-
-    fn fail(&mut self, e: SessionError) -> SessionError {
-        if self.state != State::Closed {
-            if e.tell_peer() {
-                self.outbox
-                    .push_back(Message::error(e.code(), e.peer_text()));
-            }
-            self.state = State::Closed;
-            self.error = Some(e.clone());
-        }
-        e
+        self.conn.abort(code, message.into())
     }
 
     // ---- outputs ------------------------------------------------------------------------
 
     /// Next message to send to the hub.
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.outbox.pop_front()
+        self.conn.outbox.pop_front()
     }
 
     /// Next action for the shell.
@@ -424,17 +388,13 @@ impl EdgeSession {
 
     /// When `handle_timeout` should next be called (`None` once closed).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        match self.state {
-            State::Closed => None,
-            State::AwaitWelcome => Some(self.liveness.deadline(&self.cfg, false)),
-            State::Established => Some(self.liveness.deadline(&self.cfg, true)),
-        }
+        self.conn.deadline(&self.cfg)
     }
 
     /// Which records to read from the local log and pass to `records_read`: `(from, max)`.
     /// `None` when not established, nothing new is durable, or the flow-control window is full.
     pub fn want_records(&self) -> Option<(Seq, usize)> {
-        if self.state != State::Established || self.next_to_send > self.local_head {
+        if self.conn.phase != Phase::Established || self.next_to_send > self.local_head {
             return None;
         }
         let in_flight = self.in_flight();
@@ -458,14 +418,14 @@ impl EdgeSession {
 
     /// Welcome received and no error yet.
     pub fn is_established(&self) -> bool {
-        self.state == State::Established
+        self.conn.is_established()
     }
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.conn.is_closed()
     }
     /// Why the session closed, if it did.
     pub fn error(&self) -> Option<&SessionError> {
-        self.error.as_ref()
+        self.conn.error()
     }
     /// Hub's durable position for this node.
     pub fn acked(&self) -> Seq {

@@ -25,7 +25,7 @@
 
 use crate::seal_batch::SealBatcher;
 use crate::session::{
-    Liveness, PeerNames, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
+    Conn, PeerNames, Phase, SessionConfig, SessionError, Unacked, check_contiguous, split_frames,
 };
 use crate::wire::{Message, PROTOCOL_VERSION};
 use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
@@ -118,17 +118,10 @@ const HUB_NAMES: PeerNames = PeerNames {
     records: "downstream records",
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    AwaitHello,
-    Established,
-    Closed,
-}
-
 #[derive(Debug)]
 pub struct HubSession {
     cfg: SessionConfig,
-    state: State,
+    conn: Conn,
     node: NodeId,
     registration: Option<NodeRegistration>,
     durable: ChainHead,
@@ -147,10 +140,7 @@ pub struct HubSession {
     read_down_outstanding: bool,
     /// Downstream records in flight, for the lag in time our heartbeats carry.
     down_unacked: Unacked,
-    outbox: VecDeque<Message>,
     actions: VecDeque<HubAction>,
-    liveness: Liveness,
-    error: Option<SessionError>,
     fork: Option<ForkProbe>,
     heads_in: VecDeque<SignedHead>,
     equivocations: VecDeque<ForkEvidence>,
@@ -170,7 +160,7 @@ impl HubSession {
         now: UnixMillis,
     ) -> HubSession {
         HubSession {
-            state: State::AwaitHello,
+            conn: Conn::new(now, &cfg, &HUB_NAMES),
             node: authenticated,
             registration,
             durable,
@@ -185,10 +175,7 @@ impl HubSession {
             down_last_sealed_sent: Seq::ZERO,
             read_down_outstanding: false,
             down_unacked: Unacked::default(),
-            outbox: VecDeque::new(),
             actions: VecDeque::new(),
-            liveness: Liveness::new(now, &cfg),
-            error: None,
             fork: None,
             heads_in: VecDeque::new(),
             equivocations: VecDeque::new(),
@@ -200,19 +187,19 @@ impl HubSession {
 
     /// Feed one message received from the edge.
     pub fn handle_message(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
-        if self.state == State::Closed {
+        if self.conn.phase == Phase::Closed {
             return Err(SessionError::Closed);
         }
-        self.liveness.received(now);
+        self.conn.liveness.received(now);
         let r = self.dispatch(msg, now);
-        r.map_err(|e| self.fail(e))
+        r.map_err(|e| self.conn.fail(e))
     }
 
     fn dispatch(&mut self, msg: Message, now: UnixMillis) -> Result<(), SessionError> {
-        match (self.state, msg) {
+        match (self.conn.phase, msg) {
             (_, Message::Error { code, message }) => Err(SessionError::Remote { code, message }),
             (
-                State::AwaitHello,
+                Phase::Handshake,
                 Message::Hello {
                     version,
                     node_id,
@@ -221,11 +208,11 @@ impl HubSession {
                     down_applied,
                 },
             ) => self.on_hello(version, node_id, jurisdiction, edge_head, down_applied, now),
-            (State::Established, Message::Records { frames }) => self.on_records(frames),
-            (State::Established, Message::DownAck { applied }) => self.on_down_ack(applied),
-            (State::Established, Message::Checkpoint { note }) => self.on_checkpoint(note),
+            (Phase::Established, Message::Records { frames }) => self.on_records(frames),
+            (Phase::Established, Message::DownAck { applied }) => self.on_down_ack(applied),
+            (Phase::Established, Message::Checkpoint { note }) => self.on_checkpoint(note),
             (
-                State::Established,
+                Phase::Established,
                 Message::Heartbeat {
                     head,
                     now_ms,
@@ -244,7 +231,7 @@ impl HubSession {
             (state, m) => Err(SessionError::Protocol(format!(
                 "unexpected {} from edge {}",
                 m.name(),
-                if state == State::AwaitHello {
+                if state == Phase::Handshake {
                     "before Hello"
                 } else {
                     "after Hello"
@@ -321,7 +308,7 @@ impl HubSession {
         }
         // Everything the edge applied ended on a seal (it only applies whole seal groups).
         self.down_last_sealed_sent = down_applied;
-        self.outbox.push_back(Message::Welcome {
+        self.conn.outbox.push_back(Message::Welcome {
             version: PROTOCOL_VERSION,
             acked: self.durable.seq,
             acked_hash: self.durable.hash,
@@ -334,8 +321,8 @@ impl HubSession {
             // Not known before the first heartbeat; records behind show in `edge_head`.
             lag_ms: 0,
         });
-        self.state = State::Established;
-        self.liveness.established(now, &self.cfg);
+        self.conn.phase = Phase::Established;
+        self.conn.liveness.established(now, &self.cfg);
         self.maybe_read_down();
         Ok(())
     }
@@ -559,8 +546,9 @@ impl HubSession {
 
     /// The shell verified the head of `size` records against its copy and cosigned it.
     pub fn cosigned(&mut self, size: Seq, cosignature: String) {
-        if self.state == State::Established {
-            self.outbox
+        if self.conn.phase == Phase::Established {
+            self.conn
+                .outbox
                 .push_back(Message::Cosigned { size, cosignature });
         }
     }
@@ -573,7 +561,7 @@ impl HubSession {
             )));
         }
         if applied > self.down_acked {
-            self.liveness.ack_progress();
+            self.conn.liveness.ack_progress();
             self.down_acked = applied;
             self.down_unacked.acked(applied);
             self.actions.push_back(HubAction::DownAcked { applied });
@@ -585,18 +573,18 @@ impl HubSession {
     /// The shell durably committed the upstream records through `seq` (the result of a
     /// `Commit`). Queues an `Ack`.
     pub fn committed(&mut self, seq: Seq) -> Result<(), SessionError> {
-        if self.state == State::Closed {
+        if self.conn.phase == Phase::Closed {
             return Err(SessionError::Closed);
         }
         if seq < self.committed || seq > self.verified {
-            return Err(self.fail(SessionError::Misuse(format!(
+            return Err(self.conn.fail(SessionError::Misuse(format!(
                 "committed({seq}) outside [{}, {}] (committed so far, handed out)",
                 self.committed, self.verified
             ))));
         }
         if seq > self.committed {
             self.committed = seq;
-            self.outbox.push_back(Message::Ack { acked: seq });
+            self.conn.outbox.push_back(Message::Ack { acked: seq });
         }
         Ok(())
     }
@@ -611,15 +599,17 @@ impl HubSession {
 
     /// The frames a `ReadDown` asked for (possibly fewer, but at least one).
     pub fn down_read(&mut self, frames: Vec<Frame>) -> Result<(), SessionError> {
-        if self.state == State::Closed {
+        if self.conn.phase == Phase::Closed {
             return Err(SessionError::Closed);
         }
         if !self.read_down_outstanding {
-            return Err(self.fail(SessionError::Misuse("down_read without a ReadDown".into())));
+            return Err(self
+                .conn
+                .fail(SessionError::Misuse("down_read without a ReadDown".into())));
         }
         self.read_down_outstanding = false;
         if frames.is_empty() {
-            return Err(self.fail(SessionError::Misuse(format!(
+            return Err(self.conn.fail(SessionError::Misuse(format!(
                 "store returned no downstream frames after seq {} although its head is {}",
                 self.down_sent, self.down_head
             ))));
@@ -628,7 +618,7 @@ impl HubSession {
             match check_contiguous(&frames, Seq(self.down_sent.0.saturating_add(1))) {
                 Ok(v) => v,
                 Err(e) => {
-                    return Err(self.fail(SessionError::Misuse(format!(
+                    return Err(self.conn.fail(SessionError::Misuse(format!(
                         "store returned downstream frames out of order: {e}"
                     ))));
                 }
@@ -639,7 +629,7 @@ impl HubSession {
             self.down_last_sealed_sent = s;
         }
         self.down_unacked.sent(&frames);
-        let outbox = &mut self.outbox;
+        let outbox = &mut self.conn.outbox;
         split_frames(frames, self.cfg.batch_bytes, |frames| {
             outbox.push_back(Message::Down { frames })
         });
@@ -648,7 +638,7 @@ impl HubSession {
     }
 
     fn maybe_read_down(&mut self) {
-        if self.state != State::Established
+        if self.conn.phase != Phase::Established
             || self.read_down_outstanding
             || self.down_sent >= self.down_head
         {
@@ -676,17 +666,10 @@ impl HubSession {
 
     /// Call when `poll_timeout` passes: sends heartbeats and detects a silent edge.
     pub fn handle_timeout(&mut self, now: UnixMillis) -> Result<(), SessionError> {
-        if self.state == State::Closed {
-            return Ok(());
-        }
-        let established = self.state == State::Established;
         let in_flight = self.down_sent.0.saturating_sub(self.down_acked.0);
-        let heartbeat_due = self
-            .liveness
-            .check(now, &self.cfg, in_flight, established, &HUB_NAMES)
-            .map_err(|e| self.fail(e))?;
+        let heartbeat_due = self.conn.heartbeat_due(now, &self.cfg, in_flight)?;
         if heartbeat_due {
-            self.outbox.push_back(Message::Heartbeat {
+            self.conn.outbox.push_back(Message::Heartbeat {
                 head: self.down_head,
                 now_ms: now.0,
                 lag_ms: self.down_unacked.lag_ms(now),
@@ -698,31 +681,13 @@ impl HubSession {
     /// Close on the shell's initiative (shutdown, storage failure, superseded); queues an
     /// `Error` message with `code` for the edge.
     pub fn abort(&mut self, code: u16, message: impl Into<String>) -> SessionError {
-        if self.state == State::Closed {
-            return SessionError::Closed;
-        }
-        self.fail(SessionError::Aborted {
-            code,
-            message: message.into(),
-        })
-    }
-
-    fn fail(&mut self, e: SessionError) -> SessionError {
-        if self.state != State::Closed {
-            if e.tell_peer() {
-                self.outbox
-                    .push_back(Message::error(e.code(), e.peer_text()));
-            }
-            self.state = State::Closed;
-            self.error = Some(e.clone());
-        }
-        e
+        self.conn.abort(code, message.into())
     }
 
     // ---- outputs ------------------------------------------------------------------------
 
     pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.outbox.pop_front()
+        self.conn.outbox.pop_front()
     }
 
     /// The next action. The seals of a `Commit`'s records (and of any records queued after
@@ -732,18 +697,14 @@ impl HubSession {
         if matches!(self.actions.front(), Some(HubAction::Commit { .. }))
             && let Err(e) = self.check_seals()
         {
-            self.fail(e);
+            self.conn.fail(e);
         }
         self.actions.pop_front()
     }
 
     /// When `handle_timeout` should next be called (`None` once closed).
     pub fn poll_timeout(&self) -> Option<UnixMillis> {
-        match self.state {
-            State::Closed => None,
-            State::AwaitHello => Some(self.liveness.deadline(&self.cfg, false)),
-            State::Established => Some(self.liveness.deadline(&self.cfg, true)),
-        }
+        self.conn.deadline(&self.cfg)
     }
 
     // ---- state --------------------------------------------------------------------------
@@ -752,13 +713,13 @@ impl HubSession {
         &self.node
     }
     pub fn is_established(&self) -> bool {
-        self.state == State::Established
+        self.conn.is_established()
     }
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
+        self.conn.is_closed()
     }
     pub fn error(&self) -> Option<&SessionError> {
-        self.error.as_ref()
+        self.conn.error()
     }
     /// Durable upstream head as last reported by the shell.
     pub fn committed_head(&self) -> Seq {

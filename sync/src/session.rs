@@ -217,6 +217,7 @@ pub(crate) fn after(t: UnixMillis, ms: i64) -> UnixMillis {
 }
 
 /// How a machine names its peer in timeout errors.
+#[derive(Debug)]
 pub(crate) struct PeerNames {
     /// "hub" or "edge".
     pub(crate) peer: &'static str,
@@ -309,5 +310,98 @@ impl Liveness {
             }
         }
         t
+    }
+}
+
+/// Where a session is: waiting for the peer's handshake (`Hello` at the hub, `Welcome` at the
+/// edge), established, or closed for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Handshake,
+    Established,
+    Closed,
+}
+
+/// The connection-level part both machines share: the phase, the messages waiting to be sent,
+/// the liveness timers and the error that closed the session. One implementation, so the two
+/// ends close, report and time out the same way.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) phase: Phase,
+    pub(crate) outbox: VecDeque<crate::wire::Message>,
+    pub(crate) liveness: Liveness,
+    error: Option<SessionError>,
+    names: &'static PeerNames,
+}
+
+impl Conn {
+    pub(crate) fn new(now: UnixMillis, cfg: &SessionConfig, names: &'static PeerNames) -> Conn {
+        Conn {
+            phase: Phase::Handshake,
+            outbox: VecDeque::new(),
+            liveness: Liveness::new(now, cfg),
+            error: None,
+            names,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    pub(crate) fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
+    /// Close the session with `e` (the first error wins): unless the peer caused it, queue an
+    /// `Error` message telling the peer why.
+    pub(crate) fn fail(&mut self, e: SessionError) -> SessionError {
+        if self.phase != Phase::Closed {
+            if e.tell_peer() {
+                self.outbox
+                    .push_back(crate::wire::Message::error(e.code(), e.peer_text()));
+            }
+            self.phase = Phase::Closed;
+            self.error = Some(e.clone());
+        }
+        e
+    }
+
+    /// Close on the shell's initiative with `code` (see the machines' `abort`).
+    pub(crate) fn abort(&mut self, code: u16, message: String) -> SessionError {
+        if self.phase == Phase::Closed {
+            return SessionError::Closed;
+        }
+        self.fail(SessionError::Aborted { code, message })
+    }
+
+    /// The timer check of `handle_timeout`, with `in_flight` records of ours unacknowledged:
+    /// closes the session if the peer is silent or stuck, else says whether a heartbeat is due.
+    pub(crate) fn heartbeat_due(
+        &mut self,
+        now: UnixMillis,
+        cfg: &SessionConfig,
+        in_flight: u64,
+    ) -> Result<bool, SessionError> {
+        if self.phase == Phase::Closed {
+            return Ok(false);
+        }
+        let established = self.phase == Phase::Established;
+        self.liveness
+            .check(now, cfg, in_flight, established, self.names)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// When `handle_timeout` should next be called (`None` once closed).
+    pub(crate) fn deadline(&self, cfg: &SessionConfig) -> Option<UnixMillis> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Handshake => Some(self.liveness.deadline(cfg, false)),
+            Phase::Established => Some(self.liveness.deadline(cfg, true)),
+        }
     }
 }
