@@ -254,6 +254,55 @@ fn refusal_text(e: &EdgeError) -> String {
     }
 }
 
+/// The node refused a till action (`what`: "bet", "payout", "void"): journal the refusal, so
+/// the cash-up lists it, and tell the cashier why.
+fn refused(app: &App, c: &Ctx, what: &str, ticket: Option<&str>, amount_minor: i64, e: &EdgeError) {
+    let detail = format!("{what}: {}", e.code());
+    let r = app.journal.lock().unwrap().append(
+        now_ms(),
+        &c.staff_id,
+        Kind::Refused,
+        ticket,
+        amount_minor,
+        0,
+        &detail,
+    );
+    if let Err(je) = r {
+        tracing::error!(error = %je, %detail, "journal: refusal not recorded");
+    }
+    flash(app, &c.sid, false, e.code(), refusal_text(e));
+}
+
+/// Journal a ticket action the node completed, once: when a retried request is answered again
+/// (same idempotency key), the drawer must not count the cash twice.
+fn journal_once(
+    app: &App,
+    c: &Ctx,
+    kind: Kind,
+    ticket: &str,
+    amount_minor: i64,
+    drawer_delta_minor: i64,
+    detail: &str,
+) {
+    let j = app.journal.lock().unwrap();
+    let r = match j.has_entry(kind, ticket) {
+        Ok(true) => return,
+        Ok(false) => j.append(
+            now_ms(),
+            &c.staff_id,
+            kind,
+            Some(ticket),
+            amount_minor,
+            drawer_delta_minor,
+            detail,
+        ),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = r {
+        tracing::error!(error = %e, ticket, kind = kind.as_str(), "journal: entry not recorded");
+    }
+}
+
 /// Idempotency key for a till action: the terminal plus a hash of what the action is.
 fn action_key(app: &App, prefix: &str, parts: &[&str]) -> String {
     let h = outpost_core::log::sha256(parts.join("\u{1f}").as_bytes());

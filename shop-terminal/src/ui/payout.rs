@@ -83,32 +83,10 @@ pub(super) async fn pay(
         )
         .await
     {
-        Err(e) => {
-            let _ = app.journal.lock().unwrap().append(
-                now_ms(),
-                &c.staff_id,
-                Kind::Refused,
-                Some(&ticket),
-                0,
-                0,
-                &format!("payout: {}", e.code()),
-            );
-            flash(&app, &c.sid, false, e.code(), refusal_text(&e));
-        }
+        Err(e) => refused(&app, &c, "payout", Some(&ticket), 0, &e),
         Ok(v) => {
             let amount = v["paid"]["payout_minor"].as_i64().unwrap_or(0);
-            let j = app.journal.lock().unwrap();
-            if !j.has_entry(Kind::Payout, &ticket).unwrap_or(false) {
-                let _ = j.append(
-                    now_ms(),
-                    &c.staff_id,
-                    Kind::Payout,
-                    Some(&ticket),
-                    amount,
-                    -amount,
-                    "",
-                );
-            }
+            journal_once(&app, &c, Kind::Payout, &ticket, amount, -amount, "");
             flash(
                 &app,
                 &c.sid,

@@ -198,20 +198,13 @@ pub(super) async fn place_bet(
     let idem = format!("bet-{}-{}", app.cfg.terminal_id, f.idem);
     match app.edge.place_bet(&idem, body).await {
         Err(e) => {
-            let _ = app.journal.lock().unwrap().append(
-                now_ms(),
-                &c.staff_id,
-                Kind::Refused,
-                None,
-                if each_way {
-                    stake.saturating_mul(2)
-                } else {
-                    stake
-                },
-                0,
-                &format!("bet: {}", e.code()),
-            );
-            flash(&app, &c.sid, false, e.code(), refusal_text(&e));
+            // The refused amount is what the customer handed over (both parts of an each-way).
+            let asked = if each_way {
+                stake.saturating_mul(2)
+            } else {
+                stake
+            };
+            refused(&app, &c, "bet", None, asked, &e);
             Redirect::to("/").into_response()
         }
         Ok(v) => {

@@ -49,18 +49,7 @@ pub(super) async fn void(State(app): State<Shared>, c: Ctx, Form(f): Form<VoidFo
         body["authorised_by"] = json!(m);
     }
     match app.edge.void(&ticket, &idem, body).await {
-        Err(e) => {
-            let _ = app.journal.lock().unwrap().append(
-                now_ms(),
-                &c.staff_id,
-                Kind::Refused,
-                Some(&ticket),
-                0,
-                0,
-                &format!("void: {}", e.code()),
-            );
-            flash(&app, &c.sid, false, e.code(), refusal_text(&e));
-        }
+        Err(e) => refused(&app, &c, "void", Some(&ticket), 0, &e),
         Ok(v) => {
             let refund = v["voided"]["refund_minor"].as_i64().unwrap_or(0);
             let cash = v["holder"] == "cash";
@@ -68,18 +57,8 @@ pub(super) async fn void(State(app): State<Shared>, c: Ctx, Form(f): Form<VoidFo
                 None => format!("cancelled: {}", f.reason.trim()),
                 Some(m) => format!("voided by {m}: {}", f.reason.trim()),
             };
-            let j = app.journal.lock().unwrap();
-            if !j.has_entry(Kind::Void, &ticket).unwrap_or(false) {
-                let _ = j.append(
-                    now_ms(),
-                    &c.staff_id,
-                    Kind::Void,
-                    Some(&ticket),
-                    refund,
-                    if cash { -refund } else { 0 },
-                    &detail,
-                );
-            }
+            let drawer = if cash { -refund } else { 0 };
+            journal_once(&app, &c, Kind::Void, &ticket, refund, drawer, &detail);
             flash(
                 &app,
                 &c.sid,
