@@ -2,10 +2,12 @@
 //! a result settles its bet, the settlement flows back down and is verified and acked by the
 //! edge, and the audit trail receives verifiable segments of both chains.
 
+mod common;
+use common::{eventually, link, start_hub};
 use outpost_core::edge::events::{BetLeg, BetPlaced, EdgeEvent, IdemTag};
 use outpost_core::hub::down_log_id;
 use outpost_core::ids::{
-    BetId, EventId, IdemKey, Jurisdiction, LogId, MarketId, NodeId, PlayerId, SelectionId, Seq,
+    BetId, EventId, IdemKey, LogId, MarketId, NodeId, PlayerId, SelectionId, Seq,
 };
 use outpost_core::log::{ChainHead, ChainVerifier, ChainWriter, Frame, NodeKey, PublicKey};
 use outpost_core::market::{MarketKind, Outcome};
@@ -13,8 +15,7 @@ use outpost_core::money::Currency;
 use outpost_core::price::Price;
 use outpost_core::settle::FinalScore;
 use outpost_core::time::UnixMillis;
-use outpost_sync::transport::{EdgeLinkConfig, EdgeLog, run_edge_link};
-use region_hub::config::HubConfig;
+use outpost_sync::transport::EdgeLog;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -88,55 +89,13 @@ impl EdgeLog for MemLog {
     }
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicate_settle_and_audit() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let node = NodeId::new("gb-1").unwrap();
-    let pki = dir.path().join("pki");
-    outpost_sync::pki::write_dev_pki(
-        &pki,
-        &outpost_sync::pki::DEFAULT_HUB_NAMES,
-        std::slice::from_ref(&node),
-    )
-    .unwrap();
-    let hub_key = NodeKey::from_seed([1; 32]);
-    std::fs::write(dir.path().join("hub.seed"), hub_key.seed_hex()).unwrap();
+    let hub_key = common::hub_key();
     let node_key = NodeKey::from_seed([2; 32]);
-    let toml = format!(
-        r#"
-hub_id = "test"
-data_dir = "data"
-quic_listen = "127.0.0.1:0"
-http_listen = "127.0.0.1:0"
-signing_key_file = "hub.seed"
-[tls]
-ca_cert = "pki/ca.pem"
-hub_cert = "pki/hub.pem"
-hub_key = "pki/hub.key"
-[[nodes]]
-id = "gb-1"
-jurisdiction = "GB"
-public_key = "{}"
-[audit]
-retention_years = {{ GB = 5 }}
-segment_max_age_ms = 0
-"#,
-        node_key.public().to_hex()
-    );
-    let cfg = HubConfig::from_toml(&toml, dir.path()).unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    let hub = region_hub::run::start(cfg, stop_rx.clone()).await.unwrap();
+    let (hub, stop) = start_hub(dir.path(), &node_key, "segment_max_age_ms = 0").await;
     let state = hub.state.clone();
 
     // The edge writes a genesis-free log: one bet, sealed.
@@ -168,14 +127,7 @@ segment_max_age_ms = 0
     ChainWriter::seal(&mut f, &node_key);
     log.push(vec![f]);
 
-    let client = outpost_sync::tls::edge_client_config(&pki, &node).unwrap();
-    let (link_cfg, _status) = EdgeLinkConfig::new(
-        node.clone(),
-        Jurisdiction::new("GB").unwrap(),
-        hub.quic_addr,
-        client,
-    );
-    let link = tokio::spawn(run_edge_link(link_cfg, log.clone(), stop_rx.clone()));
+    let (link, _status) = link(dir.path(), &hub, log.clone(), stop.subscribe());
 
     eventually("the bet to replicate", || {
         state.nodes_view().unwrap()[0].acked_seq == 1

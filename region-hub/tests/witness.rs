@@ -6,18 +6,17 @@
 //! - a sealed fork of the log (two different records for one sequence number, both signed with
 //!   the real node key) is equivocation too, with both records stored as evidence.
 
-use outpost_core::ids::{Jurisdiction, LogId, NodeId, Seq};
+mod common;
+use common::{eventually, link, start_hub};
+use outpost_core::ids::{LogId, NodeId, Seq};
 use outpost_core::log::merkle::MerkleTree;
 use outpost_core::log::{
     ChainHead, ChainWriter, Checkpoint, Frame, NodeKey, Note, PublicKey, RecordKind, origin_for,
     verify_cosignature,
 };
 use outpost_core::time::UnixMillis;
-use outpost_sync::transport::{EdgeLinkConfig, EdgeLog, LinkStatus, run_edge_link};
-use region_hub::config::HubConfig;
-use region_hub::run::RunningHub;
+use outpost_sync::transport::EdgeLog;
 use std::future::Future;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -126,68 +125,6 @@ fn chain(key: &NodeKey, n: usize, tag: &str) -> Vec<Frame> {
         .collect()
 }
 
-async fn start_hub(dir: &Path, node_key: &NodeKey) -> (RunningHub, watch::Sender<bool>) {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let node = NodeId::new("gb-1").unwrap();
-    outpost_sync::pki::write_dev_pki(
-        &dir.join("pki"),
-        &outpost_sync::pki::DEFAULT_HUB_NAMES,
-        std::slice::from_ref(&node),
-    )
-    .unwrap();
-    std::fs::write(dir.join("hub.seed"), NodeKey::from_seed([1; 32]).seed_hex()).unwrap();
-    let toml = format!(
-        r#"
-hub_id = "test"
-data_dir = "data"
-quic_listen = "127.0.0.1:0"
-http_listen = "127.0.0.1:0"
-signing_key_file = "hub.seed"
-[tls]
-ca_cert = "pki/ca.pem"
-hub_cert = "pki/hub.pem"
-hub_key = "pki/hub.key"
-[[nodes]]
-id = "gb-1"
-jurisdiction = "GB"
-public_key = "{}"
-[audit]
-retention_years = {{ GB = 5 }}
-"#,
-        node_key.public().to_hex()
-    );
-    let cfg = HubConfig::from_toml(&toml, dir).unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    (region_hub::run::start(cfg, stop_rx).await.unwrap(), stop)
-}
-
-fn link(
-    dir: &Path,
-    hub: &RunningHub,
-    log: Arc<MemLog>,
-    stop: watch::Receiver<bool>,
-) -> (tokio::task::JoinHandle<()>, watch::Receiver<LinkStatus>) {
-    let node = NodeId::new("gb-1").unwrap();
-    let client = outpost_sync::tls::edge_client_config(&dir.join("pki"), &node).unwrap();
-    let (cfg, status) = EdgeLinkConfig::new(
-        node,
-        Jurisdiction::new("GB").unwrap(),
-        hub.quic_addr,
-        client,
-    );
-    (tokio::spawn(run_edge_link(cfg, log, stop)), status)
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -204,7 +141,7 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
     let dir = tempfile::tempdir().unwrap();
     let node_key = NodeKey::from_seed([2; 32]);
     let hub_pub = NodeKey::from_seed([1; 32]).public();
-    let (hub, stop) = start_hub(dir.path(), &node_key).await;
+    let (hub, stop) = start_hub(dir.path(), &node_key, "").await;
     let state = hub.state.clone();
     let node = NodeId::new("gb-1").unwrap();
 
@@ -318,7 +255,7 @@ async fn cosigns_matching_heads_and_quarantines_an_inconsistent_one() {
         .await
         .unwrap()
         .unwrap();
-    let (hub, stop) = start_hub(dir.path(), &node_key).await;
+    let (hub, stop) = start_hub(dir.path(), &node_key, "").await;
     assert!(hub.state.quarantine_reason(&node).is_some());
     assert_eq!(hub.state.node_alerts_view().unwrap().len(), 1);
     stop.send(true).unwrap();
@@ -333,7 +270,7 @@ async fn a_sealed_fork_is_equivocation_with_both_records_as_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let node_key = NodeKey::from_seed([2; 32]);
     let hub_pub = NodeKey::from_seed([1; 32]).public();
-    let (hub, stop) = start_hub(dir.path(), &node_key).await;
+    let (hub, stop) = start_hub(dir.path(), &node_key, "").await;
     let state = hub.state.clone();
     let node = NodeId::new("gb-1").unwrap();
 
