@@ -18,32 +18,15 @@ async fn bet_replicates_settles_and_lands_in_the_audit_trail() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let bucket = format!("outpost-e2e-{}", std::process::id());
-    let Stack {
-        edge_http,
-        hub_http,
-        ..
-    } = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
+    let stack = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
     // Balance snapshots every few records, so the hub's reconciliation has some to check and
     // the Python verifier sees kind 56.
-    let edge_cfg = dir.path().join("gb-1.toml");
-    let mut text = std::fs::read_to_string(&edge_cfg).unwrap();
-    text.push_str("\n[balance_snapshot]\nevery_records = 4\n");
-    std::fs::write(&edge_cfg, text).unwrap();
-    let mut hub = Proc::start(
-        "hub",
-        &bin("region-hub"),
-        &["run", "--config", &format!("{d}/hub.toml")],
-        dir.path(),
+    append_config(
+        &dir.path().join("gb-1.toml"),
+        "\n[balance_snapshot]\nevery_records = 4\n",
     );
-    let mut edge = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", &format!("{d}/gb-1.toml")],
-        dir.path(),
-    );
-    let (e, h) = (format!("http://{edge_http}"), format!("http://{hub_http}"));
-    wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
-    wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
+    let (mut hub, mut edge) = stack.start(dir.path()).await;
+    let (e, h) = stack.urls();
     let c = client();
 
     // A player, KYC, a deposit, and three bets on the opening match of 2023/24 (Burnley 0-3 Man City).

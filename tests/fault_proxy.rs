@@ -77,7 +77,6 @@ struct Load {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
     let hub_quic = free_udp_addr();
     let hub_quic_addr: SocketAddr = hub_quic.parse().unwrap();
     let proxy = UdpProxy::start(hub_quic_addr, 0x5eed_f00d).await;
@@ -85,7 +84,6 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
 
     // Configs point the edge at the proxy; the hub listens on its own port behind it.
     let stack = init_stack(dir.path(), Some(&proxy_addr), None);
-    let (edge_http, hub_http) = (stack.edge_http, stack.hub_http);
     let hub_toml = dir.path().join("hub.toml");
     let text = std::fs::read_to_string(&hub_toml).unwrap();
     let listen = format!("quic_listen = \"{proxy_addr}\"");
@@ -96,21 +94,8 @@ async fn replication_survives_loss_reordering_duplication_and_a_30s_partition_un
     )
     .unwrap();
 
-    let mut hub = Proc::start(
-        "hub",
-        &bin("region-hub"),
-        &["run", "--config", hub_toml.to_str().unwrap()],
-        dir.path(),
-    );
-    let mut edge = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", &format!("{d}/gb-1.toml")],
-        dir.path(),
-    );
-    let (e, h) = (format!("http://{edge_http}"), format!("http://{hub_http}"));
-    wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
-    wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
+    let (hub, edge) = stack.start(dir.path()).await;
+    let (e, h) = stack.urls();
     let c = client();
 
     // Players with funds.

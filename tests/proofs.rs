@@ -95,30 +95,12 @@ fn tamper_first_hash(v: &Value, field: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn heads_are_cosigned_and_proofs_verify_independently() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    let Stack {
-        edge_http,
-        hub_http,
-        ..
-    } = init_stack(dir.path(), None, None);
+    let stack = init_stack(dir.path(), None, None);
     let node_key = public_of(&dir.path().join("gb-1.key"));
     let hub_key = public_of(&dir.path().join("hub.key"));
-    let mut hub = Proc::start(
-        "hub",
-        &bin("region-hub"),
-        &["run", "--config", &format!("{d}/hub.toml")],
-        dir.path(),
-    );
-    let edge_args = [
-        "run".to_string(),
-        "--config".to_string(),
-        format!("{d}/gb-1.toml"),
-    ];
-    let edge_args: Vec<&str> = edge_args.iter().map(String::as_str).collect();
-    let mut edge = Proc::start("edge", &bin("edge-node"), &edge_args, dir.path());
-    let (e, h) = (format!("http://{edge_http}"), format!("http://{hub_http}"));
-    wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
-    wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
+    // The hub runs until the end of the test.
+    let (_hub, mut edge) = stack.start(dir.path()).await;
+    let (e, h) = stack.urls();
     let c = client();
 
     // The first cosigned head (over genesis and the fixture markets).
@@ -296,7 +278,7 @@ async fn heads_are_cosigned_and_proofs_verify_independently() {
 
     // Heads and cosignatures are durable: after a kill -9 the cosigned head is still served.
     edge.kill9();
-    let mut edge = Proc::start("edge", &bin("edge-node"), &edge_args, dir.path());
+    let mut edge = start_edge(dir.path());
     wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
     let (st, after) = get(&c, &format!("{e}/v1/checkpoint")).await;
     assert_eq!(st, 200, "{after}");

@@ -67,37 +67,20 @@ fn milli(p: &str) -> i64 {
 async fn real_race_settles_win_and_each_way_once_over_quic() {
     let endpoint = s3_endpoint();
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
     let bucket = format!("outpost-race-{}", std::process::id());
-    let Stack {
-        edge_http,
-        hub_http,
-        ..
-    } = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
+    let stack = init_stack(dir.path(), None, Some((&endpoint, &bucket)));
     // A till for the each-way cash ticket; the recorded race has long silences between
     // messages, so the producer's silence bound is long.
     let edge_cfg = dir.path().join("gb-1.toml");
-    let mut text = std::fs::read_to_string(&edge_cfg).unwrap();
-    text.push_str(&format!(
-        "\n[[shop_terminals]]\nshop_id = \"s1\"\nterminal_id = \"t1\"\ntoken_sha256 = \"{}\"\n\n[odds]\nalive_timeout_ms = 86400000\n",
-        hex::encode(outpost_core::log::sha256(TOKEN.as_bytes()))
-    ));
-    std::fs::write(&edge_cfg, text).unwrap();
-    let mut hub = Proc::start(
-        "hub",
-        &bin("region-hub"),
-        &["run", "--config", &format!("{d}/hub.toml")],
-        dir.path(),
+    append_config(
+        &edge_cfg,
+        &format!(
+            "\n[[shop_terminals]]\nshop_id = \"s1\"\nterminal_id = \"t1\"\ntoken_sha256 = \"{}\"\n\n[odds]\nalive_timeout_ms = 86400000\n",
+            hex::encode(outpost_core::log::sha256(TOKEN.as_bytes()))
+        ),
     );
-    let mut edge = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", &format!("{d}/gb-1.toml")],
-        dir.path(),
-    );
-    let (e, h) = (format!("http://{edge_http}"), format!("http://{hub_http}"));
-    wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
-    wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
+    let (mut hub, mut edge) = stack.start(dir.path()).await;
+    let (e, h) = stack.urls();
     let c = client();
 
     // The race up to the off, as the Betfair feed delivered it.

@@ -103,6 +103,45 @@ pub fn init_stack(dir: &Path, hub_quic: Option<&str>, s3: Option<(&str, &str)>) 
     stack
 }
 
+impl Stack {
+    /// Base URLs of the edge's and the hub's HTTP APIs.
+    pub fn urls(&self) -> (String, String) {
+        (
+            format!("http://{}", self.edge_http),
+            format!("http://{}", self.hub_http),
+        )
+    }
+
+    /// Start the hub and the edge node that `init_stack` wrote into `dir`, as child processes
+    /// logging into `dir`, and wait until both answer `/health`.
+    pub async fn start(&self, dir: &Path) -> (Proc, Proc) {
+        let (e, h) = self.urls();
+        let mut hub = start_node(dir, "hub", "region-hub", "hub.toml");
+        let mut edge = start_edge(dir);
+        wait_healthy(&h, &mut hub, Duration::from_secs(60)).await;
+        wait_healthy(&e, &mut edge, Duration::from_secs(60)).await;
+        (hub, edge)
+    }
+}
+
+/// (Re)start the edge node `gb-1` that `init_stack` wrote into `dir` (not waited for).
+pub fn start_edge(dir: &Path) -> Proc {
+    start_node(dir, "edge", "edge-node", "gb-1.toml")
+}
+
+fn start_node(dir: &Path, name: &str, program: &str, config: &str) -> Proc {
+    let config = dir.join(config);
+    let args = ["run", "--config", config.to_str().expect("utf-8 temp dir")];
+    Proc::start(name, &bin(program), &args, dir)
+}
+
+/// Append settings to a config file `init_stack` wrote.
+pub fn append_config(path: &Path, toml: &str) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    text.push_str(toml);
+    std::fs::write(path, text).unwrap();
+}
+
 pub struct Proc {
     pub child: Child,
     pub name: String,
