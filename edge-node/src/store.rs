@@ -31,7 +31,7 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// sled's segment (and I/O buffer) size for a new store; sled's default is 512 KiB. sled
 /// writes any page larger than a quarter of it to a blob file, and a leaf page holds up to 17
 /// values: a larger segment lets a log chunk hold a whole commit group of a busy node.
-const SEGMENT_BYTES: usize = 4 * 1024 * 1024;
+const SEGMENT_BYTES: usize = 1024 * 1024;
 /// Signed tree heads (`checkpoints.rs`): `C` + size (big-endian) → JSON.
 const CHECKPOINT: u8 = b'C';
 
