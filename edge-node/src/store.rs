@@ -1,16 +1,29 @@
 //! Durable storage of the node's log on sled: the only state that must survive a crash.
 //!
-//! One sled tree holds, under distinct key prefixes, the log frames (`L` + seq, big-endian so
-//! iteration is in log order), the PII vault (`P` + player id) and the latest state snapshot
-//! (`S`). Because they share a tree, a commit group's frames and the PII they reference are
-//! written by one `apply_batch`: atomically.
+//! One sled tree holds, under distinct key prefixes, the log (`L` + seq, big-endian so
+//! iteration is in log order), the PII vault (`P` + player id), signed tree heads (`C` + size)
+//! and the latest state snapshot (`S`). Because they share a tree, a commit group's frames and
+//! the PII they reference are written by one `apply_batch`: atomically.
+//!
+//! The log is stored in chunks: the value under `L` + seq is one or more consecutive frames
+//! in their log encoding (`Frame::encode`, self-delimiting), the first of which has that seq;
+//! chunks are contiguous. A commit group is cut into chunks of at most `chunk_bytes_max`
+//! (one sled insert per chunk instead of per record: sled's per-key work was most of the
+//! store's CPU). A log written one frame per key is a log of one-frame chunks, so older data
+//! directories read unchanged.
+//!
+//! Why the bound: sled writes any page larger than a quarter of its segment to a separate
+//! blob file, and a leaf page holds up to 17 values; chunks of at most segment/4/20 keep log
+//! pages inline in sled's own log. New stores use a 1 MiB segment (sled's default 512 KiB
+//! would allow 6 KiB chunks; 4 MiB grew the node's memory by ~500 MiB under load); an
+//! existing store keeps the segment size it was created with (sled refuses another).
 //!
 //! Durability: sled 0.34's `flush` writes with `pwrite` then `sync_file_range`, which neither
 //! persists the file's size metadata nor flushes the device cache. After every flush we also
 //! `fdatasync` sled's data file; only then is a commit group acknowledged. sled also writes
-//! any value over 128 KiB (a state snapshot, a large record) to its own file under `blobs/`
-//! and never syncs it, while the log entry pointing at it is made durable by that flush: so
-//! each new blob file, and the directory, is synced first (`BlobSyncer`).
+//! any page over its blob threshold (a state snapshot, a large record) to its own file under
+//! `blobs/` and never syncs it, while the log entry pointing at it is made durable by that
+//! flush: so each new blob file, and the directory, is synced first (`BlobSyncer`).
 
 use outpost_core::ids::{PlayerId, Seq};
 use outpost_core::log::Frame;
@@ -551,6 +564,20 @@ mod tests {
             .collect();
         assert_eq!(s.read_frames(Seq(1), 100).unwrap(), want);
         assert_eq!(s.read_frames(Seq(4), 3).unwrap(), want[3..6].to_vec());
+    }
+
+    #[test]
+    fn a_store_created_with_another_segment_size_opens_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // A data directory from before this change: sled's default 512 KiB segment.
+        drop(sled::Config::new().path(dir.path()).open().unwrap());
+        assert_eq!(stored_segment_bytes(dir.path()), Some(512 * 1024));
+        let s = reopen(dir.path());
+        assert_eq!(s.chunk_bytes_max, chunk_bytes_max(512 * 1024));
+        let new = tempfile::tempdir().unwrap();
+        assert_eq!(stored_segment_bytes(new.path()), None);
+        drop(LogStore::open(new.path()).unwrap());
+        assert_eq!(stored_segment_bytes(new.path()), Some(SEGMENT_BYTES));
     }
 
     #[test]
