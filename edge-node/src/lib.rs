@@ -6,9 +6,11 @@ pub mod api;
 pub mod balance_snapshot;
 pub mod bench;
 pub mod checkpoints;
+pub mod commit_timing;
 pub mod compliance_watch;
 pub mod config;
 pub mod cross_operator;
+pub mod handoff;
 pub mod link;
 
 pub mod node;

@@ -3,16 +3,19 @@
 //!
 //! Requests arrive on a bounded channel. The writer takes everything that is waiting (up to
 //! `MAX_GROUP`), decides and applies each in order against the in-memory state, appends the
-//! resulting records to the chain, seals the group's last record, and hands the group to the
-//! persister thread. The persister writes it durably, publishes the new durable head, and only
-//! then releases the replies. While one group is being flushed the writer is already building
-//! the next one, so throughput is not capped at 1/fsync.
+//! resulting records to the chain, and adds them to the batch pending for the persister thread
+//! (`handoff.rs`). The persister takes all that is pending, seals its last record, writes it
+//! durably, publishes the new durable head, and only then releases the replies. While one
+//! group is being flushed the writer keeps deciding into the next one, so throughput is not
+//! capped at 1/fsync, and a request waits for at most the flush in progress plus its own.
 //!
 //! Architecture invariant: no reply (not even a read) is released before every record it could
 //! have observed is durable. If persisting fails the process aborts: memory is ahead of disk
 //! and the only safe state is the one rebuilt from the log on restart.
 
 use crate::checkpoints::{DurableFeed, Leaf};
+use crate::commit_timing::{self, CommitTiming};
+use crate::handoff::Handoff;
 use crate::store::{CommitGroup, LogStore};
 use crate::vault::{Pii, Vault};
 use outpost_core::edge::events::{DownRef, EdgeEvent};
@@ -29,6 +32,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 const MAX_GROUP: usize = 1024;
+/// The writer waits while this many records are waiting for the persister (back-pressure;
+/// about a second of records at full load).
+const PENDING_RECORDS_MAX: usize = 32_768;
 pub const SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 /// ...and at most one state snapshot per minute: cloning and serialising a large state costs
 /// time proportional to the state, so under heavy load a fixed record count would make it
@@ -79,27 +85,35 @@ pub struct WriterGone;
 
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Op>,
+    /// Each op with when it was queued (for `commit_timing`).
+    tx: mpsc::Sender<(std::time::Instant, Op)>,
     durable: watch::Receiver<ChainHead>,
     down_applied: watch::Receiver<Seq>,
     rules: watch::Receiver<Arc<JurisdictionRules>>,
 }
 
 impl WriterHandle {
+    fn send_op(
+        &self,
+        op: Op,
+    ) -> impl Future<Output = Result<(), mpsc::error::SendError<(std::time::Instant, Op)>>> + '_
+    {
+        self.tx.send((std::time::Instant::now(), op))
+    }
+
     pub async fn command(
         &self,
         cmd: Command,
         pii: Option<Pii>,
     ) -> Result<Result<Reply, CommandError>, WriterGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Command {
-                cmd,
-                pii,
-                reply: ReplyTo::Reply(reply),
-            })
-            .await
-            .map_err(|_| WriterGone)?;
+        self.send_op(Op::Command {
+            cmd,
+            pii,
+            reply: ReplyTo::Reply(reply),
+        })
+        .await
+        .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
     }
 
@@ -109,14 +123,13 @@ impl WriterHandle {
         cmd: Command,
     ) -> Result<(Result<Reply, CommandError>, Vec<AppendedRecord>), WriterGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Command {
-                cmd,
-                pii: None,
-                reply: ReplyTo::WithRecords(reply),
-            })
-            .await
-            .map_err(|_| WriterGone)?;
+        self.send_op(Op::Command {
+            cmd,
+            pii: None,
+            reply: ReplyTo::WithRecords(reply),
+        })
+        .await
+        .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
     }
 
@@ -128,14 +141,13 @@ impl WriterHandle {
         pii: Option<Pii>,
     ) -> Result<oneshot::Receiver<Result<Reply, CommandError>>, WriterGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Command {
-                cmd,
-                pii,
-                reply: ReplyTo::Reply(reply),
-            })
-            .await
-            .map_err(|_| WriterGone)?;
+        self.send_op(Op::Command {
+            cmd,
+            pii,
+            reply: ReplyTo::Reply(reply),
+        })
+        .await
+        .map_err(|_| WriterGone)?;
         Ok(rx)
     }
 
@@ -151,14 +163,13 @@ impl WriterHandle {
                 let _ = tx.send(out);
             }) as Completion
         }));
-        self.tx.send(op).await.map_err(|_| WriterGone)?;
+        self.send_op(op).await.map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
     }
 
     pub async fn apply_down(&self, frames: Vec<Frame>) -> Result<Seq, String> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::ApplyDown { frames, reply })
+        self.send_op(Op::ApplyDown { frames, reply })
             .await
             .map_err(|_| WriterGone.to_string())?;
         rx.await.map_err(|_| WriterGone.to_string())?
@@ -171,14 +182,13 @@ impl WriterHandle {
         sha256: String,
     ) -> Result<Result<Reply, CommandError>, WriterGone> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Op::SetRules {
-                rules,
-                sha256,
-                reply,
-            })
-            .await
-            .map_err(|_| WriterGone)?;
+        self.send_op(Op::SetRules {
+            rules,
+            sha256,
+            reply,
+        })
+        .await
+        .map_err(|_| WriterGone)?;
         rx.await.map_err(|_| WriterGone)
     }
 
@@ -219,6 +229,25 @@ struct Group {
     head: ChainHead,
     down_applied: Seq,
     snapshot: Option<(ChainHead, EdgeState)>,
+    /// When the writer handed it to the persister (for `commit_timing`).
+    sent: std::time::Instant,
+}
+
+impl crate::handoff::Batch for Group {
+    fn merge(&mut self, later: Group) {
+        self.commit.frames.extend(later.commit.frames);
+        self.commit.pii.extend(later.commit.pii);
+        self.leaves.extend(later.leaves);
+        self.completions.extend(later.completions);
+        self.head = later.head;
+        self.down_applied = later.down_applied;
+        if later.snapshot.is_some() {
+            self.snapshot = later.snapshot;
+        }
+    }
+    fn records(&self) -> usize {
+        self.commit.frames.len()
+    }
 }
 
 pub fn now() -> UnixMillis {
@@ -230,17 +259,26 @@ pub fn now() -> UnixMillis {
 
 /// Start the writer and persister threads.
 pub fn spawn(parts: WriterParts) -> WriterHandle {
-    let (tx, rx) = mpsc::channel::<Op>(65_536);
+    let (tx, rx) = mpsc::channel::<(std::time::Instant, Op)>(65_536);
+    let timing = Arc::new(CommitTiming::new());
     let (durable_tx, durable_rx) = watch::channel(parts.chain.head());
     let (down_tx, down_rx) = watch::channel(parts.state.down_applied);
     let (rules_tx, rules_rx) = watch::channel(parts.rules.clone());
-    // Capacity 1: at most one group waits while another is being flushed.
-    let (persist_tx, persist_rx) = std::sync::mpsc::sync_channel::<Group>(1);
-    let store = parts.store.clone();
-    let feed = parts.feed.clone();
+    let handoff = Arc::new(Handoff::new(PENDING_RECORDS_MAX));
+    let p = Persister {
+        store: parts.store.clone(),
+        feed: parts.feed.clone(),
+        // The persister signs; the writer keeps `parts` whole (a copy, not a second key).
+        key: NodeKey::from_hex(&parts.key.seed_hex()).expect("a key's own seed parses"),
+        durable: durable_tx,
+        down: down_tx,
+        timing: timing.clone(),
+        snapshot_busy: Default::default(),
+    };
+    let persist = handoff.clone();
     std::thread::Builder::new()
         .name("persister".into())
-        .spawn(move || persister(store, feed, persist_rx, durable_tx, down_tx))
+        .spawn(move || p.run(&persist))
         .expect("spawn persister");
     std::thread::Builder::new()
         .name("writer".into())
@@ -250,8 +288,9 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
                 rules_tx,
                 appended: Vec::new(),
                 last_snapshot: std::time::Instant::now(),
+                timing,
             }
-            .run(rx, persist_tx)
+            .run(rx, &handoff)
         })
         .expect("spawn writer");
     WriterHandle {
@@ -262,38 +301,57 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     }
 }
 
-fn persister(
+struct Persister {
     store: Arc<LogStore>,
     feed: Option<Arc<DurableFeed>>,
-    rx: std::sync::mpsc::Receiver<Group>,
+    /// Seals each group it writes: one signature per flush, however many batches it holds.
+    key: NodeKey,
     durable: watch::Sender<ChainHead>,
     down: watch::Sender<Seq>,
-) {
-    let snapshot_busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    while let Ok(g) = rx.recv() {
-        if !g.commit.frames.is_empty() {
-            if let Err(e) = store.commit(&g.commit) {
+    timing: Arc<CommitTiming>,
+    /// A state snapshot is being written (at most one at a time).
+    snapshot_busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Persister {
+    fn run(self, handoff: &Handoff<Group>) {
+        while let Some(g) = handoff.take() {
+            self.timing.add(commit_timing::PWAIT, g.sent.elapsed());
+            self.persist(g);
+        }
+    }
+
+    fn persist(&self, mut g: Group) {
+        if let Some((_, last)) = g.commit.frames.last_mut() {
+            ChainWriter::seal(last, &self.key);
+            if let Err(e) = self.store.commit_timed(&g.commit, &self.timing) {
                 tracing::error!(
                     "cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)"
                 );
                 std::process::abort();
             }
             // Fed before the durable head moves, so the checkpoint task woken by it finds them.
-            if let Some(f) = &feed {
+            if let Some(f) = &self.feed {
                 f.push(g.leaves);
             }
-            durable.send_replace(g.head);
-            down.send_replace(g.down_applied);
+            self.durable.send_replace(g.head);
+            self.down.send_replace(g.down_applied);
         }
+        let t = std::time::Instant::now();
+        let ops = g.completions.len();
         for c in g.completions {
             c();
         }
+        self.timing.add(commit_timing::RELEASE, t.elapsed());
+        self.timing.group_done(ops, g.commit.frames.len());
         // Serialised and stored on its own thread, so the next commit group is not held up
         // behind a large snapshot. At most one at a time; one skipped is only a longer replay.
         if let Some((head, state)) = g.snapshot
-            && !snapshot_busy.swap(true, std::sync::atomic::Ordering::AcqRel)
+            && !self
+                .snapshot_busy
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
         {
-            let (store, busy) = (store.clone(), snapshot_busy.clone());
+            let (store, busy) = (self.store.clone(), self.snapshot_busy.clone());
             std::thread::spawn(move || {
                 write_snapshot(&store, head, &state);
                 busy.store(false, std::sync::atomic::Ordering::Release);
@@ -333,11 +391,14 @@ struct Writer {
     /// is appended, so nobody has to read the log back to find them).
     appended: Vec<AppendedRecord>,
     last_snapshot: std::time::Instant,
+    timing: Arc<CommitTiming>,
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Op>, persist: std::sync::mpsc::SyncSender<Group>) {
-        while let Some(first) = rx.blocking_recv() {
+    fn run(mut self, mut rx: mpsc::Receiver<(std::time::Instant, Op)>, persist: &Handoff<Group>) {
+        while let Some((queued, first)) = rx.blocking_recv() {
+            let started = std::time::Instant::now();
+            self.timing.add(commit_timing::QUEUE, started - queued);
             let mut g = Group {
                 commit: CommitGroup::default(),
                 leaves: Vec::new(),
@@ -345,19 +406,17 @@ impl Writer {
                 head: self.p.chain.head(),
                 down_applied: self.p.state.down_applied,
                 snapshot: None,
+                sent: started,
             };
             self.handle(first, &mut g);
             while g.commit.frames.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(op) => self.handle(op, &mut g),
+                    Ok((_, op)) => self.handle(op, &mut g),
                     Err(_) => break,
                 }
             }
             self.p.balance_snapshots.note(g.commit.frames.len() as u64);
             self.append_balance_snapshot_if_due(&mut g);
-            if let Some((_, last)) = g.commit.frames.last_mut() {
-                ChainWriter::seal(last, &self.p.key);
-            }
             g.head = self.p.chain.head();
             g.down_applied = self.p.state.down_applied;
             self.p.records_since_snapshot += g.commit.frames.len() as u64;
@@ -368,10 +427,13 @@ impl Writer {
                 self.last_snapshot = std::time::Instant::now();
                 g.snapshot = Some((g.head, self.p.state.clone()));
             }
-            if persist.send(g).is_err() {
-                return;
-            }
+            let t = std::time::Instant::now();
+            self.timing.add(commit_timing::BUILD, t - started);
+            g.sent = t;
+            persist.put(g);
+            self.timing.add(commit_timing::HANDOFF, t.elapsed());
         }
+        persist.close();
     }
 
     fn handle(&mut self, op: Op, g: &mut Group) {

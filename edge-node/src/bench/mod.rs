@@ -244,7 +244,12 @@ async fn run_in(a: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         std::process::Command::new(&bin)
             .args(["run", "--config"])
             .arg(&cfg)
-            .env("RUST_LOG", "warn")
+            // e.g. `OUTPOST_BENCH_NODE_LOG=warn,commit_timing=debug` with `--dir` to keep the
+            // node's log (`edge.log`): where each commit group's time went.
+            .env(
+                "RUST_LOG",
+                std::env::var("OUTPOST_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?,
