@@ -15,7 +15,9 @@
 //! node's and the bench's own cost is visible in the split.
 //!
 //! Run: `cargo run --release -p edge-node --example odds_stream_bench -- [clients] [updates/s] [seconds]`
-//! (defaults 200 clients, 2000 selection updates/s, 10 s).
+//! (defaults 200 clients, 2000 selection updates/s, 10 s). A fourth argument `--via-router`
+//! makes the clients ask for the stream on a reused connection, which the router's hyper
+//! route serves instead of the fan-out thread (the comparison).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,12 +46,32 @@ async fn client(
     addr: String,
     ready: Arc<tokio::sync::Barrier>,
     stop_seq: Arc<std::sync::atomic::AtomicU64>,
+    via_router: bool,
 ) -> Vec<(u64, Instant)> {
     let mut s = TcpStream::connect(&addr).await.expect("connect");
     s.set_nodelay(true).ok();
-    s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n")
-        .await
-        .unwrap();
+    if via_router {
+        // A stream asked for after another request on the same connection is served by the
+        // router's route (one hyper connection task per client), not by the fan-out thread.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: bench\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        // The reply is one small JSON object.
+        while !(head.windows(4).any(|w| w == b"\r\n\r\n") && head.ends_with(b"}")) {
+            let n = s.read(&mut b).await.unwrap();
+            assert!(n > 0, "healthz reply");
+            head.extend_from_slice(&b[..n]);
+        }
+        s.write_all(b"GET /v1/odds/stream HTTP/1.1\r\nhost: bench\r\n\r\n")
+            .await
+            .unwrap();
+    } else {
+        s.write_all(b"GET /v1/odds/stream HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+    }
     let mut buf = vec![0u8; 1 << 16];
     let mut have = 0; // bytes of an incomplete line kept at the start of `buf`
     let mut got = Vec::with_capacity(8192);
@@ -124,9 +146,12 @@ fn thread_cpu_secs() -> std::collections::BTreeMap<String, f64> {
             continue;
         };
         let name = &s[a + 1..b];
-        let group = if name.starts_with("sled") {
+        let main = t.file_name().to_str() == Some(&std::process::id().to_string());
+        let group = if main {
+            "bench main"
+        } else if name.starts_with("sled") {
             "sled I/O"
-        } else if name.starts_with("tokio-rt") || name == "odds_stream_ben" {
+        } else if name.starts_with("tokio-rt") {
             "node runtime"
         } else {
             name
@@ -209,6 +234,18 @@ impl Poster {
     }
 }
 
+/// CPU seconds of the calling thread so far (a bench thread reads it just before it ends).
+fn this_thread_cpu_secs() -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return 0.0;
+    };
+    let Some(b) = s.rfind(')') else { return 0.0 };
+    let f: Vec<&str> = s[b + 2..].split_whitespace().collect();
+    (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -223,6 +260,8 @@ async fn main() -> anyhow::Result<()> {
     let clients: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let rate: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2000);
     let secs: u64 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(10);
+    // `--via-router`: clients reach the router's stream route (for comparison).
+    let via_router = args.get(4).is_some_and(|a| a == "--via-router");
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     let dir = tempfile::tempdir()?;
@@ -274,14 +313,19 @@ async fn main() -> anyhow::Result<()> {
                 rt.block_on(async move {
                     let handles: Vec<_> = (0..clients)
                         .map(|_| {
-                            tokio::spawn(client(addr.clone(), ready.clone(), stop_seq.clone()))
+                            tokio::spawn(client(
+                                addr.clone(),
+                                ready.clone(),
+                                stop_seq.clone(),
+                                via_router,
+                            ))
                         })
                         .collect();
                     let mut all = Vec::with_capacity(clients);
                     for h in handles {
                         all.push(h.await.expect("client task"));
                     }
-                    all
+                    (all, this_thread_cpu_secs())
                 })
             })?
     };
@@ -328,11 +372,11 @@ async fn main() -> anyhow::Result<()> {
                     for p in posts {
                         out.push(p.await.expect("post task"));
                     }
-                    out
+                    (out, this_thread_cpu_secs())
                 })
             })?
     };
-    let results = tokio::task::spawn_blocking(move || poster.join())
+    let (results, poster_cpu) = tokio::task::spawn_blocking(move || poster.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the poster panicked"))?;
     let mut sent: HashMap<u64, Instant> = HashMap::new();
@@ -354,7 +398,7 @@ async fn main() -> anyhow::Result<()> {
     stop_seq.store(last, std::sync::atomic::Ordering::Relaxed);
     let mut lat = Vec::new();
     let mut received = 0usize;
-    let all = tokio::time::timeout(
+    let (all, clients_cpu) = tokio::time::timeout(
         Duration::from_secs(30),
         tokio::task::spawn_blocking(move || client_thread.join()),
     )
@@ -379,7 +423,16 @@ async fn main() -> anyhow::Result<()> {
     let mut lasts: Vec<Duration> = spread.values().map(|v| v.1).collect();
     firsts.sort();
     lasts.sort();
-    let threads1 = thread_cpu_secs();
+    let mut threads1 = thread_cpu_secs();
+    // The bench's own threads have ended; they reported their CPU time themselves.
+    threads1.insert("bench feed poster".into(), poster_cpu);
+    threads1.insert(format!("bench {clients} clients"), clients_cpu);
+    let feed_stats: serde_json::Value = http
+        .get(format!("{base}/v1/feed/stats"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let cpu = match (cpu0, process_cpu_secs()) {
         (Some(a), Some(b)) if received > 0 => format!(
             "{:.2} s CPU for the run = {:.1} µs per delivered update (node, clients and posting)",
@@ -441,6 +494,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         println!("CPU per delivered update by thread: {}", parts.join(", "));
+    }
+    if let Some(rounds) = feed_stats["stream_fanout_rounds"].as_u64() {
+        println!(
+            "fan-out rounds {rounds} (one socket write per client each): {:.2} messages per round",
+            messages as f64 / rounds.max(1) as f64
+        );
     }
     Ok(())
 }

@@ -114,6 +114,7 @@ pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>,
         "odds_seq": seq,
         "stream_clients": hub.stream_clients(),
         "stream_clients_dropped_slow": hub.fanout_stats.dropped_slow.load(Ordering::Relaxed),
+        "stream_fanout_rounds": hub.fanout_stats.rounds.load(Ordering::Relaxed),
         "recovery_requests": hub.recovery.as_ref().map(|r| serde_json::json!({
             "sent": r.stats.sent.load(Ordering::Relaxed),
             "failed": r.stats.failed.load(Ordering::Relaxed),

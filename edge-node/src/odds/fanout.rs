@@ -41,6 +41,9 @@ pub struct FanoutStats {
     pub clients: AtomicU64,
     /// Clients disconnected because they fell `PENDING_MAX` behind.
     pub dropped_slow: AtomicU64,
+    /// Rounds that wrote published frames to the clients (each round: one write per client,
+    /// whatever number of changes it carries).
+    pub rounds: AtomicU64,
 }
 
 struct Client {
@@ -185,6 +188,7 @@ fn deliver(
         None if !frames.is_empty() => frames,
         None => return,
     };
+    stats.rounds.fetch_add(1, Ordering::Relaxed);
     let before = clients.len();
     clients.retain_mut(|c| match c.send(data) {
         Wrote::Gone => false,
