@@ -271,10 +271,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cfg_path = dir.path().join("edge.toml");
+    // ODDS_FANOUT_THREADS=N sets `[odds] stream_fanout_threads` (the node's default otherwise).
+    let fanout = std::env::var("ODDS_FANOUT_THREADS")
+        .map(|n| format!("stream_fanout_threads = {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         &cfg_path,
         format!(
-            "node_id = \"bench-1\"\njurisdiction = \"GB\"\ndata_dir = \"{}\"\nhttp_listen = \"{addr}\"\nkey_file = \"{}\"\nrules_file = \"{}\"\n[odds]\nstream_buffer = 1048576\n",
+            "node_id = \"bench-1\"\njurisdiction = \"GB\"\ndata_dir = \"{}\"\nhttp_listen = \"{addr}\"\nkey_file = \"{}\"\nrules_file = \"{}\"\n[odds]\nstream_buffer = 1048576\n{fanout}",
             dir.path().join("data").display(),
             dir.path().join("k").display(),
             root.join("deploy/jurisdictions/gb.toml").display()
@@ -497,8 +501,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(rounds) = feed_stats["stream_fanout_rounds"].as_u64() {
         println!(
-            "fan-out rounds {rounds} (one socket write per client each): {:.2} messages per round",
-            messages as f64 / rounds.max(1) as f64
+            "fan-out rounds {rounds}, summed over the fan-out threads {} (one socket write per client each)",
+            if fanout.is_empty() {
+                "(node default)"
+            } else {
+                fanout.trim()
+            }
         );
     }
     Ok(())

@@ -10,8 +10,12 @@
 //! publications queue and are written together on its next round (one write per client per
 //! round, however many changes it carries), so the cost adapts to the load.
 //!
-//! Order: the hub sends frames and new clients on one channel under its view lock, so a
-//! client's snapshot and the frames after it are exactly consecutive. A client that cannot
+//! With `[odds] stream_fanout_threads` above 1 the clients are split over that many such
+//! threads, each writing the same frames to its share (for machines with cores to spare).
+//!
+//! Order: the hub sends frames (to every thread) and new clients (to one thread) on the
+//! threads' channels under its view lock, so a client's snapshot and the frames after it are
+//! exactly consecutive. A client that cannot
 //! keep up keeps what it has not taken in its own buffer; past `PENDING_MAX` it is disconnected
 //! (logged, counted), never allowed to hold the others up. It reconnects and gets a snapshot.
 
@@ -41,8 +45,8 @@ pub struct FanoutStats {
     pub clients: AtomicU64,
     /// Clients disconnected because they fell `PENDING_MAX` behind.
     pub dropped_slow: AtomicU64,
-    /// Rounds that wrote published frames to the clients (each round: one write per client,
-    /// whatever number of changes it carries).
+    /// Rounds that wrote published frames to the clients, summed over the fan-out threads
+    /// (each round: one write per client of that thread, however many changes it carries).
     pub rounds: AtomicU64,
 }
 
@@ -109,8 +113,38 @@ impl Client {
     }
 }
 
-/// Start the fan-out thread; it ends when every sender is gone (the hub stopped).
-pub fn spawn(stats: Arc<FanoutStats>) -> std::sync::mpsc::Sender<ToFanout> {
+/// The fan-out threads; they end when this is dropped (the hub stopped).
+pub struct Fanout {
+    threads: Vec<std::sync::mpsc::Sender<ToFanout>>,
+    next: std::sync::atomic::AtomicUsize,
+    pub stats: Arc<FanoutStats>,
+}
+
+impl Fanout {
+    pub fn start(threads: usize) -> Fanout {
+        let stats = Arc::new(FanoutStats::default());
+        Fanout {
+            threads: (0..threads.max(1)).map(|_| spawn(stats.clone())).collect(),
+            next: Default::default(),
+            stats,
+        }
+    }
+
+    /// Frames for every client (in sequence order).
+    pub fn frames(&self, frames: &Bytes) {
+        for t in &self.threads {
+            let _ = t.send(ToFanout::Frames(frames.clone()));
+        }
+    }
+
+    /// A new client, served by the next thread in turn.
+    pub fn client(&self, sock: TcpStream, first: Bytes) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len();
+        let _ = self.threads[i].send(ToFanout::Client(sock, first));
+    }
+}
+
+fn spawn(stats: Arc<FanoutStats>) -> std::sync::mpsc::Sender<ToFanout> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("odds-fanout".into())
@@ -161,7 +195,7 @@ fn run(rx: std::sync::mpsc::Receiver<ToFanout>, stats: &FanoutStats) {
                     };
                     if let Wrote::Ok = c.send(&first) {
                         clients.push(c);
-                        stats.clients.store(clients.len() as u64, Ordering::Relaxed);
+                        stats.clients.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -169,8 +203,10 @@ fn run(rx: std::sync::mpsc::Receiver<ToFanout>, stats: &FanoutStats) {
         }
         deliver(&mut clients, &mut single, &mut frames, stats);
         if clients.iter().any(|c| c.unsent() > 0) {
+            let before = clients.len();
             clients.retain_mut(|c| matches!(c.flush(), Wrote::Ok));
-            stats.clients.store(clients.len() as u64, Ordering::Relaxed);
+            let gone = (before - clients.len()) as u64;
+            stats.clients.fetch_sub(gone, Ordering::Relaxed);
         }
     }
 }
@@ -204,9 +240,8 @@ fn deliver(
         }
         Wrote::Ok => true,
     });
-    if clients.len() != before {
-        stats.clients.store(clients.len() as u64, Ordering::Relaxed);
-    }
+    let gone = (before - clients.len()) as u64;
+    stats.clients.fetch_sub(gone, Ordering::Relaxed);
     *single = None;
     frames.clear();
 }
@@ -235,45 +270,39 @@ mod tests {
 
     #[test]
     fn every_client_gets_its_first_bytes_then_every_frame_in_order() {
-        let stats = Arc::new(FanoutStats::default());
-        let tx = spawn(stats.clone());
+        let f = Fanout::start(2);
         let (s1, mut c1) = pair();
-        tx.send(ToFanout::Client(s1, Bytes::from_static(b"snap1;")))
-            .unwrap();
-        tx.send(ToFanout::Frames(Bytes::from_static(b"a;")))
-            .unwrap();
+        f.client(s1, Bytes::from_static(b"snap1;"));
+        f.frames(&Bytes::from_static(b"a;"));
         let (s2, mut c2) = pair();
-        // Joins after `a`: sees only what follows its own first bytes.
-        tx.send(ToFanout::Client(s2, Bytes::from_static(b"snap2;")))
-            .unwrap();
-        for f in [&b"b;"[..], b"c;"] {
-            tx.send(ToFanout::Frames(Bytes::copy_from_slice(f)))
-                .unwrap();
+        // Joins after `a` (on the other thread): sees only what follows its own first bytes.
+        f.client(s2, Bytes::from_static(b"snap2;"));
+        for x in [&b"b;"[..], b"c;"] {
+            f.frames(&Bytes::copy_from_slice(x));
         }
         assert_eq!(read_exactly(&mut c1, 12), b"snap1;a;b;c;");
         assert_eq!(read_exactly(&mut c2, 10), b"snap2;b;c;");
-        assert_eq!(stats.clients.load(Ordering::Relaxed), 2);
+        assert_eq!(f.stats.clients.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn a_client_that_stops_reading_is_dropped_and_does_not_hold_up_the_others() {
-        let stats = Arc::new(FanoutStats::default());
-        let tx = spawn(stats.clone());
+        let f = Fanout::start(1);
         let (s_slow, c_slow) = pair();
         let (s_fast, mut c_fast) = pair();
-        tx.send(ToFanout::Client(s_slow, Bytes::new())).unwrap();
-        tx.send(ToFanout::Client(s_fast, Bytes::new())).unwrap();
+        f.client(s_slow, Bytes::new());
+        f.client(s_fast, Bytes::new());
         let frame = Bytes::from(vec![b'x'; 64 * 1024]);
         // The fast client reads each frame before the next is published; the slow one reads
         // nothing, so its backlog passes the bound (plus what its socket buffers hold).
         let frames = (PENDING_MAX / frame.len()) * 3;
         for _ in 0..frames {
-            tx.send(ToFanout::Frames(frame.clone())).unwrap();
+            f.frames(&frame);
             let got = read_exactly(&mut c_fast, frame.len());
             assert!(got.iter().all(|b| *b == b'x'));
         }
-        assert_eq!(stats.dropped_slow.load(Ordering::Relaxed), 1);
-        assert_eq!(stats.clients.load(Ordering::Relaxed), 1);
+        assert_eq!(f.stats.dropped_slow.load(Ordering::Relaxed), 1);
+        assert_eq!(f.stats.clients.load(Ordering::Relaxed), 1);
         drop(c_slow);
     }
 }

@@ -74,8 +74,7 @@ pub struct OddsHub {
     view: Mutex<View>,
     broadcast: broadcast::Sender<Published>,
     /// The fan-out thread serving the stream connections diverted by the listener.
-    fanout: std::sync::mpsc::Sender<fanout::ToFanout>,
-    pub fanout_stats: Arc<fanout::FanoutStats>,
+    pub fanout: fanout::Fanout,
     stats: Mutex<(FeedStats, BTreeMap<String, bool>)>,
     /// Messages refused before reaching the book (queue full, body too large).
     pub refused: AtomicU64,
@@ -117,13 +116,11 @@ impl OddsHub {
         view.seq = state.odds_seq;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (btx, _) = broadcast::channel(config.stream_buffer);
-        let fanout_stats = Arc::new(fanout::FanoutStats::default());
         let hub = Arc::new(OddsHub {
             tx,
             view: Mutex::new(view),
             broadcast: btx,
-            fanout: fanout::spawn(fanout_stats.clone()),
-            fanout_stats,
+            fanout: fanout::Fanout::start(config.stream_fanout_threads),
             stats: Mutex::new((book.stats.clone(), book.producers())),
             refused: AtomicU64::new(0),
             config,
@@ -183,11 +180,11 @@ impl OddsHub {
         let markets: Vec<&MarketView> = v.markets.values().collect();
         let first = snapshot_frame(v.seq, &markets);
         // Sent under the view lock, like every published frame: nothing falls in between.
-        let _ = self.fanout.send(fanout::ToFanout::Client(sock, first));
+        self.fanout.client(sock, first);
     }
 
     pub fn stream_clients(&self) -> usize {
-        self.broadcast.receiver_count() + self.fanout_stats.clients.load(Ordering::Relaxed) as usize
+        self.broadcast.receiver_count() + self.fanout.stats.clients.load(Ordering::Relaxed) as usize
     }
 
     pub fn stats(&self) -> (FeedStats, BTreeMap<String, bool>, u64) {
@@ -211,7 +208,7 @@ impl OddsHub {
     fn keep_alive(&self) {
         let frame = bytes::Bytes::from_static(b": keep-alive\n\n");
         let _v = self.view.lock().expect("view lock");
-        let _ = self.fanout.send(fanout::ToFanout::Frames(frame.clone()));
+        self.fanout.frames(&frame);
         let _ = self.broadcast.send(Published { seq: 0, frame });
     }
 
@@ -235,7 +232,7 @@ impl OddsHub {
             v.seq = c.odds_seq;
         }
         let frame = bytes::Bytes::from(frame);
-        let _ = self.fanout.send(fanout::ToFanout::Frames(frame.clone()));
+        self.fanout.frames(&frame);
         // No receivers is fine: nobody is watching.
         let _ = self.broadcast.send(Published { seq: v.seq, frame });
     }
