@@ -361,8 +361,11 @@ async fn main() -> anyhow::Result<()> {
                     for i in 0..messages {
                         let due = t0 + interval * i as u32;
                         tokio::time::sleep_until(due.into()).await;
-                        let body =
-                            odds_change(1000 + i % EVENTS, 1_000 + i as i64, (i / EVENTS) % 2 == 0);
+                        let body = odds_change(
+                            1000 + i % EVENTS,
+                            1_000 + i as i64,
+                            (i / EVENTS).is_multiple_of(2),
+                        );
                         let mut conn = pool_rx.recv().await.expect("pool");
                         let pool_tx = pool_tx.clone();
                         posts.push(tokio::spawn(async move {
