@@ -27,15 +27,49 @@ struct SseEvent {
 }
 
 impl Sse {
+    /// A new connection whose first request is the stream (served by the fan-out thread).
     async fn connect(http: &str) -> Sse {
+        let sock = TcpStream::connect(http).await.unwrap();
+        Sse::request(sock, Vec::new()).await
+    }
+
+    /// The stream asked for after another request on the same connection (served by the
+    /// router's route): the same events.
+    async fn connect_on_reused_connection(http: &str) -> Sse {
         let mut sock = TcpStream::connect(http).await.unwrap();
+        sock.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 4096];
+        loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+                assert!(head.contains("keep-alive"), "{head}");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .expect("content-length")
+                    .trim()
+                    .parse()
+                    .unwrap();
+                if buf.len() >= p + 4 + len {
+                    buf.drain(..p + 4 + len);
+                    break;
+                }
+            }
+            let n = sock.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "healthz reply");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Sse::request(sock, buf).await
+    }
+
+    async fn request(mut sock: TcpStream, buf: Vec<u8>) -> Sse {
         sock.write_all(b"GET /v1/odds/stream HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n")
             .await
             .unwrap();
-        let mut s = Sse {
-            sock,
-            buf: Vec::new(),
-        };
+        let mut s = Sse { sock, buf };
         // Skip the response head.
         loop {
             if let Some(p) = find(&s.buf, b"\r\n\r\n") {
@@ -51,7 +85,7 @@ impl Sse {
         }
     }
     async fn fill(&mut self) {
-        let mut chunk = [0u8; 65536];
+        let mut chunk = vec![0u8; 65536]; // on the heap: test futures live on the stack
         let n = tokio::time::timeout(Duration::from_secs(20), self.sock.read(&mut chunk))
             .await
             .expect("stream event within 20 s")
@@ -154,6 +188,9 @@ async fn real_uof_messages_reach_a_stream_client() {
     assert_eq!(snap.event, "snapshot");
     assert_eq!(snap.data["seq"], 0);
     assert_eq!(snap.data["markets"].as_array().unwrap().len(), 0);
+    let mut sse_router = Sse::connect_on_reused_connection(&http).await;
+    let snap = sse_router.next().await;
+    assert_eq!((snap.event.as_str(), snap.id), ("snapshot", Some(0)));
 
     // 1. Real odds_change (schema sample, product 3, sr:match:42, market 1 = 1X2, in play).
     //    The producer has not recovered yet: logged and streamed, but suspended.
@@ -183,6 +220,14 @@ async fn real_uof_messages_reach_a_stream_client() {
     let m = &ev.data["market"];
     assert_eq!(m["status"], "open");
     assert_eq!(m["in_play"], true);
+    // Both ways of serving the stream deliver the same events.
+    for id in [1, 2] {
+        let e = sse_router.next().await;
+        assert_eq!((e.event.as_str(), e.id), ("change", Some(id)));
+        if id == 2 {
+            assert_eq!(&e.data, &ev.data);
+        }
+    }
     let prices: Vec<String> = m["selections"]
         .as_array()
         .unwrap()
@@ -322,7 +367,9 @@ async fn real_uof_messages_reach_a_stream_client() {
     );
     assert!(m["unknown_market"].as_u64().unwrap() >= 9, "{s}");
     assert_eq!(s["odds_seq"], 5);
-    assert_eq!(s["stream_clients"], 1);
+    // One client served by the fan-out thread, one by the router's route.
+    assert_eq!(s["stream_clients"], 2);
+    assert_eq!(s["stream_clients_dropped_slow"], 0);
 
     // 7. Betfair: a subscription image opens a 7-runner WIN market.
     let (st, r) = push(

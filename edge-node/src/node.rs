@@ -256,11 +256,9 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         cfg.jurisdiction,
         listener.local_addr()?
     );
-    // TCP_NODELAY: small responses and stream events must not wait for Nagle + delayed ACK.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    // Stream clients go to the odds fan-out thread; it also sets TCP_NODELAY on every connection.
+    let listener =
+        crate::api::stream_listener::StreamListener::start(listener, state.odds.clone())?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;

@@ -10,6 +10,7 @@ mod odds;
 pub(crate) mod players;
 mod proofs;
 pub mod shop;
+pub mod stream_listener;
 
 use crate::store::LogStore;
 use crate::writer::WriterHandle;

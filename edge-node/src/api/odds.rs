@@ -9,6 +9,9 @@
 //!   `snapshot` event (`{"seq":S,"markets":[…]}`), then one `change` event per market change
 //!   with `id:` = its sequence number S+1, S+2, … A client that sees a gap, or receives a
 //!   `resync` event (it fell too far behind), reconnects and starts from a new snapshot.
+//!   Most stream connections never reach this route: the listener hands a connection whose
+//!   first request is the stream to the odds fan-out thread (`stream_listener.rs`), which
+//!   serves the same events; this route serves a stream asked for on a reused connection.
 
 use super::AppState;
 use super::error::ApiError;
@@ -110,6 +113,8 @@ pub async fn stats(State(s): State<AppState>) -> Result<Json<serde_json::Value>,
         "producers": producers,
         "odds_seq": seq,
         "stream_clients": hub.stream_clients(),
+        "stream_clients_dropped_slow": hub.fanout.stats.dropped_slow.load(Ordering::Relaxed),
+        "stream_fanout_rounds": hub.fanout.stats.rounds.load(Ordering::Relaxed),
         "recovery_requests": hub.recovery.as_ref().map(|r| serde_json::json!({
             "sent": r.stats.sent.load(Ordering::Relaxed),
             "failed": r.stats.failed.load(Ordering::Relaxed),
@@ -128,8 +133,7 @@ const COALESCE_MAX: usize = 256;
 
 pub async fn stream(State(s): State<AppState>) -> Result<Response, ApiError> {
     let (seq, markets, rx) = hub(&s)?.subscribe();
-    let snapshot = serde_json::json!({ "seq": seq, "markets": markets }).to_string();
-    let first = Bytes::from(format!("event: snapshot\nid: {seq}\ndata: {snapshot}\n\n"));
+    let first = crate::odds::snapshot_frame(seq, &markets.iter().collect::<Vec<_>>());
     // State: (pending first frame, receiver, finished).
     let body = stream::unfold(
         (Some(first), rx, false),

@@ -29,6 +29,10 @@ pub struct OddsConfig {
     /// Published batches (the changes made durable together) buffered per stream client
     /// before it must resync.
     pub stream_buffer: usize,
+    /// Threads writing published changes to the stream connections (`fanout.rs`); each
+    /// serves a share of the clients. One is enough on a 2-core node (a second measured no
+    /// clear gain there); more help where cores are free while a round is written.
+    pub stream_fanout_threads: usize,
     pub files: Vec<FileSource>,
     pub websockets: Vec<WsSource>,
     /// The provider's recovery API: when set, the node requests UOF recoveries itself.
@@ -77,6 +81,7 @@ impl Default for OddsConfig {
             max_price_milli: 500_000,
             queue_capacity: 65_536,
             stream_buffer: 65_536,
+            stream_fanout_threads: 1,
             files: Vec::new(),
             websockets: Vec::new(),
             uof_api: None,

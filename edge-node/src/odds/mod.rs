@@ -9,6 +9,7 @@
 //! changes that follow it are exactly consecutive.
 
 pub mod config;
+pub mod fanout;
 pub mod recovery;
 pub mod sources;
 
@@ -72,6 +73,8 @@ pub struct OddsHub {
     tx: mpsc::Sender<Input>,
     view: Mutex<View>,
     broadcast: broadcast::Sender<Published>,
+    /// The fan-out thread serving the stream connections diverted by the listener.
+    pub fanout: fanout::Fanout,
     stats: Mutex<(FeedStats, BTreeMap<String, bool>)>,
     /// Messages refused before reaching the book (queue full, body too large).
     pub refused: AtomicU64,
@@ -117,6 +120,7 @@ impl OddsHub {
             tx,
             view: Mutex::new(view),
             broadcast: btx,
+            fanout: fanout::Fanout::start(config.stream_fanout_threads),
             stats: Mutex::new((book.stats.clone(), book.producers())),
             refused: AtomicU64::new(0),
             config,
@@ -169,8 +173,18 @@ impl OddsHub {
         )
     }
 
+    /// Serve a stream connection (its response head already written) from the fan-out
+    /// thread: the snapshot now, then every change after it.
+    pub fn attach_stream_client(&self, sock: std::net::TcpStream) {
+        let v = self.view.lock().expect("view lock");
+        let markets: Vec<&MarketView> = v.markets.values().collect();
+        let first = snapshot_frame(v.seq, &markets);
+        // Sent under the view lock, like every published frame: nothing falls in between.
+        self.fanout.client(sock, first);
+    }
+
     pub fn stream_clients(&self) -> usize {
-        self.broadcast.receiver_count()
+        self.broadcast.receiver_count() + self.fanout.stats.clients.load(Ordering::Relaxed) as usize
     }
 
     pub fn stats(&self) -> (FeedStats, BTreeMap<String, bool>, u64) {
@@ -192,10 +206,10 @@ impl OddsHub {
 
     /// An SSE comment to every client, so idle connections are not cut by proxies.
     fn keep_alive(&self) {
-        let _ = self.broadcast.send(Published {
-            seq: 0,
-            frame: bytes::Bytes::from_static(b": keep-alive\n\n"),
-        });
+        let frame = bytes::Bytes::from_static(b": keep-alive\n\n");
+        let _v = self.view.lock().expect("view lock");
+        self.fanout.frames(&frame);
+        let _ = self.broadcast.send(Published { seq: 0, frame });
     }
 
     fn publish(&self, changes: &[OddsChanged]) {
@@ -217,12 +231,17 @@ impl OddsHub {
                 .insert(c.market.market_id.clone(), c.market.clone());
             v.seq = c.odds_seq;
         }
+        let frame = bytes::Bytes::from(frame);
+        self.fanout.frames(&frame);
         // No receivers is fine: nobody is watching.
-        let _ = self.broadcast.send(Published {
-            seq: v.seq,
-            frame: bytes::Bytes::from(frame),
-        });
+        let _ = self.broadcast.send(Published { seq: v.seq, frame });
     }
+}
+
+/// The first event of a stream: every market at sequence `seq`.
+pub fn snapshot_frame(seq: u64, markets: &[&MarketView]) -> bytes::Bytes {
+    let snapshot = serde_json::json!({ "seq": seq, "markets": markets }).to_string();
+    bytes::Bytes::from(format!("event: snapshot\nid: {seq}\ndata: {snapshot}\n\n"))
 }
 
 fn restored_view(m: &outpost_core::market::Market) -> MarketView {
