@@ -20,7 +20,7 @@
 //!    rewritten: "open" means no settlement in force (migration 4 in `db.rs` says why).
 //!
 //! The outcome for each bet is exactly the per-bet path's for an open bet (not ready,
-//! suspended, settled, reprocessed or failed); `settle_bulk_matches_per_bet` in the tests
+//! suspended, settled, reprocessed or failed); `bulk_pass_settles_like_the_per_bet_rules` in the tests
 //! compares them.
 
 use crate::bet_copy;

@@ -325,7 +325,7 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     );
     match (cpu_before, cpu_after) {
         ((Some(p0), Some(t0)), (Some(p1), Some(t1))) => println!(
-            "cpu during the timed part: process {:.2} s ({:.1} us/bet, all threads incl. decode workers and the WAL checkpointer), settling thread {:.2} s ({:.1} us/bet)",
+            "cpu during the timed part: process {:.2} s ({:.1} us/bet, all threads incl. the settling thread and the WAL checkpointer), writer (main) thread {:.2} s ({:.1} us/bet)",
             p1 - p0,
             (p1 - p0) * 1e6 / settled.max(1) as f64,
             t1 - t0,

@@ -1,4 +1,4 @@
-//! The bulk pass on enough bets to take its parallel path (more than 1,024), against the
+//! The bulk pass (compact copies settled on a second thread, written here) against the
 //! per-bet rules: singles settle with the payout the core rules give, a double waits for its
 //! other leg, a suspended event's bets wait, and the down chain's audit segments (cut from
 //! the records still in memory) verify against the hub key and cover every record.
