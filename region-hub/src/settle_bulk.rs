@@ -24,11 +24,12 @@
 //! compares them.
 
 use crate::bet_copy;
+use crate::down;
 use crate::store::{HubState, SettlePhases, StoreError, TxEffects};
 use outpost_core::edge::events::BetPlaced;
 use outpost_core::hub::{HubEvent, settle_bet};
 use outpost_core::ids::{BetId, EventId, NodeId};
-use outpost_core::log::RecordKind;
+use outpost_core::log::{ChainWriter, RecordKind};
 use outpost_core::settlement::event_result::EventResult;
 use outpost_core::time::UnixMillis;
 use rusqlite::{Transaction, params};
@@ -44,8 +45,16 @@ enum Decided {
         version: u32,
         payout_minor: i64,
         legs_json: String,
-        payload: Vec<u8>,
+        record: DownRecord,
     },
+}
+
+/// The settlement's down record: serialised only, or already chained (hashed and framed) on
+/// the settling thread when the writer stores every settlement it is handed (no idempotency
+/// check that could leave one out).
+enum DownRecord {
+    Payload(Vec<u8>),
+    Built(down::Built),
 }
 
 /// Per event: its final result in force (if any) and whether settlement is suspended.
@@ -59,6 +68,7 @@ fn decide(
     bet: &BetPlaced,
     struck_at: UnixMillis,
     events: &HashMap<EventId, EventState>,
+    chain: Option<(&mut ChainWriter, UnixMillis)>,
 ) -> Decided {
     // Reconciliation hook: a critical finding suspends settlement of its events.
     if bet
@@ -78,12 +88,24 @@ fn decide(
         Ok(None) => Decided::NotReady,
         Err(e) => Decided::Failed(e.to_string()),
         Ok(Some(s)) => match serde_json::to_string(&s.leg_results) {
-            Ok(legs_json) => Decided::Settle {
-                version: s.result_version,
-                payout_minor: s.payout_minor,
-                legs_json,
-                payload: HubEvent::Settlement(s).to_payload(),
-            },
+            Ok(legs_json) => {
+                let (version, payout_minor) = (s.result_version, s.payout_minor);
+                let payload = HubEvent::Settlement(s).to_payload();
+                Decided::Settle {
+                    version,
+                    payout_minor,
+                    legs_json,
+                    record: match chain {
+                        Some((w, now)) => DownRecord::Built(down::build(
+                            w,
+                            RecordKind::HubSettlement,
+                            now,
+                            payload,
+                        )),
+                        None => DownRecord::Payload(payload),
+                    },
+                }
+            }
             Err(e) => Decided::Failed(format!("leg results do not serialise: {e}")),
         },
     }
@@ -186,9 +208,20 @@ impl HubState {
         let mut waited = std::time::Duration::ZERO;
         let (to_writer, from_settler) =
             std::sync::mpsc::sync_channel::<Result<Vec<Out>, StoreError>>(4);
+        // Without the idempotency check every settlement decided is stored, in order: the
+        // settling thread can chain them too (hash, frame, hex), on writers lent per node.
+        let mut chains: Vec<ChainWriter> = Vec::new();
+        if !check_done {
+            for node in &nodes {
+                chains.push(effects.down.lend(tx, node)?);
+            }
+        }
         std::thread::scope(|s| -> Result<(), StoreError> {
+            // Owned here so that a writer error drops it before the scope joins the settling
+            // thread, which then stops at its next send instead of blocking for ever.
+            let from_settler = from_settler;
             let (rows, nodes, events) = (&rows, &nodes, &events);
-            s.spawn(move || {
+            let settler = s.spawn(move || {
                 let mut decoder = bet_copy::Decoder::default();
                 for chunk in rows.chunks(CHUNK) {
                     let t = Instant::now();
@@ -208,7 +241,13 @@ impl HubState {
                             .zip(bets)
                             .map(|(row, bet)| Out {
                                 node: row.node,
-                                decided: decide(&nodes[row.node], &bet, row.struck_at, events),
+                                decided: decide(
+                                    &nodes[row.node],
+                                    &bet,
+                                    row.struck_at,
+                                    events,
+                                    chains.get_mut(row.node).map(|w| (w, now)),
+                                ),
                                 bet_id: bet.bet_id,
                             })
                             .collect::<Vec<Out>>()
@@ -220,6 +259,7 @@ impl HubState {
                         break;
                     }
                 }
+                chains
             });
             loop {
                 let t = Instant::now();
@@ -243,7 +283,7 @@ impl HubState {
                             version,
                             payout_minor,
                             legs_json,
-                            payload,
+                            record,
                         } => {
                             if check_done
                                 && done_stmt.query_row(params![bet_id, version], |r| r.get(0))?
@@ -251,14 +291,26 @@ impl HubState {
                                 effects.reprocessed += 1;
                                 continue;
                             }
-                            let (down_seq, _) = effects.down.append_payload(
-                                tx,
-                                self.hub_key(),
-                                node,
-                                RecordKind::HubSettlement,
-                                payload,
-                                now,
-                            )?;
+                            let down_seq = match record {
+                                DownRecord::Built(b) => {
+                                    let seq = b.seq();
+                                    effects.down.push_built(tx, self.hub_key(), node, b, now)?;
+                                    seq
+                                }
+                                DownRecord::Payload(payload) => {
+                                    effects
+                                        .down
+                                        .append_payload(
+                                            tx,
+                                            self.hub_key(),
+                                            node,
+                                            RecordKind::HubSettlement,
+                                            payload,
+                                            now,
+                                        )?
+                                        .0
+                                }
+                            };
                             ins_stmt.execute(params![
                                 bet_id,
                                 version,
@@ -276,6 +328,12 @@ impl HubState {
                         }
                     }
                 }
+            }
+            let chains = settler
+                .join()
+                .map_err(|_| StoreError::Corrupt("the settling thread panicked".into()))?;
+            for (node, w) in nodes.iter().zip(chains) {
+                effects.down.give_back(node, w)?;
             }
             Ok(())
         })?;
