@@ -24,6 +24,8 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot create database directory {path}: {error}")]
     Dir { path: String, error: std::io::Error },
+    #[error("migration could not copy a stored record: {0}")]
+    Backfill(String),
     #[error(
         "database schema version {found} is newer than this software supports ({supported}); upgrade the hub"
     )]
@@ -267,7 +269,62 @@ FROM bets b LEFT JOIN settlements s ON s.rowid = (
         WHERE r.bet_id = s2.bet_id AND r.reversed_version = s2.result_version)
     ORDER BY s2.result_version DESC LIMIT 1);
 "#,
+    // 5: the settle pass's read (docs/benchmarks.md, "Settlement"). Each bet is kept once per
+    // event it has a leg on, in a compact binary copy (`bet_copy.rs`), clustered by event: a
+    // final result's bets are one range scan, with no join to `bets` and `records` and no
+    // JSON decode of the signed frame. Written at intake; existing bets are copied from their
+    // stored `bet_placed` records by `backfill_event_bets` in the same transaction. Bets that
+    // cannot be settled (`status = 'error'`, rare) get a partial index so the pass can leave
+    // them out without looking at every bet row.
+    r#"
+CREATE TABLE event_bets (
+    event_id  TEXT NOT NULL,
+    bet_id    TEXT NOT NULL,
+    node_id   TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    struck_ms INTEGER NOT NULL,
+    bet       BLOB NOT NULL,
+    PRIMARY KEY (event_id, bet_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX bets_in_error ON bets (bet_id) WHERE status = 'error';
+"#,
 ];
+
+/// Rust steps of migrations, by migration number (run after its SQL, in its transaction).
+fn migration_step(n: usize, tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
+    if n == 5 {
+        backfill_event_bets(tx)?;
+    }
+    Ok(())
+}
+
+/// Migration 5: the compact copy of every bet already stored, from its `bet_placed` record.
+fn backfill_event_bets(tx: &rusqlite::Transaction<'_>) -> Result<(), DbError> {
+    let mut read = tx.prepare(
+        "SELECT be.event_id, b.bet_id, b.node_id, b.seq, r.ts_ms, r.frame FROM bet_events be
+         JOIN bets b ON b.bet_id = be.bet_id
+         JOIN records r ON r.node_id = b.node_id AND r.seq = b.seq",
+    )?;
+    let mut write = tx.prepare(
+        "INSERT INTO event_bets (event_id, bet_id, node_id, seq, struck_ms, bet) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let (event, bet_id, node, seq, ts): (String, String, String, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        let frame = r.get_ref(5)?.as_blob().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Blob, Box::new(e))
+        })?;
+        let bad = |e: String| DbError::Backfill(format!("bet {bet_id} (record {node}#{seq}): {e}"));
+        let node_id =
+            outpost_core::ids::NodeId::new(node.clone()).map_err(|e| bad(e.to_string()))?;
+        let bet =
+            crate::store::bet_from_frame(&node_id, seq, frame).map_err(|e| bad(e.to_string()))?;
+        let copy = crate::bet_copy::encode(&bet).map_err(|e| bad(e.to_string()))?;
+        write.execute(rusqlite::params![event, bet_id, node, seq, ts, copy])?;
+    }
+    Ok(())
+}
 
 /// The database handle: one connection behind a mutex.
 #[derive(Debug)]
@@ -363,6 +420,7 @@ impl Db {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
+            migration_step(i + 1, &tx)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }

@@ -52,6 +52,16 @@ pub enum DownError {
     Sqlite(#[from] rusqlite::Error),
     #[error("stored down chain is corrupt: {0}")]
     Corrupt(String),
+    #[error("down chain of {0} is lent to the settle pass")]
+    Lent(NodeId),
+    #[error("down chain of {0} is not lent")]
+    NotLent(NodeId),
+    #[error("down chain of {node}: record {got} handed back, expected {expected}")]
+    OutOfOrder {
+        node: NodeId,
+        expected: Seq,
+        got: Seq,
+    },
 }
 
 /// Down records of one transaction, buffered per node until [`DownBatch::flush`]. Every
@@ -65,6 +75,9 @@ pub(crate) struct DownBatch {
 #[derive(Debug)]
 struct NodeBatch {
     writer: ChainWriter,
+    /// While the chain is lent to another thread ([`DownBatch::lend`]): the last sequence
+    /// number pushed back ([`DownBatch::push_built`]). Direct appends are refused meanwhile.
+    lent: Option<Seq>,
     frames: Vec<Pending>,
     /// Records already written in this transaction, kept for cutting audit segments
     /// ([`DownBatch::take_written`]).
@@ -77,8 +90,40 @@ struct Pending {
     seq: Seq,
     kind: u8,
     ts: UnixMillis,
-    hash: RecordHash,
+    /// The record hash, hex as stored in `down_records.hash`.
+    hash_hex: String,
     frame: Frame,
+}
+
+/// A down record chained by [`build`] on another thread than the transaction's (the bulk
+/// settle pass chains on its settling thread and the writer only stores), pushed back in
+/// chain order with [`DownBatch::push_built`].
+#[derive(Debug)]
+pub(crate) struct Built(Pending);
+
+impl Built {
+    pub(crate) fn seq(&self) -> Seq {
+        self.0.seq
+    }
+}
+
+/// Append one record to a chain lent by [`DownBatch::lend`]: the frame, its hash (SHA-256)
+/// and the hash's hex, everything its row needs.
+pub(crate) fn build(
+    writer: &mut ChainWriter,
+    kind: RecordKind,
+    now: UnixMillis,
+    payload: Vec<u8>,
+) -> Built {
+    let frame = writer.append(kind, now, payload);
+    let h = writer.head();
+    Built(Pending {
+        seq: h.seq,
+        kind: kind as u8,
+        ts: h.timestamp,
+        hash_hex: h.hash.to_hex(),
+        frame,
+    })
 }
 
 impl DownBatch {
@@ -105,31 +150,112 @@ impl DownBatch {
         payload: Vec<u8>,
         now: UnixMillis,
     ) -> Result<(Seq, RecordHash), DownError> {
-        if !self.nodes.contains_key(node) {
-            let writer = ChainWriter::new(down_log_id(node), head(tx, node)?);
-            self.nodes.insert(
-                node.clone(),
-                NodeBatch {
-                    writer,
-                    frames: Vec::new(),
-                    written: Vec::new(),
-                },
-            );
+        let nb = self.node(tx, node)?;
+        if nb.lent.is_some() {
+            return Err(DownError::Lent(node.clone()));
         }
-        let nb = self.nodes.get_mut(node).expect("inserted above");
         let frame = nb.writer.append(kind, now, payload);
         let h = nb.writer.head();
         nb.frames.push(Pending {
             seq: h.seq,
             kind: kind as u8,
             ts: h.timestamp,
-            hash: h.hash,
+            hash_hex: h.hash.to_hex(),
             frame,
         });
         if nb.frames.len() >= GROUP_MAX {
             write_group(tx, key, node, &mut nb.frames, &mut nb.written, now)?;
         }
         Ok((h.seq, h.hash))
+    }
+
+    /// `node`'s batch, reading the chain head from the database the first time.
+    fn node(&mut self, tx: &Transaction<'_>, node: &NodeId) -> Result<&mut NodeBatch, DownError> {
+        if !self.nodes.contains_key(node) {
+            let writer = ChainWriter::new(down_log_id(node), head(tx, node)?);
+            self.nodes.insert(
+                node.clone(),
+                NodeBatch {
+                    writer,
+                    lent: None,
+                    frames: Vec::new(),
+                    written: Vec::new(),
+                },
+            );
+        }
+        Ok(self.nodes.get_mut(node).expect("inserted above"))
+    }
+
+    /// Lend `node`'s chain to another thread: a writer continuing its head, whose records
+    /// ([`build`]) come back in order through [`DownBatch::push_built`] until
+    /// [`DownBatch::give_back`]. Hashing and framing then run off the transaction's thread.
+    pub(crate) fn lend(
+        &mut self,
+        tx: &Transaction<'_>,
+        node: &NodeId,
+    ) -> Result<ChainWriter, DownError> {
+        let nb = self.node(tx, node)?;
+        if nb.lent.is_some() {
+            return Err(DownError::Lent(node.clone()));
+        }
+        let h = nb.writer.head();
+        nb.lent = Some(h.seq);
+        Ok(ChainWriter::new(down_log_id(node), h))
+    }
+
+    /// Buffer a record built on a lent chain; it must be the next one in the chain (the
+    /// builder appends in the order the records come back).
+    pub(crate) fn push_built(
+        &mut self,
+        tx: &Transaction<'_>,
+        key: &NodeKey,
+        node: &NodeId,
+        built: Built,
+        now: UnixMillis,
+    ) -> Result<(), DownError> {
+        let nb = self.node(tx, node)?;
+        let Some(last) = nb.lent else {
+            return Err(DownError::NotLent(node.clone()));
+        };
+        if built.0.seq != last.next() {
+            return Err(DownError::OutOfOrder {
+                node: node.clone(),
+                expected: last.next(),
+                got: built.0.seq,
+            });
+        }
+        nb.lent = Some(built.0.seq);
+        nb.frames.push(built.0);
+        if nb.frames.len() >= GROUP_MAX {
+            write_group(tx, key, node, &mut nb.frames, &mut nb.written, now)?;
+        }
+        Ok(())
+    }
+
+    /// End a loan: `writer` (from [`DownBatch::lend`]) becomes the chain's writer again. Its
+    /// head must be the last record pushed back (records built and not pushed would fork).
+    pub(crate) fn give_back(
+        &mut self,
+        node: &NodeId,
+        writer: ChainWriter,
+    ) -> Result<(), DownError> {
+        let nb = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| DownError::NotLent(node.clone()))?;
+        let Some(last) = nb.lent else {
+            return Err(DownError::NotLent(node.clone()));
+        };
+        if writer.head().seq != last {
+            return Err(DownError::OutOfOrder {
+                node: node.clone(),
+                expected: last,
+                got: writer.head().seq,
+            });
+        }
+        nb.writer = writer;
+        nb.lent = None;
+        Ok(())
     }
 
     /// Write every buffered record, sealing the last of each node's group, and mark the
@@ -142,6 +268,9 @@ impl DownBatch {
         now: UnixMillis,
     ) -> Result<(), DownError> {
         for (node, nb) in self.nodes.iter_mut() {
+            if nb.lent.is_some() {
+                return Err(DownError::Lent(node.clone()));
+            }
             write_group(tx, key, node, &mut nb.frames, &mut nb.written, now)?;
         }
         Ok(())
@@ -177,19 +306,18 @@ fn write_group(
     for p in frames.drain(..) {
         buf.clear();
         p.frame.encode_into(&mut buf);
-        let hash = p.hash.to_hex();
         stmt.execute(params![
             node.as_str(),
             p.seq.0 as i64,
             i64::from(p.kind),
             p.ts.0,
             &buf,
-            &hash
+            &p.hash_hex
         ])?;
         written.push(outbox::PendingRow {
             seq: p.seq.0 as i64,
             ts: p.ts.0,
-            hash,
+            hash: p.hash_hex,
             frame: p.frame,
         });
     }

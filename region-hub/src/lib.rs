@@ -11,6 +11,7 @@
 pub mod api;
 pub mod audit;
 pub mod audit_uploader;
+mod bet_copy;
 pub mod config;
 pub mod db;
 mod down;

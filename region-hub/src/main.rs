@@ -8,6 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
 
+/// mimalloc rather than the system allocator: a settle pass allocates and frees millions of
+/// small objects on two threads next to SQLite's page-sized buffers, and glibc's malloc spent a
+/// quarter of the pass's CPU consolidating and unlinking chunks (`docs/benchmarks.md`,
+/// "Settlement").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "region-hub",

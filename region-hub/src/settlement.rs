@@ -748,7 +748,9 @@ impl HubState {
             effects.down_heads.insert(node, seq);
         }
         resolve_alerts(tx, event_id, basis, now)?;
-        effects.waiting = self.settle_event(tx, event_id, now, effects)?;
+        // No earlier version: no bet on the event can have been settled (a settlement needs
+        // a final result for every leg), so the settle pass need not look for settlements.
+        effects.waiting = self.settle_event_with(tx, event_id, last == 0, now, effects)?;
         Ok(version)
     }
 
@@ -763,8 +765,23 @@ impl HubState {
         now: UnixMillis,
         effects: &mut TxEffects,
     ) -> Result<usize, StoreError> {
+        self.settle_event_with(tx, event_id, false, now, effects)
+    }
+
+    /// [`HubState::settle_event`]; `first_final`: the event's first final result version is
+    /// being settled, so no bet on it has a settlement yet.
+    fn settle_event_with(
+        &self,
+        tx: &Transaction<'_>,
+        event_id: &EventId,
+        first_final: bool,
+        now: UnixMillis,
+        effects: &mut TxEffects,
+    ) -> Result<usize, StoreError> {
         // Taken before the bulk pass, which settles bets in this transaction.
-        let settled: Vec<String> = {
+        let settled: Vec<String> = if first_final {
+            Vec::new()
+        } else {
             let mut stmt = tx.prepare_cached(
                 "SELECT be.bet_id FROM bet_events be WHERE be.event_id = ?1 AND EXISTS (
                      SELECT 1 FROM settlements s WHERE s.bet_id = be.bet_id AND NOT EXISTS (
@@ -775,7 +792,9 @@ impl HubState {
             stmt.query_map([event_id.as_str()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
-        let waiting = self.settle_open_bulk(tx, event_id, now, effects)?;
+        let in_force: std::collections::HashSet<&str> =
+            settled.iter().map(String::as_str).collect();
+        let waiting = self.settle_open_bulk(tx, event_id, &in_force, !first_final, now, effects)?;
         for bet in settled {
             let bet = BetId::new(bet).map_err(|e| StoreError::Corrupt(format!("bet id: {e}")))?;
             self.settle_in_tx(tx, &bet, now, effects)?;

@@ -99,8 +99,9 @@ pub struct Metrics {
 }
 
 /// Cumulative wall time of the bulk settle pass's phases, in nanoseconds (`settle_bulk.rs`;
-/// `flush` is writing the buffered down records and cutting their audit segments). The
-/// commit itself is what remains of a pass.
+/// `flush` is writing the buffered down records and cutting their audit segments). `decode`
+/// and `settle` run on the settling thread while the writer writes; `write` is the writer
+/// busy, `wait` the writer idle waiting for it. The commit itself is what remains of a pass.
 #[derive(Debug, Default)]
 pub struct SettlePhases {
     pub read_ns: AtomicU64,
@@ -108,6 +109,7 @@ pub struct SettlePhases {
     pub settle_ns: AtomicU64,
     pub write_ns: AtomicU64,
     pub flush_ns: AtomicU64,
+    pub wait_ns: AtomicU64,
 }
 
 impl SettlePhases {
@@ -556,17 +558,19 @@ impl HubState {
             }
             if body.kind == RecordKind::BetPlaced {
                 match EdgeEvent::from_payload(body.kind, &body.payload) {
-                    Ok(EdgeEvent::BetPlaced(bet)) => match insert_bet(&tx, node, body.seq, &bet)? {
-                        Ok(()) => {
-                            for leg in &bet.legs {
-                                if crate::settlement::note_event(&tx, &leg.event_id, now)? {
-                                    new_events.push(leg.event_id.clone());
+                    Ok(EdgeEvent::BetPlaced(bet)) => {
+                        match insert_bet(&tx, node, body.seq, body.timestamp, &bet)? {
+                            Ok(()) => {
+                                for leg in &bet.legs {
+                                    if crate::settlement::note_event(&tx, &leg.event_id, now)? {
+                                        new_events.push(leg.event_id.clone());
+                                    }
                                 }
+                                new_bets.push(bet.bet_id)
                             }
-                            new_bets.push(bet.bet_id)
+                            Err(reason) => flags.push(reason),
                         }
-                        Err(reason) => flags.push(reason),
-                    },
+                    }
                     Ok(_) => {}
                     Err(e) => flags.push(format!("record {} of node {node}: {e}", body.seq)),
                 }
@@ -942,6 +946,7 @@ fn insert_bet(
     tx: &Transaction<'_>,
     node: &NodeId,
     seq: Seq,
+    struck: UnixMillis,
     bet: &BetPlaced,
 ) -> Result<Result<(), String>, StoreError> {
     let existing: Option<(String, i64)> = tx
@@ -973,11 +978,24 @@ fn insert_bet(
             legs
         ],
     )?;
+    // The compact copy the settle pass reads, once per event (`bet_copy.rs`).
+    let copy = crate::bet_copy::encode(bet)
+        .map_err(|e| StoreError::Corrupt(format!("bet {}: {e}", bet.bet_id)))?;
+    let mut by_bet =
+        tx.prepare_cached("INSERT OR IGNORE INTO bet_events (bet_id, event_id) VALUES (?1, ?2)")?;
+    let mut by_event = tx.prepare_cached(
+        "INSERT OR IGNORE INTO event_bets (event_id, bet_id, node_id, seq, struck_ms, bet) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
     for leg in &bet.legs {
-        tx.execute(
-            "INSERT OR IGNORE INTO bet_events (bet_id, event_id) VALUES (?1, ?2)",
-            params![bet.bet_id.as_str(), leg.event_id.as_str()],
-        )?;
+        by_bet.execute(params![bet.bet_id.as_str(), leg.event_id.as_str()])?;
+        by_event.execute(params![
+            leg.event_id.as_str(),
+            bet.bet_id.as_str(),
+            node.as_str(),
+            seq.0 as i64,
+            struck.0,
+            &copy
+        ])?;
     }
     Ok(Ok(()))
 }

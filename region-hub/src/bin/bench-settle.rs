@@ -33,6 +33,13 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// mimalloc rather than the system allocator: a settle pass allocates and frees millions of
+/// small objects on two threads next to SQLite's page-sized buffers, and glibc's malloc spent a
+/// quarter of the pass's CPU consolidating and unlinking chunks (`docs/benchmarks.md`,
+/// "Settlement").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: usize = 10;
 /// Records per upstream commit in the setup (one seal each).
 const GROUP: usize = 10_000;
@@ -296,27 +303,29 @@ fn bench(n_bets: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     }
     let ph = &state.metrics().settle_phases;
     let ph_s = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
-    let (read, decode, settle, write, flush) = (
+    let (read, decode, settle, write, wait, flush) = (
         ph_s(&ph.read_ns),
         ph_s(&ph.decode_ns),
         ph_s(&ph.settle_ns),
         ph_s(&ph.write_ns),
+        ph_s(&ph.wait_ns),
         ph_s(&ph.flush_ns),
     );
-    let rest = secs - read - decode - settle - write - flush;
+    let rest = secs - read - write - wait - flush;
     let per = |s: f64| s * 1e6 / settled.max(1) as f64;
     println!(
-        "phases (wall s, us/bet): read {read:.2} ({:.1}), decode {decode:.2} ({:.1}), settle {settle:.2} ({:.1}), write {write:.2} ({:.1}), down flush + audit cut {flush:.2} ({:.1}), commit + intake {rest:.2} ({:.1})",
+        "phases (wall s, us/bet): read {read:.2} ({:.1}), write {write:.2} ({:.1}), writer waiting for the settling thread {wait:.2} ({:.1}), down flush + audit cut {flush:.2} ({:.1}), commit + intake {rest:.2} ({:.1}); on the settling thread, overlapping the writer: decode {decode:.2} ({:.1}), settle {settle:.2} ({:.1})",
         per(read),
-        per(decode),
-        per(settle),
         per(write),
+        per(wait),
         per(flush),
-        per(rest)
+        per(rest),
+        per(decode),
+        per(settle)
     );
     match (cpu_before, cpu_after) {
         ((Some(p0), Some(t0)), (Some(p1), Some(t1))) => println!(
-            "cpu during the timed part: process {:.2} s ({:.1} us/bet, all threads incl. decode workers and the WAL checkpointer), settling thread {:.2} s ({:.1} us/bet)",
+            "cpu during the timed part: process {:.2} s ({:.1} us/bet, all threads incl. the settling thread and the WAL checkpointer), writer (main) thread {:.2} s ({:.1} us/bet)",
             p1 - p0,
             (p1 - p0) * 1e6 / settled.max(1) as f64,
             t1 - t0,
