@@ -324,3 +324,89 @@ fn write_group(
     outbox::note_pending(tx, node, Direction::Down, now)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_name(e: DownError) -> &'static str {
+        match e {
+            DownError::Lent(_) => "lent",
+            DownError::NotLent(_) => "not lent",
+            DownError::OutOfOrder { .. } => "out of order",
+            _ => "other",
+        }
+    }
+
+    /// A lent chain cannot fork: the owner refuses its own appends while lent, records must
+    /// come back in chain order, and the loan ends only on the last record handed back.
+    #[test]
+    fn a_lent_chain_comes_back_in_order_or_not_at_all() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::db::Db::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        let key = NodeKey::from_seed([7; 32]);
+        let node = NodeId::new("gb-1").unwrap();
+        let kind = RecordKind::HubEventResult;
+        let t = UnixMillis(1_763_700_000_000);
+        let mut batch = DownBatch::default();
+
+        let first = batch
+            .append_payload(&tx, &key, &node, kind, b"{}".to_vec(), t)
+            .unwrap();
+        assert_eq!(first.0, Seq(1));
+        let not_lent = build(
+            &mut ChainWriter::new(down_log_id(&node), ChainHead::EMPTY),
+            kind,
+            t,
+            b"{}".to_vec(),
+        );
+        assert_eq!(
+            err_name(batch.push_built(&tx, &key, &node, not_lent, t).unwrap_err()),
+            "not lent"
+        );
+
+        let mut lent = batch.lend(&tx, &node).unwrap();
+        assert_eq!(err_name(batch.lend(&tx, &node).unwrap_err()), "lent");
+        assert_eq!(
+            err_name(
+                batch
+                    .append_payload(&tx, &key, &node, kind, b"{}".to_vec(), t)
+                    .unwrap_err()
+            ),
+            "lent"
+        );
+        let r2 = build(&mut lent, kind, t, b"{\"n\":2}".to_vec());
+        let r3 = build(&mut lent, kind, t, b"{\"n\":3}".to_vec());
+        assert_eq!((r2.seq(), r3.seq()), (Seq(2), Seq(3)));
+        assert_eq!(
+            err_name(batch.push_built(&tx, &key, &node, r3, t).unwrap_err()),
+            "out of order"
+        );
+        batch.push_built(&tx, &key, &node, r2, t).unwrap();
+        // Record 3 was built but not handed back: giving the writer back would fork the chain.
+        assert_eq!(
+            err_name(batch.give_back(&node, lent).unwrap_err()),
+            "out of order"
+        );
+
+        assert_eq!(err_name(batch.lend(&tx, &node).unwrap_err()), "lent");
+        // The loan is still open at record 2; a writer continuing from there ends it.
+        let at2 = batch.nodes[&node].frames.last().unwrap();
+        let mut resumed = ChainWriter::new(
+            down_log_id(&node),
+            ChainHead {
+                seq: at2.seq,
+                hash: RecordHash::from_hex(&at2.hash_hex).unwrap(),
+                timestamp: at2.ts,
+            },
+        );
+        let r3 = build(&mut resumed, kind, t, b"{\"n\":3}".to_vec());
+        batch.push_built(&tx, &key, &node, r3, t).unwrap();
+        batch.give_back(&node, resumed).unwrap();
+        let next = batch
+            .append_payload(&tx, &key, &node, kind, b"{}".to_vec(), t)
+            .unwrap();
+        assert_eq!(next.0, Seq(4));
+    }
+}
