@@ -106,15 +106,7 @@ impl WriterHandle {
         cmd: Command,
         pii: Option<Pii>,
     ) -> Result<Result<Reply, CommandError>, WriterGone> {
-        let (reply, rx) = oneshot::channel();
-        self.send_op(Op::Command {
-            cmd,
-            pii,
-            reply: ReplyTo::Reply(reply),
-        })
-        .await
-        .map_err(|_| WriterGone)?;
-        rx.await.map_err(|_| WriterGone)
+        self.submit(cmd, pii).await?.await.map_err(|_| WriterGone)
     }
 
     /// Like [`Self::command`], and also returns the records the command appended.

@@ -4,6 +4,8 @@
 //! the records still in memory) verify against the hub key and cover every record.
 
 use crate::reconcile::suspend;
+use crate::settlement::ResultReceipt;
+use crate::store::HubState;
 use crate::test_support::*;
 use outpost_core::log::{ChainHead, decode_segment, verify_segment};
 use outpost_core::market::Outcome;
@@ -45,33 +47,12 @@ fn bulk_pass_settles_like_the_per_bet_rules() {
     )
     .unwrap();
 
-    let r = final_result(
-        &t.state,
-        &event("e-1"),
-        FinalScore { home: 2, away: 1 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&t.state, "e-1", 2, 1);
     assert_eq!((r.settled, r.waiting), (1_200, 150), "{r:?}");
-    let r = final_result(
-        &t.state,
-        &event("e-3"),
-        FinalScore { home: 0, away: 0 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&t.state, "e-3", 0, 0);
     assert_eq!((r.settled, r.waiting), (0, 150), "suspended: {r:?}");
     // Resubmitting settles nothing twice.
-    let r = final_result(
-        &t.state,
-        &event("e-1"),
-        FinalScore { home: 2, away: 1 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&t.state, "e-1", 2, 1);
     assert_eq!((r.settled, r.reprocessed), (0, 1_200), "{r:?}");
 
     let head = t.state.down_head(&node_id()).0;
@@ -172,14 +153,7 @@ fn migration_copies_stored_bets_and_settles_from_them() {
             1_210
         );
     }
-    let r = final_result(
-        &state,
-        &event("e-1"),
-        FinalScore { home: 2, away: 1 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&state, "e-1", 2, 1);
     assert_eq!((r.settled, r.waiting), (990, 110), "{r:?}");
     let paid: i64 = state
         .db()
@@ -190,14 +164,7 @@ fn migration_copies_stored_bets_and_settles_from_them() {
         .unwrap();
     assert_eq!(paid, expected_paid);
     // The doubles settle when their second leg's result is final.
-    let r = final_result(
-        &state,
-        &event("e-2"),
-        FinalScore { home: 1, away: 0 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&state, "e-2", 1, 0);
     assert_eq!((r.settled, r.waiting), (110, 0), "{r:?}");
 }
 
@@ -225,23 +192,9 @@ fn bets_in_error_are_left_out_of_later_passes() {
     t.state
         .commit_upstream_blocking(&node_id(), recs, now())
         .unwrap();
-    let r = final_result(
-        &t.state,
-        &event("e-1"),
-        FinalScore { home: 1, away: 0 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&t.state, "e-1", 1, 0);
     assert_eq!((r.settled, r.waiting), (0, 0), "{r:?}");
-    let r = final_result(
-        &t.state,
-        &event("e-2"),
-        FinalScore { home: 1, away: 0 },
-        "feed",
-        now(),
-    )
-    .unwrap();
+    let r = make_final(&t.state, "e-2", 1, 0);
     assert_eq!((r.settled, r.waiting), (1_100, 0), "{r:?}");
     let conn = t.state.db().reader();
     let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
@@ -257,4 +210,9 @@ fn bets_in_error_are_left_out_of_later_passes() {
         )
         .unwrap();
     assert!(plan.contains("bets_in_error"), "{plan}");
+}
+
+/// Make `ev`'s score final (two feed sources agreeing) and return the receipt.
+fn make_final(state: &HubState, ev: &str, home: u16, away: u16) -> ResultReceipt {
+    final_result(state, &event(ev), FinalScore { home, away }, "feed", now()).unwrap()
 }
