@@ -29,18 +29,17 @@ impl Step {
 }
 
 /// The steps, in the order a group passes through them.
-pub const STEPS: [&str; 9] = [
-    "queue", "build", "handoff", "pwait", "batch", "blobs", "flush", "fsync", "release",
+pub const STEPS: [&str; 8] = [
+    "queue", "build", "handoff", "pwait", "batch", "write", "fsync", "release",
 ];
 pub const QUEUE: usize = 0;
 pub const BUILD: usize = 1;
 pub const HANDOFF: usize = 2;
 pub const PWAIT: usize = 3;
 pub const BATCH: usize = 4;
-pub const BLOBS: usize = 5;
-pub const FLUSH: usize = 6;
-pub const FSYNC: usize = 7;
-pub const RELEASE: usize = 8;
+pub const WRITE: usize = 5;
+pub const FSYNC: usize = 6;
+pub const RELEASE: usize = 7;
 
 pub struct CommitTiming {
     enabled: bool,

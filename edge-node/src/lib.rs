@@ -11,6 +11,7 @@ pub mod compliance_watch;
 pub mod config;
 pub mod cross_operator;
 pub mod handoff;
+pub mod journal;
 pub mod link;
 
 pub mod node;

@@ -4,6 +4,12 @@
 use anyhow::Context;
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: every bet allocates and frees many small
+/// strings and JSON buffers across the HTTP workers, the writer and the persister, and
+/// glibc's malloc (its arena locks and `malloc_consolidate`) was 5–8 % of the node's CPU.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "edge-node", about = "Outpost edge node")]
 enum Cli {
