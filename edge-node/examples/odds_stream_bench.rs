@@ -17,7 +17,8 @@
 //! Run: `cargo run --release -p edge-node --example odds_stream_bench -- [clients] [updates/s] [seconds]`
 //! (defaults 200 clients, 2000 selection updates/s, 10 s). A fourth argument `--via-router`
 //! makes the clients ask for the stream on a reused connection, which the router's hyper
-//! route serves instead of the fan-out thread (the comparison).
+//! route serves instead of the fan-out thread (the comparison). `RUST_LOG` turns on the
+//! node's logs on stderr (`RUST_LOG=warn,commit_timing=debug`: per-step commit timings).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -263,6 +264,14 @@ async fn main() -> anyhow::Result<()> {
     // `--via-router`: clients reach the router's stream route (for comparison).
     let via_router = args.get(4).is_some_and(|a| a == "--via-router");
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The node's own logs, only when asked for (e.g. `RUST_LOG=warn,commit_timing=debug` for
+    // the per-step commit timings).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
 
     let dir = tempfile::tempdir()?;
     let addr = {
