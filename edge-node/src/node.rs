@@ -259,9 +259,14 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     // Stream clients go to the odds fan-out thread; it also sets TCP_NODELAY on every connection.
     let listener =
         crate::api::stream_listener::StreamListener::start(listener, state.odds.clone())?;
+    let fanout_odds = state.odds.clone();
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|s| *s).await;
+            // Long-lived odds streams would otherwise hold the node open past its shutdown.
+            if let Some(o) = fanout_odds {
+                o.fanout.close();
+            }
         })
         .await?;
     Ok(())

@@ -37,6 +37,9 @@ pub enum ToFanout {
     /// A new client: its socket (non-blocking, response head already written) and its first
     /// bytes (the snapshot event).
     Client(TcpStream, Bytes),
+    /// The node is shutting down: flush what can be flushed, close every client's socket and
+    /// stop (clients see the stream end and reconnect, to this node once it is back).
+    Close,
 }
 
 /// Counters shown by `GET /v1/feed/stats`.
@@ -142,6 +145,15 @@ impl Fanout {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len();
         let _ = self.threads[i].send(ToFanout::Client(sock, first));
     }
+
+    /// Close every client's stream and stop the threads (node shutdown). Without it the
+    /// sockets stay open until the last handle on the odds hub is dropped, which for a node
+    /// embedded in another process (tests, benches) can be never.
+    pub fn close(&self) {
+        for t in &self.threads {
+            let _ = t.send(ToFanout::Close);
+        }
+    }
 }
 
 fn spawn(stats: Arc<FanoutStats>) -> std::sync::mpsc::Sender<ToFanout> {
@@ -185,6 +197,17 @@ fn run(rx: std::sync::mpsc::Receiver<ToFanout>, stats: &FanoutStats) {
                         }
                         frames.extend_from_slice(&f);
                     }
+                }
+                ToFanout::Close => {
+                    deliver(&mut clients, &mut single, &mut frames, stats);
+                    for c in &mut clients {
+                        let _ = c.flush();
+                        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+                    }
+                    stats
+                        .clients
+                        .fetch_sub(clients.len() as u64, Ordering::Relaxed);
+                    return;
                 }
                 ToFanout::Client(sock, first) => {
                     deliver(&mut clients, &mut single, &mut frames, stats);
@@ -283,6 +306,25 @@ mod tests {
         assert_eq!(read_exactly(&mut c1, 12), b"snap1;a;b;c;");
         assert_eq!(read_exactly(&mut c2, 10), b"snap2;b;c;");
         assert_eq!(f.stats.clients.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn close_ends_every_stream_after_what_was_already_published() {
+        let f = Fanout::start(2);
+        let (s1, mut c1) = pair();
+        let (s2, mut c2) = pair();
+        f.client(s1, Bytes::from_static(b"snap1;"));
+        f.client(s2, Bytes::from_static(b"snap2;"));
+        f.frames(&Bytes::from_static(b"a;"));
+        f.close();
+        for (c, want) in [(&mut c1, &b"snap1;a;"[..]), (&mut c2, b"snap2;a;")] {
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut got = Vec::new();
+            // read_to_end returns only at end of stream: the socket was closed.
+            c.read_to_end(&mut got).unwrap();
+            assert_eq!(got, want);
+        }
+        assert_eq!(f.stats.clients.load(Ordering::Relaxed), 0);
     }
 
     #[test]
