@@ -296,8 +296,7 @@ impl Inserts {
             pos += 4 + len;
             Some(bytes)
         };
-        loop {
-            let Some(key) = part() else { break };
+        while let Some(key) = part() {
             out.push((key, part()?));
         }
         (pos == payload.len()).then_some(out)
