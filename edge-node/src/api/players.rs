@@ -7,6 +7,7 @@ use crate::vault::Pii;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use outpost_core::edge::events::IdemTag;
 use outpost_core::edge::{Command, PlayerView, Reply};
 use outpost_core::ids::{Jurisdiction, PlayerId};
 use outpost_core::money::{Currency, Money};
@@ -80,19 +81,10 @@ pub async fn verify_kyc(
     idem: IdemHeader,
     JsonBody(b): JsonBody<Empty>,
 ) -> Result<Json<PlayerView>, ApiError> {
-    let player_id = player_id(id)?;
-    let tag = idem.tag(&format!("POST /v1/players/{player_id}/kyc"), &b);
-    let reply = s
-        .writer
-        .command(
-            Command::VerifyKyc {
-                player_id,
-                idem: tag,
-            },
-            None,
-        )
-        .await??;
-    Ok(Json(player_reply(reply)?))
+    player_action(&s, id, idem, &b, "kyc", |player_id, idem| {
+        Command::VerifyKyc { player_id, idem }
+    })
+    .await
 }
 
 pub async fn self_exclude(
@@ -101,18 +93,25 @@ pub async fn self_exclude(
     idem: IdemHeader,
     JsonBody(b): JsonBody<Empty>,
 ) -> Result<Json<PlayerView>, ApiError> {
+    player_action(&s, id, idem, &b, "self-exclusion", |player_id, idem| {
+        Command::SelfExclude { player_id, idem }
+    })
+    .await
+}
+
+/// A player command without a body (`POST /v1/players/{id}/{action}`), answered with the
+/// player's view once it is durable.
+async fn player_action(
+    s: &AppState,
+    id: String,
+    idem: IdemHeader,
+    body: &Empty,
+    action: &str,
+    command: impl FnOnce(PlayerId, IdemTag) -> Command,
+) -> Result<Json<PlayerView>, ApiError> {
     let player_id = player_id(id)?;
-    let tag = idem.tag(&format!("POST /v1/players/{player_id}/self-exclusion"), &b);
-    let reply = s
-        .writer
-        .command(
-            Command::SelfExclude {
-                player_id,
-                idem: tag,
-            },
-            None,
-        )
-        .await??;
+    let tag = idem.tag(&format!("POST /v1/players/{player_id}/{action}"), body);
+    let reply = s.writer.command(command(player_id, tag), None).await??;
     Ok(Json(player_reply(reply)?))
 }
 
