@@ -2,7 +2,8 @@
 //! refused and changes nothing; a rules file that does not validate is refused with its file,
 //! line and field while the old rules stay in force, and a good one is activated (and recorded
 //! in the log); a register copy older than its bound suspends all betting and raises the alarm,
-//! and a fresh signed snapshot resumes it.
+//! and a fresh signed snapshot resumes it; a player's self-exclusion over HTTP is idempotent
+//! and refuses their next bet.
 
 mod common;
 
@@ -224,8 +225,35 @@ async fn caps_hot_reload_and_stale_register() {
         serde_json::to_value(&fresh).unwrap(),
     )
     .await;
-    let (st, v) = post(&c, &format!("{base}/v1/bets"), "b3", bet).await;
+    let (st, v) = post(&c, &format!("{base}/v1/bets"), "b3", bet.clone()).await;
     assert_eq!(st, 201, "{v}");
+
+    // Self-exclusion over HTTP: a body with an unknown field is refused and changes nothing;
+    // the request takes effect at once, a retry with its key gets the same answer without a
+    // new record, and the next bet is refused.
+    let url = format!("{base}/v1/players/{pid}/self-exclusion");
+    let durable = |h: serde_json::Value| h["durable_seq"].as_u64().unwrap();
+    let head = durable(get(&c, &format!("{base}/healthz")).await.1);
+    let (st, v) = post(&c, &url, "se-bad", json!({"until": "forever"})).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("INVALID_BODY")),
+        "{v}"
+    );
+    assert_eq!(durable(get(&c, &format!("{base}/healthz")).await.1), head);
+    let (st, first) = post(&c, &url, "se", json!({})).await;
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(first["self_excluded"], true, "{first}");
+    let head = durable(get(&c, &format!("{base}/healthz")).await.1);
+    let (st, again) = post(&c, &url, "se", json!({})).await;
+    assert_eq!((st, &again), (200, &first));
+    assert_eq!(durable(get(&c, &format!("{base}/healthz")).await.1), head);
+    let (st, v) = post(&c, &format!("{base}/v1/bets"), "b4", bet).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (422, Some("SELF_EXCLUDED")),
+        "{v}"
+    );
     node.terminate();
 }
 
