@@ -200,13 +200,14 @@ fn run(rx: std::sync::mpsc::Receiver<ToFanout>, stats: &FanoutStats) {
                 }
                 ToFanout::Close => {
                     deliver(&mut clients, &mut single, &mut frames, stats);
+                    // Counted out first, so a client that sees its stream end sees the count.
+                    stats
+                        .clients
+                        .fetch_sub(clients.len() as u64, Ordering::Release);
                     for c in &mut clients {
                         let _ = c.flush();
                         let _ = c.sock.shutdown(std::net::Shutdown::Both);
                     }
-                    stats
-                        .clients
-                        .fetch_sub(clients.len() as u64, Ordering::Relaxed);
                     return;
                 }
                 ToFanout::Client(sock, first) => {
@@ -324,7 +325,16 @@ mod tests {
             c.read_to_end(&mut got).unwrap();
             assert_eq!(got, want);
         }
-        assert_eq!(f.stats.clients.load(Ordering::Relaxed), 0);
+        // Each thread counts its clients out before closing them (the wait is only for the
+        // memory model: the ends seen above came from system calls made after the counting).
+        let counted_out = (0..500).any(|_| {
+            let zero = f.stats.clients.load(Ordering::Acquire) == 0;
+            if !zero {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            zero
+        });
+        assert!(counted_out, "clients still counted after close");
     }
 
     #[test]
