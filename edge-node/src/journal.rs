@@ -277,14 +277,6 @@ impl Inserts {
             .map(|(k, v)| (&self.buf[k.clone()], &self.buf[v.clone()]))
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The inserts in a recovered payload, or `None` if it does not parse (its CRC matched,
     /// so this would be a bug, not a torn write).
     pub fn decode(payload: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
@@ -406,7 +398,7 @@ mod tests {
         assert_eq!(Inserts::decode(&[]).unwrap(), vec![]);
         assert!(Inserts::decode(&payload[..payload.len() - 1]).is_none());
         ins.clear();
-        assert!(ins.is_empty());
+        assert_eq!(ins.iter().count(), 0);
         assert_eq!(ins.buf.len(), HEADER_BYTES);
         assert!(Inserts::decode(&[1, 0, 0, 0, b'k']).is_none());
     }

@@ -200,6 +200,44 @@ fn key_seq(k: &[u8]) -> Result<u64, StoreError> {
     }
 }
 
+/// The frames of the chunk stored under first seq `first`. An empty chunk is corrupt (the
+/// store never writes one).
+fn chunk_frames(first: u64, v: &[u8]) -> Result<Vec<Frame>, StoreError> {
+    let mut frames = Vec::new();
+    let mut pos = 0;
+    while pos < v.len() {
+        let (f, n) = Frame::decode_prefix(&v[pos..]).map_err(|e| StoreError::Corrupt {
+            seq: first + frames.len() as u64,
+            detail: e.to_string(),
+        })?;
+        frames.push(f);
+        pos += n;
+    }
+    if frames.is_empty() {
+        return Err(StoreError::Corrupt {
+            seq: first,
+            detail: "empty chunk".into(),
+        });
+    }
+    Ok(frames)
+}
+
+/// The log's last chunk: its key, first seq and frames (`None` for an empty log).
+fn last_chunk(tree: &sled::Tree) -> Result<Option<(sled::IVec, u64, Vec<Frame>)>, StoreError> {
+    match tree
+        .range(log_key(Seq(0))..=log_key(Seq(u64::MAX)))
+        .next_back()
+    {
+        None => Ok(None),
+        Some(item) => {
+            let (k, v) = item?;
+            let first = key_seq(&k)?;
+            let frames = chunk_frames(first, &v)?;
+            Ok(Some((k, first, frames)))
+        }
+    }
+}
+
 /// Cut a group's frames into chunks of consecutive frames, each at most `bytes_max` long
 /// unless a single frame is longer (it is then a chunk of its own), and add each chunk to
 /// `ins` under the log key of its first frame, encoding the frames straight into it.
@@ -235,8 +273,11 @@ fn push_chunks(frames: &[(Seq, Frame)], bytes_max: usize, ins: &mut Inserts) {
 /// journal, which is re-applied on open; a group cut short by a crash was never acknowledged,
 /// and `drop_unsealed_tail` removes what sled kept of it. The inserts are in log order with
 /// the group's PII first, so sled never holds a sealed group without its PII.
-fn apply(tree: &sled::Tree, ins: &Inserts) -> Result<(), StoreError> {
-    for (k, v) in ins.iter() {
+fn apply<'a>(
+    tree: &sled::Tree,
+    inserts: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Result<(), StoreError> {
+    for (k, v) in inserts {
         tree.insert(k, v)?;
     }
     Ok(())
@@ -248,22 +289,7 @@ fn apply(tree: &sled::Tree, ins: &Inserts) -> Result<(), StoreError> {
 /// written). Returns how many records were dropped.
 fn drop_unsealed_tail(tree: &sled::Tree) -> Result<u64, StoreError> {
     let mut dropped = 0u64;
-    while let Some(item) = tree
-        .range(log_key(Seq(0))..=log_key(Seq(u64::MAX)))
-        .next_back()
-    {
-        let (k, v) = item?;
-        let first = key_seq(&k)?;
-        let mut frames = Vec::new();
-        let mut pos = 0;
-        while pos < v.len() {
-            let (f, n) = Frame::decode_prefix(&v[pos..]).map_err(|e| StoreError::Corrupt {
-                seq: first + frames.len() as u64,
-                detail: e.to_string(),
-            })?;
-            frames.push(f);
-            pos += n;
-        }
+    while let Some((k, _, frames)) = last_chunk(tree)? {
         match frames.iter().rposition(|f| f.seal.is_some()) {
             Some(last) if last + 1 == frames.len() => break,
             Some(last) => {
@@ -337,13 +363,11 @@ impl LogStore {
         let (journal, recovered) = Journal::open(dir, floor)?;
         // Re-apply what the journal holds beyond sled's last flush (applying a group again is
         // harmless: the same keys get the same values), then make it sled's own.
-        let mut ins = Inserts::default();
         for (index, payload) in recovered.payloads.iter().enumerate() {
-            ins.clear();
-            for (k, v) in Inserts::decode(payload).ok_or(StoreError::JournalRecord { index })? {
-                ins.push(k, v);
-            }
-            apply(&tree, &ins)?;
+            apply(
+                &tree,
+                Inserts::decode(payload).ok_or(StoreError::JournalRecord { index })?,
+            )?;
         }
         let dropped = drop_unsealed_tail(&tree)?;
         if dropped > 0 {
@@ -402,7 +426,7 @@ impl LogStore {
         push_chunks(&group.frames, s.chunk_bytes_max, &mut ins);
         // Into sled first: a flush that starts after the journal switches generation must
         // find every record of the older generation already applied.
-        apply(&s.tree, &ins)?;
+        apply(&s.tree, ins.iter())?;
         timing.add(commit_timing::BATCH, t.elapsed());
         let journaled = s.journal.append(&mut ins, timing)?;
         if journaled >= FLUSH_AT_BYTES {
@@ -443,65 +467,27 @@ impl LogStore {
                     found: first,
                 });
             }
-            let mut seq = first;
-            let mut pos = 0;
-            while pos < v.len() {
-                let (f, n) = Frame::decode_prefix(&v[pos..]).map_err(|e| StoreError::Corrupt {
-                    seq,
-                    detail: e.to_string(),
-                })?;
-                pos += n;
-                if seq >= from.0 {
-                    out.push(f);
-                    if out.len() == max {
-                        return Ok(out);
-                    }
+            let frames = chunk_frames(first, &v)?;
+            // The seq after this chunk's last frame: where the next chunk must start.
+            let end = first + frames.len() as u64;
+            let skip = from.0.saturating_sub(first) as usize;
+            for f in frames.into_iter().skip(skip) {
+                out.push(f);
+                if out.len() == max {
+                    return Ok(out);
                 }
-                seq += 1;
             }
-            if seq == first {
-                return Err(StoreError::Corrupt {
-                    seq,
-                    detail: "empty chunk".into(),
-                });
-            }
-            next = Some(seq);
+            next = Some(end);
         }
         Ok(out)
     }
 
     /// Highest stored sequence number (0 when empty).
     pub fn last_seq(&self) -> Result<Seq, StoreError> {
-        let last = self
-            .inner
-            .tree
-            .range(log_key(Seq(0))..=log_key(Seq(u64::MAX)))
-            .next_back();
-        match last {
-            None => Ok(Seq::ZERO),
-            Some(item) => {
-                let (k, v) = item?;
-                let first = key_seq(&k)?;
-                let mut count = 0u64;
-                let mut pos = 0;
-                while pos < v.len() {
-                    pos += Frame::decode_prefix(&v[pos..])
-                        .map_err(|e| StoreError::Corrupt {
-                            seq: first + count,
-                            detail: e.to_string(),
-                        })?
-                        .1;
-                    count += 1;
-                }
-                match count {
-                    0 => Err(StoreError::Corrupt {
-                        seq: first,
-                        detail: "empty chunk".into(),
-                    }),
-                    n => Ok(Seq(first + n - 1)),
-                }
-            }
-        }
+        Ok(match last_chunk(&self.inner.tree)? {
+            None => Seq::ZERO,
+            Some((_, first, frames)) => Seq(first + frames.len() as u64 - 1),
+        })
     }
 
     pub fn pii_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
@@ -716,7 +702,7 @@ mod tests {
             let s = LogStore::open(dir.path()).unwrap();
             let mut ins = Inserts::default();
             push_chunks(&big.frames, s.inner.chunk_bytes_max, &mut ins);
-            let chunks = ins.len();
+            let chunks = ins.iter().count();
             for (_, c) in ins.iter() {
                 assert!(c.len() <= s.inner.chunk_bytes_max);
             }
