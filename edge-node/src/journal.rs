@@ -2,9 +2,9 @@
 //!
 //! Why: sled 0.34 makes writes durable only with `flush`, which wakes every one of its I/O
 //! threads. Under load at 2,000 bets/s a flush took 0.6–1.7 ms on average and up to 35 ms,
-//! for groups of 2–4 bets, and cost the node ~300 µs of CPU per bet. Instead a group is
-//! applied to sled without a flush and the same keys and values are appended here with one
-//! `pwrite` and one `fdatasync` (~0.25 ms here). sled is flushed in the background every few
+//! for groups of 2–4 bets, and cost the node ~300 µs of CPU per bet. Instead a group's keys
+//! and values are appended here with one `pwrite` and one `fdatasync` (~0.25 ms here), and
+//! then applied to sled without a flush (by `LogStore`'s applier thread). sled is flushed in the background every few
 //! MiB or every second (`LogStore`'s flusher); after that flush those journal records are
 //! redundant and their file can be reused.
 //!
@@ -51,6 +51,8 @@ struct Active {
     generation: u64,
     /// Bytes written to the active file in this generation.
     offset: u64,
+    /// Records appended since the journal was opened (all generations).
+    records: u64,
 }
 
 /// What recovery found: the payloads to re-apply, oldest first, and the generation the
@@ -145,6 +147,7 @@ impl Journal {
                 which: 0,
                 generation: next_generation,
                 offset: 0,
+                records: 0,
             }),
         };
         Ok((
@@ -183,18 +186,20 @@ impl Journal {
         file.sync_data().map_err(err)?;
         timing.lap(commit_timing::FSYNC, t);
         a.offset += buf.len() as u64;
+        a.records += 1;
         Ok(a.offset)
     }
 
-    /// Start the next generation in the other file and return it. Everything appended before
-    /// this call is in older generations. The caller must have made every generation before
-    /// the current one redundant (raised the floor past it) first: that is the file reused.
-    pub fn switch(&self) -> u64 {
+    /// Start the next generation in the other file; returns it and how many records were
+    /// appended (since open) before it: exactly those are in older generations. The caller
+    /// must have made every generation before the current one redundant (raised the floor
+    /// past it) first: that is the file reused.
+    pub fn switch(&self) -> (u64, u64) {
         let mut a = self.lock();
         a.which ^= 1;
         a.generation += 1;
         a.offset = 0;
-        a.generation
+        (a.generation, a.records)
     }
 
     /// Bytes appended in the current generation.
@@ -318,7 +323,7 @@ mod tests {
         assert_eq!(r.next_generation, 0);
         j.append(&mut rec(b"a"), &none()).unwrap();
         j.append(&mut rec(b"b"), &none()).unwrap();
-        assert_eq!(j.switch(), 1);
+        assert_eq!(j.switch(), (1, 2));
         j.append(&mut rec(b"c"), &none()).unwrap();
         drop(j);
         let (_, r) = Journal::open(dir.path(), 0).unwrap();
@@ -365,9 +370,10 @@ mod tests {
         for p in [&b"old-1"[..], b"old-2", b"old-3"] {
             j.append(&mut rec(p), &none()).unwrap();
         }
-        j.switch(); // generation 1 in journal-1
+        assert_eq!(j.switch(), (1, 3)); // generation 1 in journal-1
         j.append(&mut rec(b"one"), &none()).unwrap();
-        j.switch(); // generation 2 reuses journal-0, over generation 0's records
+        // Generation 2 reuses journal-0, over generation 0's records.
+        assert_eq!(j.switch(), (2, 4));
         j.append(&mut rec(b"new"), &none()).unwrap();
         drop(j);
         // The floor says generations 0 and 1 are in sled: only "new" is replayed, not the

@@ -23,8 +23,9 @@ struct NodeLog {
 }
 
 impl EdgeLog for NodeLog {
+    /// What the link may send: durable and readable from the store.
     fn durable_head(&self) -> Seq {
-        self.writer.durable().borrow().seq
+        self.writer.readable().borrow().seq
     }
     fn subscribe_durable(&self) -> watch::Receiver<Seq> {
         self.durable_seq.clone()
@@ -77,8 +78,8 @@ pub fn start(
         EdgeLinkConfig::new(node_id.clone(), jurisdiction.clone(), hub.addr, client);
     cfg.server_name = hub.server_name.clone();
 
-    // Bridge the writer's durable-head watch (ChainHead) to the Seq watch the link wants.
-    let mut durable = writer.durable();
+    // Bridge the writer's readable-head watch (ChainHead) to the Seq watch the link wants.
+    let mut durable = writer.readable();
     let (seq_tx, seq_rx) = watch::channel(durable.borrow().seq);
     tokio::spawn(async move {
         while durable.changed().await.is_ok() {

@@ -206,7 +206,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
     }
     tokio::spawn(crate::checkpoints::run(
         started.checkpoints.clone(),
-        started.writer.durable(),
+        started.writer.readable(),
         shutdown.clone(),
     ));
     let link = match &cfg.hub {

@@ -2,8 +2,7 @@
 //!
 //! One sled tree holds, under distinct key prefixes, the log (`L` + seq, big-endian so
 //! iteration is in log order), the PII vault (`P` + player id), signed tree heads (`C` + size),
-//! the latest state snapshot (`S`) and the journal floor (`J`). Because they share a tree, a commit group's frames and
-//! the PII they reference are written by one `apply_batch`: atomically.
+//! the latest state snapshot (`S`) and the journal floor (`J`).
 //!
 //! The log is stored in chunks: the value under `L` + seq is one or more consecutive frames
 //! in their log encoding (`Frame::encode`, self-delimiting), the first of which has that seq;
@@ -18,12 +17,14 @@
 //! would allow 6 KiB chunks; 4 MiB grew the node's memory by ~500 MiB under load); an
 //! existing store keeps the segment size it was created with (sled refuses another).
 //!
-//! Durability: a commit group is applied to sled without a flush and made durable by the redo
-//! journal (`journal.rs`: one `pwrite` + one `fdatasync` of the same keys and values); only
-//! then is it acknowledged. A background flusher (`Flusher`) flushes sled every
-//! `FLUSH_AT_BYTES` of journal or `FLUSH_EVERY`, then raises the journal floor stored in sled
-//! (`J`), which frees the older journal file. On open, journal records at or above the floor
-//! are re-applied to sled before anything reads it.
+//! Durability: a commit group is made durable by the redo journal (`journal.rs`: its keys and
+//! values with one `pwrite` and one `fdatasync`) and may then be acknowledged; the applier thread
+//! then puts the same keys and values into sled without a flush, in journal order, and tells
+//! the committer (`on_applied`), after which readers may see it. A background flusher
+//! (`run_flusher`) switches journal files every `FLUSH_AT_BYTES` or `FLUSH_EVERY`, waits for
+//! the applier to catch up with the switch, flushes sled, then raises the journal floor stored
+//! in sled (`J`), which frees the older journal file. On open, journal records at or above the
+//! floor are re-applied to sled before anything reads it.
 //!
 //! sled's own flush: 0.34 writes with `pwrite` then `sync_file_range`, which neither persists
 //! the file's size metadata nor flushes the device cache, so every flush here is followed by
@@ -38,6 +39,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,11 +89,24 @@ pub enum StoreError {
     JournalRecord { index: usize },
     #[error("the background flush of sled failed earlier: {0}")]
     FlushFailed(String),
+    #[error("the store is closing")]
+    Closing,
 }
 
 pub struct LogStore {
     inner: Arc<Inner>,
     flusher: Option<std::thread::JoinHandle<()>>,
+    applier: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Run by the applier once a journaled group is in sled (readers may then see it).
+pub type OnApplied = Box<dyn FnOnce() + Send>;
+
+/// A journaled commit group on its way into sled.
+struct Journaled {
+    inserts: Inserts,
+    timing: Arc<CommitTiming>,
+    on_applied: OnApplied,
 }
 
 struct Inner {
@@ -105,9 +120,20 @@ struct Inner {
     flush: Mutex<FlushState>,
     /// Wakes the flusher: enough journaled, or the store is closing.
     flush_wake: Condvar,
-    /// The journal record being built, kept between commits (see `Inserts`).
-    scratch: Mutex<Inserts>,
+    /// Held from encoding a group to handing it to the applier, so the applier gets groups
+    /// in journal order. `None` once the store is closing.
+    to_applier: Mutex<Option<SyncSender<Journaled>>>,
+    /// Journal record buffers the applier is done with, reused (see `Inserts`).
+    spare: Mutex<Vec<Inserts>>,
+    /// Journal records (since open) the applier has put into sled; the flusher waits on it.
+    applied: Mutex<u64>,
+    applied_cv: Condvar,
 }
+
+/// Groups journaled but not yet in sled before the persister waits for the applier.
+const APPLY_QUEUE_MAX: usize = 256;
+/// Spare journal record buffers kept (each as large as the largest group it held).
+const SPARE_MAX: usize = 4;
 
 #[derive(Default)]
 struct FlushState {
@@ -269,10 +295,10 @@ fn push_chunks(frames: &[(Seq, Frame)], bytes_max: usize, ins: &mut Inserts) {
 /// Why not one atomic `apply_batch`: sled 0.34 seals its current I/O buffer after every batch
 /// (so a batch is never split across a crash), which hands a write to its I/O thread pool and
 /// makes it zero a fresh 1 MiB buffer: once per commit group that was ~15 % of the node's CPU.
-/// Atomicity comes from elsewhere: a group is acknowledged only once it is whole in the
-/// journal, which is re-applied on open; a group cut short by a crash was never acknowledged,
-/// and `drop_unsealed_tail` removes what sled kept of it. The inserts are in log order with
-/// the group's PII first, so sled never holds a sealed group without its PII.
+/// Atomicity comes from the journal: sled receives a group only once it is whole there, and
+/// a crash part-way through the inserts leaves a journal record that open re-applies whole.
+/// The inserts are in log order with the group's PII first, so sled never holds a sealed
+/// group without its PII.
 fn apply<'a>(
     tree: &sled::Tree,
     inserts: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
@@ -283,10 +309,11 @@ fn apply<'a>(
     Ok(())
 }
 
-/// Remove the records after the last sealed one: the part of a commit group that sled kept
-/// when a crash cut its inserts short (every group ends with a sealed record, see
-/// `ChainWriter::seal`). Such a group was never acknowledged (its journal record was not
-/// written). Returns how many records were dropped.
+/// Remove the records after the last sealed one (every group ends with a sealed record, see
+/// `ChainWriter::seal`): the part of a commit group that sled kept when a crash cut its
+/// inserts short before it was journaled. The store no longer writes sled ahead of the
+/// journal, but a data directory written by an earlier version may end this way; such a group
+/// was never acknowledged. Returns how many records were dropped.
 fn drop_unsealed_tail(tree: &sled::Tree) -> Result<u64, StoreError> {
     let mut dropped = 0u64;
     while let Some((k, _, frames)) = last_chunk(tree)? {
@@ -385,50 +412,91 @@ impl LogStore {
             chunk_bytes_max: chunk_bytes_max(segment_bytes),
             flush: Mutex::new(FlushState::default()),
             flush_wake: Condvar::new(),
-            scratch: Mutex::new(Inserts::default()),
+            to_applier: Mutex::new(None),
+            spare: Mutex::new(Vec::new()),
+            applied: Mutex::new(0),
+            applied_cv: Condvar::new(),
         });
         inner.raise_floor(recovered.next_generation)?;
+        let (tx, rx) = sync_channel(APPLY_QUEUE_MAX);
+        *inner.lock_to_applier() = Some(tx);
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| io(dir, e))
+        };
+        let applier = {
+            let inner = inner.clone();
+            spawn("store-applier", Box::new(move || inner.run_applier(rx)))?
+        };
         let flusher = {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("store-flusher".into())
-                .spawn(move || inner.run_flusher())
-                .map_err(|e| io(dir, e))?
+            spawn("store-flusher", Box::new(move || inner.run_flusher()))?
         };
         Ok(LogStore {
             inner,
             flusher: Some(flusher),
+            applier: Some(applier),
         })
     }
 
-    /// Write a commit group and make it durable. Returns only once it is on stable storage.
+    /// Write a commit group, make it durable, and return once readers can see it too.
     pub fn commit(&self, group: &CommitGroup) -> Result<(), StoreError> {
-        self.commit_timed(group, &CommitTiming::default())
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.commit_durable(
+            group,
+            &Arc::new(CommitTiming::default()),
+            Box::new(move || {
+                let _ = tx.send(());
+            }),
+        )?;
+        // The applier aborts the process rather than drop a group, so this only fails if
+        // the store is closing.
+        rx.recv().map_err(|_| StoreError::Closing)
     }
 
-    /// [`Self::commit`], adding each step's time to `timing`.
-    pub fn commit_timed(
+    /// Make a commit group durable: returns once its journal record is on stable storage,
+    /// which is when it may be acknowledged. The applier then puts it into sled and runs
+    /// `on_applied`, in commit order; until then readers of the store do not see it.
+    ///
+    /// Why sled after the journal and off this thread: a sled insert now and then stalls for
+    /// several milliseconds (it rotates its I/O buffers, splits and merges pages), and every
+    /// group queued behind it waited too. Those stalls were most of the slow commit groups
+    /// left once the journal replaced sled's flush.
+    pub fn commit_durable(
         &self,
         group: &CommitGroup,
-        timing: &CommitTiming,
+        timing: &Arc<CommitTiming>,
+        on_applied: OnApplied,
     ) -> Result<(), StoreError> {
         let s = &self.inner;
         if let Some(e) = &s.lock_flush().failed {
             return Err(StoreError::FlushFailed(e.clone()));
         }
         let t = Instant::now();
-        let mut ins = s.lock_scratch();
+        let to_applier = s.lock_to_applier();
+        let Some(to_applier) = to_applier.as_ref() else {
+            return Err(StoreError::Closing);
+        };
+        let mut ins = s.lock_spare().pop().unwrap_or_default();
         ins.clear();
         // PII first (see `apply`).
         for (p, pii) in &group.pii {
             ins.push(&pii_key(p), pii);
         }
         push_chunks(&group.frames, s.chunk_bytes_max, &mut ins);
-        // Into sled first: a flush that starts after the journal switches generation must
-        // find every record of the older generation already applied.
-        apply(&s.tree, ins.iter())?;
-        timing.add(commit_timing::BATCH, t.elapsed());
+        timing.add(commit_timing::ENCODE, t.elapsed());
         let journaled = s.journal.append(&mut ins, timing)?;
+        // Still under `to_applier`: the applier gets groups in journal order, which the
+        // flusher relies on (see `run_flusher`).
+        to_applier
+            .send(Journaled {
+                inserts: ins,
+                timing: timing.clone(),
+                on_applied,
+            })
+            .map_err(|_| StoreError::Closing)?;
         if journaled >= FLUSH_AT_BYTES {
             s.flush_wake.notify_one();
         }
@@ -547,8 +615,50 @@ impl Inner {
         self.flush.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_scratch(&self) -> std::sync::MutexGuard<'_, Inserts> {
-        self.scratch.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock_to_applier(&self) -> std::sync::MutexGuard<'_, Option<SyncSender<Journaled>>> {
+        self.to_applier.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_spare(&self) -> std::sync::MutexGuard<'_, Vec<Inserts>> {
+        self.spare.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_applied(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Put each journaled group into sled, in journal order, then tell its committer.
+    fn run_applier(&self, groups: std::sync::mpsc::Receiver<Journaled>) {
+        for g in groups {
+            let t = Instant::now();
+            if let Err(e) = apply(&self.tree, g.inserts.iter()) {
+                // Memory (readers' heads, the flusher) would run ahead of sled; the journal
+                // holds the group, and restart re-applies it.
+                tracing::error!(
+                    "cannot apply a journaled commit group to sled: {e}; aborting (restart re-applies it from the journal)"
+                );
+                std::process::abort();
+            }
+            g.timing.add(commit_timing::APPLY, t.elapsed());
+            (g.on_applied)();
+            *self.lock_applied() += 1;
+            self.applied_cv.notify_all();
+            let mut spare = self.lock_spare();
+            if spare.len() < SPARE_MAX {
+                spare.push(g.inserts);
+            }
+        }
+    }
+
+    /// Wait until the applier has put the first `records` journal records into sled.
+    fn wait_applied(&self, records: u64) {
+        let mut applied = self.lock_applied();
+        while *applied < records {
+            applied = self
+                .applied_cv
+                .wait(applied)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Flush sled (blobs first, then its log, then `fdatasync` of its data file).
@@ -592,7 +702,10 @@ impl Inner {
                         .0;
                 }
             }
-            let generation = self.journal.switch();
+            let (generation, records) = self.journal.switch();
+            // sled's flush must hold every record of the older generations: wait until the
+            // applier has put in all that were journaled before the switch.
+            self.wait_applied(records);
             if let Err(e) = self.raise_floor(generation) {
                 tracing::error!("background flush of sled failed: {e}; refusing further commits");
                 self.lock_flush().failed = Some(e.to_string());
@@ -608,6 +721,11 @@ impl Drop for LogStore {
         self.inner.lock_flush().stop = true;
         self.inner.flush_wake.notify_one();
         if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
+        // Closing the channel ends the applier once it has applied what was queued.
+        self.inner.lock_to_applier().take();
+        if let Some(t) = self.applier.take() {
             let _ = t.join();
         }
     }
@@ -746,6 +864,53 @@ mod tests {
         assert_eq!(verified, 203);
     }
 
+    /// Groups handed over with `commit_durable` reach sled in commit order, each followed by
+    /// its `on_applied`; the flusher switches journal files many times meanwhile and never
+    /// raises the floor past a group the applier has not put into sled (else the reopen
+    /// below would miss it: nothing here waits for the applier before the drop).
+    #[test]
+    fn durable_groups_are_applied_in_order_and_survive_journal_switches() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = NodeKey::from_seed([3; 32]);
+        let mut w = ChainWriter::new(LogId::new("gb-1").unwrap(), ChainHead::EMPTY);
+        let groups: Vec<CommitGroup> = (0..120).map(|_| group(&mut w, &key, 4, 3000)).collect();
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        {
+            let s = LogStore::open(dir.path()).unwrap();
+            let timing = Arc::new(CommitTiming::default());
+            for (i, g) in groups.iter().enumerate() {
+                let (applied, store) = (applied.clone(), s.inner.clone());
+                let last = g.frames.last().unwrap().0;
+                s.commit_durable(
+                    g,
+                    &timing,
+                    Box::new(move || {
+                        // Readable from sled by the time it is reported applied.
+                        let (_, first, frames) = last_chunk(&store.tree).unwrap().unwrap();
+                        assert_eq!(first + frames.len() as u64 - 1, last.0);
+                        applied.lock().unwrap().push(i);
+                    }),
+                )
+                .unwrap();
+            }
+            // 120 groups of ~12 KiB cross the test's 256 KiB switch point five times.
+            assert!(s.inner.journal.pending_bytes() < FLUSH_AT_BYTES * 2);
+        }
+        let applied = applied.lock().unwrap().clone();
+        assert_eq!(
+            applied,
+            (0..120).collect::<Vec<_>>(),
+            "every group applied once, in commit order"
+        );
+        let s = reopen(dir.path());
+        let want: Vec<Frame> = groups
+            .iter()
+            .flat_map(|g| g.frames.iter().map(|(_, f)| f.clone()))
+            .collect();
+        assert_eq!(s.last_seq().unwrap(), Seq(480));
+        assert_eq!(s.read_frames(Seq(1), 10_000).unwrap(), want);
+    }
+
     #[test]
     fn a_log_of_one_frame_per_key_written_before_chunks_still_reads() {
         let dir = tempfile::tempdir().unwrap();
@@ -828,7 +993,7 @@ mod tests {
         let s = LogStore::open(dir.path()).unwrap();
         let big = group(&mut w, &key, 200, 2000);
         s.commit(&big).unwrap();
-        // Remove a chunk from the middle (a torn store, which apply_batch never leaves).
+        // Remove a chunk from the middle (a torn store, which the store never leaves).
         let keys: Vec<_> = s
             .inner
             .tree
@@ -846,7 +1011,9 @@ mod tests {
     }
 
     /// Child of `kill_9_mid_commit_leaves_whole_groups_only`: commits groups (some spanning
-    /// several chunks) until killed, printing each acknowledged head.
+    /// several chunks) until killed, printing each acknowledged head. A group counts as
+    /// acknowledged once `commit_durable` returns, as in the node (the applier may still be
+    /// putting it, and the ones before it, into sled when the kill comes).
     #[test]
     #[ignore]
     fn crash_child_commits_until_killed() {
@@ -856,9 +1023,10 @@ mod tests {
         let key = NodeKey::from_seed([5; 32]);
         let mut w = ChainWriter::new(LogId::new("gb-1").unwrap(), ChainHead::EMPTY);
         let s = LogStore::open(Path::new(&dir)).unwrap();
+        let timing = Arc::new(CommitTiming::default());
         for i in 0.. {
             let g = group(&mut w, &key, 1 + (i * 37) % 150, 1500);
-            s.commit(&g).unwrap();
+            s.commit_durable(&g, &timing, Box::new(|| ())).unwrap();
             println!("acked {}", w.head().seq.0);
         }
     }

@@ -5,7 +5,9 @@
 //! `MAX_GROUP`), decides and applies each in order against the in-memory state, appends the
 //! resulting records to the chain, and adds them to the batch pending for the persister thread
 //! (`handoff.rs`). The persister takes all that is pending, seals its last record, writes it
-//! durably, publishes the new durable head, and only then releases the replies. While one
+//! durably (the store's journal), publishes the new durable head, and only then releases the
+//! replies. The store's applier then puts the group into sled and moves the readable head,
+//! which readers of the stored log follow. While one
 //! group is being flushed the writer keeps deciding into the next one, so throughput is not
 //! capped at 1/fsync, and a request waits for at most the flush in progress plus its own.
 //!
@@ -88,6 +90,7 @@ pub struct WriterHandle {
     /// Each op with when it was queued (for `commit_timing`).
     tx: mpsc::Sender<(std::time::Instant, Op)>,
     durable: watch::Receiver<ChainHead>,
+    readable: watch::Receiver<ChainHead>,
     down_applied: watch::Receiver<Seq>,
     rules: watch::Receiver<Arc<JurisdictionRules>>,
 }
@@ -189,8 +192,16 @@ impl WriterHandle {
         self.rules.borrow().clone()
     }
 
+    /// The head of the acknowledged log: durable, perhaps not yet readable from the store.
     pub fn durable(&self) -> watch::Receiver<ChainHead> {
         self.durable.clone()
+    }
+
+    /// The head readers of the store (replication, checkpoints, the log API) may read up to:
+    /// durable and in sled. It trails [`Self::durable`] by the applier's queue, usually a
+    /// group or none.
+    pub fn readable(&self) -> watch::Receiver<ChainHead> {
+        self.readable.clone()
     }
     pub fn down_applied(&self) -> Seq {
         *self.down_applied.borrow()
@@ -254,6 +265,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     let (tx, rx) = mpsc::channel::<(std::time::Instant, Op)>(65_536);
     let timing = Arc::new(CommitTiming::new());
     let (durable_tx, durable_rx) = watch::channel(parts.chain.head());
+    let (readable_tx, readable_rx) = watch::channel(parts.chain.head());
     let (down_tx, down_rx) = watch::channel(parts.state.down_applied);
     let (rules_tx, rules_rx) = watch::channel(parts.rules.clone());
     let handoff = Arc::new(Handoff::new(PENDING_RECORDS_MAX));
@@ -263,7 +275,8 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
         // The persister signs; the writer keeps `parts` whole (a copy, not a second key).
         key: NodeKey::from_hex(&parts.key.seed_hex()).expect("a key's own seed parses"),
         durable: durable_tx,
-        down: down_tx,
+        readable: Arc::new(readable_tx),
+        down: Arc::new(down_tx),
         timing: timing.clone(),
         snapshot_busy: Default::default(),
     };
@@ -288,6 +301,7 @@ pub fn spawn(parts: WriterParts) -> WriterHandle {
     WriterHandle {
         tx,
         durable: durable_rx,
+        readable: readable_rx,
         down_applied: down_rx,
         rules: rules_rx,
     }
@@ -299,7 +313,8 @@ struct Persister {
     /// Seals each group it writes: one signature per flush, however many batches it holds.
     key: NodeKey,
     durable: watch::Sender<ChainHead>,
-    down: watch::Sender<Seq>,
+    readable: Arc<watch::Sender<ChainHead>>,
+    down: Arc<watch::Sender<Seq>>,
     timing: Arc<CommitTiming>,
     /// A state snapshot is being written (at most one at a time).
     snapshot_busy: Arc<std::sync::atomic::AtomicBool>,
@@ -316,18 +331,29 @@ impl Persister {
     fn persist(&self, mut g: Group) {
         if let Some((_, last)) = g.commit.frames.last_mut() {
             ChainWriter::seal(last, &self.key);
-            if let Err(e) = self.store.commit_timed(&g.commit, &self.timing) {
+            let (feed, readable, down) =
+                (self.feed.clone(), self.readable.clone(), self.down.clone());
+            let (leaves, head, down_applied) =
+                (std::mem::take(&mut g.leaves), g.head, g.down_applied);
+            let on_applied = Box::new(move || {
+                // Fed before the readable head moves, so the checkpoint task woken by it
+                // finds them.
+                if let Some(f) = &feed {
+                    f.push(leaves);
+                }
+                readable.send_replace(head);
+                down.send_replace(down_applied);
+            });
+            if let Err(e) = self
+                .store
+                .commit_durable(&g.commit, &self.timing, on_applied)
+            {
                 tracing::error!(
                     "cannot make the log durable: {e}; aborting (state is rebuilt from the log on restart)"
                 );
                 std::process::abort();
             }
-            // Fed before the durable head moves, so the checkpoint task woken by it finds them.
-            if let Some(f) = &self.feed {
-                f.push(g.leaves);
-            }
             self.durable.send_replace(g.head);
-            self.down.send_replace(g.down_applied);
         }
         let t = std::time::Instant::now();
         let ops = g.completions.len();

@@ -1,5 +1,6 @@
 //! Read access to the durable log: JSON pages for people and tools, and segment files
-//! (`docs/log-format.md`) for independent verification. Only durable records are served.
+//! (`docs/log-format.md`) for independent verification. Only durable records are served, and
+//! every record acknowledged before a request arrived is in its answer's range.
 
 use super::AppState;
 use super::error::ApiError;
@@ -11,6 +12,7 @@ use base64::Engine;
 use outpost_core::ids::Seq;
 use outpost_core::log::{Frame, SEGMENT_FORMAT, SegmentHeader, encode_segment};
 use serde::Deserialize;
+use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +27,7 @@ pub async fn page(
     Query(q): Query<LogQuery>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let durable = s.writer.durable().borrow().seq;
+    let durable = readable_head(&s).await?;
     let from = Seq(q.after.saturating_add(1));
     let frames = if from > durable {
         vec![]
@@ -50,6 +52,24 @@ pub async fn page(
     ))
 }
 
+/// How long a read waits for the store to hold what was acknowledged before it arrived.
+const READABLE_WAIT: Duration = Duration::from_secs(10);
+
+/// The head to serve up to: at least everything acknowledged when the request arrived, so a
+/// client told its bet is durable finds its record here. The store's applier puts each group
+/// into sled just after it is acknowledged; this waits for that (usually not at all).
+async fn readable_head(s: &AppState) -> Result<Seq, ApiError> {
+    let acknowledged = s.writer.durable().borrow().seq;
+    let mut readable = s.writer.readable();
+    match tokio::time::timeout(READABLE_WAIT, readable.wait_for(|h| h.seq >= acknowledged)).await {
+        Ok(Ok(head)) => Ok(head.seq),
+        Ok(Err(_)) => Err(ApiError::unavailable("the node's writer has stopped")),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "the store has not applied the acknowledged log up to {acknowledged} within {READABLE_WAIT:?}"
+        ))),
+    }
+}
+
 async fn read(s: &AppState, from: Seq, max: usize) -> Result<Vec<Frame>, ApiError> {
     let store = s.store.clone();
     tokio::task::spawn_blocking(move || store.read_frames(from, max))
@@ -71,7 +91,7 @@ pub async fn segment(
     State(s): State<AppState>,
     Query(q): Query<SegmentQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let durable = s.writer.durable().borrow().seq;
+    let durable = readable_head(&s).await?;
     let from = Seq(q.from.unwrap_or(1).max(1));
     let to = Seq(q.to.unwrap_or(durable.0).min(durable.0));
     if from > to {
