@@ -99,6 +99,9 @@ pub struct LogStore {
     applier: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A stored PII record: the player id's bytes and the value stored for it.
+pub type PiiEntry = (Vec<u8>, Vec<u8>);
+
 /// Run by the applier once a journaled group is in sled (readers may then see it).
 pub type OnApplied = Box<dyn FnOnce() + Send>;
 
@@ -558,7 +561,8 @@ impl LogStore {
         })
     }
 
-    pub fn pii_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    /// Every stored PII record: (player id, encrypted PII) as stored.
+    pub fn pii_entries(&self) -> Result<Vec<PiiEntry>, StoreError> {
         let mut out = Vec::new();
         for item in self.inner.tree.scan_prefix([PII]) {
             let (k, v) = item?;

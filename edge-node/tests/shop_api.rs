@@ -715,7 +715,7 @@ async fn each_way_cash_tickets_win_and_placed_are_paid_once() {
             (200, Some("paid"), Some(expected)),
             "{t}"
         );
-        assert_eq!(t["each_way"]["if_placed_minor"].as_i64().is_some(), true);
+        assert!(t["each_way"]["if_placed_minor"].as_i64().is_some(), "{t}");
         let (st, e) = call(
             &c,
             pay_url(v),

@@ -338,7 +338,7 @@ impl HubSession {
         let mut released = Vec::new();
         let mut frames = frames.into_iter();
         let mut failure = None;
-        while let Some(frame) = frames.next() {
+        for frame in frames.by_ref() {
             // At a group start the previous record is sealed, so a contradicting `prev_hash`
             // may be provable equivocation: keep a copy (once per group, cheap).
             let group_start = (verifier.pending_len() == 0).then(|| frame.clone());

@@ -170,13 +170,13 @@ fn digest(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Maps a UOF outcome id to the book's outcome (`None`: an outcome id the market lacks).
+pub type OutcomeMap = fn(&str) -> Option<Outcome>;
+
 /// The market kind and outcome-id mapping of UOF market `id` with `specifiers`, exactly as the
 /// book maps `odds_change` (the hub maps `bet_settlement` with it, so a settled outcome lands
 /// on the market and selection the edge offered). `None`: a market the book does not price.
-pub fn uof_market_kind(
-    id: u32,
-    specifiers: &str,
-) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> {
+pub fn uof_market_kind(id: u32, specifiers: &str) -> Option<(MarketKind, OutcomeMap)> {
     uof_kind(&UofMarket {
         id,
         specifiers: specifiers.to_string(),
@@ -186,7 +186,7 @@ pub fn uof_market_kind(
 }
 
 /// UOF market ids the book prices, and their outcome ids. Everything else is "unknown".
-fn uof_kind(m: &UofMarket) -> Option<(MarketKind, fn(&str) -> Option<Outcome>)> {
+fn uof_kind(m: &UofMarket) -> Option<(MarketKind, OutcomeMap)> {
     let spec = |key: &str| {
         m.specifiers.split('|').find_map(|kv| {
             kv.split_once('=')
@@ -418,7 +418,9 @@ impl OddsBook {
         // Rollback of a cancel may omit the product (as in the captured sample); it names
         // markets we already hold, so it is allowed through on any subscribed producer.
         let known = self.producers.contains_key(&producer);
-        if !known && !(product == 0 && matches!(msg, UofMessage::RollbackBetCancel { .. })) {
+        let productless_rollback =
+            product == 0 && matches!(msg, UofMessage::RollbackBetCancel { .. });
+        if !known && !productless_rollback {
             return Err(Skip::UnknownProducer(producer));
         }
         let mut out = Ingested::default();
@@ -512,16 +514,16 @@ impl OddsBook {
                 if in_play {
                     let ids = self.event_markets(&event_id);
                     for id in ids {
-                        if let Some(bm) = self.markets.get_mut(&id) {
-                            if !bm.view.in_play {
-                                bm.view.in_play = true;
-                                self.settle_status(
-                                    &id,
-                                    ChangeReason::FeedOdds,
-                                    header.timestamp,
-                                    &mut out,
-                                );
-                            }
+                        if let Some(bm) = self.markets.get_mut(&id)
+                            && !bm.view.in_play
+                        {
+                            bm.view.in_play = true;
+                            self.settle_status(
+                                &id,
+                                ChangeReason::FeedOdds,
+                                header.timestamp,
+                                &mut out,
+                            );
                         }
                     }
                 }

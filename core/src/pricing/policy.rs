@@ -122,7 +122,7 @@ mod tests {
         assert!(prices.iter().all(|x| is_on_ladder(x.milli())));
         let book: f64 = prices.iter().map(|x| 1000.0 / x.milli() as f64).sum();
         // Rounding down only adds margin: the booksum is at least the 5 % target.
-        assert!(book >= 1.05 - 1e-12 && book < 1.10, "{book}");
+        assert!((1.05 - 1e-12..1.10).contains(&book), "{book}");
         // Independently (Python, Shin's inverse by bisection): z = 0.025657, fair-with-margin
         // odds 9.0961 / 5.5980 / 1.3133, which the Betfair ladder floors to 9.0 / 5.5 / 1.31.
         assert_eq!(

@@ -175,7 +175,7 @@ impl Gen {
             self.movement(&p, MovementReason::Deposit, postings, Some(r), None);
             return;
         }
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             let r = format!("psp-{}-{}", self.node, self.movement + 1);
             self.refs.push((r.clone(), self.now(), 100, "Refunded"));
             let postings = vec![Posting {

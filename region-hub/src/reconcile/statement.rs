@@ -581,6 +581,19 @@ pub fn import(
     })
 }
 
+impl crate::store::HubState {
+    /// [`import`] into the hub's database.
+    pub fn import_statement_blocking(
+        &self,
+        provider: &str,
+        jurisdiction: &Jurisdiction,
+        bytes: &[u8],
+        now: UnixMillis,
+    ) -> Result<ImportSummary, StatementError> {
+        import(&mut self.db().conn(), provider, jurisdiction, bytes, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,18 +712,5 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n as usize, a.payment_lines, "rejected files stored nothing");
-    }
-}
-
-impl crate::store::HubState {
-    /// [`import`] into the hub's database.
-    pub fn import_statement_blocking(
-        &self,
-        provider: &str,
-        jurisdiction: &Jurisdiction,
-        bytes: &[u8],
-        now: UnixMillis,
-    ) -> Result<ImportSummary, StatementError> {
-        import(&mut self.db().conn(), provider, jurisdiction, bytes, now)
     }
 }

@@ -306,7 +306,7 @@ fn clean_hour(state: &HubState) -> Log {
     log.bet("p1", "b-1", 1_000, "e-1", at(10));
     commit(state, &mut log, at(10));
     final_result(
-        &state,
+        state,
         &EventId::new("e-1").unwrap(),
         FinalScore { home: 2, away: 0 },
         UnixMillis(at(60)),
@@ -932,9 +932,9 @@ fn suspension_store_matches_its_model() {
         match next(3) {
             0 | 1 => {
                 let rid = next(4) as i64 + 1;
-                let fresh = !conn
+                let fresh = conn
                     .query_row("SELECT 1 FROM settlement_suspensions WHERE event_id = ?1 AND report_id = ?2", rusqlite::params![e, rid], |_| Ok(()))
-                    .is_ok();
+                    .is_err();
                 suspend::suspend(&conn, &ev, rid, "test", step).unwrap();
                 // A (event, report) pair suspends once; once cleared it stays cleared.
                 if fresh {

@@ -544,11 +544,11 @@ proptest! {
                     }
                 }
             }
-            if let Some(m) = b.market(&mid()) {
-                if m.status == MarketStatus::Open {
-                    prop_assert!(b.producer_up("uof:1"));
-                    prop_assert!(m.selections.iter().all(|s| s.price.is_some_and(|p| p.milli() > 1000)));
-                }
+            if let Some(m) = b.market(&mid())
+                && m.status == MarketStatus::Open
+            {
+                prop_assert!(b.producer_up("uof:1"));
+                prop_assert!(m.selections.iter().all(|s| s.price.is_some_and(|p| p.milli() > 1000)));
             }
         }
     }
