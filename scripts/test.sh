@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the Python tools (LocalStack for
 # the S3 Object Lock tests, `cryptography` for the third-party log verifier) into .venv,
-# builds every binary, starts LocalStack on loopback, runs the whole cargo test suite, and
-# stops LocalStack again. CI (.ci/run) calls exactly this script.
+# checks formatting and clippy lints, builds every binary, starts LocalStack on loopback, runs
+# the whole cargo test suite, and stops LocalStack again. CI (.ci/run) calls exactly this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,10 @@ scripts/python-venv.sh
 
 echo "== Browser for the shop till UI tests (chromium + chromium-driver)"
 scripts/browser.sh
+
+echo "== Format and lints (rustfmt, clippy with warnings as errors)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== Build (all binaries and tests)"
 cargo build --workspace --bins --tests --quiet
