@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (if missing) the repo's Python virtualenv at .venv and install the pinned tool set:
 # LocalStack in host mode (our S3 Object Lock test server), `cryptography`, which the
-# Python log verifier uses, and zxing-cpp, which reads back the shop slip's barcode.
+# Python log verifier uses, zxing-cpp, which reads back the shop slip's barcode, and cfn-lint,
+# which checks the Outposts CloudFormation template.
 #
 # Usage: scripts/python-venv.sh            # idempotent; fast when already up to date
 #        PYTHON=python3.11 scripts/python-venv.sh
@@ -26,6 +27,8 @@ REQUIREMENTS=(
   # Shop slips: an independent Code 128 reader for the printed barcode (shop-terminal tests).
   'zxing-cpp==3.1.1'
   'numpy==2.4.6'
+  # The AWS Outposts CloudFormation template (deploy/outposts): schema and property checks.
+  'cfn-lint==1.51.0'
 )
 
 # The marker records exactly what was installed, so editing the pins above triggers a

@@ -12,6 +12,9 @@ scripts/python-venv.sh
 echo "== Browser for the shop till UI tests (chromium + chromium-driver)"
 scripts/browser.sh
 
+echo "== Deployment template (cfn-lint: deploy/outposts)"
+.venv/bin/cfn-lint deploy/outposts/*.cfn.yaml
+
 echo "== Format and lints (rustfmt, clippy with warnings as errors)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -22,7 +22,7 @@ pub struct ReplayArgs {
     /// `1x` real time, `10x` ten times faster, `max` as fast as the node accepts.
     #[arg(long, default_value = "1x")]
     speed: String,
-    /// Node base URL.
+    /// Node base URL (a node with API clients needs a `feed` token in `OUTPOST_API_TOKEN`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     to: String,
     /// Betfair lines are a historical-data file (complete recorded states).
@@ -90,9 +90,10 @@ pub async fn run(cmd: FeedCmd) -> anyhow::Result<()> {
                 tokio::time::sleep(wait).await;
             }
         }
-        let r = client
+        let req = client
             .post(format!("{}{path}", a.to.trim_end_matches('/')))
-            .body(line.to_vec())
+            .body(line.to_vec());
+        let r = crate::api_token::authorise(req)
             .send()
             .await
             .with_context(|| format!("posting line {}", no + 1))?;

@@ -2,6 +2,7 @@
 //! node (optionally driving a demo session), `init` writes a local stack's keys, certificates
 //! and configs, `verify` checks exported logs, `export-log` fetches one from a node.
 
+mod api_token;
 mod bench_place;
 mod bench_replicate;
 mod demo;
@@ -50,7 +51,8 @@ enum Cmd {
         public_key: String,
         files: Vec<PathBuf>,
     },
-    /// Fetch a Merkle inclusion or consistency proof from a node and verify it locally.
+    /// Fetch a Merkle inclusion or consistency proof from a node and verify it locally (a node
+    /// with API clients needs an `audit` token in `OUTPOST_API_TOKEN`).
     #[command(subcommand)]
     Proof(proof::ProofCmd),
     /// Benchmarks against real binaries (`outpost bench place`).
@@ -66,7 +68,8 @@ enum Cmd {
         #[command(flatten)]
         args: bench_replicate::BenchArgs,
     },
-    /// Download a node's whole log as a verifiable segment file.
+    /// Download a node's whole log as a verifiable segment file (a node with API clients needs
+    /// an `audit` token in `OUTPOST_API_TOKEN`).
     ExportLog {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         node: String,
@@ -121,7 +124,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Feed { cmd } => rt.block_on(feed_replay::run(cmd)),
         Cmd::BenchReplicate { args } => rt.block_on(bench_replicate::run(args)),
         Cmd::ExportLog { node, out } => rt.block_on(async {
-            let bytes = reqwest::get(format!("{node}/v1/log/segment"))
+            let req = reqwest::Client::new().get(format!("{node}/v1/log/segment"));
+            let bytes = api_token::authorise(req)
+                .send()
                 .await?
                 .error_for_status()?
                 .bytes()

@@ -111,7 +111,8 @@ fn check_head(c: &Common, head: &Value, size: u64, root: &TreeHash) -> anyhow::R
 }
 
 async fn fetch(url: &str) -> anyhow::Result<Value> {
-    let r = reqwest::get(url)
+    let r = crate::api_token::authorise(reqwest::Client::new().get(url))
+        .send()
         .await
         .with_context(|| format!("GET {url}"))?;
     let status = r.status();

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
@@ -14,13 +13,7 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
     let http = free_addr();
     let base = format!("http://{http}");
     let cfg = write_edge_config(dir.path(), "gb-1", &http, None);
-    let mut node = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", cfg.to_str().unwrap()],
-        dir.path(),
-    );
-    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let mut node = run_edge(&cfg, dir.path(), &base).await;
     let c = client();
     let pid = ready_player(&c, &base, "", "Bad Input", 5000).await;
     let sel = "E0-20230811-burnley-man-city:1x2:away";
@@ -314,4 +307,146 @@ async fn bad_requests_are_refused_with_a_code_and_change_nothing() {
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// With API clients configured, every protected endpoint needs a bearer token whose client
+/// holds that endpoint's role: no token or an unknown one is 401 `UNAUTHENTICATED`, a client
+/// without the role is 403 `FORBIDDEN`, and a refused call changes nothing. Prices, the rules
+/// and `/healthz` stay public.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_calls_need_a_token_whose_client_holds_the_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_addr();
+    let base = format!("http://{http}");
+    let cfg = write_edge_config(dir.path(), "gb-1", &http, None);
+    let client_toml = |name: &str, token: &str, roles: &str| {
+        let hash = hex::encode(outpost_core::log::sha256(token.as_bytes()));
+        format!(
+            "\n[[api.clients]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nroles = {roles}\n"
+        )
+    };
+    append_config(
+        &cfg,
+        &client_toml("platform", "tok-platform", r#"["player_channel"]"#),
+    );
+    append_config(&cfg, &client_toml("psp", "tok-psp", r#"["payments"]"#));
+    append_config(
+        &cfg,
+        &client_toml("office", "tok-office", r#"["back_office"]"#),
+    );
+    append_config(&cfg, &client_toml("regulator", "tok-audit", r#"["audit"]"#));
+    let _node = run_edge(&cfg, dir.path(), &base).await;
+    let c = client();
+    let call = |method: &'static str,
+                path: String,
+                token: Option<&'static str>,
+                idem: &str,
+                body: serde_json::Value| {
+        let (c, url, idem) = (c.clone(), format!("{base}{path}"), idem.to_string());
+        async move {
+            let mut r = match method {
+                "GET" => c.get(url),
+                _ => c.post(url).header("Idempotency-Key", idem).json(&body),
+            };
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.expect("request");
+            let st = r.status().as_u16();
+            (st, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let code = |v: &serde_json::Value| v["error"]["code"].as_str().unwrap_or("").to_string();
+    let register = json!({"jurisdiction":"GB","name":"Auth Test","date_of_birth":"1980-01-01"});
+
+    // Public without a token.
+    for path in ["/healthz", "/v1/markets", "/v1/odds", "/v1/rules"] {
+        let (st, v) = call("GET", path.into(), None, "", json!({})).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let head = || async {
+        call("GET", "/healthz".into(), None, "", json!({})).await.1["durable_seq"]
+            .as_u64()
+            .unwrap()
+    };
+    let head0 = head().await;
+    // No token, an unknown token, the wrong role: refused, nothing written.
+    for (token, st_want, code_want) in [
+        (None, 401, "UNAUTHENTICATED"),
+        (Some("tok-wrong"), 401, "UNAUTHENTICATED"),
+        (Some("tok-psp"), 403, "FORBIDDEN"),
+    ] {
+        let (st, v) = call("POST", "/v1/players".into(), token, "reg", register.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (st_want, code_want.to_string()),
+            "{token:?}: {v}"
+        );
+    }
+    assert_eq!(head().await, head0, "a refused call wrote to the log");
+
+    let (st, p) = call(
+        "POST",
+        "/v1/players".into(),
+        Some("tok-platform"),
+        "reg",
+        register.clone(),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["player_id"].as_str().unwrap().to_string();
+    let kyc = format!("/v1/players/{pid}/kyc");
+    let deposit = format!("/v1/players/{pid}/deposits");
+    let dep = json!({"amount_minor": 5000, "currency": "GBP", "provider_ref": "psp-auth-1"});
+    // The platform cannot verify identity or move money.
+    let (st, v) = call("POST", kyc.clone(), Some("tok-platform"), "kyc", json!({})).await;
+    assert_eq!((st, code(&v)), (403, "FORBIDDEN".into()), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("back_office"),
+        "{v}"
+    );
+    let (st, v) = call(
+        "POST",
+        deposit.clone(),
+        Some("tok-platform"),
+        "dep",
+        dep.clone(),
+    )
+    .await;
+    assert_eq!((st, code(&v)), (403, "FORBIDDEN".into()), "{v}");
+    let (st, v) = call("POST", kyc, Some("tok-office"), "kyc", json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = call("POST", deposit, Some("tok-psp"), "dep", dep).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, w) = call(
+        "GET",
+        format!("/v1/players/{pid}/wallet"),
+        Some("tok-platform"),
+        "",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{w}");
+    // The log: the auditor reads it, the platform may not.
+    let (st, v) = call("GET", "/v1/log".into(), Some("tok-platform"), "", json!({})).await;
+    assert_eq!((st, code(&v)), (403, "FORBIDDEN".into()), "{v}");
+    let (st, v) = call(
+        "GET",
+        format!("/v1/log?after={head0}"),
+        Some("tok-audit"),
+        "",
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let kinds: Vec<&str> = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"kyc_verified"), "{kinds:?}");
 }

@@ -10,7 +10,6 @@ use common::*;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the stand-in limit system answers, and how many questions it was asked.
@@ -110,13 +109,7 @@ async fn deposits_ask_the_limit_system_and_fail_closed() {
             ),
         );
     std::fs::write(&cfg, text).unwrap();
-    let mut node = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", cfg.to_str().unwrap()],
-        dir.path(),
-    );
-    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let mut node = run_edge(&cfg, dir.path(), &base).await;
     let c = client();
     let pid = ready_player(&c, &base, "", "Cross Operator", 0).await;
     let deposit = |key: &'static str, amount: i64, pref: &'static str| {

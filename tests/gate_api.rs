@@ -40,13 +40,7 @@ async fn caps_hot_reload_and_stale_register() {
         "0-snapshot.json",
         &register_snapshot(1, issued, vec![]),
     );
-    let mut node = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", cfg.to_str().unwrap()],
-        dir.path(),
-    );
-    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let mut node = run_edge(&cfg, dir.path(), &base).await;
     let c = client();
     let pid = ready_player(&c, &base, "", "Gate Tester", 0).await;
 

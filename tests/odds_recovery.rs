@@ -110,13 +110,7 @@ async fn the_node_drives_uof_recovery() {
             token.display()
         )),
     );
-    let mut node = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", cfg.to_str().unwrap()],
-        dir.path(),
-    );
-    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let mut node = run_edge(&cfg, dir.path(), &base).await;
     let c = client();
 
     // At start the producer is down: a full recovery is requested, with the token.

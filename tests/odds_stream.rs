@@ -589,13 +589,7 @@ async fn websocket_feed_source() {
             "\n[odds]\n[[odds.websockets]]\nurl = \"ws://{ws_addr}/feed\"\nformat = \"uof\"\n"
         )),
     );
-    let mut node = Proc::start(
-        "edge",
-        &bin("edge-node"),
-        &["run", "--config", cfg.to_str().unwrap()],
-        dir.path(),
-    );
-    wait_healthy(&base, &mut node, Duration::from_secs(60)).await;
+    let node = run_edge(&cfg, dir.path(), &base).await;
     let c = client();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

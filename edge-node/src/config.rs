@@ -39,6 +39,9 @@ pub struct EdgeConfig {
     /// where the jurisdiction has a cross-operator cap.
     #[serde(default)]
     pub cross_operator: Option<crate::cross_operator::CrossOperatorConfig>,
+    /// API clients and their roles; without any, the API listens on loopback only.
+    #[serde(default)]
+    pub api: crate::api::auth::ApiAccessConfig,
 }
 
 /// Where this node gets its copy of the national self-exclusion register.
@@ -110,7 +113,14 @@ fn parse<T: for<'a> Deserialize<'a>>(path: &Path) -> Result<T, ConfigError> {
 
 impl EdgeConfig {
     pub fn load(path: &Path) -> Result<EdgeConfig, ConfigError> {
-        parse(path)
+        let cfg: EdgeConfig = parse(path)?;
+        cfg.api
+            .validate(&cfg.http_listen)
+            .map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?;
+        Ok(cfg)
     }
 }
 
@@ -189,6 +199,60 @@ mod tests {
             codes,
             ["DE", "DK", "GB", "IE", "IT", "MT", "US-NJ", "US-PA"]
         );
+    }
+
+    /// The shipped Outposts example config loads (and so passes the API access check).
+    #[test]
+    fn the_outposts_example_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/outposts/edge.example.toml");
+        let cfg = EdgeConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cfg.http_listen.ip().is_loopback());
+        assert_eq!(cfg.api.clients.len(), 5);
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(cfg.rules_file.strip_prefix("/opt/outpost").unwrap())
+                .exists()
+        );
+    }
+
+    /// A node listening beyond loopback must have API clients: it never serves an open API
+    /// to the network.
+    #[test]
+    fn an_open_api_off_loopback_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("edge.toml");
+        let cfg = |listen: &str| {
+            format!(
+                "node_id = \"gb-1\"\njurisdiction = \"GB\"\ndata_dir = \"d\"\nhttp_listen = \"{listen}\"\nkey_file = \"k\"\nrules_file = \"r\"\n"
+            )
+        };
+        std::fs::write(&p, cfg("127.0.0.1:8080")).unwrap();
+        assert!(EdgeConfig::load(&p).is_ok());
+        std::fs::write(&p, cfg("0.0.0.0:8080")).unwrap();
+        let e = EdgeConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("edge.toml") && e.contains("not a loopback"),
+            "{e}"
+        );
+        let hash = "ab".repeat(32);
+        std::fs::write(
+            &p,
+            cfg("0.0.0.0:8080")
+                + &format!("[[api.clients]]\nname = \"platform\"\ntoken_sha256 = \"{hash}\"\nroles = [\"player_channel\"]\n"),
+        )
+        .unwrap();
+        assert!(EdgeConfig::load(&p).is_ok());
+        // An unknown role is a parse error naming it.
+        std::fs::write(
+            &p,
+            std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("player_channel", "root"),
+        )
+        .unwrap();
+        let e = EdgeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("root"), "{e}");
     }
 
     /// A bad value is refused with the file, line and field.

@@ -239,6 +239,7 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
         link,
         checkpoints: started.checkpoints.clone(),
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
+        access: crate::api::auth::ApiAccess::new(&cfg.api),
         odds: Some(odds),
         cross_operator: match cfg.cross_operator.clone() {
             Some(c) => Some(Arc::new(crate::cross_operator::CrossOperatorClient::new(
@@ -247,6 +248,12 @@ pub async fn run(cfg: EdgeConfig, mut shutdown: watch::Receiver<bool>) -> anyhow
             None => None,
         },
     };
+    if cfg.api.clients.is_empty() {
+        tracing::warn!(
+            "no [[api.clients]] configured: the API on {} (loopback only) takes calls without a token",
+            cfg.http_listen
+        );
+    }
     let listener = tokio::net::TcpListener::bind(cfg.http_listen)
         .await
         .with_context(|| format!("binding {}", cfg.http_listen))?;

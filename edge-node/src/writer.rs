@@ -206,6 +206,18 @@ impl WriterHandle {
     pub fn readable(&self) -> watch::Receiver<ChainHead> {
         self.readable.clone()
     }
+
+    /// Wait until the store shows everything acknowledged before this call (read-your-writes
+    /// for readers of the store); returns the readable head then. Usually immediate.
+    pub async fn wait_readable(&self) -> Result<ChainHead, WriterGone> {
+        let acknowledged = self.durable.borrow().seq;
+        let mut readable = self.readable.clone();
+        let head = readable
+            .wait_for(|h| h.seq >= acknowledged)
+            .await
+            .map_err(|_| WriterGone)?;
+        Ok(*head)
+    }
     pub fn down_applied(&self) -> Seq {
         *self.down_applied.borrow()
     }

@@ -42,6 +42,7 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         register: None,
         odds: Default::default(),
         cross_operator: None,
+        api: Default::default(),
         shop_terminals: vec![],
     };
     let core = start_core(&cfg).await.unwrap();
@@ -76,10 +77,12 @@ async fn writer_emits_sealed_snapshots_matching_the_log() {
         .unwrap();
     }
     // Reads log nothing: an idle node writes no snapshot, however often it is woken.
+    w.wait_readable().await.unwrap();
     let before = core.store.last_seq().unwrap();
     for _ in 0..5 {
         w.read(|_, _| ()).await.unwrap();
     }
+    w.wait_readable().await.unwrap();
     assert_eq!(core.store.last_seq().unwrap(), before);
 
     let frames = core.store.read_frames(Seq(1), 1000).unwrap();

@@ -32,6 +32,13 @@ fn token_sha(t: &str) -> String {
     hex::encode(sha256(t.as_bytes()))
 }
 
+/// The node's store once it shows everything acknowledged so far (replies come once a group
+/// is durable; the store's applier puts it into sled just after).
+async fn stored(n: &Node) -> &edge_node::store::LogStore {
+    n.state.writer.wait_readable().await.unwrap();
+    &n.state.store
+}
+
 async fn start() -> Node {
     let dir = tempfile::tempdir().unwrap();
     let hub_key = NodeKey::from_seed(sha256(b"shop test hub"));
@@ -70,6 +77,7 @@ async fn start() -> Node {
         }),
         odds: Default::default(),
         cross_operator: None,
+        api: Default::default(),
         shop_terminals: vec![
             creds("s1", "t1", "token-one"),
             creds("s1", "t2", "token-two"),
@@ -90,6 +98,7 @@ async fn start() -> Node {
         odds: None,
         cross_operator: None,
         shop_terminals: Arc::new(cfg.shop_terminals.clone()),
+        access: edge_node::api::auth::ApiAccess::new(&cfg.api),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -231,7 +240,7 @@ async fn two_tills_scanning_at_once_pay_exactly_once() {
         "a ticket was paid more than once: {paid:?}"
     );
     // The log holds exactly one payout record per ticket, and the ledger still sums to zero.
-    let frames = n.state.store.read_frames(Seq(1), 1_000_000).unwrap();
+    let frames = stored(&n).await.read_frames(Seq(1), 1_000_000).unwrap();
     let payouts = frames
         .iter()
         .filter(|f| f.parse_body().unwrap().kind == RecordKind::ShopTicketPaid)
@@ -266,7 +275,11 @@ async fn two_tills_scanning_at_once_pay_exactly_once() {
     .await;
     assert_eq!((st, v["state"].as_str()), (200, Some("paid")), "{v}");
     assert_eq!(
-        n.state.store.read_frames(Seq(1), 1_000_000).unwrap().len(),
+        stored(&n)
+            .await
+            .read_frames(Seq(1), 1_000_000)
+            .unwrap()
+            .len(),
         frames.len()
     );
 }
@@ -278,7 +291,7 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
     let v = cash_bet(&n, &c, "token-one", "b1").await;
     // The slip's record hash is the hash of the ShopTicketIssued record at record_seq.
     let seq = v["record_seq"].as_u64().unwrap();
-    let f = n.state.store.read_frames(Seq(seq), 1).unwrap().remove(0);
+    let f = stored(&n).await.read_frames(Seq(seq), 1).unwrap().remove(0);
     assert_eq!(f.parse_body().unwrap().kind, RecordKind::ShopTicketIssued);
     assert_eq!(v["record_hash"].as_str().unwrap(), f.hash().to_hex());
     assert_eq!(v["ticket"]["terminal_id"], "t1");
@@ -383,10 +396,10 @@ async fn slip_record_hash_tokens_and_bad_ticket_ids() {
     assert_eq!((st, v2["state"].as_str()), (200, Some("voided")), "{v2}");
 
     // Anonymous cash above the AML threshold needs ID: refused, nothing logged.
-    let before = n.state.store.last_seq().unwrap();
+    let before = stored(&n).await.last_seq().unwrap();
     assert_refused(call(&c, format!("{}/v1/shop/bets", n.base), Some("token-one"), Some("big"),
         Some(json!({"staff_id": "ann", "stake_minor": 300_000, "currency": "GBP", "legs": [{"selection_id": SEL, "price": "1.33"}], "age_confirmed": true}))).await, 422, "ID_REQUIRED");
-    assert_eq!(n.state.store.last_seq().unwrap(), before);
+    assert_eq!(stored(&n).await.last_seq().unwrap(), before);
 
     // The shop report lists what the node recorded for this shop only.
     let (st, r) = call(
@@ -648,7 +661,7 @@ async fn each_way_cash_tickets_win_and_placed_are_paid_once() {
             "if_placed_minor": 1600, "terms": [{"places": 3, "fraction_num": 1, "fraction_den": 5}]})
     );
     let seq = won["record_seq"].as_u64().unwrap();
-    let f = n.state.store.read_frames(Seq(seq), 1).unwrap().remove(0);
+    let f = stored(&n).await.read_frames(Seq(seq), 1).unwrap().remove(0);
     assert_eq!(f.parse_body().unwrap().kind, RecordKind::ShopTicketIssued);
     assert_eq!(won["record_hash"].as_str().unwrap(), f.hash().to_hex());
     // £5 each-way at 4/1: placed second returns the place part only, 5 × (1 + 4/5) = £9.

@@ -212,6 +212,14 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Start `edge-node run --config cfg` (its log in `dir`) and wait until `base` is healthy.
+pub async fn run_edge(cfg: &Path, dir: &Path, base: &str) -> Proc {
+    let args = ["run", "--config", cfg.to_str().expect("utf-8 temp dir")];
+    let mut node = Proc::start("edge", &bin("edge-node"), &args, dir);
+    wait_healthy(base, &mut node, Duration::from_secs(60)).await;
+    node
+}
+
 pub async fn wait_healthy(base: &str, proc: &mut Proc, timeout: Duration) {
     let c = client();
     let deadline = Instant::now() + timeout;

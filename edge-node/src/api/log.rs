@@ -59,13 +59,10 @@ const READABLE_WAIT: Duration = Duration::from_secs(10);
 /// client told its bet is durable finds its record here. The store's applier puts each group
 /// into sled just after it is acknowledged; this waits for that (usually not at all).
 async fn readable_head(s: &AppState) -> Result<Seq, ApiError> {
-    let acknowledged = s.writer.durable().borrow().seq;
-    let mut readable = s.writer.readable();
-    match tokio::time::timeout(READABLE_WAIT, readable.wait_for(|h| h.seq >= acknowledged)).await {
-        Ok(Ok(head)) => Ok(head.seq),
-        Ok(Err(_)) => Err(ApiError::unavailable("the node's writer has stopped")),
+    match tokio::time::timeout(READABLE_WAIT, s.writer.wait_readable()).await {
+        Ok(head) => Ok(head?.seq),
         Err(_) => Err(ApiError::unavailable(format!(
-            "the store has not applied the acknowledged log up to {acknowledged} within {READABLE_WAIT:?}"
+            "the store has not applied the acknowledged log within {READABLE_WAIT:?}"
         ))),
     }
 }

@@ -4,6 +4,7 @@
 //! member is the one the till logged in by PIN and is recorded on every record.
 
 use super::AppState;
+use super::auth::constant_time_eq_hex;
 use super::error::ApiError;
 use super::extract::{IdemHeader, JsonBody, Query};
 use axum::Json;
@@ -62,16 +63,6 @@ impl FromRequestParts<AppState> for Terminal {
             })
             .ok_or_else(|| unauthorised("unknown terminal token"))
     }
-}
-
-/// `configured` (hex, any case) equals `lower_hex`, in time independent of where they differ.
-fn constant_time_eq_hex(configured: &[u8], lower_hex: &[u8]) -> bool {
-    configured.len() == lower_hex.len()
-        && configured
-            .iter()
-            .zip(lower_hex)
-            .fold(0u8, |acc, (x, y)| acc | (x.to_ascii_lowercase() ^ y))
-            == 0
 }
 
 impl Terminal {
@@ -224,6 +215,8 @@ pub async fn place(
 /// Find the record that issued `ticket` by reading the log (an idempotent retry of a bet
 /// placed earlier, rare; a new bet's record comes back from the writer).
 async fn find_issue_record(s: &AppState, ticket: &TicketId) -> Option<(Seq, String)> {
+    // The first attempt may have been acknowledged a moment ago: let the store catch up.
+    s.writer.wait_readable().await.ok()?;
     let store = s.store.clone();
     let needle = format!("\"ticket_id\":\"{ticket}\"");
     tokio::task::spawn_blocking(move || {
