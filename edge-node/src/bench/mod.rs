@@ -104,6 +104,32 @@ struct CpuMeter {
     node_pid: String,
     node_us: u64,
     gen_us: u64,
+    machine: Option<MachineTicks>,
+}
+
+/// The machine's CPU time by state (`/proc/stat`, first line), in clock ticks.
+#[derive(Clone, Copy)]
+struct MachineTicks {
+    total: u64,
+    idle: u64,
+    steal: u64,
+}
+
+fn machine_ticks() -> Option<MachineTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    Some(MachineTicks {
+        total: f.iter().take(8).sum(),
+        idle: f.get(3).copied()? + f.get(4).copied().unwrap_or(0),
+        steal: f.get(7).copied().unwrap_or(0),
+    })
 }
 
 impl CpuMeter {
@@ -113,6 +139,7 @@ impl CpuMeter {
             node_us: cpu_us(&node_pid).unwrap_or(0),
             gen_us: cpu_us("self").unwrap_or(0),
             node_pid,
+            machine: machine_ticks(),
         }
     }
     fn report(&self, accepted: u64) -> String {
@@ -121,8 +148,21 @@ impl CpuMeter {
             .saturating_sub(self.node_us);
         let generator = cpu_us("self").unwrap_or(0).saturating_sub(self.gen_us);
         let per = |us: u64| us as f64 / accepted.max(1) as f64;
+        // Time the hypervisor gave to others while this VM wanted the CPU: when it is high,
+        // latency figures measure the host, not the node.
+        let machine = match (self.machine, machine_ticks()) {
+            (Some(a), Some(b)) if b.total > a.total => {
+                let share = |x: u64, y: u64| 100.0 * (y - x) as f64 / (b.total - a.total) as f64;
+                format!(
+                    "; machine: {:.1} % idle, {:.1} % stolen by the hypervisor",
+                    share(a.idle, b.idle),
+                    share(a.steal, b.steal)
+                )
+            }
+            _ => String::new(),
+        };
         format!(
-            "CPU per accepted bet: node {:.0} µs, generator {:.0} µs (node {:.2} s, generator {:.2} s of CPU)",
+            "CPU per accepted bet: node {:.0} µs, generator {:.0} µs (node {:.2} s, generator {:.2} s of CPU){machine}",
             per(node),
             per(generator),
             node as f64 / 1e6,
